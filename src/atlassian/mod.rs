@@ -1,0 +1,1 @@
+//! Typed clients for the Atlassian Cloud APIs reseat calls.

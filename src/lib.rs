@@ -1,0 +1,8 @@
+//! reseat: reclaims idle Atlassian Cloud seats and gives access back on request.
+//!
+//! The binary in `main.rs` only parses the command line; everything else lives here,
+//! one module per area of the domain (see `docs/architecture.md`).
+#![forbid(unsafe_code)]
+
+pub mod atlassian;
+pub mod sim;

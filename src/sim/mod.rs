@@ -1,0 +1,1 @@
+//! The built-in Atlassian Cloud simulator used by `reseat sim`, `reseat demo`, tests and benchmarks.
