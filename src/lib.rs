@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod atlassian;
+pub mod config;
 pub mod sim;

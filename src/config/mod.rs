@@ -1,0 +1,3 @@
+//! Configuration: one TOML file, every key overridable by `RESEAT_…` environment variables.
+
+pub mod duration;
