@@ -4,6 +4,13 @@
 //! one module per area of the domain (see `docs/architecture.md`).
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod atlassian;
+pub mod cli;
 pub mod config;
+pub mod metrics;
+pub mod queue;
 pub mod sim;
+pub mod store;
+pub mod telemetry;
+pub mod web;

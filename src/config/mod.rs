@@ -1,3 +1,497 @@
-//! Configuration: one TOML file, every key overridable by `RESEAT_…` environment variables.
+//! Configuration: one TOML file, every key overridable by `RESEAT_…` environment variables
+//! (`RESEAT_SERVER__LISTEN` sets `server.listen`; `__` separates nested keys), secrets
+//! readable from files (`admin_api_key_file = "/run/secrets/key"` sets `admin_api_key`).
+//!
+//! Loading never panics: every problem becomes one [`ConfigError`] line that names the file
+//! or key and what to do, and the CLI exits with status 2.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
 
 pub mod duration;
+mod secret;
+
+pub use secret::{REDACTED, Secret};
+
+use crate::queue::QueueConfig;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "reseat.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP server: webhooks, links, admin pages and API.
+    pub server: ServerConfig,
+    /// Where reseat keeps its state.
+    pub database: DatabaseConfig,
+    /// The durable job queue.
+    pub queue: QueueConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// The URL users reach reseat at, used in links and emails (defaults to `http://<listen>`).
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer than this is answered with 408.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// On SIGTERM or ctrl-c, how long in-flight requests and jobs may take to finish.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            body_limit_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The validated listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::key(
+                "server.listen",
+                format!(
+                    "expected an address like \"127.0.0.1:8080\", got {:?}",
+                    self.listen
+                ),
+            )
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE` (created if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// SQLite: how long a writer waits for another writer before failing.
+    #[serde(with = "duration")]
+    pub busy_timeout: Duration,
+    /// How long to wait for a connection.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://reseat.db".into(),
+            max_connections: 10,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn options(&self) -> crate::store::DbOptions {
+        crate::store::DbOptions {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+            busy_timeout: self.busy_timeout,
+            connect_timeout: self.connect_timeout,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json` (`--log-format` overrides it).
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `reseat=debug,sqlx=warn`, … (`RUST_LOG` overrides it).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem, printed as one line: `config: <where>: <what>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config: {place}: {message}")]
+pub struct ConfigError {
+    /// The key (`server.listen`), environment variable or file at fault.
+    pub place: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn key(place: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            place: place.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where configuration comes from: a file (optional) and environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config`; when `None`, `reseat.toml` is read if it exists.
+    pub file: Option<PathBuf>,
+    /// `RESEAT_…` variables (pass `std::env::vars()`; tests pass their own).
+    pub env: Vec<(String, String)>,
+}
+
+impl Sources {
+    pub fn from_process(file: Option<PathBuf>) -> Sources {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, merges and validates the configuration.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let (mut table, file_label) = read_file(sources.file.as_deref())?;
+        let env_keys = apply_env(&mut table, &sources.env)?;
+        resolve_secret_files(&mut table, "")?;
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(table)).map_err(|error| {
+                let path = error.path().to_string();
+                let inner = strip_location(&error.into_inner().to_string());
+                describe_serde_error(&path, &inner, &env_keys, file_label.as_deref())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.listen_addr()?;
+        if let Some(url) = &self.server.public_url {
+            match url::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(ConfigError::key(
+                        "server.public_url",
+                        format!(
+                            "expected an http(s) URL like \"https://reseat.example.com\", got {url:?}"
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::key(
+                "server.body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        let scheme = self.database.url.split(':').next().unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(ConfigError::key(
+                "database.url",
+                format!(
+                    "unsupported database {scheme:?}; use sqlite://FILE or postgres://USER@HOST/DB"
+                ),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.queue.workers == 0 {
+            return Err(ConfigError::key("queue.workers", "must be at least 1"));
+        }
+        if self.queue.max_attempts == 0 {
+            return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::key(
+                "log.level",
+                format!(
+                    "expected a level like \"info\" or \"reseat=debug\", got {:?}",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public base URL for links (no trailing slash).
+    pub fn public_url(&self) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+fn read_file(explicit: Option<&Path>) -> Result<(Table, Option<String>), ConfigError> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
+        None => return Ok((Table::new(), None)),
+    };
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        ConfigError::key(
+            &label,
+            format!("cannot read the file ({error}); check --config"),
+        )
+    })?;
+    let table: Table = toml::from_str(&text).map_err(|error| {
+        let line = error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let place = match line {
+            Some(line) => format!("{label} line {line}"),
+            None => label.clone(),
+        };
+        ConfigError::key(place, error.message().trim().replace('\n', " "))
+    })?;
+    Ok((table, Some(label)))
+}
+
+/// Applies `RESEAT_A__B__C=value` variables to the table; returns which key came from which
+/// variable, so errors can name the variable.
+fn apply_env(
+    table: &mut Table,
+    env: &[(String, String)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let defaults = match Value::try_from(Config::default()) {
+        Ok(Value::Table(defaults)) => defaults,
+        _ => Table::new(),
+    };
+    let mut origins = BTreeMap::new();
+    let mut vars: Vec<_> = env
+        .iter()
+        .filter(|(name, _)| name.starts_with("RESEAT_") && name.contains("__"))
+        .collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let segments: Vec<String> = name["RESEAT_".len()..]
+            .split("__")
+            .map(|segment| segment.to_ascii_lowercase())
+            .collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(ConfigError::key(
+                name,
+                "expected RESEAT_SECTION__KEY, e.g. RESEAT_SERVER__LISTEN",
+            ));
+        }
+        let mut node = &mut *table;
+        let mut default_node = Some(&defaults);
+        let mut path = Vec::new();
+        for (index, segment) in segments.iter().enumerate() {
+            let key = node
+                .keys()
+                .find(|key| key.replace('-', "_") == *segment)
+                .cloned()
+                .unwrap_or_else(|| segment.clone());
+            path.push(key.clone());
+            let default_value = default_node.and_then(|d| d.get(&key));
+            if index + 1 == segments.len() {
+                node.insert(key, env_value(raw, default_value));
+            } else {
+                default_node = default_value.and_then(Value::as_table);
+                let entry = node
+                    .entry(key)
+                    .or_insert_with(|| Value::Table(Table::new()));
+                node = match entry {
+                    Value::Table(inner) => inner,
+                    _ => {
+                        return Err(ConfigError::key(
+                            name,
+                            format!("{} is not a section", path.join(".")),
+                        ));
+                    }
+                };
+            }
+        }
+        origins.insert(path.join("."), name.clone());
+    }
+    Ok(origins)
+}
+
+/// Types an environment value like the key it sets: strings stay strings, numbers, booleans
+/// and arrays are parsed as TOML.
+fn env_value(raw: &str, default: Option<&Value>) -> Value {
+    let parsed = || {
+        toml::from_str::<Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+    };
+    match default {
+        Some(Value::String(_)) => Value::String(raw.to_string()),
+        Some(_) => parsed().unwrap_or_else(|| Value::String(raw.to_string())),
+        None => {
+            let looks_structured =
+                raw.starts_with('[') || raw.starts_with('{') || raw == "true" || raw == "false";
+            match parsed() {
+                Some(value) if looks_structured => value,
+                _ => Value::String(raw.to_string()),
+            }
+        }
+    }
+}
+
+/// Replaces every `X_file = "path"` by `X = <contents of path>`.
+fn resolve_secret_files(table: &mut Table, prefix: &str) -> Result<(), ConfigError> {
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        let full = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let Some(Value::Table(inner)) = table.get_mut(&key) {
+            resolve_secret_files(inner, &full)?;
+            continue;
+        }
+        let Some(target) = key.strip_suffix("_file") else {
+            continue;
+        };
+        let Some(Value::String(path)) = table.get(&key).cloned() else {
+            return Err(ConfigError::key(full, "expected a file path"));
+        };
+        if table.contains_key(target) {
+            return Err(ConfigError::key(
+                full,
+                format!("set either {target} or {key}, not both"),
+            ));
+        }
+        let contents = std::fs::read_to_string(&path).map_err(|error| {
+            ConfigError::key(
+                &full,
+                format!("cannot read the secret file {path:?} ({error})"),
+            )
+        })?;
+        let value = contents.trim_end_matches(['\n', '\r']).to_string();
+        if value.trim().is_empty() {
+            return Err(ConfigError::key(
+                full,
+                format!("the secret file {path:?} is empty"),
+            ));
+        }
+        table.remove(&key);
+        table.insert(target.to_string(), Value::String(value));
+    }
+    Ok(())
+}
+
+fn describe_serde_error(
+    path: &str,
+    message: &str,
+    env_keys: &BTreeMap<String, String>,
+    file: Option<&str>,
+) -> ConfigError {
+    let path = if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let unknown = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        // The path already ends with the unknown key.
+        let key = if path.is_empty() {
+            unknown.to_string()
+        } else {
+            path.clone()
+        };
+        let suggestion = expected
+            .iter()
+            .map(|candidate| (strsim::jaro_winkler(unknown, candidate), *candidate))
+            .filter(|(score, _)| *score > 0.7)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, candidate)| format!("; did you mean {candidate:?}?"))
+            .unwrap_or_else(|| {
+                if expected.is_empty() {
+                    String::new()
+                } else {
+                    format!("; valid keys here: {}", expected.join(", "))
+                }
+            });
+        let place = origin(&key, env_keys);
+        return ConfigError::key(place, format!("unknown key{suggestion}"));
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let missing = rest.split('`').next().unwrap_or_default();
+        let key = if path.is_empty() {
+            missing.to_string()
+        } else {
+            format!("{path}.{missing}")
+        };
+        return ConfigError::key(key, "is required");
+    }
+    let place = if path.is_empty() {
+        file.unwrap_or("config").to_string()
+    } else {
+        origin(&path, env_keys)
+    };
+    ConfigError::key(place, message.replace('\n', " "))
+}
+
+/// The TOML deserializer appends `in `key`` to its messages; the key is named already.
+fn strip_location(message: &str) -> String {
+    let message = message.trim();
+    match message.rfind("in `") {
+        Some(at) if message.ends_with('`') && message[..at].ends_with(char::is_whitespace) => {
+            message[..at].trim().to_string()
+        }
+        _ => message.to_string(),
+    }
+}
+
+fn origin(key: &str, env_keys: &BTreeMap<String, String>) -> String {
+    match env_keys.get(key) {
+        Some(var) => format!("{key} (from {var})"),
+        None => key.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

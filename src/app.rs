@@ -1,0 +1,178 @@
+//! The application: binds its listener, serves the router, runs the queue workers beside
+//! it, and stops cleanly when the shutdown future resolves (SIGTERM, ctrl-c, or a test).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::queue::{Queue, Worker};
+use crate::store::{Db, StoreError};
+
+/// Everything a request handler or job may need, passed explicitly.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub queue: Queue,
+    pub metrics: Metrics,
+}
+
+/// Why the application could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server.listen: cannot listen on {addr} ({source}); is another process using it?")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the database and applies migrations: what `serve` and `migrate` both do first.
+pub async fn open_store(config: &Config) -> Result<Db, StoreError> {
+    let db = Db::connect(&config.database.options()).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// A bound, ready-to-run application.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+    worker: Worker,
+}
+
+impl App {
+    /// Connects the store, migrates, and binds `server.listen` (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        App::build_with(config, Router::new()).await
+    }
+
+    /// Like [`App::build`], with extra routes merged into the router (tests use this).
+    pub async fn build_with(config: Config, extra: Router<AppState>) -> Result<App, StartError> {
+        let addr = config.server.listen_addr()?;
+        let db = open_store(&config).await?;
+        let metrics = Metrics::new();
+        let queue = Queue::new(db.clone(), config.queue.clone());
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            queue: queue.clone(),
+            metrics: metrics.clone(),
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let worker = Worker::new(queue, format!("{}-{}", hostname(), std::process::id()))
+            .with_metrics(metrics);
+        let router = crate::web::router(state.clone(), extra);
+        Ok(App {
+            listener,
+            state,
+            router,
+            worker,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The worker with every area's job handlers registered; tests drive its `run_once()`.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections, lets in-flight
+    /// requests and jobs finish (up to `server.shutdown_timeout`), and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let App {
+            listener,
+            state,
+            router,
+            worker,
+        } = self;
+        let cancel = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..state.config.queue.workers {
+            let worker = worker.named(format!("{}-{n}", worker.id()));
+            tasks.spawn(worker.run(cancel.clone()));
+        }
+        let server_cancel = cancel.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+                .await
+        });
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests and jobs");
+        cancel.cancel();
+        let grace = state.config.server.shutdown_timeout;
+        let finished = tokio::time::timeout(grace, async {
+            let served = server.await;
+            while tasks.join_next().await.is_some() {}
+            served
+        })
+        .await;
+        state.db.close().await;
+        match finished {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(StartError::Serve(error)),
+            Ok(Err(join)) => Err(StartError::Serve(std::io::Error::other(join.to_string()))),
+            Err(_) => {
+                tracing::warn!(?grace, "shutdown timeout reached; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "reseat".into())
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,18 @@
+//! Timestamps are stored as UTC milliseconds since the epoch on both backends.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// Now, in stored form.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A stored timestamp as a `DateTime<Utc>` (out-of-range values clamp to the epoch).
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// A `DateTime<Utc>` in stored form.
+pub fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}

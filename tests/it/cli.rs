@@ -1,0 +1,128 @@
+//! The command line as a user meets it: `config check`, one-line errors, exit codes.
+
+use std::process::{Command, Output};
+
+use crate::support::{repo_root, reseat_bin};
+
+fn reseat(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(reseat_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RESEAT_DATABASE__URL")
+        .output()
+        .expect("reseat runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo_root().join("reseat.example.toml");
+    let output = reseat(
+        dir.path(),
+        &["config", "check", "--config", example.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("[server]") && printed.contains("listen = "),
+        "{printed}"
+    );
+}
+
+fn check_with(contents: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), contents).unwrap();
+    reseat(dir.path(), &["config", "check", "--config", "bad.toml"])
+}
+
+#[test]
+fn a_bad_duration_is_one_line_and_exit_2() {
+    let output = check_with("[queue]\nlease = \"ninety\"\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "config: queue.lease: expected a duration like \"90d\", got \"ninety\"\n"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_one_line_and_exit_2() {
+    let output = check_with("[database]\nurls = \"sqlite://x.db\"\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "config: database.urls: unknown key; did you mean \"url\"?\n"
+    );
+}
+
+#[test]
+fn a_missing_secret_file_is_one_line_and_exit_2() {
+    let output = check_with("[database]\nurl_file = \"/nonexistent/db-url\"\n");
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with(
+            "config: database.url_file: cannot read the secret file \"/nonexistent/db-url\""
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_and_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(reseat_bin())
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env(
+            "RESEAT_DATABASE__URL",
+            "postgres://postgres@127.0.0.1:1/reseat",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("database.url: cannot connect to postgres://postgres@127.0.0.1:1/reseat"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let output = Command::new(reseat_bin())
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env(
+            "RESEAT_DATABASE__URL",
+            "sqlite:///nonexistent-dir/reseat.db",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "database.url: the directory /nonexistent-dir for the SQLite file does not exist; create it or point database.url elsewhere\n"
+    );
+}
+
+#[test]
+fn every_command_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["config", "check", "--help"],
+    ] {
+        let output = reseat(dir.path(), &args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Test harness: a fresh database per test (SQLite file, or a uniquely named PostgreSQL
+//! database when `RESEAT_TEST_DATABASE_URL` points at a server), and `spawn_app()`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use reseat::app::{App, AppState};
+use reseat::config::Config;
+use tokio::sync::oneshot;
+
+/// A database that exists for one test only.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>, // (admin url, database name)
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("reseat.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    /// A new PostgreSQL database, or `None` when no server is configured for tests.
+    /// With `RESEAT_REQUIRE_POSTGRES=1`, a missing or unreachable server fails the test.
+    pub async fn postgres() -> Option<TestDb> {
+        let required = std::env::var("RESEAT_REQUIRE_POSTGRES").as_deref() == Ok("1");
+        let Ok(admin_url) = std::env::var("RESEAT_TEST_DATABASE_URL") else {
+            assert!(
+                !required,
+                "RESEAT_REQUIRE_POSTGRES=1 but RESEAT_TEST_DATABASE_URL is not set"
+            );
+            return None;
+        };
+        let name = format!("reseat_test_{}", uuid::Uuid::new_v4().simple());
+        match admin_exec(&admin_url, &format!("CREATE DATABASE {name}")).await {
+            Ok(()) => {}
+            Err(error) if !required => {
+                eprintln!("skipping PostgreSQL: {error}");
+                return None;
+            }
+            Err(error) => panic!("PostgreSQL required but unavailable at {admin_url}: {error}"),
+        }
+        let mut url = url::Url::parse(&admin_url).expect("RESEAT_TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        Some(TestDb {
+            url: url.to_string(),
+            _dir: None,
+            postgres: Some((admin_url, name)),
+        })
+    }
+
+    /// Every backend the tests should cover here: SQLite always, PostgreSQL when available.
+    pub async fn all() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite()];
+        dbs.extend(TestDb::postgres().await);
+        dbs
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.database.url = self.url.clone();
+        config.server.listen = "127.0.0.1:0".into();
+        config
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime; a separate thread gets its own.
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                let _ = runtime.block_on(admin_exec(
+                    &admin_url,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ));
+            })
+            .join();
+        }
+    }
+}
+
+async fn admin_exec(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    conn.execute(sql).await?;
+    conn.close().await
+}
+
+/// A running reseat on 127.0.0.1 with its own database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), reseat::app::StartError>>>,
+    /// Kept so the database lives as long as the app.
+    pub _db: TestDb,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Signals shutdown and waits for the app to stop.
+    pub async fn stop(mut self) -> Result<(), reseat::app::StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("app task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestDb::sqlite(), |_| {}, axum::Router::new()).await
+}
+
+pub async fn spawn_app_with(
+    db: TestDb,
+    adjust: impl FnOnce(&mut Config),
+    extra: axum::Router<AppState>,
+) -> TestApp {
+    let mut config = db.config();
+    adjust(&mut config);
+    let app = App::build_with(config, extra).await.expect("app starts");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        state,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        task: Some(task),
+        _db: db,
+    }
+}
+
+/// The `reseat` binary built for these tests.
+pub fn reseat_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_reseat"))
+}
+
+/// The repository root (for `reseat.example.toml`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
