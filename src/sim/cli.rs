@@ -111,3 +111,61 @@ pub async fn run(args: SimArgs, shutdown: impl Future<Output = ()>) -> anyhow::R
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SimArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SimArgs, String> {
+        let argv = std::iter::once("reseat-sim").chain(args.iter().copied());
+        Cli::try_parse_from(argv)
+            .map(|c| c.sim)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_become_a_config() {
+        let args = parse(&[
+            "--port",
+            "0",
+            "--users",
+            "12",
+            "--fail-rate",
+            "0.25",
+            "--rate-limit",
+            "9",
+            "--site-auth",
+            "a@b.example:tok",
+        ])
+        .expect("valid flags");
+        let c = args.to_config().expect("config");
+        assert_eq!((c.users, c.fail_rate, c.rate_limit), (12, 0.25, Some(9)));
+        assert_eq!(
+            (c.site_email.as_str(), c.site_token.as_str()),
+            ("a@b.example", "tok")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        for bad in [
+            &["--fail-rate", "1.5"][..],
+            &["--fail-rate", "lots"],
+            &["--site-auth", "no-colon"],
+            &["--site-auth", "a@b.example:"],
+            &["--rate-limit", "0"],
+        ] {
+            let err = parse(bad).expect_err("rejected");
+            let first = err.lines().next().unwrap_or_default();
+            assert!(first.starts_with("error: invalid value"), "{first}");
+        }
+    }
+}

@@ -157,7 +157,7 @@ fn pick<T: Copy>(rng: &mut StdRng, k: usize, options: &[(T, u32)]) -> T {
 
 fn days_ago(rng: &mut StdRng, anchor: DateTime<Utc>, lo: i64, hi: i64) -> DateTime<Utc> {
     let d = rng.random_range(lo..hi.max(lo + 1));
-    anchor - Duration::days(d) + Duration::seconds(rng.random_range(0..86_000))
+    anchor - Duration::days(d) - Duration::seconds(rng.random_range(1..86_000))
 }
 
 /// A random 24-hex-digit account id, like Atlassian's.
