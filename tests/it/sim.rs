@@ -1008,3 +1008,40 @@ async fn banner_names_every_fact() {
     );
     sim.shutdown().await;
 }
+
+/// Benchmark prep, not a timed unit test: run with `cargo test --release -- --ignored`.
+#[tokio::test]
+#[ignore = "large org; run explicitly"]
+async fn a_100k_org_starts_and_serves_the_full_listing() {
+    let started = Instant::now();
+    let sim = start(100_000).await;
+    let seeded = started.elapsed();
+    let c = client();
+    let mut url = Some(format!(
+        "{}/admin/v1/orgs/{}/users",
+        sim.base_url(),
+        sim.config().org_id
+    ));
+    let (mut n, mut pages) = (0, 0);
+    let listing = Instant::now();
+    while let Some(u) = url {
+        let (s, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &u)).await;
+        assert_eq!(s, StatusCode::OK);
+        n += body["data"].as_array().expect("data").len();
+        pages += 1;
+        url = body["links"]["next"].as_str().map(str::to_owned);
+    }
+    let managed = sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .filter(|u| u.managed)
+        .count();
+    assert_eq!(n, managed);
+    eprintln!(
+        "seeded 100k in {seeded:?}; listed {n} users in {pages} pages in {:?}",
+        listing.elapsed()
+    );
+    sim.shutdown().await;
+}
