@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::faults::FaultPatch;
 use super::model::Product;
-use super::state::{NewRequest, NewUser, SimError, SimState, UserPatch};
+use super::state::{SimError, SimState};
+use super::views::{NewRequest, NewUser, UserPatch};
 
 pub(crate) fn router() -> Router<SimState> {
     Router::new()

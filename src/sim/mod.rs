@@ -23,6 +23,7 @@ mod net;
 mod params;
 pub mod seed;
 mod state;
+mod views;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -35,9 +36,10 @@ pub use cli::{SimArgs, run};
 pub use faults::{FaultKind, FaultPatch, FaultSettings, LogEntry};
 pub use model::{AccountStatus, AccountType, Product};
 pub use seed::{Category, GroundTruth, SeededUser};
-pub use state::{
-    ActivityView, CommentView, GroupRef, GroupView, NewRequest, NewUser, RequestView, SimError,
-    SimState, UserPatch, UserView,
+pub use state::{SimError, SimState};
+pub use views::{
+    ActivityView, CommentView, GroupRef, GroupView, NewRequest, NewUser, RequestView, UserPatch,
+    UserView,
 };
 
 /// Default org id (a fixed UUID so that demo configs can name it).
