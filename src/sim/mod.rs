@@ -1,1 +1,198 @@
-//! The built-in Atlassian Cloud simulator used by `reseat sim`, `reseat demo`, tests and benchmarks.
+//! The built-in Atlassian Cloud simulator used by `reseat sim`, `reseat demo`, tests and
+//! benchmarks.
+//!
+//! One HTTP server serves, under their real paths, the parts of Atlassian Cloud reseat
+//! calls: the Organizations admin API (`/admin/v1/...`, Bearer key), Jira platform v3
+//! (`/rest/api/3/...`), Confluence v1 (`/wiki/rest/api/...`) and Jira Service Management
+//! (`/rest/servicedeskapi/...`), all three with Basic `email:api_token`. A seeded,
+//! deterministic org lives in memory ([`SimState`]); faults and load are injected by
+//! [`faults`]; tests and tools inspect and change everything under `/_sim/`
+//! ([`control`]). See `docs/simulator.md`.
+
+mod admin;
+mod cli;
+mod confluence;
+mod control;
+mod errors;
+pub mod faults;
+mod jira;
+mod jsm;
+pub mod jsm_model;
+pub mod model;
+mod net;
+mod params;
+pub mod seed;
+mod state;
+mod views;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use cli::{SimArgs, run};
+pub use faults::{FaultKind, FaultPatch, FaultSettings, LogEntry};
+pub use model::{AccountStatus, AccountType, Product};
+pub use seed::{Category, GroundTruth, SeededUser};
+pub use state::{SimError, SimState};
+pub use views::{
+    ActivityView, CommentView, GroupRef, GroupView, NewRequest, NewUser, RequestView, UserPatch,
+    UserView,
+};
+
+/// Default org id (a fixed UUID so that demo configs can name it).
+pub const DEFAULT_ORG_ID: &str = "5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f";
+/// Default cloud id of the configured site.
+pub const DEFAULT_CLOUD_ID: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
+/// Default site name (`acme.atlassian.net`).
+pub const DEFAULT_SITE_NAME: &str = "acme";
+/// Default Bearer key of the admin API.
+pub const DEFAULT_ADMIN_KEY: &str = "sim-admin-key";
+/// Default email of the site-admin Basic credential.
+pub const DEFAULT_SITE_EMAIL: &str = "admin@acme.example";
+/// Default API token of the site-admin Basic credential.
+pub const DEFAULT_SITE_TOKEN: &str = "sim-site-token";
+
+/// How to start a simulator.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Address to listen on; default `127.0.0.1:0` (a free port).
+    pub listen: SocketAddr,
+    /// Accounts to seed, including the site admin and the viewer (at least 2).
+    pub users: usize,
+    /// Seed of the generated org; the same seed gives the same org.
+    pub seed: u64,
+    /// Latency added to every Atlassian request.
+    pub latency: Duration,
+    /// Requests per second over all Atlassian routes; `None` for no limit.
+    pub rate_limit: Option<u32>,
+    /// Share (0..=1) of requests failing with a random fault.
+    pub fail_rate: f64,
+    /// Organization id.
+    pub org_id: String,
+    /// Cloud id of the configured site.
+    pub cloud_id: String,
+    /// Name of the configured site.
+    pub site_name: String,
+    /// Bearer key accepted by the admin API.
+    pub admin_key: String,
+    /// Email of the site-admin Basic credential.
+    pub site_email: String,
+    /// API token of the site-admin Basic credential.
+    pub site_token: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            users: 500,
+            seed: 42,
+            latency: Duration::ZERO,
+            rate_limit: None,
+            fail_rate: 0.0,
+            org_id: DEFAULT_ORG_ID.to_owned(),
+            cloud_id: DEFAULT_CLOUD_ID.to_owned(),
+            site_name: DEFAULT_SITE_NAME.to_owned(),
+            admin_key: DEFAULT_ADMIN_KEY.to_owned(),
+            site_email: DEFAULT_SITE_EMAIL.to_owned(),
+            site_token: DEFAULT_SITE_TOKEN.to_owned(),
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    base_url: String,
+    state: SimState,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &SimConfig {
+        self.state.config()
+    }
+
+    /// Direct inspection and mutation, for Rust tests.
+    pub fn state(&self) -> &SimState {
+        &self.state
+    }
+
+    /// Stops serving; held (timeout-fault) requests are dropped at once.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "simulator task ended abnormally");
+        }
+    }
+}
+
+/// Seeds an org, binds `config.listen` and serves until [`SimHandle::shutdown`].
+pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let mut addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    }
+    let base_url = format!("http://{addr}");
+    let shutdown = CancellationToken::new();
+    let state = SimState::new(config, base_url.clone(), shutdown.clone());
+    let app = router(state.clone());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<net::ConnKill>();
+        let served = axum::serve(net::SimListener { inner: listener }, service)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "simulator server failed");
+        }
+    });
+    Ok(SimHandle {
+        base_url,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+/// What `reseat sim` prints at start, one fact per line.
+pub fn banner(handle: &SimHandle) -> String {
+    let c = handle.config();
+    format!(
+        "listening: {}\norg-id: {}\ncloud-id: {}\nadmin-key: {}\nsite-auth: {}:{}\n",
+        handle.base_url(),
+        c.org_id,
+        c.cloud_id,
+        c.admin_key,
+        c.site_email,
+        c.site_token
+    )
+}
+
+/// Every route: the Atlassian APIs behind the fault layer, and `/_sim/` beside it.
+fn router(state: SimState) -> Router {
+    let atlassian = Router::new()
+        .merge(admin::router())
+        .merge(jira::router())
+        .merge(confluence::router())
+        .merge(jsm::router())
+        .fallback(jira::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::layer,
+        ));
+    Router::new()
+        .nest("/_sim", control::router())
+        .merge(atlassian)
+        .with_state(state)
+}

@@ -4,4 +4,5 @@
 mod cli;
 mod queue;
 mod server;
+mod sim;
 mod support;

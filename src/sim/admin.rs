@@ -1,0 +1,331 @@
+//! Organizations admin API (`/admin/v1/...`, Bearer key): orgs, the managed-accounts
+//! listing with cursor pagination, last-active dates, suspend/restore/remove.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::errors::{ApiError, ApiResult, Family, org_admin};
+use super::model::{AccountType, Product, World, products_in};
+use super::params::{Params, enc};
+use super::seed::FOREIGN_ADMIN_KEY;
+use super::state::SimState;
+
+/// Users per page of `GET /orgs/{orgId}/users`.
+pub const USERS_PAGE: usize = 100;
+/// Products per page of `last-active-dates`.
+pub const LAST_ACTIVE_PAGE: usize = 5;
+
+pub(crate) fn router() -> Router<SimState> {
+    Router::new()
+        .route("/admin/v1/orgs", get(orgs))
+        .route("/admin/v1/orgs/{org_id}", get(org))
+        .route("/admin/v1/orgs/{org_id}/users", get(users))
+        .route(
+            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/last-active-dates",
+            get(last_active_dates),
+        )
+        .route(
+            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
+            post(suspend),
+        )
+        .route(
+            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
+            post(restore),
+        )
+        .route(
+            "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
+            delete(remove),
+        )
+}
+
+fn encode_cursor(kind: char, offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{offset}"))
+}
+
+fn decode_cursor(kind: char, cursor: Option<&str>) -> ApiResult<usize> {
+    let Some(c) = cursor else { return Ok(0) };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.strip_prefix(&format!("{kind}:"))
+                .and_then(|n| n.parse().ok())
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(Family::Admin, format!("The cursor '{c}' is not valid."))
+                .with_code("ADMIN-400-1")
+        })
+}
+
+fn check_org(sim: &SimState, headers: &HeaderMap, org_id: &str) -> ApiResult<()> {
+    org_admin(sim, headers)?;
+    if org_id != sim.config().org_id {
+        return Err(ApiError::not_found(
+            Family::Admin,
+            format!("Organization {org_id} not found."),
+        )
+        .with_code("ADMIN-404-2"));
+    }
+    Ok(())
+}
+
+fn org_model(sim: &SimState, w: &World) -> Value {
+    let base = format!("{}/admin/v1/orgs/{}", sim.base_url(), w.org_id);
+    json!({
+        "id": w.org_id,
+        "type": "orgs",
+        "attributes": { "name": w.org_name },
+        "relationships": {
+            "domains": { "links": { "related": format!("{base}/domains") } },
+            "users": { "links": { "related": format!("{base}/users") } },
+        },
+        "links": { "self": base },
+    })
+}
+
+async fn orgs(State(sim): State<SimState>, headers: HeaderMap, RawQuery(q): RawQuery) -> ApiResult {
+    let foreign = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {FOREIGN_ADMIN_KEY}"));
+    if !foreign {
+        org_admin(&sim, &headers)?;
+    }
+    let p = Params::parse(q.as_deref());
+    if decode_cursor('o', p.get("cursor"))? > 0 {
+        return Err(
+            ApiError::bad_request(Family::Admin, "The cursor is not valid.")
+                .with_code("ADMIN-400-1"),
+        );
+    }
+    let w = sim.read();
+    let data = if foreign {
+        vec![]
+    } else {
+        vec![org_model(&sim, &w)]
+    };
+    Ok(Json(
+        json!({ "data": data, "links": { "self": format!("{}/admin/v1/orgs", sim.base_url()) } }),
+    )
+    .into_response())
+}
+
+async fn org(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let w = sim.read();
+    Ok(Json(json!({ "data": org_model(&sim, &w) })).into_response())
+}
+
+fn admin_user(sim: &SimState, w: &World, uid: u32) -> Value {
+    let u = w.user(uid);
+    let mut products: Vec<Value> = Vec::new();
+    let mut add = |product: Product, site: u8| {
+        let s = &w.sites[site as usize];
+        let mut e =
+            json!({ "key": product.admin_key(), "name": product.display_name(), "url": s.url() });
+        if let Some(at) = u.last_active(product, site) {
+            e["last_active"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+        products.push(e);
+    };
+    for p in products_in(w.access(uid)) {
+        add(p, 0);
+    }
+    if u.can_use_products() {
+        for (site, p) in &u.remote_access {
+            add(*p, *site);
+        }
+    }
+    let billable = u.account_type == AccountType::Atlassian && !products.is_empty();
+    let mut v = json!({
+        "account_id": u.account_id,
+        "account_type": u.account_type.as_str(),
+        "account_status": u.status.as_str(),
+        "name": u.name,
+        "picture": format!("https://avatar-management.services.atlassian.example/{}/128", u.account_id),
+        "access_billable": billable,
+        "product_access": products,
+        "links": { "self": format!("{}/admin/v1/orgs/{}/users/{}", sim.base_url(), w.org_id, u.account_id) },
+    });
+    if let Some(e) = &u.email {
+        v["email"] = json!(e);
+    }
+    if let Some(at) = w.last_active_any(uid) {
+        v["last_active"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    v
+}
+
+async fn users(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let p = Params::parse(q.as_deref());
+    let offset = decode_cursor('u', p.get("cursor"))?;
+    let w = sim.read();
+    let total = w.managed.len();
+    if offset > total {
+        return Err(
+            ApiError::bad_request(Family::Admin, "The cursor is past the end.")
+                .with_code("ADMIN-400-1"),
+        );
+    }
+    let end = (offset + USERS_PAGE).min(total);
+    let data: Vec<Value> = w.managed[offset..end]
+        .iter()
+        .map(|uid| admin_user(&sim, &w, *uid))
+        .collect();
+    let base = format!("{}/admin/v1/orgs/{}/users", sim.base_url(), w.org_id);
+    let page_url = |o: usize| {
+        if o == 0 {
+            base.clone()
+        } else {
+            format!("{base}?cursor={}", enc(&encode_cursor('u', o)))
+        }
+    };
+    let mut links = json!({ "self": page_url(offset) });
+    if end < total {
+        links["next"] = json!(page_url(end));
+    }
+    if offset > 0 {
+        links["prev"] = json!(page_url(offset.saturating_sub(USERS_PAGE)));
+    }
+    Ok(Json(json!({ "data": data, "meta": { "total": total }, "links": links })).into_response())
+}
+
+async fn last_active_dates(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, account_id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let p = Params::parse(q.as_deref());
+    let offset = decode_cursor('p', p.get("cursor"))?;
+    let w = sim.read();
+    let uid = w
+        .uid(&account_id)
+        .filter(|u| w.user(*u).in_directory)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                Family::Admin,
+                format!("User {account_id} not found in the directory."),
+            )
+        })?;
+    let u = w.user(uid);
+    let mut acts: Vec<_> = u.activity.iter().collect();
+    acts.sort_by_key(|a| (a.site, a.product));
+    let end = (offset + LAST_ACTIVE_PAGE).min(acts.len());
+    let entries: Vec<Value> = acts
+        .get(offset..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let site = &w.sites[a.site as usize];
+            json!({
+                "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), site.cloud_id),
+                "key": a.product.admin_key(),
+                "name": a.product.display_name(),
+                "url": site.url(),
+                "last_active": a.at.format("%Y-%m-%d").to_string(),
+                "last_active_timestamp": a.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            })
+        })
+        .collect();
+    let mut links = json!({});
+    if end < acts.len() {
+        links["next"] = json!(format!(
+            "{}/admin/v1/orgs/{}/directory/users/{}/last-active-dates?cursor={}",
+            sim.base_url(),
+            w.org_id,
+            u.account_id,
+            enc(&encode_cursor('p', end))
+        ));
+    }
+    Ok(Json(json!({
+        "data": {
+            "product_access": entries,
+            "added_to_org": u.added_to_org.format("%Y-%m-%d").to_string(),
+            "added_to_org_timestamp": u.added_to_org.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        },
+        "links": links,
+    }))
+    .into_response())
+}
+
+fn directory_user(w: &World, account_id: &str) -> ApiResult<u32> {
+    w.uid(account_id)
+        .filter(|u| w.user(*u).in_directory)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                Family::Admin,
+                format!("User {account_id} not found in the directory."),
+            )
+        })
+}
+
+async fn suspend(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, account_id)): Path<(String, String)>,
+) -> ApiResult {
+    set_suspended(sim, headers, org_id, account_id, true).await
+}
+
+async fn restore(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, account_id)): Path<(String, String)>,
+) -> ApiResult {
+    set_suspended(sim, headers, org_id, account_id, false).await
+}
+
+async fn set_suspended(
+    sim: SimState,
+    headers: HeaderMap,
+    org_id: String,
+    account_id: String,
+    on: bool,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let mut w = sim.write();
+    let uid = directory_user(&w, &account_id)?;
+    w.update_user(uid, |u| u.suspended = on);
+    let message = if on {
+        format!("User {account_id} access to all products in the organization is suspended.")
+    } else {
+        format!("User {account_id} access to products in the organization is restored.")
+    };
+    Ok(Json(json!({ "message": message })).into_response())
+}
+
+async fn remove(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, account_id)): Path<(String, String)>,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let mut w = sim.write();
+    let uid = directory_user(&w, &account_id)?;
+    // Removal from the directory takes every product away; group memberships go too.
+    let groups = w.user(uid).groups.clone();
+    for g in groups {
+        w.remove_member(g, uid);
+    }
+    w.update_user(uid, |u| u.in_directory = false);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,363 @@
+//! Fault and load injection (latency, a request-rate limit, random 429/5xx, held
+//! requests and dropped connections) and the request log, both applied by one
+//! middleware in front of every Atlassian route (not `/_sim/`).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::errors::{ApiError, Family};
+use super::net::ConnKill;
+use super::state::{SimState, lock};
+
+/// A kind of injected failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// 429 with `Retry-After: 1`.
+    RateLimited,
+    /// 500 in the family's error format.
+    ServerError,
+    /// 503 with `Retry-After: 1`.
+    Unavailable,
+    /// The request is held for `timeout_ms`, then the connection is closed unanswered.
+    Timeout,
+    /// The connection is closed without a response.
+    Drop,
+}
+
+/// Current fault settings (see `docs/simulator.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultSettings {
+    /// Added to every Atlassian request, in milliseconds.
+    pub latency_ms: u64,
+    /// Requests per second over all Atlassian routes; above it, 429 with `Retry-After`.
+    pub rate_limit: Option<u32>,
+    /// Share of requests (0..=1) that fail with one of `fail_kinds`.
+    pub fail_rate: f64,
+    /// Kinds drawn (uniformly) for failing requests.
+    pub fail_kinds: Vec<FaultKind>,
+    /// How long a `timeout` fault holds the request before closing it, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for FaultSettings {
+    fn default() -> Self {
+        FaultSettings {
+            latency_ms: 0,
+            rate_limit: None,
+            fail_rate: 0.0,
+            fail_kinds: vec![
+                FaultKind::RateLimited,
+                FaultKind::ServerError,
+                FaultKind::Unavailable,
+                FaultKind::Timeout,
+                FaultKind::Drop,
+            ],
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A partial update of [`FaultSettings`]; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct FaultPatch {
+    /// New latency.
+    pub latency_ms: Option<u64>,
+    /// New rate limit; `0` turns the limit off.
+    pub rate_limit: Option<u32>,
+    /// New fail rate (0..=1).
+    pub fail_rate: Option<f64>,
+    /// New failure kinds (non-empty).
+    pub fail_kinds: Option<Vec<FaultKind>>,
+    /// New hold time for `timeout` faults.
+    pub timeout_ms: Option<u64>,
+}
+
+impl FaultSettings {
+    /// Applies a patch; errors name the bad field.
+    pub fn apply(&mut self, patch: FaultPatch) -> Result<(), String> {
+        if let Some(r) = patch.fail_rate {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!("fail_rate must be between 0 and 1, got {r}"));
+            }
+            self.fail_rate = r;
+        }
+        if let Some(k) = patch.fail_kinds {
+            if k.is_empty() {
+                return Err("fail_kinds must not be empty".to_owned());
+            }
+            self.fail_kinds = k;
+        }
+        if let Some(l) = patch.latency_ms {
+            self.latency_ms = l;
+        }
+        if let Some(r) = patch.rate_limit {
+            self.rate_limit = (r > 0).then_some(r);
+        }
+        if let Some(t) = patch.timeout_ms {
+            self.timeout_ms = t;
+        }
+        Ok(())
+    }
+}
+
+/// One request seen by the simulator.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntry {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// Status sent; 0 when the connection was closed without a response.
+    pub status: u16,
+    /// The injected fault, if any.
+    pub fault: Option<FaultKind>,
+    /// Time from arrival to response, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Arrival time.
+    pub at: DateTime<Utc>,
+}
+
+/// Most entries kept; older ones are discarded (the sequence number keeps counting).
+const LOG_CAP: usize = 500_000;
+
+/// Run-time fault state: settings, the rate window and the fault dice.
+pub(crate) struct Faults {
+    pub settings: Mutex<FaultSettings>,
+    window: Mutex<(Instant, u32)>,
+    rng: Mutex<StdRng>,
+    log: Mutex<VecDeque<LogEntry>>,
+    seq: AtomicU64,
+}
+
+enum Admission {
+    Allowed { remaining: u32, reset_in: Duration },
+    Limited { retry_after: Duration },
+}
+
+impl Faults {
+    pub fn new(settings: FaultSettings, seed: u64) -> Faults {
+        Faults {
+            settings: Mutex::new(settings),
+            window: Mutex::new((Instant::now(), 0)),
+            rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed_fa17)),
+            log: Mutex::new(VecDeque::new()),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Fixed one-second windows: simple, and what "N requests per second" means to a reader.
+    fn admit(&self, limit: u32) -> Admission {
+        let mut w = lock(&self.window);
+        let now = Instant::now();
+        if now.duration_since(w.0) >= Duration::from_secs(1) {
+            *w = (now, 0);
+        }
+        let reset_in = Duration::from_secs(1).saturating_sub(now.duration_since(w.0));
+        if w.1 >= limit {
+            return Admission::Limited {
+                retry_after: reset_in,
+            };
+        }
+        w.1 += 1;
+        Admission::Allowed {
+            remaining: limit - w.1,
+            reset_in,
+        }
+    }
+
+    fn roll(&self, settings: &FaultSettings) -> Option<FaultKind> {
+        if settings.fail_rate <= 0.0 || settings.fail_kinds.is_empty() {
+            return None;
+        }
+        let mut rng = lock(&self.rng);
+        if rng.random::<f64>() >= settings.fail_rate {
+            return None;
+        }
+        Some(settings.fail_kinds[rng.random_range(0..settings.fail_kinds.len())])
+    }
+
+    fn record(&self, mut entry: LogEntry) {
+        entry.seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut log = lock(&self.log);
+        if log.len() >= LOG_CAP {
+            log.pop_front();
+        }
+        log.push_back(entry);
+    }
+
+    pub fn log(&self) -> Vec<LogEntry> {
+        lock(&self.log).iter().cloned().collect()
+    }
+
+    pub fn clear_log(&self) {
+        lock(&self.log).clear();
+    }
+
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        lock(&self.log)
+            .iter()
+            .filter(|e| e.method.eq_ignore_ascii_case(method) && e.path == path)
+            .count()
+    }
+}
+
+fn header_secs(d: Duration) -> u64 {
+    // Retry-After is whole seconds; never tell a client to retry "now".
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The middleware: latency, rate limit, random faults, then the handler; logs the outcome.
+pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let at = Utc::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let kill = req
+        .extensions()
+        .get::<ConnectInfo<ConnKill>>()
+        .map(|c| c.0.clone());
+    let family = Family::of_path(&path);
+    let faults = sim.faults();
+    let settings = lock(&faults.settings).clone();
+    let shutdown = sim.shutdown_token();
+
+    if settings.latency_ms > 0 {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(settings.latency_ms)) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    let mut rate_headers = None;
+    let fault;
+    let response = match settings.rate_limit.map(|l| (l, faults.admit(l))) {
+        Some((limit, Admission::Limited { retry_after })) => {
+            fault = Some(FaultKind::RateLimited);
+            let mut r = ApiError::new(
+                family,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests. Rate limit exceeded.",
+            )
+            .with_retry_after(header_secs(retry_after))
+            .into_response();
+            if family == Family::Admin {
+                add_rate_headers(&mut r, limit, 0, retry_after);
+            }
+            r
+        }
+        admitted => {
+            if let Some((
+                limit,
+                Admission::Allowed {
+                    remaining,
+                    reset_in,
+                },
+            )) = admitted
+            {
+                rate_headers = Some((limit, remaining, reset_in));
+            }
+            fault = faults.roll(&settings);
+            match fault {
+                None => next.run(req).await,
+                Some(FaultKind::RateLimited) => ApiError::new(
+                    family,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests (injected fault).",
+                )
+                .with_retry_after(1)
+                .into_response(),
+                Some(FaultKind::ServerError) => ApiError::new(
+                    family,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal server error (injected fault).",
+                )
+                .into_response(),
+                Some(FaultKind::Unavailable) => ApiError::new(
+                    family,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable (injected fault).",
+                )
+                .with_retry_after(1)
+                .into_response(),
+                Some(FaultKind::Timeout) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(settings.timeout_ms)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    dropped(kill.as_ref())
+                }
+                Some(FaultKind::Drop) => dropped(kill.as_ref()),
+            }
+        }
+    };
+    let mut response = response;
+    if family == Family::Admin
+        && let Some((limit, remaining, reset_in)) = rate_headers
+    {
+        add_rate_headers(&mut response, limit, remaining, reset_in);
+    }
+    let unanswered = matches!(fault, Some(FaultKind::Timeout | FaultKind::Drop)) && kill.is_some();
+    faults.record(LogEntry {
+        seq: 0,
+        method,
+        path,
+        query,
+        status: if unanswered {
+            0
+        } else {
+            response.status().as_u16()
+        },
+        fault,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        at,
+    });
+    response
+}
+
+/// Closes the connection unanswered; the returned response is never written.
+fn dropped(kill: Option<&ConnKill>) -> Response {
+    match kill {
+        Some(k) => {
+            k.kill();
+            StatusCode::BAD_GATEWAY.into_response()
+        }
+        // Without our listener (never in practice) the best we can do is a 502.
+        None => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+fn add_rate_headers(resp: &mut Response, limit: u32, remaining: u32, reset_in: Duration) {
+    let reset = (Utc::now() + chrono::Duration::from_std(reset_in).unwrap_or_default())
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let h = resp.headers_mut();
+    h.insert(
+        HeaderName::from_static("x-ratelimit-limit"),
+        HeaderValue::from(limit),
+    );
+    h.insert(
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderValue::from(remaining),
+    );
+    if let Ok(v) = HeaderValue::from_str(&reset) {
+        h.insert(HeaderName::from_static("x-ratelimit-reset"), v);
+    }
+}

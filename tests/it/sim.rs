@@ -1,0 +1,1047 @@
+//! The Atlassian simulator as its users see it: credentials, the three pagination styles,
+//! membership changes moving product access and seat counts, faults, seeding, `/_sim/`.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use reseat::sim::{self, Category, Product, SimConfig, SimHandle, seed};
+use serde_json::{Value, json};
+
+async fn start(users: usize) -> SimHandle {
+    sim::spawn(SimConfig {
+        users,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// A site-API request with the site-admin Basic credentials.
+fn site(
+    sim: &SimHandle,
+    c: &Client,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    let cfg = sim.config();
+    c.request(method, format!("{}{path}", sim.base_url()))
+        .basic_auth(&cfg.site_email, Some(&cfg.site_token))
+}
+
+/// An admin-API request with the Bearer key.
+fn admin(
+    sim: &SimHandle,
+    c: &Client,
+    method: reqwest::Method,
+    url: &str,
+) -> reqwest::RequestBuilder {
+    let url = if url.starts_with("http") {
+        url.to_owned()
+    } else {
+        format!("{}{url}", sim.base_url())
+    };
+    c.request(method, url).bearer_auth(&sim.config().admin_key)
+}
+
+async fn json_of(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = r.send().await.expect("request is answered");
+    let status = resp.status();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn group_id(sim: &SimHandle, name: &str) -> String {
+    sim.state().group(name).expect("seeded group").id
+}
+
+#[tokio::test]
+async fn credentials_are_checked_per_api_family() {
+    let sim = start(20).await;
+    let c = client();
+    let org = format!("/admin/v1/orgs/{}", sim.config().org_id);
+
+    let (s, body) = json_of(c.get(format!("{}{org}/users", sim.base_url()))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body["code"], 401,
+        "admin 401 is the proxy error shape: {body}"
+    );
+    let (s, _) = json_of(
+        c.get(format!("{}{org}/users", sim.base_url()))
+            .bearer_auth("wrong"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, body) = json_of(
+        c.get(format!("{}{org}/users", sim.base_url()))
+            .bearer_auth(seed::FOREIGN_ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["status"], 403);
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/admin/v1/orgs/not-our-org",
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-2");
+
+    let roles = format!("{}/rest/api/3/applicationrole", sim.base_url());
+    let (s, body) = json_of(c.get(&roles)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body["errorMessages"].is_array(), "Jira error shape: {body}");
+    let (s, _) = json_of(
+        c.get(&roles)
+            .basic_auth(&sim.config().site_email, Some("bad-token")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, body) = json_of(
+        c.get(&roles)
+            .basic_auth(seed::VIEWER_EMAIL, Some(seed::VIEWER_TOKEN)),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a valid credential without admin rights"
+    );
+    assert!(body["errorMessages"][0].as_str().is_some());
+    let (s, _) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let wiki = format!("{}/wiki/rest/api/group", sim.base_url());
+    let (s, body) = json_of(
+        c.get(&wiki)
+            .basic_auth(seed::VIEWER_EMAIL, Some(seed::VIEWER_TOKEN)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["statusCode"], 403);
+
+    let (s, body) = json_of(c.get(format!(
+        "{}/rest/servicedeskapi/request/HELP-1",
+        sim.base_url()
+    )))
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body["errorMessage"].is_string(), "JSM error shape: {body}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_users_listing_follows_cursor_links_to_the_end() {
+    let sim = start(330).await;
+    let c = client();
+    let mut url = format!(
+        "{}/admin/v1/orgs/{}/users",
+        sim.base_url(),
+        sim.config().org_id
+    );
+    let (mut seen, mut pages) = (HashSet::new(), 0);
+    let mut total;
+    loop {
+        let (s, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &url)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        pages += 1;
+        total = body["meta"]["total"].as_u64().map(|t| t as usize);
+        for u in body["data"].as_array().expect("data") {
+            assert!(
+                u["account_id"].is_string()
+                    && u["account_status"].is_string()
+                    && u["picture"].is_string()
+            );
+            assert!(u["product_access"].is_array());
+            assert!(
+                seen.insert(u["account_id"].as_str().expect("id").to_owned()),
+                "no duplicates across pages"
+            );
+        }
+        match body["links"]["next"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    assert!(
+        pages >= 3,
+        "330 accounts span at least 3 pages, got {pages}"
+    );
+    let total = total.expect("meta.total");
+    assert_eq!(seen.len(), total);
+    let managed = sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .filter(|u| u.managed)
+        .count();
+    assert_eq!(
+        total, managed,
+        "the listing holds exactly the managed accounts"
+    );
+
+    let bad = format!(
+        "{}/admin/v1/orgs/{}/users?cursor=garbage",
+        sim.base_url(),
+        sim.config().org_id
+    );
+    let (s, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &bad)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-400-1");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn jira_group_members_page_with_start_at_and_is_last() {
+    let sim = start(200).await;
+    let c = client();
+    let gid = group_id(&sim, seed::GROUP_ALL_STAFF);
+    let mut start = 0;
+    let (mut seen, mut pages) = (HashSet::new(), 0);
+    loop {
+        let path = format!(
+            "/rest/api/3/group/member?groupId={gid}&startAt={start}&maxResults=500&includeInactiveUsers=true"
+        );
+        let (s, body) = json_of(site(&sim, &c, reqwest::Method::GET, &path)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["maxResults"], 50, "maxResults is capped at 50");
+        pages += 1;
+        for u in body["values"].as_array().expect("values") {
+            seen.insert(u["accountId"].as_str().expect("accountId").to_owned());
+        }
+        if body["isLast"] == true {
+            assert!(body.get("nextPage").is_none());
+            assert_eq!(body["total"].as_u64(), Some(seen.len() as u64));
+            break;
+        }
+        assert!(body["nextPage"].is_string());
+        start += 50;
+    }
+    assert!(pages >= 3, "got {pages} pages");
+    assert_eq!(
+        seen.len(),
+        sim.state()
+            .group_members(seed::GROUP_ALL_STAFF)
+            .expect("group")
+            .len()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn confluence_members_follow_links_next_relative_to_base() {
+    let sim = start(200).await;
+    let c = client();
+    let gid = group_id(&sim, seed::GROUP_ALL_STAFF);
+    let mut next = Some(format!(
+        "/wiki/rest/api/group/{gid}/membersByGroupId?limit=40"
+    ));
+    let (mut seen, mut pages) = (HashSet::new(), 0);
+    while let Some(path) = next {
+        let (s, body) = json_of(site(&sim, &c, reqwest::Method::GET, &path)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        pages += 1;
+        for u in body["results"].as_array().expect("results") {
+            seen.insert(u["accountId"].as_str().expect("accountId").to_owned());
+        }
+        next = body["_links"]["next"].as_str().map(|n| {
+            let base = body["_links"]["base"].as_str().expect("base");
+            format!("{base}{n}").replace(&sim.base_url(), "")
+        });
+    }
+    assert!(pages >= 3);
+    assert_eq!(
+        seen.len(),
+        sim.state()
+            .group_members(seed::GROUP_ALL_STAFF)
+            .expect("group")
+            .len()
+    );
+    let (s, _) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("/wiki/rest/api/group/{gid}/membersByGroupId?limit=201"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn jsm_comments_page_and_public_is_required() {
+    let sim = start(20).await;
+    let c = client();
+    let reporter = sim.state().ground_truth().users[5].account_id.clone();
+    let req = sim
+        .state()
+        .create_request(sim::NewRequest {
+            reporter: reporter.clone(),
+            request_type_id: None,
+            summary: None,
+            description: Some("I need <Jira> back".into()),
+            product: Some(Product::JiraSoftware),
+        })
+        .expect("request");
+    let path = format!("/rest/servicedeskapi/request/{}", req.key);
+    let (s, body) = json_of(site(&sim, &c, reqwest::Method::GET, &path)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["reporter"]["accountId"], reporter.as_str());
+    assert_eq!(body["requestTypeId"], "10");
+    assert_eq!(body["currentStatus"]["status"], "Waiting for support");
+
+    let (s, body) = json_of(
+        site(&sim, &c, reqwest::Method::POST, &format!("{path}/comment"))
+            .json(&json!({"body": "hi"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "public is required");
+    assert!(body["errorMessage"].is_string());
+    for i in 0..7 {
+        let (s, _) = json_of(
+            site(&sim, &c, reqwest::Method::POST, &format!("{path}/comment"))
+                .json(&json!({"body": format!("c{i}"), "public": i % 2 == 0})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let mut url = format!("{}{path}/comment?limit=3", sim.base_url());
+    let (mut bodies, mut pages) = (Vec::new(), 0);
+    loop {
+        let (s, body) = json_of(
+            c.get(&url)
+                .basic_auth(&sim.config().site_email, Some(&sim.config().site_token)),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        pages += 1;
+        bodies.extend(
+            body["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|v| v["body"].clone()),
+        );
+        if body["isLastPage"] == true {
+            break;
+        }
+        url = body["_links"]["next"]
+            .as_str()
+            .expect("next link")
+            .to_owned();
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(bodies.len(), 7);
+    let (_, public_only) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("{path}/comment?internal=false"),
+    ))
+    .await;
+    assert_eq!(public_only["size"], 4);
+
+    let (_, ts) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("{path}/transition"),
+    ))
+    .await;
+    let resolve = ts["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|t| t["name"] == "Resolve this issue")
+        .expect("resolve transition")["id"]
+        .clone();
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("{path}/transition"),
+    )
+    .json(&json!({"id": resolve, "additionalComment": {"body": "Access restored"}}))
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let after = sim.state().request(&req.key).expect("request");
+    assert_eq!(after.status, "Resolved");
+    assert_eq!(
+        after.comments.last().map(|c| c.body.as_str()),
+        Some("Access restored")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn jira_membership_changes_move_product_access_and_role_counts() {
+    let sim = start(120).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let target = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.account_type == sim::AccountType::Atlassian
+                && u.account_status == sim::AccountStatus::Active
+                && !u.suspended
+                && u.products[&Product::JiraSoftware] == Category::NoAccess
+        })
+        .expect("an active person without Jira Software")
+        .account_id
+        .clone();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let role = |c: Client| {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/rest/api/3/applicationrole/jira-software",
+        );
+        async move { json_of(r).await.1 }
+    };
+    let before = role(c.clone()).await;
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/rest/api/3/group/user?groupId={gid}"),
+    )
+    .json(&json!({"accountId": target}))
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let after = role(c.clone()).await;
+    assert_eq!(
+        after["userCount"].as_u64(),
+        before["userCount"].as_u64().map(|n| n + 1)
+    );
+    assert_eq!(
+        after["remainingSeats"].as_u64(),
+        before["remainingSeats"].as_u64().map(|n| n - 1)
+    );
+    let (_, user) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("/rest/api/3/user?accountId={target}&expand=groups,applicationRoles"),
+    ))
+    .await;
+    let keys: Vec<_> = user["applicationRoles"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["key"].clone())
+        .collect();
+    assert!(keys.contains(&json!("jira-software")), "{user}");
+    assert!(
+        sim.state()
+            .user(&target)
+            .expect("user")
+            .products
+            .contains(&Product::JiraSoftware)
+    );
+
+    let (s, body) = json_of(
+        site(
+            &sim,
+            &c,
+            reqwest::Method::POST,
+            &format!("/rest/api/3/group/user?groupId={gid}"),
+        )
+        .json(&json!({"accountId": target})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "already a member");
+    assert!(
+        body["errorMessages"][0]
+            .as_str()
+            .expect("message")
+            .contains("already a member")
+    );
+
+    let del = format!("/rest/api/3/group/user?groupId={gid}&accountId={target}");
+    let r = site(&sim, &c, reqwest::Method::DELETE, &del)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(role(c.clone()).await["userCount"], before["userCount"]);
+    assert!(
+        !sim.state()
+            .user(&target)
+            .expect("user")
+            .products
+            .contains(&Product::JiraSoftware)
+    );
+    let (s, _) = json_of(site(&sim, &c, reqwest::Method::DELETE, &del)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not a member");
+    let (s, _) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/rest/api/3/group/user?groupId={gid}&accountId=nobody"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn confluence_membership_changes_show_in_the_admin_listing() {
+    let sim = start(60).await;
+    let c = client();
+    let st = sim.state();
+    let person = st
+        .create_user(sim::NewUser {
+            name: "Zed Newcomer".into(),
+            email: Some("zed@acme.example".into()),
+            account_id: None,
+            account_type: None,
+            account_status: None,
+            managed: None,
+            added_to_org: None,
+            groups: vec![],
+        })
+        .expect("user")
+        .account_id;
+    let gid = group_id(&sim, seed::GROUP_CONFLUENCE);
+    let before = st.user_count(Product::Confluence);
+    let add = site(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/wiki/rest/api/group/userByGroupId?groupId={gid}"),
+    );
+    assert_eq!(
+        add.json(&json!({"accountId": person}))
+            .send()
+            .await
+            .expect("answered")
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(st.user_count(Product::Confluence), before + 1);
+    let again = site(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/wiki/rest/api/group/userByGroupId?groupId={gid}"),
+    );
+    assert_eq!(
+        again
+            .json(&json!({"accountId": person}))
+            .send()
+            .await
+            .expect("answered")
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        st.user_count(Product::Confluence),
+        before + 1,
+        "adding twice counts once"
+    );
+
+    let mut url = format!(
+        "{}/admin/v1/orgs/{}/users",
+        sim.base_url(),
+        sim.config().org_id
+    );
+    let listed = loop {
+        let (_, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &url)).await;
+        if let Some(u) = body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|u| u["account_id"] == person.as_str())
+        {
+            break u.clone();
+        }
+        url = body["links"]["next"]
+            .as_str()
+            .expect("the new user is listed")
+            .to_owned();
+    };
+    assert_eq!(listed["product_access"][0]["key"], "confluence");
+    assert!(
+        listed["product_access"][0].get("last_active").is_none(),
+        "never accessed"
+    );
+
+    let del = format!("/wiki/rest/api/group/userByGroupId?groupId={gid}&accountId={person}");
+    for _ in 0..2 {
+        let r = site(&sim, &c, reqwest::Method::DELETE, &del)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "removing a non-member is 204 too"
+        );
+    }
+    assert_eq!(st.user_count(Product::Confluence), before);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn injected_429s_appear_at_the_configured_rate_with_retry_after() {
+    let sim = start(20).await;
+    let c = client();
+    let r = c
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"fail_rate": 0.3, "fail_kinds": ["rate-limited"]}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::OK);
+    let n = 300;
+    let mut limited = 0;
+    for _ in 0..n {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/rest/api/3/user/groups?accountId=x",
+        )
+        .send()
+        .await
+        .expect("answered");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+            assert!(r.headers().get("retry-after").is_some());
+        }
+    }
+    let rate = f64::from(limited) / f64::from(n);
+    assert!(
+        (0.2..0.4).contains(&rate),
+        "429 share {rate} for a 0.3 fail rate"
+    );
+    let logged = sim.state().log().iter().filter(|e| e.status == 429).count();
+    assert_eq!(logged, limited as usize);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_enforced_with_headers() {
+    let sim = sim::spawn(SimConfig {
+        users: 20,
+        rate_limit: Some(5),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let c = client();
+    let started = Instant::now();
+    let mut ok = 0;
+    let mut saw_429 = None;
+    for _ in 0..30 {
+        let r = admin(&sim, &c, reqwest::Method::GET, "/admin/v1/orgs")
+            .send()
+            .await
+            .expect("answered");
+        assert!(r.headers().get("x-ratelimit-limit").is_some());
+        if r.status() == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            saw_429 = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap_or_default().to_owned());
+        }
+    }
+    let windows = started.elapsed().as_secs() + 1;
+    assert!(
+        ok <= 5 * windows,
+        "{ok} requests passed in {windows} one-second windows"
+    );
+    let retry: u64 = saw_429.expect("a 429").parse().expect("whole seconds");
+    assert!((1..=1).contains(&retry));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropped_connections_and_timeouts_leave_the_client_without_a_response() {
+    let sim = start(20).await;
+    let c = client();
+    let set = |body: Value| {
+        c.put(format!("{}/_sim/faults", sim.base_url()))
+            .json(&body)
+            .send()
+    };
+    set(json!({"fail_rate": 1.0, "fail_kinds": ["drop"]}))
+        .await
+        .expect("answered");
+    let err = site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    )
+    .send()
+    .await
+    .expect_err("dropped");
+    assert!(!err.is_timeout(), "{err}");
+    set(json!({"fail_kinds": ["timeout"], "timeout_ms": 5000}))
+        .await
+        .expect("answered");
+    let err = site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    )
+    .timeout(Duration::from_millis(300))
+    .send()
+    .await
+    .expect_err("held past the client timeout");
+    assert!(err.is_timeout(), "{err}");
+    set(json!({"fail_rate": 0.0})).await.expect("answered");
+    let ok = site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let log = sim.state().log();
+    assert_eq!(
+        log.first().map(|e| e.status),
+        Some(0),
+        "unanswered requests are logged with status 0"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_org() {
+    let a = start(150).await;
+    let b = start(150).await;
+    let other = sim::spawn(SimConfig {
+        users: 150,
+        seed: 7,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let ta = serde_json::to_value(&*a.state().ground_truth()).expect("json");
+    let tb = serde_json::to_value(&*b.state().ground_truth()).expect("json");
+    let to = serde_json::to_value(&*other.state().ground_truth()).expect("json");
+    assert_eq!(ta, tb);
+    assert_ne!(ta, to);
+    let c = client();
+    let page = |s: &SimHandle| {
+        admin(
+            s,
+            &c,
+            reqwest::Method::GET,
+            &format!("/admin/v1/orgs/{}/users", s.config().org_id),
+        )
+    };
+    let (_, pa) = json_of(page(&a)).await;
+    let (_, pb) = json_of(page(&b)).await;
+    // Same accounts in the same order with the same data; only the servers' own URLs differ.
+    let strip = |mut v: Value| {
+        for u in v["data"].as_array_mut().expect("data") {
+            u.as_object_mut().expect("user").remove("links");
+        }
+        v["data"].clone()
+    };
+    assert_eq!(strip(pa), strip(pb));
+    for s in [a, b, other] {
+        s.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_seed_covers_every_category() {
+    let sim = start(150).await;
+    let truth = sim.state().ground_truth();
+    for p in [Product::JiraSoftware, Product::Confluence] {
+        for cat in [
+            Category::Active,
+            Category::Inactive,
+            Category::NeverAccessedNew,
+            Category::NeverAccessedOld,
+            Category::ActiveElsewhereOnly,
+            Category::NoAccess,
+        ] {
+            assert!(
+                truth.with_category(p, cat).next().is_some(),
+                "{p:?} has {cat:?}"
+            );
+        }
+    }
+    let u = &truth.users;
+    assert!(u.iter().any(|u| u.account_type == sim::AccountType::App));
+    assert!(
+        u.iter()
+            .any(|u| u.account_type == sim::AccountType::Customer)
+    );
+    assert!(
+        u.iter()
+            .any(|u| !u.managed && u.account_type == sim::AccountType::Atlassian)
+    );
+    assert!(
+        u.iter().any(|u| u.org_admin)
+            && u.iter().any(|u| u.protected)
+            && u.iter().any(|u| u.offboarded)
+    );
+    assert!(u.iter().any(|u| u.via_multi_product_group));
+    assert!(u.iter().any(|u| !u.other_site_only.is_empty()));
+    let bundle = sim.state().group(seed::GROUP_BUNDLE).expect("bundle");
+    assert_eq!(
+        bundle.grants,
+        vec![Product::JiraSoftware, Product::Confluence]
+    );
+    // Ground truth agrees with what the API reports.
+    let inactive = truth
+        .with_category(Product::Confluence, Category::Inactive)
+        .next()
+        .expect("one");
+    let view = sim.state().user(&inactive.account_id).expect("user");
+    let last = view
+        .activity
+        .iter()
+        .find(|a| a.product == Product::Confluence)
+        .expect("activity");
+    assert!(last.last_active < truth.anchor - chrono::Duration::days(119));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_control_api_reads_and_changes_state_and_counts_calls() {
+    let sim = start(30).await;
+    let c = client();
+    let base = sim.base_url();
+    let (s, g) = json_of(
+        c.post(format!("{base}/_sim/groups"))
+            .json(&json!({"name": "wiki-guests", "grants": ["confluence"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let (s, u) =
+        json_of(c.post(format!("{base}/_sim/users")).json(
+            &json!({"name": "Ana Lee", "email": "ana@acme.example", "groups": ["wiki-guests"]}),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let id = u["account_id"].as_str().expect("id").to_owned();
+    assert_eq!(u["products"], json!(["confluence"]));
+    let (s, _) = json_of(
+        c.post(format!("{base}/_sim/users"))
+            .json(&json!({"name": "Dup", "email": "ana@acme.example"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    let when = "2024-03-01T10:00:00Z";
+    let other = sim.state().other_cloud_id();
+    let (s, _) = json_of(
+        c.put(format!("{base}/_sim/users/{id}/last-active"))
+            .json(&json!({"product": "confluence", "last_active": when})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = json_of(
+        c.put(format!("{base}/_sim/users/{id}/last-active"))
+            .json(&json!({"product": "jira-software", "cloud_id": other, "last_active": when})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    sim.state().clear_log();
+    let path = format!(
+        "/admin/v1/orgs/{}/directory/users/{id}/last-active-dates",
+        sim.config().org_id
+    );
+    let (s, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &path)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let entries = body["data"]["product_access"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().any(|e| {
+        e["key"] == "confluence"
+            && e["last_active"] == "2024-03-01"
+            && e["id"]
+                .as_str()
+                .is_some_and(|i| i.ends_with(&sim.config().cloud_id))
+    }));
+    assert!(
+        entries.iter().any(|e| e["key"] == "jira-software"
+            && e["id"].as_str().is_some_and(|i| i.ends_with(&other)))
+    );
+    assert!(body["data"]["added_to_org"].is_string());
+    assert_eq!(sim.state().calls("GET", &path), 1);
+    let (_, log) = json_of(c.get(format!("{base}/_sim/log?path=/admin/"))).await;
+    assert_eq!(log["count"], 1);
+
+    let (s, r) = json_of(
+        c.post(format!("{base}/_sim/jsm/requests"))
+            .json(&json!({"reporter": id, "product": "confluence"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let key = r["key"].as_str().expect("key");
+    let (_, r) = json_of(c.get(format!("{base}/_sim/jsm/requests/{key}"))).await;
+    assert_eq!(r["status"], "Waiting for support");
+    assert_eq!(r["comments"], json!([]));
+
+    let (s, _) = json_of(
+        c.patch(format!("{base}/_sim/users/{id}"))
+            .json(&json!({"suspended": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, u) = json_of(c.get(format!("{base}/_sim/users/{id}"))).await;
+    assert_eq!(u["products"], json!([]), "suspended users have no access");
+
+    let r = c
+        .post(format!("{base}/_sim/reset"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (s, _) = json_of(c.get(format!("{base}/_sim/users/{id}"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "reset re-seeds the org");
+    assert!(sim.state().log().is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn suspend_restore_and_remove_through_the_admin_api() {
+    let sim = start(40).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let who = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let base = format!(
+        "/admin/v1/orgs/{}/directory/users/{who}",
+        sim.config().org_id
+    );
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("{base}/suspend-access"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body["message"].is_string());
+    assert!(sim.state().user(&who).expect("user").products.is_empty());
+    let (s, _) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("{base}/restore-access"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!sim.state().user(&who).expect("user").products.is_empty());
+    let r = admin(&sim, &c, reqwest::Method::DELETE, &base)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.in_directory && u.groups.is_empty());
+    let (s, _) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("{base}/last-active-dates"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn banner_names_every_fact() {
+    let sim = start(5).await;
+    let b = sim::banner(&sim);
+    let lines: Vec<&str> = b.lines().collect();
+    assert_eq!(lines[0], format!("listening: {}", sim.base_url()));
+    assert_eq!(lines[1], format!("org-id: {}", sim.config().org_id));
+    assert_eq!(lines[2], format!("cloud-id: {}", sim.config().cloud_id));
+    assert_eq!(lines[3], format!("admin-key: {}", sim.config().admin_key));
+    assert_eq!(
+        lines[4],
+        format!(
+            "site-auth: {}:{}",
+            sim.config().site_email,
+            sim.config().site_token
+        )
+    );
+    sim.shutdown().await;
+}
+
+/// Benchmark prep, not a timed unit test: run with `cargo test --release -- --ignored`.
+#[tokio::test]
+#[ignore = "large org; run explicitly"]
+async fn a_100k_org_starts_and_serves_the_full_listing() {
+    let started = Instant::now();
+    let sim = start(100_000).await;
+    let seeded = started.elapsed();
+    let c = client();
+    let mut url = Some(format!(
+        "{}/admin/v1/orgs/{}/users",
+        sim.base_url(),
+        sim.config().org_id
+    ));
+    let (mut n, mut pages) = (0, 0);
+    let listing = Instant::now();
+    while let Some(u) = url {
+        let (s, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &u)).await;
+        assert_eq!(s, StatusCode::OK);
+        n += body["data"].as_array().expect("data").len();
+        pages += 1;
+        url = body["links"]["next"].as_str().map(str::to_owned);
+    }
+    let managed = sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .filter(|u| u.managed)
+        .count();
+    assert_eq!(n, managed);
+    eprintln!(
+        "seeded 100k in {seeded:?}; listed {n} users in {pages} pages in {:?}",
+        listing.elapsed()
+    );
+    sim.shutdown().await;
+}
