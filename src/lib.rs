@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod queue;
+pub mod restore;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

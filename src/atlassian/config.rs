@@ -1,12 +1,13 @@
 //! The `[atlassian]` section of the configuration file.
 
-use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
 use std::time::Duration;
 use url::Url;
 
 /// How reseat reaches one Atlassian organization and one site.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AtlassianConfig {
     /// The organization id: the UUID in `admin.atlassian.com/o/<org id>/...`.
@@ -30,14 +31,14 @@ pub struct AtlassianConfig {
     /// Organization admin API key, sent as `Authorization: Bearer`. May be given as
     /// `admin_api_key_file = "path"` instead.
     #[serde(default)]
-    pub admin_api_key: Option<SecretString>,
+    pub admin_api_key: Option<Secret>,
     /// Email of the site admin whose API token calls the site APIs (HTTP Basic user).
     #[serde(default)]
     pub site_email: Option<String>,
     /// API token (from id.atlassian.com) of `site_email`, the HTTP Basic password. May be
     /// given as `site_api_token_file = "path"` instead.
     #[serde(default)]
-    pub site_api_token: Option<SecretString>,
+    pub site_api_token: Option<Secret>,
     /// Client-side limits for the Organizations admin API.
     #[serde(default = "FamilyLimits::admin_default")]
     pub admin: FamilyLimits,
@@ -123,7 +124,7 @@ impl AtlassianConfig {
 /// flight. Atlassian does not publish most limits; these stay under the observed ones.
 ///
 /// A section that sets only one of the fields takes the other from the site defaults.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FamilyLimits {
     /// Requests per second this client starts at most (also the burst size). At least 1.
@@ -165,7 +166,7 @@ impl FamilyLimits {
 }
 
 /// One retry policy for every API family.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
     /// Attempts per call, the first included. 1 disables retries.
@@ -201,7 +202,6 @@ impl Default for RetrySettings {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn a_minimal_section_gets_sensible_defaults() {
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(config.retry.base_delay, Duration::from_millis(250));
         assert_eq!(config.retry.max_attempts, 5);
         assert_eq!(config.jira, FamilyLimits::site_default());
-        assert_eq!(config.admin_api_key.unwrap().expose_secret(), "key-123");
+        assert_eq!(config.admin_api_key.unwrap().expose(), "key-123");
     }
 
     #[test]

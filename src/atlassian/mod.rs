@@ -70,7 +70,8 @@ impl AtlassianClients {
             .transpose()
             .map_err(|e| AtlassianError::Invalid(format!("atlassian.org_id: {e}")))?;
         let retry = config.retry;
-        let admin = config.admin_api_key.clone().map(|key| {
+        let admin = config.admin_api_key.as_ref().map(|key| {
+            let key = SecretString::from(key.expose().to_owned());
             AdminClient::new(ApiClient::new(
                 "admin",
                 config.admin_base_url.clone(),
@@ -83,7 +84,7 @@ impl AtlassianClients {
         let site_auth = match (&config.site_email, &config.site_api_token) {
             (Some(email), Some(token)) => Some(Auth::Basic {
                 email: email.clone(),
-                token: SecretString::clone(token),
+                token: SecretString::from(token.expose().to_owned()),
             }),
             (None, None) => None,
             _ => {
