@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod atlassian;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod metrics;
@@ -13,5 +14,6 @@ pub mod queue;
 pub mod restore;
 pub mod sim;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod web;

@@ -56,10 +56,18 @@ pub struct RestoreRequest {
     pub verdict: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub replied_at: Option<i64>,
+}
+
+impl RestoreRequest {
+    /// Whether processing reached a decision (the reply may still be owed).
+    pub fn is_decided(&self) -> bool {
+        matches!(self.status.as_str(), "restored" | "pending" | "denied" | "ignored" | "failed")
+    }
 }
 
 const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
-    matched_rule, reason, message, payload, verdict, created_at, updated_at";
+    matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at";
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
@@ -253,5 +261,15 @@ async fn journal_in(conn: &mut AnyConnection, action: &str, entry: &JournalEntry
     .bind(now_ms())
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Marks the requester as answered.
+pub async fn mark_replied(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE restore_requests SET replied_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
