@@ -9,6 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::atlassian::{AtlassianClients, AtlassianError};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, Worker};
@@ -21,6 +22,20 @@ pub struct AppState {
     pub db: Db,
     pub queue: Queue,
     pub metrics: Metrics,
+    /// Clients for the Atlassian APIs the configuration has credentials for.
+    pub atlassian: Arc<AtlassianClients>,
+}
+
+impl AppState {
+    /// The site reseat manages, as recorded in the journal: the site name, else the cloud id.
+    pub fn site(&self) -> &str {
+        let atlassian = &self.config.atlassian;
+        atlassian
+            .site_name
+            .as_deref()
+            .or(atlassian.cloud_id.as_deref())
+            .unwrap_or("default")
+    }
 }
 
 /// Why the application could not start or stopped with an error.
@@ -37,6 +52,8 @@ pub enum StartError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("config: atlassian: {0}")]
+    Atlassian(#[from] AtlassianError),
 }
 
 /// Opens the database and applies migrations: what `serve` and `migrate` both do first.
@@ -63,6 +80,7 @@ impl App {
     /// Like [`App::build`], with extra routes merged into the router (tests use this).
     pub async fn build_with(config: Config, extra: Router<AppState>) -> Result<App, StartError> {
         let addr = config.server.listen_addr()?;
+        let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
         let db = open_store(&config).await?;
         let metrics = Metrics::new();
         let queue = Queue::new(db.clone(), config.queue.clone());
@@ -71,12 +89,17 @@ impl App {
             db,
             queue: queue.clone(),
             metrics: metrics.clone(),
+            atlassian,
         };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let worker = Worker::new(queue, format!("{}-{}", hostname(), std::process::id()))
-            .with_metrics(metrics);
+            .with_metrics(metrics)
+            .handle(
+                crate::restore::store::PROCESS_JOB,
+                crate::restore::worker::RestoreProcessor::new(state.clone()),
+            );
         let router = crate::web::router(state.clone(), extra);
         Ok(App {
             listener,

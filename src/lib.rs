@@ -6,11 +6,14 @@
 
 pub mod app;
 pub mod atlassian;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod queue;
+pub mod restore;
 pub mod sim;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod web;

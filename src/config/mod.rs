@@ -18,7 +18,10 @@ mod secret;
 
 pub use secret::{REDACTED, Secret};
 
+use crate::atlassian::AtlassianConfig;
 use crate::queue::QueueConfig;
+use crate::restore::config::RestoreConfig;
+use crate::sweep::config::SweepConfig;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_FILE: &str = "reseat.toml";
@@ -35,6 +38,12 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Logging.
     pub log: LogConfig,
+    /// How reseat reaches the Atlassian organization and site.
+    pub atlassian: AtlassianConfig,
+    /// The products reseat manages and how it sweeps them.
+    pub sweep: SweepConfig,
+    /// Restore channels, rules and guards.
+    pub restore: RestoreConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +250,9 @@ impl Config {
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
         }
+        self.validate_atlassian()?;
+        self.sweep.validate()?;
+        self.restore.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",
@@ -248,6 +260,36 @@ impl Config {
                     "expected a level like \"info\" or \"reseat=debug\", got {:?}",
                     self.log.level
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Secrets that become required once the section that uses them is configured.
+    fn validate_atlassian(&self) -> Result<(), ConfigError> {
+        let atlassian = &self.atlassian;
+        let how = |key: &str| {
+            format!(
+                "required secret is missing; set atlassian.{key}, atlassian.{key}_file or RESEAT_ATLASSIAN__{}",
+                key.to_ascii_uppercase()
+            )
+        };
+        if atlassian.org_id.is_some() && atlassian.admin_api_key.is_none() {
+            return Err(ConfigError::key("atlassian.admin_api_key", how("admin_api_key")));
+        }
+        if atlassian.site_email.is_some() && atlassian.site_api_token.is_none() {
+            return Err(ConfigError::key("atlassian.site_api_token", how("site_api_token")));
+        }
+        if atlassian.site_api_token.is_some() && atlassian.site_email.is_none() {
+            return Err(ConfigError::key(
+                "atlassian.site_email",
+                "is required with atlassian.site_api_token (the site admin the token belongs to)",
+            ));
+        }
+        if (atlassian.site_email.is_some() || atlassian.site_api_token.is_some()) && atlassian.site_url().is_none() {
+            return Err(ConfigError::key(
+                "atlassian.site_name",
+                "is required with site credentials: the site name (acme for acme.atlassian.net) or atlassian.site_base_url",
             ));
         }
         Ok(())

@@ -17,6 +17,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
+pub mod error;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The full router with its layers.
@@ -27,6 +29,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::restore::router())
         .merge(extra)
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(

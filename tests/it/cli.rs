@@ -126,3 +126,35 @@ fn every_command_explains_itself() {
         );
     }
 }
+
+#[test]
+fn a_missing_required_secret_is_one_line_and_exit_2() {
+    let output = check_with("[atlassian]\norg_id = \"0f1e2d3c-aaaa\"\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "config: atlassian.admin_api_key: required secret is missing; set atlassian.admin_api_key, atlassian.admin_api_key_file or RESEAT_ATLASSIAN__ADMIN_API_KEY\n"
+    );
+}
+
+#[test]
+fn config_check_redacts_secrets_from_files_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "admin-key-from-file\n").unwrap();
+    std::fs::write(
+        dir.path().join("reseat.toml"),
+        "[atlassian]\norg_id = \"0f1e2d3c\"\nadmin_api_key_file = \"key\"\nsite_name = \"acme\"\nsite_email = \"admin@acme.test\"\n",
+    )
+    .unwrap();
+    let output = Command::new(reseat_bin())
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("RESEAT_ATLASSIAN__SITE_API_TOKEN", "token-from-env")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("admin_api_key = \"[redacted]\""), "{printed}");
+    assert!(printed.contains("site_api_token = \"[redacted]\""), "{printed}");
+    assert!(!printed.contains("admin-key-from-file") && !printed.contains("token-from-env"), "{printed}");
+}

@@ -1,0 +1,419 @@
+//! The Organizations admin API (`https://api.atlassian.com/admin/v1/...`, Bearer org API key):
+//! organizations, managed users with per-product last activity, a user's last-active dates,
+//! and org-level suspend / restore / remove.
+
+use crate::atlassian::error::AtlassianError;
+use crate::atlassian::http::{ApiClient, Call, Method};
+use crate::atlassian::page::{Page, PageToken, Paged, query_param};
+use crate::atlassian::product::{AccountId, OrgId, ProductKey};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer};
+
+/// An organization the API key can administer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Org {
+    /// The organization id.
+    pub id: OrgId,
+    /// Its display name.
+    pub name: String,
+}
+
+/// What kind of account a user is. Open: unknown types are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "String")]
+pub enum AccountType {
+    /// A person.
+    Atlassian,
+    /// A JSM portal-only customer (holds no product seat).
+    Customer,
+    /// A bot or integration; never deprovisioned.
+    App,
+    /// A type reseat does not know, as it came.
+    Other(String),
+}
+
+impl From<String> for AccountType {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "atlassian" => Self::Atlassian,
+            "customer" => Self::Customer,
+            "app" => Self::App,
+            _ => Self::Other(text),
+        }
+    }
+}
+
+/// The state of an account. Open: unknown states are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "String")]
+pub enum AccountStatus {
+    /// Usable.
+    Active,
+    /// Deactivated.
+    Inactive,
+    /// Deleted.
+    Closed,
+    /// A state reseat does not know, as it came.
+    Other(String),
+}
+
+impl From<String> for AccountStatus {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "active" => Self::Active,
+            "inactive" => Self::Inactive,
+            "closed" => Self::Closed,
+            _ => Self::Other(text),
+        }
+    }
+}
+
+/// A managed account of the organization (`GET /admin/v1/orgs/{orgId}/users`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OrgUser {
+    /// The account id.
+    pub account_id: AccountId,
+    /// Person, customer or app.
+    pub account_type: AccountType,
+    /// Active, inactive or closed.
+    pub account_status: AccountStatus,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    #[serde(default)]
+    pub picture: Option<String>,
+    /// Email, absent when hidden by the user's privacy settings.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Whether the account counts towards billing.
+    #[serde(default)]
+    pub access_billable: Option<bool>,
+    /// Last activity in any product.
+    #[serde(default, deserialize_with = "timestamp")]
+    pub last_active: Option<DateTime<Utc>>,
+    /// Products the user can use, with last activity per product.
+    #[serde(default)]
+    pub product_access: Vec<ProductAccess>,
+}
+
+/// One product a user can use (`product_access[]` of a user).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProductAccess {
+    /// The admin API product key (`jira-software`, `jira-service-desk`, `confluence`, ...).
+    pub key: ProductKey,
+    /// The product's display name.
+    pub name: String,
+    /// The site URL of this access.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Last activity in this product.
+    #[serde(default, deserialize_with = "timestamp")]
+    pub last_active: Option<DateTime<Utc>>,
+}
+
+/// A user's last activity per product and site
+/// (`GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LastActiveDates {
+    /// One entry per product and site the user ever used; never-used products are absent.
+    pub product_access: Vec<ProductActivity>,
+    /// When the user joined the org (only orgs on the centralized user management).
+    pub added_to_org: Option<DateTime<Utc>>,
+}
+
+/// One product's last activity for one user.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProductActivity {
+    /// The site/product ARI, e.g. `ari:cloud:confluence::site/<cloud id>`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The product key.
+    pub key: ProductKey,
+    /// The product name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The site URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Last activity (`last_active_timestamp` when present, else the `last_active` date).
+    #[serde(
+        default,
+        deserialize_with = "timestamp",
+        alias = "last_active_timestamp"
+    )]
+    pub last_active: Option<DateTime<Utc>>,
+}
+
+impl ProductActivity {
+    /// Whether this entry is about the site with `cloud_id`.
+    pub fn is_site(&self, cloud_id: &str) -> bool {
+        self.id
+            .as_deref()
+            .is_some_and(|id| id == cloud_id || id.ends_with(&format!("/{cloud_id}")))
+    }
+}
+
+/// Accepts RFC 3339 timestamps and plain `YYYY-MM-DD` dates (midnight UTC).
+fn timestamp<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Ok(at) = DateTime::parse_from_rfc3339(&text) {
+        return Ok(Some(at.to_utc()));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        return Ok(date.and_hms_opt(0, 0, 0).map(|at| at.and_utc()));
+    }
+    Err(serde::de::Error::custom(format!(
+        "expected an ISO 8601 timestamp or date, got {text:?}"
+    )))
+}
+
+#[derive(Deserialize)]
+struct Links {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Listing<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    links: Option<Links>,
+}
+
+#[derive(Deserialize)]
+struct OrgModel {
+    id: OrgId,
+    #[serde(default)]
+    attributes: Option<OrgAttributes>,
+}
+
+#[derive(Deserialize)]
+struct OrgAttributes {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct LastActiveEnvelope {
+    data: LastActiveData,
+    #[serde(default)]
+    links: Option<Links>,
+}
+
+#[derive(Deserialize)]
+struct LastActiveData {
+    #[serde(default)]
+    product_access: Vec<RawActivity>,
+    #[serde(default, deserialize_with = "timestamp")]
+    added_to_org: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "timestamp")]
+    added_to_org_timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct RawActivity {
+    #[serde(default)]
+    id: Option<String>,
+    key: ProductKey,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    last_active: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "timestamp")]
+    last_active_timestamp: Option<DateTime<Utc>>,
+}
+
+/// The next page of an admin listing: the `cursor` parameter of `links.next`.
+fn next_cursor(links: Option<Links>) -> Result<Option<PageToken>, AtlassianError> {
+    let Some(next) = links.and_then(|links| links.next).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    match query_param(&next, "cursor") {
+        Some(cursor) if !cursor.is_empty() => Ok(Some(PageToken::Cursor(cursor))),
+        _ => Err(AtlassianError::Decode {
+            endpoint: "admin API".to_owned(),
+            message: format!("links.next has no cursor parameter: {next:?}"),
+        }),
+    }
+}
+
+fn with_cursor(call: Call, token: Option<&PageToken>) -> Call {
+    match PageToken::cursor(token) {
+        Some(cursor) => call.query("cursor", cursor),
+        None => call,
+    }
+}
+
+/// Client of the Organizations admin API.
+#[derive(Debug)]
+pub struct AdminClient {
+    api: ApiClient,
+}
+
+impl AdminClient {
+    pub(crate) fn new(api: ApiClient) -> Self {
+        Self { api }
+    }
+
+    /// One page of the organizations the key administers (`GET /admin/v1/orgs`).
+    pub async fn orgs_page(&self, token: Option<&PageToken>) -> Result<Page<Org>, AtlassianError> {
+        let call = with_cursor(Call::get("/admin/v1/orgs", &[]), token);
+        let listing: Listing<OrgModel> = self.api.json(&call).await?;
+        Ok(Page {
+            items: listing
+                .data
+                .into_iter()
+                .map(|org| Org {
+                    id: org.id,
+                    name: org.attributes.map(|a| a.name).unwrap_or_default(),
+                })
+                .collect(),
+            next: next_cursor(listing.links)?,
+        })
+    }
+
+    /// Every organization, page by page.
+    pub fn orgs(&self) -> Paged<'_, Org> {
+        Paged::new(None, move |token| {
+            Box::pin(async move { self.orgs_page(token.as_ref()).await })
+        })
+    }
+
+    /// One page of the org's managed users (`GET /admin/v1/orgs/{orgId}/users`).
+    pub async fn users_page(
+        &self,
+        org: &OrgId,
+        token: Option<&PageToken>,
+    ) -> Result<Page<OrgUser>, AtlassianError> {
+        let call = with_cursor(
+            Call::get("/admin/v1/orgs/{orgId}/users", &[org.as_str()]),
+            token,
+        );
+        let listing: Listing<OrgUser> = self.api.json(&call).await?;
+        Ok(Page {
+            items: listing.data,
+            next: next_cursor(listing.links)?,
+        })
+    }
+
+    /// Every managed user, page by page, following `links.next`.
+    pub fn users(&self, org: &OrgId) -> Paged<'_, OrgUser> {
+        let org = org.clone();
+        Paged::new(None, move |token| {
+            let org = org.clone();
+            Box::pin(async move { self.users_page(&org, token.as_ref()).await })
+        })
+    }
+
+    async fn last_active_page(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+        token: Option<&PageToken>,
+    ) -> Result<(Page<ProductActivity>, Option<DateTime<Utc>>), AtlassianError> {
+        let call = with_cursor(
+            Call::get(
+                "/admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates",
+                &[org.as_str(), account.as_str()],
+            ),
+            token,
+        );
+        let envelope: LastActiveEnvelope = self.api.json(&call).await?;
+        let items = envelope
+            .data
+            .product_access
+            .into_iter()
+            .map(|raw| ProductActivity {
+                id: raw.id,
+                key: raw.key,
+                name: raw.name,
+                url: raw.url,
+                last_active: raw.last_active_timestamp.or(raw.last_active),
+            })
+            .collect();
+        let added = envelope
+            .data
+            .added_to_org_timestamp
+            .or(envelope.data.added_to_org);
+        Ok((
+            Page {
+                items,
+                next: next_cursor(envelope.links)?,
+            },
+            added,
+        ))
+    }
+
+    /// A user's last-active dates for every product (all pages; there are few).
+    pub async fn last_active_dates(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<LastActiveDates, AtlassianError> {
+        let mut dates = LastActiveDates::default();
+        let mut token = None;
+        loop {
+            let (page, added) = self.last_active_page(org, account, token.as_ref()).await?;
+            dates.product_access.extend(page.items);
+            dates.added_to_org = dates.added_to_org.or(added);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(dates),
+            }
+        }
+    }
+
+    /// Suspends the user's access to every app of the org. A POST, but it sets a state:
+    /// sending it twice suspends once, so it is retried like an idempotent call.
+    pub async fn suspend_access(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<(), AtlassianError> {
+        let call = Call::new(
+            Method::POST,
+            "/admin/v1/orgs/{orgId}/directory/users/{accountId}/suspend-access",
+            &[org.as_str(), account.as_str()],
+        )
+        .idempotent(true);
+        self.api.execute(&call).await
+    }
+
+    /// Restores the user's access (undoes [`AdminClient::suspend_access`]); state-setting,
+    /// hence retried like an idempotent call.
+    pub async fn restore_access(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<(), AtlassianError> {
+        let call = Call::new(
+            Method::POST,
+            "/admin/v1/orgs/{orgId}/directory/users/{accountId}/restore-access",
+            &[org.as_str(), account.as_str()],
+        )
+        .idempotent(true);
+        self.api.execute(&call).await
+    }
+
+    /// Removes the user from the org directory (queued by Atlassian). A retried DELETE whose
+    /// first attempt landed answers 404; callers treat `NotFound` here as "already removed"
+    /// only if they know the account existed.
+    pub async fn remove_from_directory(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<(), AtlassianError> {
+        let call = Call::new(
+            Method::DELETE,
+            "/admin/v1/orgs/{orgId}/directory/users/{accountId}",
+            &[org.as_str(), account.as_str()],
+        );
+        self.api.execute(&call).await
+    }
+}

@@ -1,0 +1,152 @@
+//! The `[restore]` section: channels, their secrets, the rules and the guards.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::rules::Rule;
+use crate::atlassian::ProductKey;
+use crate::config::{ConfigError, Secret};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestoreConfig {
+    /// Groups (names or ids) whose members are never restored: leavers, offboarding.
+    pub offboarding_groups: Vec<String>,
+    /// How long "keep my access" defers a user's removal from a product.
+    #[serde(with = "crate::config::duration")]
+    pub keep_period: Duration,
+    /// The JSM portal channel (`POST /hooks/jsm`).
+    pub jsm: JsmChannel,
+    /// The Jira Automation channel (`POST /hooks/automation`).
+    pub automation: AutomationChannel,
+    /// The Standard Webhooks channel (`POST /hooks/webhook`).
+    pub webhook: WebhookChannel,
+    /// Ordered rules, first match wins; no match means `manual`.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        RestoreConfig {
+            offboarding_groups: Vec::new(),
+            keep_period: Duration::from_secs(90 * 86_400),
+            jsm: JsmChannel::default(),
+            automation: AutomationChannel::default(),
+            webhook: WebhookChannel::default(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsmChannel {
+    /// The shared secret the Automation rule sends; the channel is off without it.
+    pub secret: Option<Secret>,
+    /// The header carrying the secret.
+    pub header: String,
+    /// Request type ids that mean "restore my access"; requests of other types are ignored.
+    /// Empty: every request is considered.
+    pub request_type_ids: Vec<String>,
+    /// A request field (id, e.g. `customfield_10050`) naming the product asked for.
+    pub product_field: Option<String>,
+    /// Maps values of `product_field` to products, e.g. `"Jira" = "jira-software"`; values
+    /// that parse as product keys need no entry.
+    pub product_values: BTreeMap<String, ProductKey>,
+    /// The product when the request does not name one.
+    pub default_product: Option<ProductKey>,
+    /// The transition (by name) once access is restored.
+    pub resolve_transition: String,
+    /// The transition (by name) when the request is declined.
+    pub decline_transition: String,
+    /// The transition (by name) while an admin reviews the request; none when empty.
+    pub pending_transition: Option<String>,
+}
+
+impl Default for JsmChannel {
+    fn default() -> Self {
+        JsmChannel {
+            secret: None,
+            header: "X-Reseat-Token".into(),
+            request_type_ids: Vec::new(),
+            product_field: None,
+            product_values: BTreeMap::new(),
+            default_product: Some(ProductKey::JIRA_SOFTWARE),
+            resolve_transition: "Resolve this issue".into(),
+            decline_transition: "Decline".into(),
+            pending_transition: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutomationChannel {
+    /// The shared secret the Automation rule sends; the channel is off without it.
+    pub secret: Option<Secret>,
+    /// The header carrying the secret.
+    pub header: String,
+    /// Identical calls within this window are one request.
+    #[serde(with = "crate::config::duration")]
+    pub dedupe_window: Duration,
+}
+
+impl Default for AutomationChannel {
+    fn default() -> Self {
+        AutomationChannel {
+            secret: None,
+            header: "X-Reseat-Token".into(),
+            dedupe_window: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookChannel {
+    /// Signing secrets (`whsec_<base64>`); the first signs nothing here but all verify, so
+    /// a sender can rotate. The channel is off without any.
+    pub secrets: Vec<Secret>,
+    /// How far `webhook-timestamp` may be from now, either way.
+    #[serde(with = "crate::config::duration")]
+    pub tolerance: Duration,
+}
+
+impl Default for WebhookChannel {
+    fn default() -> Self {
+        WebhookChannel {
+            secrets: Vec::new(),
+            tolerance: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RestoreConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (index, secret) in self.webhook.secrets.iter().enumerate() {
+            super::signature::decode_secret(secret.expose()).map_err(|problem| {
+                ConfigError::key(format!("restore.webhook.secrets[{index}]"), problem)
+            })?;
+        }
+        for (name, header) in [("restore.jsm.header", &self.jsm.header), ("restore.automation.header", &self.automation.header)] {
+            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(ConfigError::key(name, format!("{header:?} is not a valid header name")));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.name.trim().is_empty() {
+                return Err(ConfigError::key(format!("restore.rules[{index}].name"), "must not be empty"));
+            }
+            if !seen.insert(rule.name.as_str()) {
+                return Err(ConfigError::key(
+                    format!("restore.rules[{index}].name"),
+                    format!("{:?} is used by an earlier rule; names must be unique", rule.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

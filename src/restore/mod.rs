@@ -1,0 +1,23 @@
+//! Restore: requests for access from the JSM portal, signed links and webhooks, decided by
+//! one rule engine, processed from the durable queue, answered where they came from.
+
+pub mod intake;
+pub mod reply;
+pub mod rules;
+pub mod store;
+pub mod worker;
+
+use axum::Router;
+use axum::routing::post;
+
+use crate::app::AppState;
+
+/// The restore routes: the three webhook channels (and the link pages).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/hooks/jsm", post(intake::jsm))
+        .route("/hooks/automation", post(intake::automation))
+        .route("/hooks/webhook", post(intake::webhook))
+}
+pub mod config;
+pub mod signature;

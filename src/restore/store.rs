@@ -1,0 +1,275 @@
+//! Restore requests and the journal, in the database.
+
+use serde::Serialize;
+use sqlx::{Any, AnyConnection, FromRow};
+
+use super::rules::{Channel, GroupFact};
+use crate::atlassian::GroupId;
+use crate::audit;
+use crate::queue::{NewJob, Queue};
+use crate::store::{Db, is_unique_violation, time::now_ms};
+
+/// The job that processes a stored request.
+pub const PROCESS_JOB: &str = "restore.process";
+
+/// A request as the intake accepted it.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub channel: Channel,
+    /// JSM issue key, webhook-id, token id, or a hash of the automation call; unique.
+    pub idempotency_key: String,
+    pub account_id: Option<String>,
+    pub product: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// What the intake did with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    New(String),
+    /// Seen before: the original request's id; nothing new happened.
+    Duplicate(String),
+}
+
+impl Accepted {
+    pub fn id(&self) -> &str {
+        match self {
+            Accepted::New(id) | Accepted::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A stored request.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct RestoreRequest {
+    pub id: String,
+    pub channel: String,
+    pub idempotency_key: String,
+    pub account_id: Option<String>,
+    pub product: Option<String>,
+    pub status: String,
+    pub decision: Option<String>,
+    pub matched_rule: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub payload: String,
+    pub verdict: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub replied_at: Option<i64>,
+}
+
+impl RestoreRequest {
+    /// Whether processing reached a decision (the reply may still be owed).
+    pub fn is_decided(&self) -> bool {
+        matches!(self.status.as_str(), "restored" | "pending" | "denied" | "ignored" | "failed")
+    }
+}
+
+const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
+    matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at";
+
+/// Stores the request and its processing job in one transaction, before the HTTP answer.
+pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
+    let db = queue.db();
+    let mut tx = db.pool().begin().await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, \
+         payload, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(request.channel.as_str())
+    .bind(&request.idempotency_key)
+    .bind(request.account_id.as_deref())
+    .bind(request.product.as_deref())
+    .bind(request.payload.to_string())
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    let inserted = match inserted {
+        Ok(result) => result.rows_affected() == 1,
+        Err(error) if is_unique_violation(&error) => false,
+        Err(error) => return Err(error),
+    };
+    if !inserted {
+        tx.rollback().await?;
+        let existing: String =
+            sqlx::query_scalar("SELECT id FROM restore_requests WHERE idempotency_key = $1")
+                .bind(&request.idempotency_key)
+                .fetch_one(db.pool())
+                .await?;
+        return Ok(Accepted::Duplicate(existing));
+    }
+    queue
+        .enqueue_in(
+            &mut tx,
+            NewJob::new(PROCESS_JOB, serde_json::json!({ "request_id": id }))
+                .dedupe_key(format!("restore:{id}")),
+        )
+        .await?;
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: request.channel.as_str(),
+            action: "restore.received",
+            account_id: request.account_id.as_deref(),
+            product: request.product.as_deref(),
+            details: serde_json::json!({ "request_id": id, "key": request.idempotency_key }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Accepted::New(id))
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Requests in a status, oldest first.
+pub async fn list_by_status(db: &Db, status: &str, limit: i64) -> Result<Vec<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests WHERE status = $1 ORDER BY created_at, id LIMIT $2"
+    ))
+    .bind(status)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// Every request, newest first.
+pub async fn list_recent(db: &Db, limit: i64) -> Result<Vec<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests ORDER BY created_at DESC, id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// The outcome of processing, written with the request.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome<'a> {
+    pub status: &'a str,
+    pub account_id: Option<&'a str>,
+    pub product: Option<&'a str>,
+    pub decision: Option<&'a str>,
+    pub matched_rule: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub verdict: Option<serde_json::Value>,
+}
+
+pub async fn set_outcome_in(conn: &mut AnyConnection, id: &str, outcome: &Outcome<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE restore_requests SET status = $1, account_id = COALESCE($2, account_id), \
+         product = COALESCE($3, product), decision = COALESCE($4, decision), \
+         matched_rule = COALESCE($5, matched_rule), reason = COALESCE($6, reason), \
+         message = COALESCE($7, message), verdict = COALESCE($8, verdict), updated_at = $9 \
+         WHERE id = $10",
+    )
+    .bind(outcome.status)
+    .bind(outcome.account_id)
+    .bind(outcome.product)
+    .bind(outcome.decision)
+    .bind(outcome.matched_rule)
+    .bind(outcome.reason)
+    .bind(outcome.message)
+    .bind(outcome.verdict.as_ref().map(|v| v.to_string()))
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Groups reseat removed from this account for this product on this site and has not given
+/// back since: what a restore re-adds.
+pub async fn journal_removed_groups(
+    db: &Db,
+    account: &str,
+    product: &str,
+    site: &str,
+) -> Result<Vec<GroupFact>, sqlx::Error> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT group_id, group_name, action FROM journal \
+         WHERE account_id = $1 AND product = $2 AND site = $3 ORDER BY id",
+    )
+    .bind(account)
+    .bind(product)
+    .bind(site)
+    .fetch_all(db.pool())
+    .await?;
+    let mut current: Vec<GroupFact> = Vec::new();
+    for (group_id, group_name, action) in rows {
+        current.retain(|g| g.id.as_str() != group_id);
+        if action == "removed"
+            && let Ok(id) = GroupId::parse(group_id)
+        {
+            current.push(GroupFact { id, name: group_name });
+        }
+    }
+    Ok(current)
+}
+
+/// One journal row.
+#[derive(Debug, Clone)]
+pub struct JournalEntry<'a> {
+    pub account_id: &'a str,
+    pub product: &'a str,
+    pub site: &'a str,
+    pub group_id: &'a str,
+    pub group_name: &'a str,
+    pub run_id: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub reason: &'a str,
+}
+
+/// Records a membership reseat gave back (once per group and request).
+pub async fn journal_restored_in(conn: &mut AnyConnection, entry: &JournalEntry<'_>) -> Result<(), sqlx::Error> {
+    journal_in(conn, "restored", entry).await
+}
+
+/// Records a membership reseat took away (before removing it).
+pub async fn journal_removed_in(conn: &mut AnyConnection, entry: &JournalEntry<'_>) -> Result<(), sqlx::Error> {
+    journal_in(conn, "removed", entry).await
+}
+
+async fn journal_in(conn: &mut AnyConnection, action: &str, entry: &JournalEntry<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO journal (account_id, product, site, group_id, group_name, action, run_id, \
+         request_id, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(entry.account_id)
+    .bind(entry.product)
+    .bind(entry.site)
+    .bind(entry.group_id)
+    .bind(entry.group_name)
+    .bind(action)
+    .bind(entry.run_id)
+    .bind(entry.request_id)
+    .bind(entry.reason)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the requester as answered.
+pub async fn mark_replied(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE restore_requests SET replied_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}

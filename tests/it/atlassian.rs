@@ -1,0 +1,8 @@
+//! The Atlassian client against a recording fake server (and a scripted transport for the
+//! paused-clock tests): spec conformance, pagination, retries, errors, membership
+//! idempotence, secrets.
+
+mod failures;
+mod fake;
+mod paging;
+mod spec;
