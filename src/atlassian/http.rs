@@ -15,7 +15,10 @@
 //! `docs/atlassian-endpoints.md`. All waits use `tokio::time`, so tests run on a paused clock.
 
 use crate::atlassian::config::{FamilyLimits, RetrySettings};
-use crate::atlassian::error::AtlassianError;
+use crate::atlassian::error::{
+    AtlassianError, MembershipChange, MembershipOutcome, classify_membership,
+};
+use crate::atlassian::product::{AccountId, GroupId};
 use base64::Engine as _;
 use governor::{Quota, RateLimiter, clock, middleware::NoOpMiddleware, state};
 use rand::Rng as _;
@@ -388,6 +391,29 @@ impl ApiClient {
     /// Sends the call and ignores the body.
     pub(crate) async fn execute(&self, call: &Call) -> Result<(), AtlassianError> {
         self.send(call).await.map(drop)
+    }
+
+    /// Adds (`POST ?groupId=` with `{accountId}`) or removes (`DELETE ?groupId=&accountId=`)
+    /// a group member; Jira and Confluence spell these calls the same way. The add is retried
+    /// like an idempotent call: a repeat answers "already a member", which
+    /// [`classify_membership`] counts as success, as it does "not a member" for a remove.
+    pub(crate) async fn change_membership(
+        &self,
+        change: MembershipChange,
+        template: &'static str,
+        group: &GroupId,
+        account: &AccountId,
+    ) -> Result<MembershipOutcome, AtlassianError> {
+        let call = match change {
+            MembershipChange::Add => Call::new(Method::POST, template, &[])
+                .query("groupId", group)
+                .json(serde_json::json!({ "accountId": account }))
+                .idempotent(true),
+            MembershipChange::Remove => Call::new(Method::DELETE, template, &[])
+                .query("groupId", group)
+                .query("accountId", account),
+        };
+        classify_membership(change, self.execute(&call).await)
     }
 }
 
