@@ -376,13 +376,12 @@ impl AdminClient {
         org: &OrgId,
         account: &AccountId,
     ) -> Result<(), AtlassianError> {
-        let call = Call::new(
-            Method::POST,
+        self.access_action(
+            org,
+            account,
             "/admin/v1/orgs/{orgId}/directory/users/{accountId}/suspend-access",
-            &[org.as_str(), account.as_str()],
         )
-        .idempotent(true);
-        self.api.execute(&call).await
+        .await
     }
 
     /// Restores the user's access (undoes [`AdminClient::suspend_access`]); state-setting,
@@ -392,12 +391,24 @@ impl AdminClient {
         org: &OrgId,
         account: &AccountId,
     ) -> Result<(), AtlassianError> {
-        let call = Call::new(
-            Method::POST,
+        self.access_action(
+            org,
+            account,
             "/admin/v1/orgs/{orgId}/directory/users/{accountId}/restore-access",
-            &[org.as_str(), account.as_str()],
         )
-        .idempotent(true);
+        .await
+    }
+
+    /// Suspend and restore: a POST, but it sets a state (twice = once), so it is retried like
+    /// an idempotent call.
+    async fn access_action(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+        template: &'static str,
+    ) -> Result<(), AtlassianError> {
+        let call =
+            Call::new(Method::POST, template, &[org.as_str(), account.as_str()]).idempotent(true);
         self.api.execute(&call).await
     }
 

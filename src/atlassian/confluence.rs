@@ -2,14 +2,11 @@
 //! by group id, a user's groups, and membership changes by group id. Group membership has no
 //! v2 equivalent.
 
-use crate::atlassian::error::{
-    AtlassianError, MembershipChange, MembershipOutcome, classify_membership,
-};
-use crate::atlassian::http::{ApiClient, Call, Method};
+use crate::atlassian::error::{AtlassianError, MembershipChange, MembershipOutcome};
+use crate::atlassian::http::{ApiClient, Call};
 use crate::atlassian::page::{Page, PageToken, Paged, query_param};
 use crate::atlassian::product::{AccountId, GroupId};
 use serde::Deserialize;
-use serde_json::json;
 
 /// Page size for `start`/`limit` listings (the documented default of `membersByGroupId`).
 const PAGE_SIZE: u64 = 200;
@@ -170,11 +167,14 @@ impl ConfluenceClient {
         group: &GroupId,
         account: &AccountId,
     ) -> Result<MembershipOutcome, AtlassianError> {
-        let call = Call::new(Method::POST, "/wiki/rest/api/group/userByGroupId", &[])
-            .query("groupId", group)
-            .json(json!({ "accountId": account }))
-            .idempotent(true);
-        classify_membership(MembershipChange::Add, self.api.execute(&call).await)
+        self.api
+            .change_membership(
+                MembershipChange::Add,
+                "/wiki/rest/api/group/userByGroupId",
+                group,
+                account,
+            )
+            .await
     }
 
     /// Removes a user from a group (`DELETE /wiki/rest/api/group/userByGroupId`); "not a
@@ -184,9 +184,13 @@ impl ConfluenceClient {
         group: &GroupId,
         account: &AccountId,
     ) -> Result<MembershipOutcome, AtlassianError> {
-        let call = Call::new(Method::DELETE, "/wiki/rest/api/group/userByGroupId", &[])
-            .query("groupId", group)
-            .query("accountId", account);
-        classify_membership(MembershipChange::Remove, self.api.execute(&call).await)
+        self.api
+            .change_membership(
+                MembershipChange::Remove,
+                "/wiki/rest/api/group/userByGroupId",
+                group,
+                account,
+            )
+            .await
     }
 }

@@ -15,24 +15,27 @@
 //! `docs/atlassian-endpoints.md`. All waits use `tokio::time`, so tests run on a paused clock.
 
 use crate::atlassian::config::{FamilyLimits, RetrySettings};
-use crate::atlassian::error::AtlassianError;
+use crate::atlassian::error::{
+    AtlassianError, MembershipChange, MembershipOutcome, classify_membership,
+};
+use crate::atlassian::product::{AccountId, GroupId};
 use base64::Engine as _;
 use governor::{Quota, RateLimiter, clock, middleware::NoOpMiddleware, state};
 use rand::Rng as _;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::de::DeserializeOwned;
+use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-use std::{fmt, future::Future, pin::Pin};
 use tokio::sync::Semaphore;
 use url::Url;
 
+pub use crate::atlassian::transport::{
+    BoxFuture, ReqwestTransport, Transport, TransportError, TransportRequest, TransportResponse,
+};
 pub use reqwest::Method;
-
-/// A boxed future, so [`Transport`] stays object-safe without the `futures` crate.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How the client authenticates to one API family. `Debug` never shows the secret.
 #[derive(Clone)]
@@ -67,116 +70,6 @@ impl Auth {
                 format!("Basic {encoded}").into()
             }
         }
-    }
-}
-
-/// One HTTP request as handed to a [`Transport`].
-#[derive(Debug, Clone)]
-pub struct TransportRequest {
-    /// The HTTP method.
-    pub method: Method,
-    /// The full URL, query included.
-    pub url: Url,
-    /// The `Authorization` header value (redacted in `Debug`).
-    pub authorization: SecretString,
-    /// A JSON body, if any.
-    pub body: Option<Vec<u8>>,
-}
-
-/// One HTTP response as a [`Transport`] returns it.
-#[derive(Debug, Clone)]
-pub struct TransportResponse {
-    /// The HTTP status code.
-    pub status: u16,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The whole body.
-    pub body: Vec<u8>,
-}
-
-/// Why a request got no response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportError {
-    /// No connection was made: the request was certainly not sent.
-    Connect(String),
-    /// The attempt took longer than the configured timeout.
-    Timeout,
-    /// The connection broke after the request may have been sent.
-    Dropped(String),
-}
-
-/// Sends one HTTP request. The production transport is [`ReqwestTransport`]; tests may
-/// substitute a scripted one (e.g. to drive the retry policy on a paused clock).
-pub trait Transport: Send + Sync + 'static {
-    /// Sends the request once, without retrying.
-    fn send(
-        &self,
-        request: TransportRequest,
-    ) -> BoxFuture<'_, Result<TransportResponse, TransportError>>;
-}
-
-/// The real transport: reqwest with rustls, a per-attempt timeout and a user agent.
-#[derive(Debug, Clone)]
-pub struct ReqwestTransport {
-    client: reqwest::Client,
-}
-
-impl ReqwestTransport {
-    /// Builds the transport; `timeout` bounds one attempt from connect to the last body byte.
-    pub fn new(timeout: Duration) -> Result<Self, AtlassianError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("reseat/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| AtlassianError::Invalid(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client })
-    }
-}
-
-fn transport_error(error: reqwest::Error) -> TransportError {
-    // reqwest error texts name the URL, never headers, so they hold no credentials.
-    let (timeout, connect) = (error.is_timeout(), error.is_connect());
-    let text = error.without_url().to_string();
-    if timeout {
-        TransportError::Timeout
-    } else if connect {
-        TransportError::Connect(text)
-    } else {
-        TransportError::Dropped(text)
-    }
-}
-
-impl Transport for ReqwestTransport {
-    fn send(
-        &self,
-        request: TransportRequest,
-    ) -> BoxFuture<'_, Result<TransportResponse, TransportError>> {
-        Box::pin(async move {
-            let mut authorization =
-                header::HeaderValue::from_str(request.authorization.expose_secret())
-                    .map_err(|_| TransportError::Connect("credentials are not ASCII".into()))?;
-            authorization.set_sensitive(true);
-            let mut builder = self
-                .client
-                .request(request.method, request.url)
-                .header(header::AUTHORIZATION, authorization)
-                .header(header::ACCEPT, "application/json");
-            if let Some(body) = request.body {
-                builder = builder
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(body);
-            }
-            let response = builder.send().await.map_err(transport_error)?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(transport_error)?.to_vec();
-            Ok(TransportResponse {
-                status,
-                headers,
-                body,
-            })
-        })
     }
 }
 
@@ -498,6 +391,29 @@ impl ApiClient {
     /// Sends the call and ignores the body.
     pub(crate) async fn execute(&self, call: &Call) -> Result<(), AtlassianError> {
         self.send(call).await.map(drop)
+    }
+
+    /// Adds (`POST ?groupId=` with `{accountId}`) or removes (`DELETE ?groupId=&accountId=`)
+    /// a group member; Jira and Confluence spell these calls the same way. The add is retried
+    /// like an idempotent call: a repeat answers "already a member", which
+    /// [`classify_membership`] counts as success, as it does "not a member" for a remove.
+    pub(crate) async fn change_membership(
+        &self,
+        change: MembershipChange,
+        template: &'static str,
+        group: &GroupId,
+        account: &AccountId,
+    ) -> Result<MembershipOutcome, AtlassianError> {
+        let call = match change {
+            MembershipChange::Add => Call::new(Method::POST, template, &[])
+                .query("groupId", group)
+                .json(serde_json::json!({ "accountId": account }))
+                .idempotent(true),
+            MembershipChange::Remove => Call::new(Method::DELETE, template, &[])
+                .query("groupId", group)
+                .query("accountId", account),
+        };
+        classify_membership(change, self.execute(&call).await)
     }
 }
 

@@ -3,14 +3,11 @@
 //! user lookup and search, and group membership changes by `groupId` + `accountId`.
 
 use crate::atlassian::admin::AccountType;
-use crate::atlassian::error::{
-    AtlassianError, MembershipChange, MembershipOutcome, classify_membership,
-};
-use crate::atlassian::http::{ApiClient, Call, Method};
+use crate::atlassian::error::{AtlassianError, MembershipChange, MembershipOutcome};
+use crate::atlassian::http::{ApiClient, Call};
 use crate::atlassian::page::{Page, PageToken, Paged, next_offset};
 use crate::atlassian::product::{AccountId, GroupId, ProductKey};
 use serde::Deserialize;
-use serde_json::json;
 
 /// Page size for `startAt`/`maxResults` listings (the documented maximum of `group/member`).
 const PAGE_SIZE: u64 = 50;
@@ -271,11 +268,14 @@ impl JiraClient {
         group: &GroupId,
         account: &AccountId,
     ) -> Result<MembershipOutcome, AtlassianError> {
-        let call = Call::new(Method::POST, "/rest/api/3/group/user", &[])
-            .query("groupId", group)
-            .json(json!({ "accountId": account }))
-            .idempotent(true);
-        classify_membership(MembershipChange::Add, self.api.execute(&call).await)
+        self.api
+            .change_membership(
+                MembershipChange::Add,
+                "/rest/api/3/group/user",
+                group,
+                account,
+            )
+            .await
     }
 
     /// Removes a user from a group (`DELETE /rest/api/3/group/user`); "not a member" is
@@ -285,9 +285,13 @@ impl JiraClient {
         group: &GroupId,
         account: &AccountId,
     ) -> Result<MembershipOutcome, AtlassianError> {
-        let call = Call::new(Method::DELETE, "/rest/api/3/group/user", &[])
-            .query("groupId", group)
-            .query("accountId", account);
-        classify_membership(MembershipChange::Remove, self.api.execute(&call).await)
+        self.api
+            .change_membership(
+                MembershipChange::Remove,
+                "/rest/api/3/group/user",
+                group,
+                account,
+            )
+            .await
     }
 }

@@ -12,6 +12,7 @@ pub mod jira;
 pub mod jsm;
 pub mod page;
 pub mod product;
+pub mod transport;
 
 pub use admin::{
     AccountStatus, AccountType, AdminClient, LastActiveDates, Org, OrgUser, ProductAccess,
