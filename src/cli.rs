@@ -48,6 +48,8 @@ pub enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Run the built-in Atlassian Cloud simulator alone (for tests, demos and benchmarks).
+    Sim(crate::sim::SimArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -147,6 +149,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 crate::store::redact_url(&config.database.url)
             );
             Ok(())
+        }
+        Command::Sim(args) => {
+            crate::telemetry::init(LogFormat::Text, "warn");
+            crate::sim::run(args.clone(), shutdown_signal())
+                .await
+                .map_err(|error| CliError::Other(format!("sim: {error:#}")))
         }
         Command::Config {
             command: ConfigCommand::Check,

@@ -275,10 +275,16 @@ impl Config {
             )
         };
         if atlassian.org_id.is_some() && atlassian.admin_api_key.is_none() {
-            return Err(ConfigError::key("atlassian.admin_api_key", how("admin_api_key")));
+            return Err(ConfigError::key(
+                "atlassian.admin_api_key",
+                how("admin_api_key"),
+            ));
         }
         if atlassian.site_email.is_some() && atlassian.site_api_token.is_none() {
-            return Err(ConfigError::key("atlassian.site_api_token", how("site_api_token")));
+            return Err(ConfigError::key(
+                "atlassian.site_api_token",
+                how("site_api_token"),
+            ));
         }
         if atlassian.site_api_token.is_some() && atlassian.site_email.is_none() {
             return Err(ConfigError::key(
@@ -286,7 +292,9 @@ impl Config {
                 "is required with atlassian.site_api_token (the site admin the token belongs to)",
             ));
         }
-        if (atlassian.site_email.is_some() || atlassian.site_api_token.is_some()) && atlassian.site_url().is_none() {
+        if (atlassian.site_email.is_some() || atlassian.site_api_token.is_some())
+            && atlassian.site_url().is_none()
+        {
             return Err(ConfigError::key(
                 "atlassian.site_name",
                 "is required with site credentials: the site name (acme for acme.atlassian.net) or atlassian.site_base_url",

@@ -43,6 +43,12 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret::new(value)
+    }
+}
+
 impl From<&str> for Secret {
     fn from(value: &str) -> Secret {
         Secret::new(value)

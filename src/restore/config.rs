@@ -130,20 +130,32 @@ impl RestoreConfig {
                 ConfigError::key(format!("restore.webhook.secrets[{index}]"), problem)
             })?;
         }
-        for (name, header) in [("restore.jsm.header", &self.jsm.header), ("restore.automation.header", &self.automation.header)] {
+        for (name, header) in [
+            ("restore.jsm.header", &self.jsm.header),
+            ("restore.automation.header", &self.automation.header),
+        ] {
             if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                return Err(ConfigError::key(name, format!("{header:?} is not a valid header name")));
+                return Err(ConfigError::key(
+                    name,
+                    format!("{header:?} is not a valid header name"),
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.name.trim().is_empty() {
-                return Err(ConfigError::key(format!("restore.rules[{index}].name"), "must not be empty"));
+                return Err(ConfigError::key(
+                    format!("restore.rules[{index}].name"),
+                    "must not be empty",
+                ));
             }
             if !seen.insert(rule.name.as_str()) {
                 return Err(ConfigError::key(
                     format!("restore.rules[{index}].name"),
-                    format!("{:?} is used by an earlier rule; names must be unique", rule.name),
+                    format!(
+                        "{:?} is used by an earlier rule; names must be unique",
+                        rule.name
+                    ),
                 ));
             }
         }

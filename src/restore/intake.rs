@@ -26,7 +26,11 @@ pub type Answer = Result<(StatusCode, Json<serde_json::Value>), ApiError>;
 
 /// `POST /hooks/jsm` — `{"issueKey": "HELP-42"}` from a Jira Automation rule. Identity is
 /// read back from JSM when the request is processed, never taken from the body.
-pub async fn jsm(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Answer {
+pub async fn jsm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
     let channel = Channel::Jsm;
     let outcome = async {
         let config = &state.config.restore.jsm;
@@ -56,7 +60,11 @@ pub async fn jsm(State(state): State<AppState>, headers: HeaderMap, body: Result
 
 /// `POST /hooks/automation` — `{"accountId": "…", "product": "…"}` from a Jira Automation
 /// rule; the account is verified through the Jira user API when processed.
-pub async fn automation(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Answer {
+pub async fn automation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
     let channel = Channel::Automation;
     let outcome = async {
         let config = &state.config.restore.automation;
@@ -72,7 +80,13 @@ pub async fn automation(State(state): State<AppState>, headers: HeaderMap, body:
         let account = parse_account(parsed.account_id)?;
         let product = parse_product(&state, parsed.product)?;
         // Automation retries and repeated rule runs within the window are one request.
-        let window = state.config.restore.automation.dedupe_window.as_millis().max(1) as i64;
+        let window = state
+            .config
+            .restore
+            .automation
+            .dedupe_window
+            .as_millis()
+            .max(1) as i64;
         let bucket = crate::store::time::now_ms() / window;
         let digest = Sha256::digest(format!("{account}|{}", product.as_str()));
         Ok(NewRequest {
@@ -88,12 +102,18 @@ pub async fn automation(State(state): State<AppState>, headers: HeaderMap, body:
 }
 
 /// `POST /hooks/webhook` — Standard Webhooks; body `{"accountId"|"email", "product"}`.
-pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Answer {
+pub async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
     let channel = Channel::Webhook;
     let outcome = async {
         let config = &state.config.restore.webhook;
         if config.secrets.is_empty() {
-            return Err(ApiError::NotFound("the webhook channel is not enabled".into()));
+            return Err(ApiError::NotFound(
+                "the webhook channel is not enabled".into(),
+            ));
         }
         let body = body.map_err(body_rejection)?;
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -111,7 +131,9 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Re
         check_json_content_type(&headers)?;
         let id = header("webhook-id").unwrap_or_default().to_string();
         if id.is_empty() || id.len() > 200 {
-            return Err(ApiError::BadRequest("webhook-id must be 1 to 200 characters".into()));
+            return Err(ApiError::BadRequest(
+                "webhook-id must be 1 to 200 characters".into(),
+            ));
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -125,8 +147,16 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Re
         let (account, email) = match (parsed.account_id, parsed.email) {
             (Some(account), None) => (Some(parse_account(Some(account))?), None),
             (None, Some(email)) => (None, Some(parse_email(&email)?)),
-            (Some(_), Some(_)) => return Err(ApiError::BadRequest("give accountId or email, not both".into())),
-            (None, None) => return Err(ApiError::BadRequest("missing field accountId (or email)".into())),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "give accountId or email, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::BadRequest(
+                    "missing field accountId (or email)".into(),
+                ));
+            }
         };
         Ok(NewRequest {
             channel,
@@ -146,7 +176,11 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Re
 }
 
 /// Stores an accepted request, or audits the refusal.
-async fn finish(state: &AppState, channel: Channel, outcome: Result<NewRequest, ApiError>) -> Answer {
+async fn finish(
+    state: &AppState,
+    channel: Channel,
+    outcome: Result<NewRequest, ApiError>,
+) -> Answer {
     match outcome {
         Ok(request) => {
             let accepted = store::accept(&state.queue, request).await?;
@@ -154,7 +188,10 @@ async fn finish(state: &AppState, channel: Channel, outcome: Result<NewRequest, 
                 Accepted::New(_) => "accepted",
                 Accepted::Duplicate(_) => "duplicate",
             };
-            Ok((StatusCode::ACCEPTED, Json(json!({ "requestId": accepted.id(), "status": status }))))
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "requestId": accepted.id(), "status": status })),
+            ))
         }
         Err(error) => {
             tracing::warn!(channel = %channel, status = error.status().as_u16(), error = %error, "restore request refused");
@@ -173,16 +210,30 @@ async fn finish(state: &AppState, channel: Channel, outcome: Result<NewRequest, 
     }
 }
 
-fn check_static_secret(secret: Option<&Secret>, header_name: &str, headers: &HeaderMap, channel: Channel) -> Result<(), ApiError> {
+fn check_static_secret(
+    secret: Option<&Secret>,
+    header_name: &str,
+    headers: &HeaderMap,
+    channel: Channel,
+) -> Result<(), ApiError> {
     let Some(secret) = secret else {
-        return Err(ApiError::NotFound(format!("the {channel} channel is not enabled")));
+        return Err(ApiError::NotFound(format!(
+            "the {channel} channel is not enabled"
+        )));
     };
-    let presented = headers.get(header_name).map(|v| v.as_bytes()).unwrap_or_default();
+    let presented = headers
+        .get(header_name)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if presented.is_empty() {
-        return Err(ApiError::Unauthorized(format!("missing header {header_name}")));
+        return Err(ApiError::Unauthorized(format!(
+            "missing header {header_name}"
+        )));
     }
     if !signature::static_secret_matches(presented, secret) {
-        return Err(ApiError::Unauthorized(format!("wrong secret in {header_name}")));
+        return Err(ApiError::Unauthorized(format!(
+            "wrong secret in {header_name}"
+        )));
     }
     Ok(())
 }
@@ -208,14 +259,18 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn read_json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+fn read_json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
     let body = body.map_err(body_rejection)?;
     check_json_content_type(headers)?;
     Ok(body)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))
 }
 
 fn parse_account(account: Option<String>) -> Result<AccountId, ApiError> {
@@ -226,7 +281,12 @@ fn parse_account(account: Option<String>) -> Result<AccountId, ApiError> {
 fn parse_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim();
     match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && email.len() <= 254 && !email.contains(char::is_whitespace) => {
+        Some((local, domain))
+            if !local.is_empty()
+                && domain.contains('.')
+                && email.len() <= 254
+                && !email.contains(char::is_whitespace) =>
+        {
             Ok(email.to_string())
         }
         _ => Err(ApiError::BadRequest("email is not an email address".into())),
@@ -236,7 +296,8 @@ fn parse_email(email: &str) -> Result<String, ApiError> {
 /// A product reseat manages; anything else is refused at the door.
 pub fn parse_product(state: &AppState, product: Option<String>) -> Result<ProductKey, ApiError> {
     let product = product.ok_or_else(|| ApiError::BadRequest("missing field product".into()))?;
-    let key = ProductKey::parse(product.trim()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let key =
+        ProductKey::parse(product.trim()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     if state.config.sweep.product(&key).is_none() {
         return Err(ApiError::Unprocessable(format!(
             "product {:?} is not managed by reseat",

@@ -9,7 +9,10 @@ use crate::atlassian::{AtlassianError, IssueKey, ProductKey};
 /// A product's name as people know it.
 pub fn product_name(product: Option<&str>) -> String {
     match product.map(ProductKey::parse) {
-        Some(Ok(key)) => key.csv_product_name().map(str::to_owned).unwrap_or_else(|| key.as_str().to_owned()),
+        Some(Ok(key)) => key
+            .csv_product_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| key.as_str().to_owned()),
         Some(Err(_)) | None => "the product".to_owned(),
     }
 }
@@ -19,29 +22,49 @@ pub fn reply_text(request: &RestoreRequest) -> Option<String> {
     let product = product_name(request.product.as_deref());
     let message = request.message.as_deref().unwrap_or_default();
     match request.status.as_str() {
-        "restored" => Some(format!("Your access to {product} has been restored. It can take a minute to show everywhere.")),
-        "pending" => Some(format!("Your request for access to {product} is waiting for an administrator's approval. You will hear back here.")),
-        "denied" => Some(format!("Your request for access to {product} was declined. {message}").trim_end().to_owned()),
-        "failed" => Some(format!("We could not restore your access to {product} automatically. An administrator will look at your request.")),
+        "restored" => Some(format!(
+            "Your access to {product} has been restored. It can take a minute to show everywhere."
+        )),
+        "pending" => Some(format!(
+            "Your request for access to {product} is waiting for an administrator's approval. You will hear back here."
+        )),
+        "denied" => Some(
+            format!("Your request for access to {product} was declined. {message}")
+                .trim_end()
+                .to_owned(),
+        ),
+        "failed" => Some(format!(
+            "We could not restore your access to {product} automatically. An administrator will look at your request."
+        )),
         _ => None,
     }
 }
 
 /// Sends the reply for a decided request.
 pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), AtlassianError> {
-    let Some(text) = reply_text(request) else { return Ok(()) };
+    let Some(text) = reply_text(request) else {
+        return Ok(());
+    };
     if request.channel == "jsm" {
         reply_on_jsm(state, request, &text).await?;
     }
     Ok(())
 }
 
-async fn reply_on_jsm(state: &AppState, request: &RestoreRequest, text: &str) -> Result<(), AtlassianError> {
+async fn reply_on_jsm(
+    state: &AppState,
+    request: &RestoreRequest,
+    text: &str,
+) -> Result<(), AtlassianError> {
     let payload: serde_json::Value = serde_json::from_str(&request.payload).unwrap_or_default();
-    let Some(issue) = payload.get("issueKey").and_then(|v| v.as_str()) else { return Ok(()) };
+    let Some(issue) = payload.get("issueKey").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
     let issue = IssueKey::parse(issue).map_err(|e| AtlassianError::Invalid(e.to_string()))?;
     let Some(jsm) = state.atlassian.jsm.as_ref() else {
-        return Err(AtlassianError::Invalid("the JSM site API is not configured".into()));
+        return Err(AtlassianError::Invalid(
+            "the JSM site API is not configured".into(),
+        ));
     };
     let config = &state.config.restore.jsm;
     jsm.add_comment(&issue, text, true).await?;

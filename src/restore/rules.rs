@@ -196,12 +196,16 @@ impl fmt::Display for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Guard::ProductNotConfigured => f.write_str("the product is not configured in reseat"),
-            Guard::AppAccount => f.write_str("app accounts (bots, integrations) are never restored"),
+            Guard::AppAccount => {
+                f.write_str("app accounts (bots, integrations) are never restored")
+            }
             Guard::CustomerAccount => f.write_str("customer accounts hold no product licence"),
             Guard::UnknownAccountType => f.write_str("the account type is unknown"),
             Guard::AccountInactive => f.write_str("the account is deactivated or closed"),
             Guard::AccountSuspended => f.write_str("the account is suspended at the organization"),
-            Guard::Offboarded { group } => write!(f, "the account is in the offboarding group {group:?}"),
+            Guard::Offboarded { group } => {
+                write!(f, "the account is in the offboarding group {group:?}")
+            }
         }
     }
 }
@@ -309,7 +313,11 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
         let names: Vec<&str> = rule.products.iter().map(ProductKey::as_str).collect();
         condition!(
             rule.products.contains(&facts.product),
-            format!("product {} in [{}]", facts.product.as_str(), names.join(", "))
+            format!(
+                "product {} in [{}]",
+                facts.product.as_str(),
+                names.join(", ")
+            )
         );
     }
     if !rule.channels.is_empty() {
@@ -341,7 +349,10 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
         );
     }
     if !rule.member_of_any.is_empty() {
-        let hit = facts.groups.iter().find(|g| in_list(g, &rule.member_of_any));
+        let hit = facts
+            .groups
+            .iter()
+            .find(|g| in_list(g, &rule.member_of_any));
         condition!(
             hit.is_some(),
             match hit {
@@ -351,11 +362,18 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
         );
     }
     if !rule.member_of_none.is_empty() {
-        let hit = facts.groups.iter().find(|g| in_list(g, &rule.member_of_none));
+        let hit = facts
+            .groups
+            .iter()
+            .find(|g| in_list(g, &rule.member_of_none));
         condition!(
             hit.is_none(),
             match hit {
-                Some(group) => format!("member of none of [{}] (is in {:?})", rule.member_of_none.join(", "), group.name),
+                Some(group) => format!(
+                    "member of none of [{}] (is in {:?})",
+                    rule.member_of_none.join(", "),
+                    group.name
+                ),
                 None => format!("member of none of [{}]", rule.member_of_none.join(", ")),
             }
         );
@@ -376,7 +394,10 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
             Seats::Remaining(n) => (n > reserve, n.to_string()),
             Seats::Unknown => (false, "unknown".to_string()),
         };
-        condition!(ok, format!("free seats {have} above the reserve of {reserve}"));
+        condition!(
+            ok,
+            format!("free seats {have} above the reserve of {reserve}")
+        );
     }
     (true, lines)
 }
@@ -393,22 +414,30 @@ fn decide(rule: &Rule, facts: &Facts, trace: Vec<RuleTrace>) -> Verdict {
     match rule.decision {
         Decision::Deny => verdict(
             Decision::Deny,
-            rule.message.clone().unwrap_or_else(|| "Your request was declined.".into()),
+            rule.message
+                .clone()
+                .unwrap_or_else(|| "Your request was declined.".into()),
             Vec::new(),
         ),
         Decision::Manual => verdict(
             Decision::Manual,
-            rule.message.clone().unwrap_or_else(|| "An administrator will review the request.".into()),
+            rule.message
+                .clone()
+                .unwrap_or_else(|| "An administrator will review the request.".into()),
             Vec::new(),
         ),
         Decision::Approve if !facts.journal_groups.is_empty() => verdict(
             Decision::Approve,
-            rule.message.clone().unwrap_or_else(|| "Access restored.".into()),
+            rule.message
+                .clone()
+                .unwrap_or_else(|| "Access restored.".into()),
             facts.journal_groups.clone(),
         ),
         Decision::Approve if !rule.grant_groups.is_empty() => verdict(
             Decision::Approve,
-            rule.message.clone().unwrap_or_else(|| "Access granted.".into()),
+            rule.message
+                .clone()
+                .unwrap_or_else(|| "Access granted.".into()),
             rule.grant_groups
                 .iter()
                 .map(|id| GroupFact {

@@ -54,7 +54,10 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     let mut mac = HmacSha256::new_from_slice(&key).map_err(|e| e.to_string())?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// Verifies a delivery against every configured secret.
@@ -70,7 +73,10 @@ pub fn verify(
     let id = id.ok_or(SignatureError::MissingHeader("webhook-id"))?;
     let timestamp = timestamp.ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
     let signatures = signatures.ok_or(SignatureError::MissingHeader("webhook-signature"))?;
-    let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let seconds: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     let tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
     if (now_secs - seconds).abs() > tolerance {
         return Err(SignatureError::StaleTimestamp);
@@ -81,9 +87,13 @@ pub fn verify(
         .filter_map(|encoded| STANDARD.decode(encoded).ok())
         .collect();
     for secret in secrets {
-        let Ok(key) = decode_secret(secret.expose()) else { continue };
+        let Ok(key) = decode_secret(secret.expose()) else {
+            continue;
+        };
         for candidate in &candidates {
-            let Ok(mut mac) = HmacSha256::new_from_slice(&key) else { continue };
+            let Ok(mut mac) = HmacSha256::new_from_slice(&key) else {
+                continue;
+            };
             mac.update(format!("{id}.{seconds}.").as_bytes());
             mac.update(body);
             if mac.verify_slice(candidate).is_ok() {
@@ -118,7 +128,18 @@ mod tests {
         let body = b"{}";
         let good = sign(OLD, "id1", 1000, body).unwrap();
         let header = format!("v1,Zm9yZ2Vk {good} v2,ignored");
-        assert_eq!(verify(&secrets(), Some("id1"), Some("1000"), Some(&header), body, 1010, Duration::from_secs(300)), Ok(()));
+        assert_eq!(
+            verify(
+                &secrets(),
+                Some("id1"),
+                Some("1000"),
+                Some(&header),
+                body,
+                1010,
+                Duration::from_secs(300)
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -127,14 +148,54 @@ mod tests {
         let good = sign(SECRET, "id1", 1000, body).unwrap();
         let tol = Duration::from_secs(300);
         let s = secrets();
-        assert_eq!(verify(&s, Some("id1"), Some("1000"), Some(&good), b"{\"accountId\":\"b\"}", 1000, tol), Err(SignatureError::NoValidSignature));
-        assert_eq!(verify(&s, Some("id2"), Some("1000"), Some(&good), body, 1000, tol), Err(SignatureError::NoValidSignature));
-        assert_eq!(verify(&s, Some("id1"), Some("1000"), Some(&good), body, 1301, tol), Err(SignatureError::StaleTimestamp));
-        assert_eq!(verify(&s, Some("id1"), Some("1000"), Some(&good), body, 699, tol), Err(SignatureError::StaleTimestamp));
-        assert_eq!(verify(&s, Some("id1"), Some("soon"), Some(&good), body, 1000, tol), Err(SignatureError::BadTimestamp));
-        assert_eq!(verify(&s, None, Some("1000"), Some(&good), body, 1000, tol), Err(SignatureError::MissingHeader("webhook-id")));
-        assert_eq!(verify(&s, Some("id1"), Some("1000"), None, body, 1000, tol), Err(SignatureError::MissingHeader("webhook-signature")));
-        assert_eq!(verify(&[Secret::new("whsec_b3RoZXI=")], Some("id1"), Some("1000"), Some(&good), body, 1000, tol), Err(SignatureError::NoValidSignature));
+        assert_eq!(
+            verify(
+                &s,
+                Some("id1"),
+                Some("1000"),
+                Some(&good),
+                b"{\"accountId\":\"b\"}",
+                1000,
+                tol
+            ),
+            Err(SignatureError::NoValidSignature)
+        );
+        assert_eq!(
+            verify(&s, Some("id2"), Some("1000"), Some(&good), body, 1000, tol),
+            Err(SignatureError::NoValidSignature)
+        );
+        assert_eq!(
+            verify(&s, Some("id1"), Some("1000"), Some(&good), body, 1301, tol),
+            Err(SignatureError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&s, Some("id1"), Some("1000"), Some(&good), body, 699, tol),
+            Err(SignatureError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&s, Some("id1"), Some("soon"), Some(&good), body, 1000, tol),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            verify(&s, None, Some("1000"), Some(&good), body, 1000, tol),
+            Err(SignatureError::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            verify(&s, Some("id1"), Some("1000"), None, body, 1000, tol),
+            Err(SignatureError::MissingHeader("webhook-signature"))
+        );
+        assert_eq!(
+            verify(
+                &[Secret::new("whsec_b3RoZXI=")],
+                Some("id1"),
+                Some("1000"),
+                Some(&good),
+                body,
+                1000,
+                tol
+            ),
+            Err(SignatureError::NoValidSignature)
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub struct RestoreRequest {
 impl RestoreRequest {
     /// Whether processing reached a decision (the reply may still be owed).
     pub fn is_decided(&self) -> bool {
-        matches!(self.status.as_str(), "restored" | "pending" | "denied" | "ignored" | "failed")
+        matches!(
+            self.status.as_str(),
+            "restored" | "pending" | "denied" | "ignored" | "failed"
+        )
     }
 }
 
@@ -135,7 +138,11 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<RestoreRequest>, sqlx::Erro
 }
 
 /// Requests in a status, oldest first.
-pub async fn list_by_status(db: &Db, status: &str, limit: i64) -> Result<Vec<RestoreRequest>, sqlx::Error> {
+pub async fn list_by_status(
+    db: &Db,
+    status: &str,
+    limit: i64,
+) -> Result<Vec<RestoreRequest>, sqlx::Error> {
     sqlx::query_as::<Any, RestoreRequest>(&format!(
         "SELECT {COLUMNS} FROM restore_requests WHERE status = $1 ORDER BY created_at, id LIMIT $2"
     ))
@@ -168,7 +175,11 @@ pub struct Outcome<'a> {
     pub verdict: Option<serde_json::Value>,
 }
 
-pub async fn set_outcome_in(conn: &mut AnyConnection, id: &str, outcome: &Outcome<'_>) -> Result<(), sqlx::Error> {
+pub async fn set_outcome_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    outcome: &Outcome<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE restore_requests SET status = $1, account_id = COALESCE($2, account_id), \
          product = COALESCE($3, product), decision = COALESCE($4, decision), \
@@ -214,7 +225,10 @@ pub async fn journal_removed_groups(
         if action == "removed"
             && let Ok(id) = GroupId::parse(group_id)
         {
-            current.push(GroupFact { id, name: group_name });
+            current.push(GroupFact {
+                id,
+                name: group_name,
+            });
         }
     }
     Ok(current)
@@ -234,16 +248,26 @@ pub struct JournalEntry<'a> {
 }
 
 /// Records a membership reseat gave back (once per group and request).
-pub async fn journal_restored_in(conn: &mut AnyConnection, entry: &JournalEntry<'_>) -> Result<(), sqlx::Error> {
+pub async fn journal_restored_in(
+    conn: &mut AnyConnection,
+    entry: &JournalEntry<'_>,
+) -> Result<(), sqlx::Error> {
     journal_in(conn, "restored", entry).await
 }
 
 /// Records a membership reseat took away (before removing it).
-pub async fn journal_removed_in(conn: &mut AnyConnection, entry: &JournalEntry<'_>) -> Result<(), sqlx::Error> {
+pub async fn journal_removed_in(
+    conn: &mut AnyConnection,
+    entry: &JournalEntry<'_>,
+) -> Result<(), sqlx::Error> {
     journal_in(conn, "removed", entry).await
 }
 
-async fn journal_in(conn: &mut AnyConnection, action: &str, entry: &JournalEntry<'_>) -> Result<(), sqlx::Error> {
+async fn journal_in(
+    conn: &mut AnyConnection,
+    action: &str,
+    entry: &JournalEntry<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO journal (account_id, product, site, group_id, group_name, action, run_id, \
          request_id, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \

@@ -80,7 +80,9 @@ impl From<sqlx::Error> for Failure {
 pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(), JobError> {
     let db_error = |e: sqlx::Error| JobError::retry(format!("database: {e}"));
     let Some(request) = store::get(&state.db, id).await.map_err(db_error)? else {
-        return Err(JobError::Permanent(format!("restore request {id} does not exist")));
+        return Err(JobError::Permanent(format!(
+            "restore request {id} does not exist"
+        )));
     };
     if request.is_decided() {
         if request.replied_at.is_none() {
@@ -93,10 +95,26 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
     match decide_and_apply(state, &request, channel).await {
         Ok(()) => {}
         Err(Failure::Stop(Stop::Ignore(reason))) => {
-            finish(state, &request, Outcome { status: "ignored", reason: Some(&reason), ..Outcome::default() }, "restore.ignored").await?;
+            finish(
+                state,
+                &request,
+                Outcome {
+                    status: "ignored",
+                    reason: Some(&reason),
+                    ..Outcome::default()
+                },
+                "restore.ignored",
+            )
+            .await?;
         }
         Err(Failure::Stop(Stop::Deny { reason, message })) => {
-            let outcome = Outcome { status: "denied", decision: Some("deny"), reason: Some(&reason), message: Some(&message), ..Outcome::default() };
+            let outcome = Outcome {
+                status: "denied",
+                decision: Some("deny"),
+                reason: Some(&reason),
+                message: Some(&message),
+                ..Outcome::default()
+            };
             finish(state, &request, outcome, "restore.denied").await?;
         }
         Err(Failure::Db(error)) => return Err(db_error(error)),
@@ -105,7 +123,10 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
                 AtlassianError::RateLimited { retry_after } => *retry_after,
                 _ => None,
             };
-            return Err(JobError::Retry { message: error.to_string(), after });
+            return Err(JobError::Retry {
+                message: error.to_string(),
+                after,
+            });
         }
         Err(Failure::Upstream(error)) => {
             // Permanent (or out of attempts): the requester hears an admin will look at it.
@@ -113,7 +134,9 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
             let outcome = Outcome {
                 status: "failed",
                 reason: Some(&reason),
-                message: Some("We could not restore your access automatically. An administrator will look at your request."),
+                message: Some(
+                    "We could not restore your access automatically. An administrator will look at your request.",
+                ),
                 ..Outcome::default()
             };
             tracing::error!(error = %reason, "restore failed permanently");
@@ -127,7 +150,12 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
     Ok(())
 }
 
-async fn finish(state: &AppState, request: &RestoreRequest, outcome: Outcome<'_>, action: &str) -> Result<(), JobError> {
+async fn finish(
+    state: &AppState,
+    request: &RestoreRequest,
+    outcome: Outcome<'_>,
+    action: &str,
+) -> Result<(), JobError> {
     let run = async {
         let mut tx = state.db.pool().begin().await?;
         store::set_outcome_in(&mut tx, &request.id, &outcome).await?;
@@ -144,13 +172,20 @@ async fn finish(state: &AppState, request: &RestoreRequest, outcome: Outcome<'_>
         .await?;
         tx.commit().await
     };
-    run.await.map_err(|e| JobError::retry(format!("database: {e}")))
+    run.await
+        .map_err(|e| JobError::retry(format!("database: {e}")))
 }
 
-async fn decide_and_apply(state: &AppState, request: &RestoreRequest, channel: Channel) -> Result<(), Failure> {
+async fn decide_and_apply(
+    state: &AppState,
+    request: &RestoreRequest,
+    channel: Channel,
+) -> Result<(), Failure> {
     let subject = resolve(state, request, channel).await?;
     let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
-        AtlassianError::Invalid("the Jira site API is not configured (atlassian.site_email, site_api_token)".into())
+        AtlassianError::Invalid(
+            "the Jira site API is not configured (atlassian.site_email, site_api_token)".into(),
+        )
     })?;
     let user = match jira.user(&subject.account).await {
         Ok(user) => user,
@@ -163,7 +198,11 @@ async fn decide_and_apply(state: &AppState, request: &RestoreRequest, channel: C
         Err(error) => return Err(error.into()),
     };
     let facts = gather_facts(state, &subject, channel, &user).await?;
-    let verdict = rules::evaluate(&facts, &state.config.restore.rules, &state.config.restore.offboarding_groups);
+    let verdict = rules::evaluate(
+        &facts,
+        &state.config.restore.rules,
+        &state.config.restore.offboarding_groups,
+    );
     let account = subject.account.as_str();
     let product = subject.product.as_str();
     let verdict_json = serde_json::to_value(&verdict).ok();
@@ -188,7 +227,11 @@ async fn decide_and_apply(state: &AppState, request: &RestoreRequest, channel: C
                 )
                 .await?;
             }
-            let groups: Vec<&str> = verdict.groups_to_add.iter().map(|g| g.id.as_str()).collect();
+            let groups: Vec<&str> = verdict
+                .groups_to_add
+                .iter()
+                .map(|g| g.id.as_str())
+                .collect();
             audit::record_in(
                 &mut tx,
                 audit::Entry {
@@ -200,7 +243,12 @@ async fn decide_and_apply(state: &AppState, request: &RestoreRequest, channel: C
                 },
             )
             .await?;
-            store::set_outcome_in(&mut tx, &request.id, &outcome("restored", &subject, &verdict, verdict_json)).await?;
+            store::set_outcome_in(
+                &mut tx,
+                &request.id,
+                &outcome("restored", &subject, &verdict, verdict_json),
+            )
+            .await?;
             tx.commit().await?;
         }
         Decision::Manual | Decision::Deny => {
@@ -224,14 +272,24 @@ async fn decide_and_apply(state: &AppState, request: &RestoreRequest, channel: C
                 },
             )
             .await?;
-            store::set_outcome_in(&mut tx, &request.id, &outcome(status, &subject, &verdict, verdict_json)).await?;
+            store::set_outcome_in(
+                &mut tx,
+                &request.id,
+                &outcome(status, &subject, &verdict, verdict_json),
+            )
+            .await?;
             tx.commit().await?;
         }
     }
     Ok(())
 }
 
-fn outcome<'a>(status: &'a str, subject: &'a Subject, verdict: &'a Verdict, json: Option<serde_json::Value>) -> Outcome<'a> {
+fn outcome<'a>(
+    status: &'a str,
+    subject: &'a Subject,
+    verdict: &'a Verdict,
+    json: Option<serde_json::Value>,
+) -> Outcome<'a> {
     Outcome {
         status,
         account_id: Some(subject.account.as_str()),
@@ -250,7 +308,11 @@ fn outcome<'a>(status: &'a str, subject: &'a Subject, verdict: &'a Verdict, json
     }
 }
 
-async fn resolve(state: &AppState, request: &RestoreRequest, channel: Channel) -> Result<Subject, Failure> {
+async fn resolve(
+    state: &AppState,
+    request: &RestoreRequest,
+    channel: Channel,
+) -> Result<Subject, Failure> {
     let payload: serde_json::Value = serde_json::from_str(&request.payload).unwrap_or_default();
     let text = |key: &str| payload.get(key).and_then(|v| v.as_str()).map(str::to_owned);
     let deny = |reason: String| {
@@ -266,9 +328,13 @@ async fn resolve(state: &AppState, request: &RestoreRequest, channel: Channel) -
     match channel {
         Channel::Jsm => resolve_jsm(state, &text("issueKey").unwrap_or_default()).await,
         Channel::Automation | Channel::Link => {
-            let account = text("accountId").ok_or_else(|| deny("no account in the request".into()))?;
+            let account =
+                text("accountId").ok_or_else(|| deny("no account in the request".into()))?;
             let account = AccountId::parse(account).map_err(|e| deny(e.to_string()))?;
-            Ok(Subject { account, product: product()? })
+            Ok(Subject {
+                account,
+                product: product()?,
+            })
         }
         Channel::Webhook => {
             let product = product()?;
@@ -276,7 +342,8 @@ async fn resolve(state: &AppState, request: &RestoreRequest, channel: Channel) -
                 let account = AccountId::parse(account).map_err(|e| deny(e.to_string()))?;
                 return Ok(Subject { account, product });
             }
-            let email = text("email").ok_or_else(|| deny("no account or email in the request".into()))?;
+            let email =
+                text("email").ok_or_else(|| deny("no account or email in the request".into()))?;
             let account = find_by_email(state, &email).await?.ok_or_else(|| {
                 Failure::Stop(Stop::Deny {
                     reason: format!("no account with the email {email}"),
@@ -292,12 +359,16 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
     let config = &state.config.restore.jsm;
     let issue = IssueKey::parse(issue).map_err(|e| Failure::Stop(Stop::Ignore(e.to_string())))?;
     let jsm = state.atlassian.jsm.as_ref().ok_or_else(|| {
-        AtlassianError::Invalid("the JSM site API is not configured (atlassian.site_email, site_api_token)".into())
+        AtlassianError::Invalid(
+            "the JSM site API is not configured (atlassian.site_email, site_api_token)".into(),
+        )
     })?;
     let customer_request = match jsm.request(&issue).await {
         Ok(request) => request,
         Err(AtlassianError::NotFound { .. }) => {
-            return Err(Failure::Stop(Stop::Ignore(format!("JSM has no request {issue}"))));
+            return Err(Failure::Stop(Stop::Ignore(format!(
+                "JSM has no request {issue}"
+            ))));
         }
         Err(error) => return Err(error.into()),
     };
@@ -347,23 +418,39 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
 fn field_text(value: &serde_json::Value) -> Option<String> {
     match value {
         serde_json::Value::String(text) => Some(text.trim().to_string()),
-        serde_json::Value::Object(map) => map.get("value").and_then(|v| v.as_str()).map(|v| v.trim().to_string()),
+        serde_json::Value::Object(map) => map
+            .get("value")
+            .and_then(|v| v.as_str())
+            .map(|v| v.trim().to_string()),
         serde_json::Value::Array(items) => items.first().and_then(field_text),
         _ => None,
     }
 }
 
 async fn find_by_email(state: &AppState, email: &str) -> Result<Option<AccountId>, Failure> {
-    let jira = state.atlassian.jira.as_ref().ok_or_else(|| AtlassianError::Invalid("the Jira site API is not configured".into()))?;
+    let jira = state
+        .atlassian
+        .jira
+        .as_ref()
+        .ok_or_else(|| AtlassianError::Invalid("the Jira site API is not configured".into()))?;
     let page = jira.search_users_page(email, None).await?;
     Ok(page
         .items
         .into_iter()
-        .find(|user| user.email_address.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        .find(|user| {
+            user.email_address
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
         .map(|user| user.account_id))
 }
 
-async fn gather_facts(state: &AppState, subject: &Subject, channel: Channel, user: &JiraUser) -> Result<Facts, Failure> {
+async fn gather_facts(
+    state: &AppState,
+    subject: &Subject,
+    channel: Channel,
+    user: &JiraUser,
+) -> Result<Facts, Failure> {
     let groups = match &user.groups {
         Some(groups) => groups.clone(),
         None => match &state.atlassian.jira {
@@ -371,11 +458,22 @@ async fn gather_facts(state: &AppState, subject: &Subject, channel: Channel, use
             None => Vec::new(),
         },
     };
-    let journal_groups = store::journal_removed_groups(&state.db, subject.account.as_str(), subject.product.as_str(), state.site()).await?;
-    let seats = match (subject.product.jira_application_key(), &state.atlassian.jira) {
+    let journal_groups = store::journal_removed_groups(
+        &state.db,
+        subject.account.as_str(),
+        subject.product.as_str(),
+        state.site(),
+    )
+    .await?;
+    let seats = match (
+        subject.product.jira_application_key(),
+        &state.atlassian.jira,
+    ) {
         (Some(_), Some(jira)) => match jira.application_role(&subject.product).await {
             Ok(role) if role.has_unlimited_seats => Seats::Unlimited,
-            Ok(role) => role.remaining_seats.map_or(Seats::Unknown, Seats::Remaining),
+            Ok(role) => role
+                .remaining_seats
+                .map_or(Seats::Unknown, Seats::Remaining),
             Err(error) if error.is_temporary() => return Err(error.into()),
             Err(_) => Seats::Unknown,
         },
@@ -389,7 +487,13 @@ async fn gather_facts(state: &AppState, subject: &Subject, channel: Channel, use
         active: user.active,
         suspended: false,
         email: user.email_address.clone(),
-        groups: groups.into_iter().map(|g| GroupFact { id: g.group_id, name: g.name }).collect(),
+        groups: groups
+            .into_iter()
+            .map(|g| GroupFact {
+                id: g.group_id,
+                name: g.name,
+            })
+            .collect(),
         journal_groups,
         seats,
     })
@@ -398,10 +502,14 @@ async fn gather_facts(state: &AppState, subject: &Subject, channel: Channel, use
 async fn add_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> Result<(), Failure> {
     for group in &verdict.groups_to_add {
         if subject.product == ProductKey::CONFLUENCE {
-            let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| AtlassianError::Invalid("the Confluence API is not configured".into()))?;
+            let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
+                AtlassianError::Invalid("the Confluence API is not configured".into())
+            })?;
             confluence.add_to_group(&group.id, &subject.account).await?;
         } else {
-            let jira = state.atlassian.jira.as_ref().ok_or_else(|| AtlassianError::Invalid("the Jira site API is not configured".into()))?;
+            let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
+                AtlassianError::Invalid("the Jira site API is not configured".into())
+            })?;
             jira.add_to_group(&group.id, &subject.account).await?;
         }
     }
@@ -409,9 +517,20 @@ async fn add_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> R
 }
 
 /// Reads the user's groups back: the restore counts only once every group is there.
-async fn verify_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> Result<(), Failure> {
-    let Some(jira) = state.atlassian.jira.as_ref() else { return Ok(()) };
-    let now: Vec<String> = jira.user_groups(&subject.account).await?.into_iter().map(|g| g.group_id.to_string()).collect();
+async fn verify_groups(
+    state: &AppState,
+    subject: &Subject,
+    verdict: &Verdict,
+) -> Result<(), Failure> {
+    let Some(jira) = state.atlassian.jira.as_ref() else {
+        return Ok(());
+    };
+    let now: Vec<String> = jira
+        .user_groups(&subject.account)
+        .await?
+        .into_iter()
+        .map(|g| g.group_id.to_string())
+        .collect();
     let missing: Vec<&str> = verdict
         .groups_to_add
         .iter()
@@ -432,7 +551,10 @@ async fn verify_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -
 async fn reply_and_mark(state: &AppState, request: &RestoreRequest) -> Result<(), JobError> {
     if let Err(error) = super::reply::reply(state, request).await {
         if error.is_temporary() {
-            return Err(JobError::Retry { message: format!("reply: {error}"), after: None });
+            return Err(JobError::Retry {
+                message: format!("reply: {error}"),
+                after: None,
+            });
         }
         // A reply that can never succeed (e.g. a transition that does not exist) must not
         // hold the request: the outcome stands and the problem is audited for the admins.

@@ -60,16 +60,23 @@ impl SweepConfig {
 
     /// The managed products, parsed.
     pub fn product_keys(&self) -> Vec<ProductKey> {
-        self.products.keys().filter_map(|key| ProductKey::parse(key).ok()).collect()
+        self.products
+            .keys()
+            .filter_map(|key| ProductKey::parse(key).ok())
+            .collect()
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut seen = Vec::new();
         for (key, policy) in &self.products {
             let place = format!("sweep.products.{key}");
-            let product = ProductKey::parse(key).map_err(|e| ConfigError::key(&place, e.to_string()))?;
+            let product =
+                ProductKey::parse(key).map_err(|e| ConfigError::key(&place, e.to_string()))?;
             if seen.contains(&product) {
-                return Err(ConfigError::key(&place, format!("{} is configured twice", product.as_str())));
+                return Err(ConfigError::key(
+                    &place,
+                    format!("{} is configured twice", product.as_str()),
+                ));
             }
             if policy.inactive_after < Duration::from_secs(86_400) {
                 return Err(ConfigError::key(

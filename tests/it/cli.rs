@@ -154,7 +154,16 @@ fn config_check_redacts_secrets_from_files_and_environment() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(printed.contains("admin_api_key = \"[redacted]\""), "{printed}");
-    assert!(printed.contains("site_api_token = \"[redacted]\""), "{printed}");
-    assert!(!printed.contains("admin-key-from-file") && !printed.contains("token-from-env"), "{printed}");
+    assert!(
+        printed.contains("admin_api_key = \"[redacted]\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("site_api_token = \"[redacted]\""),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("admin-key-from-file") && !printed.contains("token-from-env"),
+        "{printed}"
+    );
 }

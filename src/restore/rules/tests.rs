@@ -54,8 +54,14 @@ decision = "approve"
 fn first_matching_rule_wins_and_restores_exactly_the_journal() {
     let verdict = evaluate(&facts(), &rules(STAFF), &[]);
     assert_eq!(verdict.decision, Decision::Approve);
-    assert_eq!(verdict.rule.as_deref(), Some("same domain, removed by reseat"));
-    assert_eq!(verdict.groups_to_add, vec![group("g-jira", "jira-software-users")]);
+    assert_eq!(
+        verdict.rule.as_deref(),
+        Some("same domain, removed by reseat")
+    );
+    assert_eq!(
+        verdict.groups_to_add,
+        vec![group("g-jira", "jira-software-users")]
+    );
     assert_eq!(verdict.trace.len(), 3);
     assert!(!verdict.trace[0].matched && !verdict.trace[1].matched && verdict.trace[2].matched);
 }
@@ -67,7 +73,11 @@ fn subdomains_match_and_other_domains_do_not() {
     assert_eq!(evaluate(&f, &rules(STAFF), &[]).decision, Decision::Approve);
     f.email = Some("eve@notexample.com".into());
     let verdict = evaluate(&f, &rules(STAFF), &[]);
-    assert_eq!((verdict.decision, verdict.rule), (Decision::Manual, None), "default is manual");
+    assert_eq!(
+        (verdict.decision, verdict.rule),
+        (Decision::Manual, None),
+        "default is manual"
+    );
     f.email = None;
     assert_eq!(evaluate(&f, &rules(STAFF), &[]).decision, Decision::Manual);
 }
@@ -104,15 +114,27 @@ fn the_seat_reserve_holds_seats_back() {
 #[test]
 fn guards_beat_every_rule() {
     let approve_all = rules("[[rules]]\nname = \"all\"\ndecision = \"approve\"\n");
-    let cases: Vec<(Box<dyn Fn(&mut Facts)>, Guard)> = vec![
-        (Box::new(|f| f.account_type = AccountType::App), Guard::AppAccount),
-        (Box::new(|f| f.account_type = AccountType::Customer), Guard::CustomerAccount),
+    type Change = Box<dyn Fn(&mut Facts)>;
+    let cases: Vec<(Change, Guard)> = vec![
+        (
+            Box::new(|f| f.account_type = AccountType::App),
+            Guard::AppAccount,
+        ),
+        (
+            Box::new(|f| f.account_type = AccountType::Customer),
+            Guard::CustomerAccount,
+        ),
         (Box::new(|f| f.active = false), Guard::AccountInactive),
         (Box::new(|f| f.suspended = true), Guard::AccountSuspended),
-        (Box::new(|f| f.product_configured = false), Guard::ProductNotConfigured),
+        (
+            Box::new(|f| f.product_configured = false),
+            Guard::ProductNotConfigured,
+        ),
         (
             Box::new(|f| f.groups.push(group("g-off", "offboarded"))),
-            Guard::Offboarded { group: "offboarded".into() },
+            Guard::Offboarded {
+                group: "offboarded".into(),
+            },
         ),
     ];
     for (change, expected) in cases {
@@ -131,8 +153,14 @@ fn an_approval_without_journal_uses_only_the_rules_groups_or_asks_an_admin() {
     f.journal_groups.clear();
     let plain = rules("[[rules]]\nname = \"all\"\ndecision = \"approve\"\n");
     let verdict = evaluate(&f, &plain, &[]);
-    assert_eq!(verdict.decision, Decision::Manual, "no groups to give: an admin decides");
-    let granting = rules("[[rules]]\nname = \"new staff\"\ndecision = \"approve\"\ngrant_groups = [\"g-default\"]\n");
+    assert_eq!(
+        verdict.decision,
+        Decision::Manual,
+        "no groups to give: an admin decides"
+    );
+    let granting = rules(
+        "[[rules]]\nname = \"new staff\"\ndecision = \"approve\"\ngrant_groups = [\"g-default\"]\n",
+    );
     let verdict = evaluate(&f, &granting, &[]);
     assert_eq!(verdict.decision, Decision::Approve);
     assert_eq!(verdict.groups_to_add.len(), 1);
@@ -144,8 +172,17 @@ fn explain_names_each_rule_and_the_failing_condition() {
     let mut f = facts();
     f.email = Some("c@contractor.example".into());
     let text = evaluate(&f, &rules(STAFF), &[]).explain();
-    assert!(text.contains("rule \"offboarded never\": no match"), "{text}");
+    assert!(
+        text.contains("rule \"offboarded never\": no match"),
+        "{text}"
+    );
     assert!(text.contains("FAIL member of any of [leavers]"), "{text}");
-    assert!(text.contains("rule \"contractors need approval\": MATCHED"), "{text}");
-    assert!(text.contains("decision: manual (rule \"contractors need approval\")"), "{text}");
+    assert!(
+        text.contains("rule \"contractors need approval\": MATCHED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("decision: manual (rule \"contractors need approval\")"),
+        "{text}"
+    );
 }
