@@ -40,6 +40,9 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole loop on a laptop: the Atlassian simulator with a sample org, and the
+    /// service against it on SQLite with a file outbox. Prints the URLs to open.
+    Demo(crate::demo::DemoArgs),
     /// Run the service: webhook intake, restore links, admin UI and API, queue workers.
     Serve {
         /// Address to listen on (overrides server.listen).
@@ -149,6 +152,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 crate::store::redact_url(&config.database.url)
             );
             Ok(())
+        }
+        Command::Demo(args) => {
+            crate::telemetry::init(
+                match cli.log_format {
+                    Some(LogFormatArg::Json) => LogFormat::Json,
+                    _ => LogFormat::Text,
+                },
+                "info",
+            );
+            crate::demo::run(args.clone(), shutdown_signal())
+                .await
+                .map_err(|error| CliError::Other(format!("demo: {error:#}")))
         }
         Command::Sim(args) => {
             crate::telemetry::init(LogFormat::Text, "warn");

@@ -9,6 +9,7 @@ pub mod atlassian;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod metrics;
 pub mod queue;
 pub mod restore;

@@ -398,6 +398,7 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
             .get(&value)
             .cloned()
             .or_else(|| ProductKey::parse(&value).ok())
+            .or_else(|| ProductKey::from_csv_product_name(&value))
             .ok_or_else(|| {
                 Failure::Stop(Stop::Deny {
                     reason: format!("the request names an unknown product {value:?}"),

@@ -4,13 +4,12 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -31,6 +30,8 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::restore::router())
         .merge(extra)
+        // Enforced by the body extractors, so handlers see (and audit) an oversized body.
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(
             ServiceBuilder::new()
@@ -47,7 +48,6 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(RequestBodyLimitLayer::new(body_limit))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
         .with_state(state)

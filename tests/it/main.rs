@@ -4,6 +4,7 @@
 mod atlassian;
 mod cli;
 mod queue;
+mod restore;
 mod server;
 mod sim;
 mod support;

@@ -26,6 +26,15 @@ impl TestDb {
         }
     }
 
+    /// A SQLite file the caller keeps (to reopen it after a simulated crash).
+    pub fn sqlite_file(path: &std::path::Path) -> TestDb {
+        TestDb {
+            url: format!("sqlite://{}", path.display()),
+            _dir: None,
+            postgres: None,
+        }
+    }
+
     /// A new PostgreSQL database, or `None` when no server is configured for tests.
     /// With `RESEAT_REQUIRE_POSTGRES=1`, a missing or unreachable server fails the test.
     pub async fn postgres() -> Option<TestDb> {
@@ -110,6 +119,8 @@ async fn admin_exec(admin_url: &str, sql: &str) -> Result<(), sqlx::Error> {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The app's worker with every handler registered; tests drive `run_once()`.
+    pub worker: reseat::queue::Worker,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), reseat::app::StartError>>>,
@@ -153,9 +164,22 @@ pub async fn spawn_app_with(
 ) -> TestApp {
     let mut config = db.config();
     adjust(&mut config);
+    spawn_configured(db, config, extra).await
+}
+
+/// Starts the app with a full configuration (its database URL and listen address are
+/// replaced by the test database's and port 0).
+pub async fn spawn_configured(
+    db: TestDb,
+    mut config: Config,
+    extra: axum::Router<AppState>,
+) -> TestApp {
+    config.database.url = db.url.clone();
+    config.server.listen = "127.0.0.1:0".into();
     let app = App::build_with(config, extra).await.expect("app starts");
     let addr = app.local_addr();
     let state = app.state().clone();
+    let worker = app.worker().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -163,6 +187,7 @@ pub async fn spawn_app_with(
     TestApp {
         addr,
         state,
+        worker,
         client: reqwest::Client::new(),
         stop: Some(stop),
         task: Some(task),
@@ -178,4 +203,17 @@ pub fn reseat_bin() -> PathBuf {
 /// The repository root (for `reseat.example.toml`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl TestApp {
+    /// Runs queued jobs until none is due; returns how many ran.
+    pub async fn drain_queue(&self) -> usize {
+        let mut ran = 0;
+        loop {
+            match self.worker.run_once().await.expect("queue works") {
+                reseat::queue::WorkerOutcome::Idle => return ran,
+                _ => ran += 1,
+            }
+        }
+    }
 }

@@ -1,0 +1,170 @@
+//! `reseat demo`: the built-in Atlassian simulator with a seeded sample org, and the service
+//! on SQLite with a file outbox, wired together so the whole loop runs on a laptop.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+
+use crate::app::App;
+use crate::atlassian::{AtlassianConfig, GroupId, ProductKey};
+use crate::config::{Config, Secret};
+use crate::restore::rules::{Decision, Rule};
+use crate::sim::{SimConfig, SimHandle, seed};
+use crate::sweep::config::ProductPolicy;
+
+/// `reseat demo` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Port of the service on 127.0.0.1 (the simulator takes a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Directory for the database and the outbox (default: a new temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Accounts in the seeded sample org.
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    /// Seed of the sample org (the same seed gives the same org).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// The shared secrets of the demo's channels (printed at start; never use them elsewhere).
+pub const DEMO_JSM_SECRET: &str = "demo-jsm-secret";
+pub const DEMO_AUTOMATION_SECRET: &str = "demo-automation-secret";
+
+/// The demo's Standard Webhooks signing secret.
+pub fn demo_webhook_secret() -> String {
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode("reseat-demo-webhook-signing-key")
+    )
+}
+
+/// `[atlassian]` pointing every API family at a running simulator.
+pub fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
+    let c = sim.config();
+    let base = url::Url::parse(&sim.base_url()).ok();
+    AtlassianConfig {
+        org_id: Some(c.org_id.clone()),
+        cloud_id: Some(c.cloud_id.clone()),
+        site_name: Some(c.site_name.clone()),
+        admin_base_url: base
+            .clone()
+            .unwrap_or_else(|| AtlassianConfig::default().admin_base_url),
+        site_base_url: base,
+        admin_api_key: Some(Secret::new(c.admin_key.clone())),
+        site_email: Some(c.site_email.clone()),
+        site_api_token: Some(Secret::new(c.site_token.clone())),
+        ..AtlassianConfig::default()
+    }
+}
+
+/// A full configuration against a simulator: products, channels with demo secrets, rules
+/// for the seeded groups, SQLite in `dir`.
+pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}", dir.join("reseat.db").display());
+    config.atlassian = atlassian_for(sim);
+    let group_id = |name: &str| {
+        sim.state()
+            .group(name)
+            .and_then(|group| GroupId::parse(group.id).ok())
+    };
+    for (product, groups) in [
+        (ProductKey::JIRA_SOFTWARE, vec![]),
+        (ProductKey::JIRA_SERVICE_MANAGEMENT, vec![]),
+        (
+            ProductKey::CONFLUENCE,
+            [seed::GROUP_CONFLUENCE, seed::GROUP_BUNDLE]
+                .iter()
+                .filter_map(|name| group_id(name))
+                .collect(),
+        ),
+    ] {
+        config.sweep.products.insert(
+            product.as_str().to_string(),
+            ProductPolicy {
+                access_groups: groups,
+                ..ProductPolicy::default()
+            },
+        );
+    }
+    let restore = &mut config.restore;
+    restore.offboarding_groups = vec![seed::GROUP_OFFBOARDED.to_string()];
+    restore.jsm.secret = Some(Secret::new(DEMO_JSM_SECRET));
+    restore.jsm.request_type_ids = vec![crate::sim::jsm_model::RESTORE_REQUEST_TYPE_ID.to_string()];
+    restore.jsm.product_field = Some(crate::sim::jsm_model::PRODUCT_FIELD_ID.to_string());
+    restore.automation.secret = Some(Secret::new(DEMO_AUTOMATION_SECRET));
+    restore.webhook.secrets = vec![Secret::new(demo_webhook_secret())];
+    restore.rules = vec![
+        rule("contractors need approval", Decision::Manual, |r| {
+            r.member_of_any = vec![seed::GROUP_JIRA_CONTRACTORS.to_string()]
+        }),
+        rule("staff removed by reseat", Decision::Approve, |r| {
+            r.email_domains = vec![seed::MANAGED_DOMAIN.to_string()];
+            r.removed_by_reseat = Some(true);
+        }),
+    ];
+    config
+}
+
+fn rule(name: &str, decision: Decision, adjust: impl FnOnce(&mut Rule)) -> Rule {
+    let mut rule = Rule {
+        name: name.to_string(),
+        products: Vec::new(),
+        channels: Vec::new(),
+        email_domains: Vec::new(),
+        member_of_any: Vec::new(),
+        member_of_none: Vec::new(),
+        removed_by_reseat: None,
+        seat_reserve: None,
+        decision,
+        message: None,
+        grant_groups: Vec::new(),
+    };
+    adjust(&mut rule);
+    rule
+}
+
+/// Runs the demo until `shutdown` resolves.
+pub async fn run(
+    args: DemoArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (dir, _temp) = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("demo: cannot create {}: {e}", dir.display()))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let temp = tempfile::Builder::new().prefix("reseat-demo-").tempdir()?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let outbox = dir.join("outbox");
+    std::fs::create_dir_all(&outbox)?;
+    let sim = crate::sim::spawn(SimConfig {
+        users: args.users,
+        seed: args.seed,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("demo: cannot start the simulator: {e}"))?;
+    let mut config = config_for(&sim, &dir);
+    config.server.listen = format!("127.0.0.1:{}", args.port);
+    let app = App::build(config).await?;
+    println!("app: http://{}", app.local_addr());
+    println!("simulator: {}", sim.base_url());
+    println!("outbox: {}", outbox.display());
+    println!("database: {}", dir.join("reseat.db").display());
+    println!(
+        "try: curl -s -X POST http://{}/hooks/automation -H 'Content-Type: application/json' -H 'X-Reseat-Token: {DEMO_AUTOMATION_SECRET}' -d '{{\"accountId\":\"<id>\",\"product\":\"jira-software\"}}'",
+        app.local_addr()
+    );
+    let result = app.run_until(shutdown).await;
+    sim.shutdown().await;
+    result.map_err(Into::into)
+}

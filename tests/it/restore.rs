@@ -1,0 +1,717 @@
+//! Restore end to end against the simulator: each channel gives back exactly the journaled
+//! groups and answers where the request came from; guards and rules refuse or queue;
+//! duplicates, crashes and upstream failures never restore twice or lose a request.
+
+use std::time::Duration;
+
+use reseat::config::Config;
+use reseat::restore::signature;
+use reseat::restore::store::{self, JournalEntry};
+use reseat::sim::NewRequest as SimRequest;
+use reseat::sim::model::Product;
+use reseat::sim::seed::{self, Category, SeededUser};
+use reseat::sim::{SimConfig, SimHandle};
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb, spawn_configured};
+
+struct Env {
+    sim: SimHandle,
+    app: TestApp,
+    _dir: tempfile::TempDir,
+}
+
+async fn env_with(db: TestDb, sim: SimConfig, adjust: impl FnOnce(&mut Config)) -> Env {
+    let sim = reseat::sim::spawn(sim).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = reseat::demo::config_for(&sim, dir.path());
+    // The test drives the worker itself; background workers stay idle.
+    config.queue.poll_interval = Duration::from_secs(3600);
+    config.queue.backoff_base = Duration::from_millis(5);
+    config.queue.backoff_max = Duration::from_millis(50);
+    config.queue.max_attempts = 30;
+    config.atlassian.retry.base_delay = Duration::from_millis(5);
+    config.atlassian.retry.max_delay = Duration::from_millis(50);
+    // Injected time-outs should cost little; the simulator, not the client, limits rate.
+    config.atlassian.retry.timeout = Duration::from_secs(2);
+    for family in [
+        &mut config.atlassian.jira,
+        &mut config.atlassian.jsm,
+        &mut config.atlassian.confluence,
+    ] {
+        family.requests_per_second = 1000;
+        family.concurrency = 16;
+    }
+    adjust(&mut config);
+    let app = spawn_configured(db, config, axum::Router::new()).await;
+    Env {
+        sim,
+        app,
+        _dir: dir,
+    }
+}
+
+async fn env() -> Env {
+    env_with(
+        TestDb::sqlite(),
+        SimConfig {
+            users: 150,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await
+}
+
+impl Env {
+    /// Staff of the managed domain, active in Jira Software, in no special group.
+    fn staff(&self) -> Vec<SeededUser> {
+        let truth = self.sim.state().ground_truth();
+        truth
+            .users
+            .iter()
+            .filter(|u| {
+                u.account_type == reseat::sim::AccountType::Atlassian
+                    && u.account_status == reseat::sim::AccountStatus::Active
+                    && !u.suspended
+                    && !u.offboarded
+                    && !u.protected
+                    && !u.org_admin
+                    && u.email
+                        .as_deref()
+                        .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
+                    && u.products.get(&Product::JiraSoftware) == Some(&Category::Active)
+                    && !u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// What a sweep does: journal the user's Jira Software access groups, then remove them.
+    async fn remove_like_a_sweep(&self, account: &str) -> Vec<String> {
+        let user = self.sim.state().user(account).unwrap();
+        let granting: Vec<_> = user
+            .groups
+            .iter()
+            .filter(|g| {
+                self.sim
+                    .state()
+                    .group(&g.id)
+                    .is_some_and(|group| group.grants.contains(&Product::JiraSoftware))
+            })
+            .cloned()
+            .collect();
+        assert!(!granting.is_empty());
+        let mut conn = self.app.state.db.pool().acquire().await.unwrap();
+        for group in &granting {
+            store::journal_removed_in(
+                &mut conn,
+                &JournalEntry {
+                    account_id: account,
+                    product: "jira-software",
+                    site: self.app.state.site(),
+                    group_id: &group.id,
+                    group_name: &group.name,
+                    run_id: Some("test-sweep"),
+                    request_id: None,
+                    reason: "inactive for 120 days",
+                },
+            )
+            .await
+            .unwrap();
+            self.sim.state().remove_member(&group.id, account).unwrap();
+        }
+        assert!(!self.products(account).contains(&Product::JiraSoftware));
+        granting.into_iter().map(|g| g.id).collect()
+    }
+
+    fn products(&self, account: &str) -> Vec<Product> {
+        self.sim.state().user(account).unwrap().products
+    }
+
+    fn group_ids(&self, account: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .sim
+            .state()
+            .user(account)
+            .unwrap()
+            .groups
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    async fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn jsm(&self, issue: &str) -> (u16, Value) {
+        self.post(
+            "/hooks/jsm",
+            &[("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET.into())],
+            &json!({ "issueKey": issue }).to_string(),
+        )
+        .await
+    }
+
+    async fn automation(&self, account: &str) -> (u16, Value) {
+        let body = json!({ "accountId": account, "product": "jira-software" }).to_string();
+        self.post(
+            "/hooks/automation",
+            &[(
+                "X-Reseat-Token",
+                reseat::demo::DEMO_AUTOMATION_SECRET.into(),
+            )],
+            &body,
+        )
+        .await
+    }
+
+    async fn webhook(&self, id: &str, body: &str) -> (u16, Value) {
+        let now = chrono::Utc::now().timestamp();
+        let sig = signature::sign(
+            &reseat::demo::demo_webhook_secret(),
+            id,
+            now,
+            body.as_bytes(),
+        )
+        .unwrap();
+        self.post(
+            "/hooks/webhook",
+            &[
+                ("webhook-id", id.into()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", sig),
+            ],
+            body,
+        )
+        .await
+    }
+
+    fn portal_request(&self, reporter: &str) -> String {
+        self.sim
+            .state()
+            .create_request(SimRequest {
+                reporter: reporter.into(),
+                request_type_id: None,
+                summary: None,
+                description: None,
+                product: Some(Product::JiraSoftware),
+            })
+            .unwrap()
+            .key
+    }
+
+    async fn request_status(&self, id: &str) -> String {
+        store::get(&self.app.state.db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.app.state.db.pool())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn each_channel_gives_back_exactly_the_journaled_groups() {
+    let env = env().await;
+    let staff = env.staff();
+    assert!(staff.len() >= 3, "the seed has staff to test with");
+    for (n, channel) in ["jsm", "automation", "webhook"].iter().enumerate() {
+        let account = staff[n].account_id.clone();
+        let before = env.group_ids(&account);
+        let removed = env.remove_like_a_sweep(&account).await;
+        let issue = env.portal_request(&account);
+        let (status, body) = match *channel {
+            "jsm" => env.jsm(&issue).await,
+            "automation" => env.automation(&account).await,
+            _ => {
+                env.webhook(
+                    &format!("msg_{n}"),
+                    &json!({ "accountId": account, "product": "jira-software" }).to_string(),
+                )
+                .await
+            }
+        };
+        assert_eq!(status, 202, "{channel}: {body}");
+        let id = body["requestId"].as_str().unwrap().to_string();
+        assert!(env.app.drain_queue().await >= 1);
+        assert_eq!(env.request_status(&id).await, "restored", "{channel}");
+        assert_eq!(
+            env.group_ids(&account),
+            before,
+            "{channel}: exactly the groups it had"
+        );
+        assert!(
+            env.products(&account).contains(&Product::JiraSoftware),
+            "{channel}"
+        );
+        let restored: Vec<String> = sqlx::query_scalar(
+            "SELECT group_id FROM journal WHERE account_id = $1 AND action = 'restored' ORDER BY group_id",
+        )
+        .bind(&account)
+        .fetch_all(env.app.state.db.pool())
+        .await
+        .unwrap();
+        let mut removed_sorted = removed.clone();
+        removed_sorted.sort();
+        assert_eq!(
+            restored, removed_sorted,
+            "{channel}: the restore is journaled"
+        );
+        if *channel == "jsm" {
+            let request = env.sim.state().request(&issue).unwrap();
+            assert_eq!(request.status, "Resolved");
+            assert_eq!(request.comments.len(), 1);
+            assert!(request.comments[0].public);
+            assert!(
+                request.comments[0].body.contains("has been restored"),
+                "{}",
+                request.comments[0].body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn guards_and_rules_refuse_or_queue_with_the_right_reply() {
+    let env = env().await;
+    let truth = env.sim.state().ground_truth();
+    let pick = |f: &dyn Fn(&SeededUser) -> bool| {
+        truth
+            .users
+            .iter()
+            .find(|u| f(u))
+            .map(|u| u.account_id.clone())
+            .unwrap()
+    };
+    let offboarded = pick(&|u| u.offboarded);
+    let closed = pick(&|u| u.account_status == reseat::sim::AccountStatus::Closed);
+    let app = pick(&|u| u.account_type == reseat::sim::AccountType::App);
+    let contractor = pick(&|u| {
+        u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+            && u.account_status == reseat::sim::AccountStatus::Active
+            && !u.suspended
+            && !u.offboarded
+    });
+    let cases = [
+        (offboarded, "denied", "Declined", "declined"),
+        (closed, "denied", "Declined", "declined"),
+        (app, "denied", "Declined", "declined"),
+        (
+            contractor,
+            "pending",
+            "Waiting for support",
+            "waiting for an administrator",
+        ),
+    ];
+    for (account, status, jsm_status, reply) in cases {
+        let groups_before = env.group_ids(&account);
+        let issue = env.portal_request(&account);
+        let (code, body) = env.jsm(&issue).await;
+        assert_eq!(code, 202);
+        env.app.drain_queue().await;
+        let id = body["requestId"].as_str().unwrap();
+        assert_eq!(env.request_status(id).await, status, "{account}");
+        assert_eq!(
+            env.group_ids(&account),
+            groups_before,
+            "nothing added for {account}"
+        );
+        let request = env.sim.state().request(&issue).unwrap();
+        assert_eq!(request.status, jsm_status, "{account}");
+        assert_eq!(request.comments.len(), 1, "{account}");
+        assert!(
+            request.comments[0].body.contains(reply),
+            "{}",
+            request.comments[0].body
+        );
+    }
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM journal WHERE action = 'restored'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_same_webhook_five_times_at_once_restores_once() {
+    let env = env().await;
+    let account = env.staff()[0].account_id.clone();
+    let removed = env.remove_like_a_sweep(&account).await;
+    let body = json!({ "accountId": account, "product": "jira-software" }).to_string();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        calls.spawn(send_webhook(
+            env.app.client.clone(),
+            env.app.url("/hooks/webhook"),
+            "msg_dup".into(),
+            body.clone(),
+        ));
+    }
+    let answers = calls.join_all().await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(code, body)| {
+            assert_eq!(*code, 202);
+            body["requestId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one request id for one delivery");
+    env.app.drain_queue().await;
+    assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 1);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM journal WHERE action = 'restored'")
+            .await,
+        removed.len() as i64
+    );
+    // Jira was asked to add each group once.
+    assert_eq!(
+        env.sim.state().calls("POST", "/rest/api/3/group/user"),
+        removed.len()
+    );
+}
+
+/// Sends a signed Standard Webhooks delivery.
+async fn send_webhook(
+    client: reqwest::Client,
+    url: String,
+    id: String,
+    body: String,
+) -> (u16, Value) {
+    let now = chrono::Utc::now().timestamp();
+    let sig = signature::sign(
+        &reseat::demo::demo_webhook_secret(),
+        &id,
+        now,
+        body.as_bytes(),
+    )
+    .unwrap();
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_audited_and_change_nothing() {
+    let env = env().await;
+    let account = env.staff()[0].account_id.clone();
+    let good = json!({ "accountId": account, "product": "jira-software" }).to_string();
+    let token = (
+        "X-Reseat-Token",
+        reseat::demo::DEMO_AUTOMATION_SECRET.to_string(),
+    );
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, String)>,
+        String,
+        Option<&'a str>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        ("/hooks/automation", vec![], good.clone(), None, 401),
+        (
+            "/hooks/automation",
+            vec![("X-Reseat-Token", "guessed-secret-123".into())],
+            good.clone(),
+            None,
+            401,
+        ),
+        (
+            "/hooks/automation",
+            vec![token.clone()],
+            "{not json".into(),
+            None,
+            400,
+        ),
+        (
+            "/hooks/automation",
+            vec![token.clone()],
+            json!({ "product": "jira-software" }).to_string(),
+            None,
+            400,
+        ),
+        (
+            "/hooks/automation",
+            vec![token.clone()],
+            json!({ "accountId": account, "product": "bitbucket" }).to_string(),
+            None,
+            422,
+        ),
+        (
+            "/hooks/automation",
+            vec![token.clone()],
+            good.clone(),
+            Some("text/plain"),
+            415,
+        ),
+        (
+            "/hooks/jsm",
+            vec![("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET.into())],
+            json!({ "issue": "HELP-1" }).to_string(),
+            None,
+            400,
+        ),
+        ("/hooks/webhook", vec![], good.clone(), None, 401),
+    ];
+    for (path, headers, body, content_type, expected) in cases {
+        let mut request = env
+            .app
+            .client
+            .post(env.app.url(path))
+            .header("content-type", content_type.unwrap_or("application/json"))
+            .body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{path} {body}");
+        let json: Value = response.json().await.unwrap();
+        assert!(json["error"]["message"].is_string(), "{json}");
+    }
+    // Oversized body.
+    let big = format!(
+        "{{\"accountId\":\"{}\",\"product\":\"jira-software\"}}",
+        "a".repeat(100_000)
+    );
+    let (code, _) = env
+        .post("/hooks/automation", std::slice::from_ref(&token), &big)
+        .await;
+    assert_eq!(code, 413);
+    // Stale and tampered webhooks.
+    let stale = chrono::Utc::now().timestamp() - 600;
+    let sig = signature::sign(
+        &reseat::demo::demo_webhook_secret(),
+        "msg_old",
+        stale,
+        good.as_bytes(),
+    )
+    .unwrap();
+    let (code, body) = env
+        .post(
+            "/hooks/webhook",
+            &[
+                ("webhook-id", "msg_old".into()),
+                ("webhook-timestamp", stale.to_string()),
+                ("webhook-signature", sig),
+            ],
+            &good,
+        )
+        .await;
+    assert_eq!(code, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timestamp"),
+        "{body}"
+    );
+    let now = chrono::Utc::now().timestamp();
+    let sig = signature::sign(
+        &reseat::demo::demo_webhook_secret(),
+        "msg_t",
+        now,
+        good.as_bytes(),
+    )
+    .unwrap();
+    let tampered = good.replace("jira-software", "confluence");
+    let (code, _) = env
+        .post(
+            "/hooks/webhook",
+            &[
+                ("webhook-id", "msg_t".into()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", sig),
+            ],
+            &tampered,
+        )
+        .await;
+    assert_eq!(code, 401);
+
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM restore_requests").await,
+        0,
+        "nothing stored"
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM jobs").await,
+        0,
+        "nothing queued"
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.rejected'")
+            .await,
+        11
+    );
+    // The secret never shows up in the audit trail.
+    let details: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log")
+        .fetch_all(env.app.state.db.pool())
+        .await
+        .unwrap();
+    assert!(
+        details.iter().all(|d| !d.contains("guessed-secret-123")
+            && !d.contains(reseat::demo::DEMO_AUTOMATION_SECRET))
+    );
+}
+
+#[tokio::test]
+async fn a_request_accepted_before_a_crash_is_processed_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reseat.db");
+    let env = env_with(
+        TestDb::sqlite_file(&file),
+        SimConfig {
+            users: 150,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let account = env.staff()[0].account_id.clone();
+    let before = env.group_ids(&account);
+    env.remove_like_a_sweep(&account).await;
+    let (code, body) = env.automation(&account).await;
+    assert_eq!(code, 202);
+    let id = body["requestId"].as_str().unwrap().to_string();
+    // The process dies before any worker ran the job.
+    let Env { sim, app, _dir } = env;
+    let config = app.state.config.as_ref().clone();
+    drop(app);
+    let restarted = spawn_configured(TestDb::sqlite_file(&file), config, axum::Router::new()).await;
+    assert_eq!(restarted.drain_queue().await, 1);
+    assert_eq!(
+        store::get(&restarted.state.db, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "restored"
+    );
+    let mut after: Vec<String> = sim
+        .state()
+        .user(&account)
+        .unwrap()
+        .groups
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    after.sort();
+    assert_eq!(after, before);
+    assert_eq!(restarted.drain_queue().await, 0, "nothing runs twice");
+    let added: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+            .fetch_one(restarted.state.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(added, 1);
+}
+
+#[tokio::test]
+async fn with_a_fifth_of_upstream_calls_failing_200_concurrent_restores_all_complete() {
+    for db in TestDb::all().await {
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 1200,
+                ..SimConfig::default()
+            },
+            |config| config.database.max_connections = 10,
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(200)
+            .map(|u| u.account_id)
+            .collect();
+        assert_eq!(staff.len(), 200, "the seed has 200 staff");
+        let mut before = Vec::new();
+        for account in &staff {
+            before.push(env.group_ids(account));
+            env.remove_like_a_sweep(account).await;
+        }
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "fail_rate": 0.2 })).unwrap())
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, account) in staff.iter().enumerate() {
+            let client = env.app.client.clone();
+            let url = env.app.url("/hooks/webhook");
+            let body = json!({ "accountId": account, "product": "jira-software" }).to_string();
+            tasks.spawn(send_webhook(client, url, format!("msg_load_{n}"), body));
+        }
+        while let Some(answer) = tasks.join_next().await {
+            assert_eq!(answer.unwrap().0, 202);
+        }
+        // Four workers, as `serve` runs them, until every request is decided.
+        for _ in 0..200 {
+            let mut workers = tokio::task::JoinSet::new();
+            for n in 0..4 {
+                let worker = env.app.worker.named(format!("load-{n}"));
+                workers.spawn(async move {
+                    while !matches!(
+                        worker.run_once().await.unwrap(),
+                        reseat::queue::WorkerOutcome::Idle
+                    ) {}
+                });
+            }
+            while workers.join_next().await.is_some() {}
+            let open = env
+                .count("SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored'")
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'")
+                .await,
+            200,
+            "{}",
+            env.app._db.backend_name()
+        );
+        for (account, groups) in staff.iter().zip(&before) {
+            assert_eq!(&env.group_ids(account), groups, "{account}");
+        }
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+                .await,
+            200
+        );
+    }
+}
