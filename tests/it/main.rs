@@ -7,3 +7,4 @@ mod queue;
 mod server;
 mod sim;
 mod support;
+mod sweep;
