@@ -108,7 +108,8 @@ pub struct LadderConfig {
     /// Remove product access (the user's memberships in the product's access groups).
     pub remove: bool,
     /// After removing, suspend the account org-wide when it is left with no managed product
-    /// on the site. Off by default: suspension affects every product on every site.
+    /// on the site. Off by default: suspension affects every product on every site. Not
+    /// implemented yet: `true` is refused by validation.
     pub suspend: bool,
 }
 
