@@ -27,6 +27,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state without a server: for one-shot commands (`reseat sweep`) and tests.
+    pub async fn open(config: Config) -> Result<AppState, StartError> {
+        let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
+        let db = open_store(&config).await?;
+        let queue = Queue::new(db.clone(), config.queue.clone());
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            queue,
+            metrics: Metrics::new(),
+            atlassian,
+        })
+    }
+
     /// The site reseat manages, as recorded in the journal: the site name, else the cloud id.
     pub fn site(&self) -> &str {
         let atlassian = &self.config.atlassian;

@@ -53,10 +53,47 @@ pub enum Command {
     Migrate,
     /// Run the built-in Atlassian Cloud simulator alone (for tests, demos and benchmarks).
     Sim(crate::sim::SimArgs),
+    /// Reclaim idle seats: plan, then apply once (`reseat sweep plan|apply` for one step).
+    Sweep(SweepArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub command: Option<SweepCommand>,
+    /// Activity source: `api` (default) or `csv:FILE`; repeat to combine (newest wins).
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Vec<String>,
+    /// Confirm changes when sweep.mode is live.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepCommand {
+    /// Compute and store a plan (one row per user x product); nothing changes.
+    Plan {
+        /// Activity source: `api` (default) or `csv:FILE`; repeat to combine (newest wins).
+        #[arg(long, value_name = "SOURCE")]
+        source: Vec<String>,
+        /// Also write the plan to FILE.csv or FILE.json.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Apply a stored plan (the newest by default): warn, remove, journal.
+    Apply {
+        /// The plan id (default: the newest plan).
+        #[arg(long, value_name = "ID")]
+        plan: Option<String>,
+        /// Confirm changes when sweep.mode is live.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -73,6 +110,8 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Start(#[from] StartError),
+    #[error(transparent)]
+    Sweep(#[from] crate::sweep::SweepError),
     #[error("{0}")]
     Other(String),
 }
@@ -171,6 +210,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await
                 .map_err(|error| CliError::Other(format!("sim: {error:#}")))
         }
+        Command::Sweep(args) => {
+            let config = load_config(&cli)?;
+            run_sweep(config, args).await
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -180,4 +223,101 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn parse_sources(texts: &[String]) -> Result<Vec<crate::sweep::Source>, CliError> {
+    if texts.is_empty() {
+        return Ok(vec![crate::sweep::Source::Api]);
+    }
+    texts
+        .iter()
+        .map(|t| crate::sweep::Source::parse(t).map_err(CliError::Other))
+        .collect()
+}
+
+/// A progress spinner on a terminal, nothing otherwise.
+fn progress() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+async fn sweep_plan(
+    state: &crate::app::AppState,
+    sources: &[String],
+    out: Option<&std::path::Path>,
+) -> Result<String, CliError> {
+    let sources = parse_sources(sources)?;
+    let bar = progress();
+    let planned = crate::sweep::plan(state, &sources, chrono::Utc::now(), &bar).await;
+    bar.finish_and_clear();
+    let planned = planned?;
+    println!("plan {}", planned.plan_id);
+    for line in crate::sweep::plan::summary_lines(&planned.summary) {
+        println!("  {line}");
+    }
+    if let Some(out) = out {
+        let items = crate::sweep::store::items(&state.db, &planned.plan_id)
+            .await
+            .map_err(crate::sweep::SweepError::from)?;
+        crate::sweep::plan::export(&items, out)?;
+        println!("  written to {}", out.display());
+    }
+    Ok(planned.plan_id)
+}
+
+async fn sweep_apply(
+    state: &crate::app::AppState,
+    plan: Option<&str>,
+    yes: bool,
+) -> Result<(), CliError> {
+    let options = crate::sweep::ApplyOptions {
+        confirmed: yes,
+        ..crate::sweep::ApplyOptions::default()
+    };
+    let report = crate::sweep::apply(state, plan, &options).await?;
+    if report.dry_run {
+        println!(
+            "dry run of plan {} (sweep.mode = \"dry-run\"): nothing changed",
+            report.plan_id
+        );
+        for line in report.would.iter().take(50) {
+            println!("  would: {line}");
+        }
+        if report.would.len() > 50 {
+            println!("  … and {} more", report.would.len() - 50);
+        }
+    } else {
+        println!(
+            "plan {}: warned {}, removed {} users ({} memberships), skipped {}, failed {}",
+            report.plan_id,
+            report.warned,
+            report.removed_users,
+            report.removed_memberships,
+            report.skipped,
+            report.failed
+        );
+    }
+    Ok(())
+}
+
+async fn run_sweep(config: Config, args: &SweepArgs) -> Result<(), CliError> {
+    let state = crate::app::AppState::open(config).await?;
+    let result = match &args.command {
+        Some(SweepCommand::Plan { source, out }) => {
+            sweep_plan(&state, source, out.as_deref()).await.map(|_| ())
+        }
+        Some(SweepCommand::Apply { plan, yes }) => sweep_apply(&state, plan.as_deref(), *yes).await,
+        None => match sweep_plan(&state, &args.source, None).await {
+            Ok(plan_id) => sweep_apply(&state, Some(&plan_id), args.yes).await,
+            Err(error) => Err(error),
+        },
+    };
+    state.db.close().await;
+    result
 }

@@ -4,6 +4,7 @@
 //! one module per area of the domain (see `docs/architecture.md`).
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod app;
 pub mod atlassian;
 pub mod audit;

@@ -220,6 +220,32 @@ impl JiraClient {
         })
     }
 
+    /// One page of a group's members, the group given by name
+    /// (`GET /rest/api/3/group/member?groupname=`): for groups named in configuration.
+    pub async fn group_members_by_name_page(
+        &self,
+        group_name: &str,
+        token: Option<&PageToken>,
+    ) -> Result<Page<JiraUser>, AtlassianError> {
+        let start = PageToken::offset(token);
+        let call = Call::get("/rest/api/3/group/member", &[])
+            .query("groupname", group_name)
+            .query("includeInactiveUsers", false)
+            .query("startAt", start)
+            .query("maxResults", PAGE_SIZE);
+        let bean: PageBean<JiraUser> = self.api.json(&call).await?;
+        Ok(bean.into_page(start))
+    }
+
+    /// Every active member of a group given by name, page by page.
+    pub fn group_members_by_name(&self, group_name: &str) -> Paged<'_, JiraUser> {
+        let name = group_name.to_owned();
+        Paged::new(None, move |token| {
+            let name = name.clone();
+            Box::pin(async move { self.group_members_by_name_page(&name, token.as_ref()).await })
+        })
+    }
+
     /// The groups a user is in (`GET /rest/api/3/user/groups`).
     pub async fn user_groups(&self, account: &AccountId) -> Result<Vec<GroupRef>, AtlassianError> {
         let call = Call::get("/rest/api/3/user/groups", &[]).query("accountId", account);

@@ -19,7 +19,7 @@ pub enum Mode {
     Live,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SweepConfig {
     /// `dry-run` (default) or `live`.
@@ -27,6 +27,144 @@ pub struct SweepConfig {
     /// The products reseat manages, by product key (`jira-software`, `jira-service-desk`,
     /// `confluence`). A product not listed here is never swept nor restored.
     pub products: BTreeMap<String, ProductPolicy>,
+    /// Extra time allowed for the documented up-to-24-hour lag of last-active data.
+    #[serde(with = "crate::config::duration")]
+    pub lag_margin: Duration,
+    /// A never-accessed account is not inactive until this long after `Added to org`.
+    #[serde(with = "crate::config::duration")]
+    pub never_accessed_grace: Duration,
+    /// Accounts the sweep never touches.
+    pub protect: ProtectConfig,
+    /// Checks of the access groups run before every plan.
+    pub governance: GovernanceConfig,
+    /// The steps of the ladder: warn, remove, suspend.
+    pub ladder: LadderConfig,
+    /// Guards that abort a run before any change.
+    pub limits: LimitsConfig,
+    /// Reading the admin "Export users" CSV.
+    pub csv: CsvConfig,
+}
+
+/// Who is exempt from every sweep, with the reason recorded in the plan. `app` and
+/// `customer` accounts are always exempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtectConfig {
+    /// Groups (names) whose members are never touched.
+    pub groups: Vec<String>,
+    /// Account ids never touched.
+    pub accounts: Vec<String>,
+    /// Emails never touched (compared case-insensitively).
+    pub emails: Vec<String>,
+    /// Groups (names) whose members are org or site admins.
+    pub admin_groups: Vec<String>,
+    /// Sweep org admins like everybody else (default false: they are exempt).
+    pub include_org_admins: bool,
+}
+
+impl Default for ProtectConfig {
+    fn default() -> Self {
+        ProtectConfig {
+            groups: Vec::new(),
+            accounts: Vec::new(),
+            emails: Vec::new(),
+            admin_groups: vec!["org-admins".to_owned(), "site-admins".to_owned()],
+            include_org_admins: false,
+        }
+    }
+}
+
+/// What the governance check refuses. Findings are always reported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// Refuse to plan when a group grants more than one product (removing someone from it
+    /// would take more than one product away). When false, members who hold a product only
+    /// through such a group are exempt for that product, with the reason.
+    pub block_on_multi_product_groups: bool,
+    /// Refuse to plan when a managed product has no access group.
+    pub block_on_missing_access_groups: bool,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        GovernanceConfig {
+            block_on_multi_product_groups: true,
+            block_on_missing_access_groups: true,
+        }
+    }
+}
+
+/// The ladder `apply` runs; every step can be turned off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LadderConfig {
+    /// Warn before removing (an email with a "keep my access" link).
+    pub warn: bool,
+    /// How long before removal the warning goes out; removal waits until a warning is at
+    /// least this old.
+    #[serde(with = "crate::config::duration")]
+    pub warn_before: Duration,
+    /// Remove product access (the user's memberships in the product's access groups).
+    pub remove: bool,
+    /// After removing, suspend the account org-wide when it is left with no managed product
+    /// on the site. Off by default: suspension affects every product on every site. Not
+    /// implemented yet: `true` is refused by validation.
+    pub suspend: bool,
+}
+
+impl Default for LadderConfig {
+    fn default() -> Self {
+        LadderConfig {
+            warn: true,
+            warn_before: Duration::from_secs(14 * 86_400),
+            remove: true,
+            suspend: false,
+        }
+    }
+}
+
+/// Blast-radius and stale-data guards, checked before any change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// At most this many removals of one product per run.
+    pub max_removals: u64,
+    /// At most this share (percent) of a product's users removed per run.
+    pub max_removal_percent: f64,
+    /// Abort when more than this share (percent) of a product's evaluated users is inactive
+    /// (a sign of stale or broken activity data).
+    pub max_inactive_percent: f64,
+    /// Abort when the newest activity in the whole plan is older than this.
+    #[serde(with = "crate::config::duration")]
+    pub stale_after: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_removals: 100,
+            max_removal_percent: 10.0,
+            max_inactive_percent: 80.0,
+            stale_after: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Reading the admin CSV export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvConfig {
+    /// A file with more than this share (percent) of bad rows is refused as a whole.
+    pub max_bad_row_percent: f64,
+}
+
+impl Default for CsvConfig {
+    fn default() -> Self {
+        CsvConfig {
+            max_bad_row_percent: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +183,22 @@ impl Default for ProductPolicy {
         ProductPolicy {
             inactive_after: Duration::from_secs(90 * 86_400),
             access_groups: Vec::new(),
+        }
+    }
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            mode: Mode::default(),
+            products: BTreeMap::new(),
+            lag_margin: Duration::from_secs(86_400),
+            never_accessed_grace: Duration::from_secs(30 * 86_400),
+            protect: ProtectConfig::default(),
+            governance: GovernanceConfig::default(),
+            ladder: LadderConfig::default(),
+            limits: LimitsConfig::default(),
+            csv: CsvConfig::default(),
         }
     }
 }
@@ -85,6 +239,40 @@ impl SweepConfig {
                 ));
             }
             seen.push(product);
+        }
+        let percent = |key: &str, value: f64| {
+            if (0.0..=100.0).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::key(
+                    format!("sweep.{key}"),
+                    format!("must be a percentage between 0 and 100, got {value}"),
+                ))
+            }
+        };
+        percent(
+            "limits.max_removal_percent",
+            self.limits.max_removal_percent,
+        )?;
+        percent(
+            "limits.max_inactive_percent",
+            self.limits.max_inactive_percent,
+        )?;
+        percent("csv.max_bad_row_percent", self.csv.max_bad_row_percent)?;
+        if self.ladder.warn
+            && self.ladder.remove
+            && let Some((key, policy)) = self
+                .products
+                .iter()
+                .find(|(_, p)| p.inactive_after <= self.ladder.warn_before)
+        {
+            return Err(ConfigError::key(
+                "sweep.ladder.warn_before",
+                format!(
+                    "must be shorter than sweep.products.{key}.inactive_after ({})",
+                    crate::config::duration::format(policy.inactive_after)
+                ),
+            ));
         }
         Ok(())
     }

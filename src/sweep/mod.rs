@@ -1,3 +1,49 @@
 //! Sweep: finding inactive users per product, planning, warning and removing with a journal.
+//!
+//! - [`population`]: access groups per product, their members, protections, governance;
+//! - [`policy`]: the decision for one user × product, with its reason;
+//! - [`plan`]: `reseat sweep plan`, stored in `plans` / `plan_items`;
+//! - [`apply`]: `reseat sweep apply`, guards, the ladder, the journal, resumable;
+//! - [`notify`]: the seam for warning emails;
+//! - [`store`]: the SQL.
+//!
+//! Activity data comes from [`crate::activity`].
 
+pub mod apply;
 pub mod config;
+pub mod notify;
+pub mod plan;
+pub mod policy;
+pub mod population;
+pub mod store;
+
+pub use apply::{ApplyOptions, ApplyReport, apply};
+pub use plan::{Planned, Source, plan};
+pub use policy::Decision;
+
+use crate::activity::csv::CsvError;
+use crate::atlassian::AtlassianError;
+use population::PopulationError;
+
+/// Why a plan or an apply stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("sweep: {0}")]
+    Config(String),
+    #[error("sweep: {0}")]
+    Population(#[from] PopulationError),
+    #[error("sweep: governance check failed (see sweep.governance): {}", .0.join("; "))]
+    Governance(Vec<String>),
+    #[error("sweep: --source csv: {0}")]
+    Csv(#[from] CsvError),
+    #[error("sweep: Atlassian: {0}")]
+    Atlassian(#[from] AtlassianError),
+    #[error("sweep: database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("sweep: aborted before any change: {0}")]
+    Aborted(String),
+    #[error("sweep: no plan {}; run `reseat sweep plan` first", .0.as_deref().map(|id| format!("with id {id}")).unwrap_or_else(|| "yet".to_owned()))]
+    NoPlan(Option<String>),
+    #[error("sweep: sweep.mode is live and this changes Atlassian: re-run with --yes to confirm")]
+    NeedsConfirmation,
+}

@@ -8,3 +8,4 @@ mod restore;
 mod server;
 mod sim;
 mod support;
+mod sweep;

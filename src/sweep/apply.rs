@@ -1,0 +1,576 @@
+//! `reseat sweep apply`: runs the ladder over a stored plan.
+//!
+//! Before any change the guards run (blast radius per product, stale data); a tripped guard
+//! aborts with an audit entry and changes nothing. Then each actionable item (`warn`,
+//! `remove`; state `pending` or `failed`) is re-checked just before acting (a running keep,
+//! activity since the plan) and:
+//! - `warn`: a `sweep_warnings` row (once per plan) and the warning handed to
+//!   [`super::notify::notify_warning`], in one transaction;
+//! - `remove`: the user's current memberships in the product's access groups are read,
+//!   journaled (`journal`, `action = 'removed'`, `run_id` = plan id) and committed FIRST,
+//!   then removed one by one.
+//!
+//! Progress is the item's `state`: after a crash, `apply` on the same plan continues with
+//! the items not done. A journal row is unique per (account, product, site, group, plan), a
+//! warning per (account, product, site, plan), and removing a membership already gone is
+//! success: running again never journals or warns twice. `mode = "dry-run"` records what
+//! would happen in the run summary and changes nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::SweepError;
+use super::config::Mode;
+use super::notify::{WarningNotice, notify_warning};
+use super::plan::PlanSummary;
+use super::population::AccessGroup;
+use super::store::{self, PlanItem, PlanRecord};
+use crate::activity::SiteFilter;
+use crate::app::AppState;
+use crate::atlassian::{AccountId, GroupId, ProductKey};
+use crate::audit;
+use crate::restore::store::{JournalEntry, journal_removed_in};
+use crate::store::time::{from_ms, to_ms};
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The time decisions are checked against.
+    pub now: DateTime<Utc>,
+    /// Live mode changes Atlassian only when confirmed (`--yes`).
+    pub confirmed: bool,
+    /// Test hook: stop (as if killed) after this many items were handled.
+    pub stop_after: Option<usize>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            now: Utc::now(),
+            confirmed: false,
+            stop_after: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub plan_id: String,
+    pub run_id: String,
+    pub dry_run: bool,
+    pub warned: u64,
+    pub removed_users: u64,
+    pub removed_memberships: u64,
+    /// Kept at the last moment: active again, or a running keep.
+    pub skipped: u64,
+    pub failed: u64,
+    /// Stopped before the end (test hook); run `apply` again to continue.
+    pub interrupted: bool,
+    /// Dry run: what would happen, per item (`account product: action`).
+    pub would: Vec<String>,
+}
+
+/// Checks the blast-radius and stale-data guards over a whole plan.
+pub fn check_guards(
+    config: &super::config::SweepConfig,
+    summary: &PlanSummary,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let limits = &config.limits;
+    let mut acting = 0u64;
+    for (product, counts) in &summary.products {
+        let count = |d: &str| counts.decisions.get(d).copied().unwrap_or(0);
+        let removals = count("remove");
+        if removals > limits.max_removals {
+            return Err(format!(
+                "{product}: {removals} removals exceed sweep.limits.max_removals ({})",
+                limits.max_removals
+            ));
+        }
+        if counts.users > 0 {
+            let percent = removals as f64 * 100.0 / counts.users as f64;
+            if percent > limits.max_removal_percent {
+                return Err(format!(
+                    "{product}: {removals} removals are {percent:.1} % of its {} users, more than sweep.limits.max_removal_percent ({} %)",
+                    counts.users, limits.max_removal_percent
+                ));
+            }
+        }
+        let inactive = removals + count("warn");
+        let evaluated = inactive + count("keep");
+        acting += inactive;
+        if evaluated >= 10 {
+            let percent = inactive as f64 * 100.0 / evaluated as f64;
+            if percent > limits.max_inactive_percent {
+                return Err(format!(
+                    "{product}: {inactive} of {evaluated} evaluated users ({percent:.1} %) look inactive, more than sweep.limits.max_inactive_percent ({} %): is the activity data stale?",
+                    limits.max_inactive_percent
+                ));
+            }
+        }
+    }
+    if acting > 0 {
+        let stale = chrono::Duration::from_std(limits.stale_after).unwrap_or(chrono::Duration::MAX);
+        match summary.newest_activity.map(from_ms) {
+            None => {
+                return Err(
+                    "the plan has no activity at all: the activity data looks broken".to_owned(),
+                );
+            }
+            Some(newest) if now - newest > stale => {
+                return Err(format!(
+                    "the newest activity in the whole plan is {} ({} days old), older than sweep.limits.stale_after: is the activity data stale?",
+                    newest.format("%Y-%m-%d"),
+                    (now - newest).num_days()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Applies a plan (the newest when `plan_id` is `None`).
+#[tracing::instrument(skip_all, fields(plan = plan_id.unwrap_or("latest")))]
+pub async fn apply(
+    state: &AppState,
+    plan_id: Option<&str>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, SweepError> {
+    let config = &state.config.sweep;
+    let dry_run = config.mode == Mode::DryRun;
+    if !dry_run && !options.confirmed {
+        return Err(SweepError::NeedsConfirmation);
+    }
+    let plan = match plan_id {
+        Some(id) => store::get_plan(&state.db, id).await?,
+        None => store::latest_plan(&state.db).await?,
+    }
+    .ok_or_else(|| SweepError::NoPlan(plan_id.map(str::to_owned)))?;
+    let summary: PlanSummaryRead = serde_json::from_str(&plan.summary).unwrap_or_default();
+    let mode = if dry_run { "dry-run" } else { "live" };
+    let run_id = store::start_run(&state.db, "apply", Some(&plan.id), mode).await?;
+    let mut report = ApplyReport {
+        plan_id: plan.id.clone(),
+        run_id: run_id.clone(),
+        dry_run,
+        ..ApplyReport::default()
+    };
+    if let Err(message) = check_guards(config, &summary.as_summary(), options.now) {
+        audit::record(
+            &state.db,
+            audit::Entry {
+                actor: "reseat",
+                action: "sweep.aborted",
+                account_id: None,
+                product: None,
+                details: serde_json::json!({ "plan_id": plan.id, "run_id": run_id, "reason": message }),
+            },
+        )
+        .await?;
+        store::finish_run(
+            &state.db,
+            &run_id,
+            "aborted",
+            &serde_json::json!({}),
+            Some(&message),
+        )
+        .await?;
+        return Err(SweepError::Aborted(message));
+    }
+    if plan.site != state.site() {
+        return Err(SweepError::Config(format!(
+            "plan {} is for site {}, this configuration manages {}",
+            plan.id,
+            plan.site,
+            state.site()
+        )));
+    }
+    if !dry_run {
+        store::set_plan_status(&state.db, &plan.id, "applying").await?;
+    }
+    let mut handled = 0usize;
+    let mut after = 0i64;
+    'outer: loop {
+        let batch = store::actionable_items(&state.db, &plan.id, after, 200).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for item in batch {
+            after = item.id;
+            if options.stop_after.is_some_and(|n| handled >= n) {
+                report.interrupted = true;
+                break 'outer;
+            }
+            handled += 1;
+            let result = apply_item(state, &plan, &summary, &item, options, &mut report).await;
+            if let Err(error) = result {
+                report.failed += 1;
+                tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
+                if !dry_run {
+                    let mut conn = state.db.pool().acquire().await?;
+                    store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
+                        .await?;
+                }
+            }
+        }
+    }
+    let status = if report.interrupted {
+        "interrupted"
+    } else {
+        if !dry_run && report.failed == 0 {
+            store::set_plan_status(&state.db, &plan.id, "applied").await?;
+        }
+        "completed"
+    };
+    let details = serde_json::to_value(&report).unwrap_or_default();
+    store::finish_run(&state.db, &run_id, status, &details, None).await?;
+    audit::record(
+        &state.db,
+        audit::Entry {
+            actor: "reseat",
+            action: if dry_run {
+                "sweep.dry_run"
+            } else {
+                "sweep.applied"
+            },
+            account_id: None,
+            product: None,
+            details: serde_json::json!({
+                "plan_id": plan.id, "run_id": run_id, "status": status,
+                "warned": report.warned, "removed_users": report.removed_users,
+                "removed_memberships": report.removed_memberships,
+                "skipped": report.skipped, "failed": report.failed,
+            }),
+        },
+    )
+    .await?;
+    Ok(report)
+}
+
+/// The parts of the stored summary apply reads.
+#[derive(Debug, Default, serde::Deserialize)]
+struct PlanSummaryRead {
+    #[serde(default)]
+    products: BTreeMap<String, ProductCounts>,
+    #[serde(default)]
+    access_groups: BTreeMap<String, Vec<AccessGroup>>,
+    #[serde(default)]
+    newest_activity: Option<i64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ProductCounts {
+    #[serde(default)]
+    users: u64,
+    #[serde(default)]
+    decisions: BTreeMap<String, u64>,
+}
+
+impl PlanSummaryRead {
+    fn as_summary(&self) -> PlanSummary {
+        PlanSummary {
+            products: self
+                .products
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        super::plan::ProductSummary {
+                            users: v.users,
+                            decisions: v.decisions.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            newest_activity: self.newest_activity,
+            ..PlanSummary::default()
+        }
+    }
+}
+
+async fn finish_item(
+    state: &AppState,
+    item: &PlanItem,
+    item_state: &str,
+    outcome: &str,
+) -> Result<(), SweepError> {
+    let mut conn = state.db.pool().acquire().await?;
+    store::set_item_state_in(&mut conn, item.id, item_state, outcome).await?;
+    Ok(())
+}
+
+/// Newest activity of one product on the site, straight from the admin API.
+async fn current_activity(
+    state: &AppState,
+    account: &AccountId,
+    product: &ProductKey,
+) -> Result<Option<DateTime<Utc>>, SweepError> {
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Ok(None);
+    };
+    let site = SiteFilter {
+        cloud_id: state.config.atlassian.cloud_id.clone(),
+        site_name: state.config.atlassian.site_name.clone(),
+    };
+    let dates = match admin.last_active_dates(org, account).await {
+        Ok(dates) => dates,
+        Err(crate::atlassian::AtlassianError::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(dates
+        .product_access
+        .iter()
+        .filter(|p| &p.key == product)
+        .filter(|p| match site.cloud_id.as_deref() {
+            Some(cloud_id) => p.is_site(cloud_id),
+            None => p.url.as_deref().is_some_and(|u| site.is_site_url(u)),
+        })
+        .filter_map(|p| p.last_active)
+        .max())
+}
+
+async fn apply_item(
+    state: &AppState,
+    plan: &PlanRecord,
+    summary: &PlanSummaryRead,
+    item: &PlanItem,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let config = &state.config.sweep;
+    let dry_run = config.mode == Mode::DryRun;
+    let account = AccountId::parse(item.account_id.as_str())
+        .map_err(|e| SweepError::Config(e.to_string()))?;
+    let product =
+        ProductKey::parse(&item.product).map_err(|e| SweepError::Config(e.to_string()))?;
+    let site = plan.site.as_str();
+    let now = options.now;
+
+    // A keep recorded since the plan wins.
+    if let Some(until) =
+        store::kept_until(&state.db, &item.account_id, &item.product, site, now).await?
+    {
+        report.skipped += 1;
+        let outcome = format!(
+            "kept: the user asked to keep access until {}",
+            until.format("%Y-%m-%d")
+        );
+        if dry_run {
+            report.would.push(format!(
+                "{} {}: skip ({outcome})",
+                item.account_id, item.product
+            ));
+        } else {
+            finish_item(state, item, "skipped", &outcome).await?;
+        }
+        return Ok(());
+    }
+    // Activity since the plan wins: re-checked just before acting (live runs only).
+    if !dry_run
+        && let Some(policy) = config.product(&product)
+        && let Some(at) = current_activity(state, &account, &product).await?
+        && item.last_active.is_none_or(|planned| to_ms(at) > planned)
+    {
+        let lag = chrono::Duration::from_std(config.lag_margin).unwrap_or_default();
+        let limit = chrono::Duration::from_std(policy.inactive_after).unwrap_or_default();
+        if now - at - lag <= limit {
+            report.skipped += 1;
+            let outcome = format!("kept: active again on {}", at.format("%Y-%m-%d"));
+            finish_item(state, item, "skipped", &outcome).await?;
+            return Ok(());
+        }
+    }
+    match item.decision.as_str() {
+        "warn" => warn(state, plan, item, options, report).await,
+        "remove" => remove(state, plan, summary, item, &account, &product, report).await,
+        _ => Ok(()),
+    }
+}
+
+async fn warn(
+    state: &AppState,
+    plan: &PlanRecord,
+    item: &PlanItem,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let config = &state.config.sweep;
+    let warn_before = chrono::Duration::from_std(config.ladder.warn_before).unwrap_or_default();
+    let last_active = item.last_active.map(from_ms);
+    let earlier = store::latest_warnings_of(&state.db, &item.account_id, &item.product, &plan.site)
+        .await?
+        .filter(|w| last_active.is_none_or(|at| *w > at));
+    if config.mode == Mode::DryRun {
+        let what = match earlier {
+            Some(w) => format!("already warned {}", w.format("%Y-%m-%d")),
+            None => "warn".to_owned(),
+        };
+        report
+            .would
+            .push(format!("{} {}: {what}", item.account_id, item.product));
+        return Ok(());
+    }
+    let mut tx = state.db.pool().begin().await?;
+    let outcome = if let Some(w) = earlier {
+        format!("already warned {}", w.format("%Y-%m-%d"))
+    } else {
+        let remove_after = options.now + warn_before;
+        let recorded = store::record_warning_in(
+            &mut tx,
+            &store::Warning {
+                account_id: &item.account_id,
+                product: &item.product,
+                site: &plan.site,
+                plan_id: &plan.id,
+                email: item.email.as_deref(),
+                warned_at: options.now,
+                remove_after,
+            },
+        )
+        .await?;
+        if recorded {
+            notify_warning(
+                &mut tx,
+                &WarningNotice {
+                    plan_id: &plan.id,
+                    account_id: &item.account_id,
+                    product: &item.product,
+                    site: &plan.site,
+                    email: item.email.as_deref(),
+                    display_name: item.display_name.as_deref(),
+                    last_active,
+                    remove_after,
+                    reason: &item.reason,
+                },
+            )
+            .await?;
+            report.warned += 1;
+        }
+        format!("warned; removal from {}", remove_after.format("%Y-%m-%d"))
+    };
+    store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn remove(
+    state: &AppState,
+    plan: &PlanRecord,
+    summary: &PlanSummaryRead,
+    item: &PlanItem,
+    account: &AccountId,
+    product: &ProductKey,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let dry_run = state.config.sweep.mode == Mode::DryRun;
+    let product_groups = summary
+        .access_groups
+        .get(product.as_str())
+        .cloned()
+        .unwrap_or_default();
+    // The user's memberships now, in this product's access groups.
+    let current: Vec<(GroupId, String)> = if let Some(jira) = &state.atlassian.jira {
+        jira.user_groups(account)
+            .await?
+            .into_iter()
+            .map(|g| (g.group_id, g.name))
+            .collect()
+    } else if let Some(confluence) = &state.atlassian.confluence {
+        confluence
+            .user_groups(account)
+            .await?
+            .into_iter()
+            .map(|g| (g.id, g.name))
+            .collect()
+    } else {
+        return Err(SweepError::Config(
+            "removing access needs the site API credentials".to_owned(),
+        ));
+    };
+    let taken: Vec<&AccessGroup> = product_groups
+        .iter()
+        .filter(|g| current.iter().any(|(id, _)| id == &g.id))
+        .collect();
+    if let Some(shared) = taken.iter().find(|g| g.products.len() > 1) {
+        return Err(SweepError::Config(format!(
+            "not removed: {} also grants another product",
+            shared.name
+        )));
+    }
+    let names: Vec<&str> = taken.iter().map(|g| g.name.as_str()).collect();
+    if dry_run {
+        report.would.push(format!(
+            "{} {}: remove from {}",
+            item.account_id,
+            item.product,
+            if names.is_empty() {
+                "(no access group left)".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ));
+        return Ok(());
+    }
+    if taken.is_empty() {
+        finish_item(state, item, "done", "no access group membership left").await?;
+        return Ok(());
+    }
+    // Journal first, committed before any membership changes.
+    let mut tx = state.db.pool().begin().await?;
+    for group in &taken {
+        journal_removed_in(
+            &mut tx,
+            &JournalEntry {
+                account_id: &item.account_id,
+                product: &item.product,
+                site: &plan.site,
+                group_id: group.id.as_str(),
+                group_name: &group.name,
+                run_id: Some(&plan.id),
+                request_id: None,
+                reason: &item.reason,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    for group in &taken {
+        let use_confluence =
+            product.jira_application_key().is_none() || state.atlassian.jira.is_none();
+        match (&state.atlassian.confluence, &state.atlassian.jira) {
+            (Some(confluence), _) if use_confluence => {
+                confluence.remove_from_group(&group.id, account).await?;
+            }
+            (_, Some(jira)) => {
+                jira.remove_from_group(&group.id, account).await?;
+            }
+            _ => {
+                return Err(SweepError::Config(
+                    "removing access needs the site API credentials".to_owned(),
+                ));
+            }
+        }
+        report.removed_memberships += 1;
+    }
+    report.removed_users += 1;
+    let outcome = format!("removed from {}", names.join(", "));
+    let mut tx = state.db.pool().begin().await?;
+    store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: "reseat",
+            action: "sweep.removed",
+            account_id: Some(&item.account_id),
+            product: Some(&item.product),
+            details: serde_json::json!({ "plan_id": plan.id, "groups": names, "reason": item.reason }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

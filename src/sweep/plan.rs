@@ -1,0 +1,467 @@
+//! `reseat sweep plan`: read the site and the activity sources, decide per user × product,
+//! store the plan. Nothing changes upstream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::SweepError;
+use super::policy::{self, Decision, Exemption, Facts};
+use super::population::{self, Member, Population};
+use super::store::{self, NewItem, PlanItem};
+use crate::activity::api::ApiStats;
+use crate::activity::csv::{CsvActivityReader, CsvReport};
+use crate::activity::{ActivitySet, Seen, SiteFilter};
+use crate::app::AppState;
+use crate::atlassian::{AccountId, AccountType, ProductKey};
+use crate::audit;
+use crate::store::time::to_ms;
+
+/// Where last-active data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The Organizations admin API.
+    Api,
+    /// An admin "Export users" CSV file.
+    Csv(PathBuf),
+}
+
+impl Source {
+    /// `api` or `csv:FILE`.
+    pub fn parse(text: &str) -> Result<Source, String> {
+        match text.split_once(':') {
+            None if text == "api" => Ok(Source::Api),
+            Some(("csv", path)) if !path.is_empty() => Ok(Source::Csv(PathBuf::from(path))),
+            _ => Err(format!(
+                "--source: expected `api` or `csv:FILE`, got {text:?}"
+            )),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Source::Api => "api".to_owned(),
+            Source::Csv(path) => format!("csv:{}", path.display()),
+        }
+    }
+}
+
+/// Counts of one product in a plan.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ProductSummary {
+    /// Users holding the product on the site.
+    pub users: u64,
+    /// Count per decision.
+    pub decisions: BTreeMap<String, u64>,
+}
+
+/// What a plan found, stored as `plans.summary`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanSummary {
+    pub products: BTreeMap<String, ProductSummary>,
+    pub findings: Vec<String>,
+    pub access_groups: BTreeMap<String, Vec<population::AccessGroup>>,
+    pub api: Option<ApiStats>,
+    pub csv_rows: u64,
+    pub csv_bad_rows: u64,
+    pub csv_errors: Vec<String>,
+    /// Newest activity seen anywhere in the plan (stale-data check), UTC ms.
+    pub newest_activity: Option<i64>,
+}
+
+/// A stored plan.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan_id: String,
+    pub summary: PlanSummary,
+}
+
+fn exemption(
+    config: &super::config::SweepConfig,
+    population: &Population,
+    member: &Member,
+    product: &ProductKey,
+    csv_admin: bool,
+    email: Option<&str>,
+) -> Option<Exemption> {
+    let protect = &config.protect;
+    match &member.account_type {
+        Some(AccountType::App) => return Some(Exemption::App),
+        Some(AccountType::Customer) => return Some(Exemption::Customer),
+        _ => {}
+    }
+    if protect
+        .accounts
+        .iter()
+        .any(|a| a == member.account_id.as_str())
+    {
+        return Some(Exemption::ProtectedAccount);
+    }
+    if let Some(email) = email
+        && protect.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
+    {
+        return Some(Exemption::ProtectedEmail);
+    }
+    if let Some(group) = &member.protected_group {
+        return Some(Exemption::ProtectedGroup(group.clone()));
+    }
+    if !protect.include_org_admins {
+        if let Some(group) = &member.admin_group {
+            return Some(Exemption::OrgAdmin(group.clone()));
+        }
+        if csv_admin {
+            return Some(Exemption::OrgAdmin("the CSV's Org role".to_owned()));
+        }
+    }
+    population
+        .member_groups(member, product)
+        .find(|g| g.products.len() > 1)
+        .map(|g| Exemption::MultiProductGroup {
+            group: g.name.clone(),
+            products: g
+                .products
+                .iter()
+                .filter(|p| *p != product)
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Reads one CSV into `set`, keeping only the site's seat holders (memory stays bounded by
+/// the population, not the file).
+fn read_csv(
+    path: &Path,
+    site: &SiteFilter,
+    population: &Population,
+    max_bad_row_percent: f64,
+    set: &mut ActivitySet,
+) -> Result<CsvReport, SweepError> {
+    let mut reader = CsvActivityReader::open(path, site.clone())?;
+    while let Some(activity) = reader.next_activity()? {
+        if population.members.contains_key(&activity.account_id) {
+            set.insert(activity);
+        }
+    }
+    Ok(reader.finish(max_bad_row_percent)?)
+}
+
+/// Plans: reads the site, the sources, decides, and stores the plan.
+#[tracing::instrument(skip_all, fields(sources = sources.len()))]
+pub async fn plan(
+    state: &AppState,
+    sources: &[Source],
+    now: DateTime<Utc>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Planned, SweepError> {
+    let config = &state.config.sweep;
+    let products = config.product_keys();
+    if products.is_empty() {
+        return Err(SweepError::Config(
+            "no product to sweep: add a [sweep.products.<key>] section".to_owned(),
+        ));
+    }
+    let site_name = state.site().to_owned();
+    let site = SiteFilter {
+        cloud_id: state.config.atlassian.cloud_id.clone(),
+        site_name: state.config.atlassian.site_name.clone(),
+    };
+    progress.set_message("reading access groups and members");
+    let population = population::read(&state.atlassian, config).await?;
+    let mut summary = PlanSummary {
+        findings: population
+            .findings
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        access_groups: population.groups_by_product(&products),
+        ..PlanSummary::default()
+    };
+    let blocking: Vec<String> = population
+        .findings
+        .iter()
+        .filter(|f| match f {
+            population::Finding::MultiProductGroup { .. } => {
+                config.governance.block_on_multi_product_groups
+            }
+            population::Finding::NoAccessGroup { .. } => {
+                config.governance.block_on_missing_access_groups
+            }
+        })
+        .map(ToString::to_string)
+        .collect();
+    for finding in &summary.findings {
+        tracing::warn!(%finding, "governance");
+    }
+    if !blocking.is_empty() {
+        audit::record(
+            &state.db,
+            audit::Entry {
+                actor: "reseat",
+                action: "sweep.governance_blocked",
+                account_id: None,
+                product: None,
+                details: serde_json::json!({ "findings": blocking }),
+            },
+        )
+        .await?;
+        return Err(SweepError::Governance(blocking));
+    }
+
+    // Who needs activity data: seat holders not exempt before any activity is read.
+    let mut wanted: HashMap<AccountId, Vec<ProductKey>> = HashMap::new();
+    for member in population.members.values() {
+        for product in &products {
+            if population.member_groups(member, product).next().is_some()
+                && exemption(
+                    config,
+                    &population,
+                    member,
+                    product,
+                    false,
+                    member.email.as_deref(),
+                )
+                .is_none()
+            {
+                wanted
+                    .entry(member.account_id.clone())
+                    .or_default()
+                    .push(product.clone());
+            }
+        }
+    }
+
+    let mut activity = ActivitySet::new();
+    for source in sources {
+        match source {
+            Source::Api => {
+                progress.set_message("reading last-active dates from the admin API");
+                let admin = state.atlassian.admin.as_ref().ok_or_else(|| {
+                    SweepError::Config(
+                        "--source api needs atlassian.admin_api_key and atlassian.org_id"
+                            .to_owned(),
+                    )
+                })?;
+                let org = state.atlassian.org_id.as_ref().ok_or_else(|| {
+                    SweepError::Config("--source api needs atlassian.org_id".to_owned())
+                })?;
+                let concurrency = state.config.atlassian.admin.concurrency as usize;
+                let (set, stats) =
+                    crate::activity::api::collect(admin, org, &site, &wanted, concurrency).await?;
+                activity.merge(set);
+                summary.api = Some(stats);
+            }
+            Source::Csv(path) => {
+                progress.set_message(format!("reading {}", path.display()));
+                let report = read_csv(
+                    path,
+                    &site,
+                    &population,
+                    config.csv.max_bad_row_percent,
+                    &mut activity,
+                )?;
+                summary.csv_rows += report.rows;
+                summary.csv_bad_rows += report.bad_rows;
+                summary
+                    .csv_errors
+                    .extend(report.errors.iter().take(20).map(ToString::to_string));
+            }
+        }
+    }
+
+    progress.set_message("deciding");
+    let warnings = store::latest_warnings(&state.db, &site_name).await?;
+    let keeps = store::active_keeps(&state.db, &site_name, now).await?;
+    let mut items = Vec::new();
+    let mut members: Vec<&Member> = population.members.values().collect();
+    members.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    for member in members {
+        let seen_user = activity.get(&member.account_id);
+        let email = member
+            .email
+            .clone()
+            .or_else(|| seen_user.and_then(|u| u.email.clone()));
+        let name = member
+            .display_name
+            .clone()
+            .or_else(|| seen_user.and_then(|u| u.name.clone()));
+        for product in &products {
+            let groups: Vec<_> = population.member_groups(member, product).collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let Some(product_policy) = config.product(product) else {
+                continue;
+            };
+            let key = (member.account_id.to_string(), product.as_str().to_owned());
+            let seen = seen_user.map_or(Seen::Unknown, |u| u.seen(product));
+            let last_activity = seen.at();
+            let warned_at = warnings
+                .get(&key)
+                .copied()
+                .filter(|w| last_activity.is_none_or(|at| *w > at));
+            let facts = Facts {
+                exemption: exemption(
+                    config,
+                    &population,
+                    member,
+                    product,
+                    seen_user.is_some_and(|u| u.org_admin),
+                    email.as_deref(),
+                ),
+                seen,
+                added_to_org: seen_user.and_then(|u| u.added_to_org),
+                kept_until: keeps.get(&key).copied(),
+                warned_at,
+            };
+            let verdict = policy::evaluate(config, product_policy, &facts, now);
+            if let Some(at) = verdict.last_active {
+                let ms = to_ms(at);
+                summary.newest_activity = Some(summary.newest_activity.map_or(ms, |n| n.max(ms)));
+            }
+            let entry = summary
+                .products
+                .entry(product.as_str().to_owned())
+                .or_default();
+            entry.users += 1;
+            *entry
+                .decisions
+                .entry(verdict.decision.as_str().to_owned())
+                .or_default() += 1;
+            let group_json: Vec<_> = groups
+                .iter()
+                .map(|g| serde_json::json!({ "id": g.id, "name": g.name }))
+                .collect();
+            items.push(NewItem {
+                account_id: key.0,
+                product: key.1,
+                email: email.clone(),
+                display_name: name.clone(),
+                decision: verdict.decision.as_str().to_owned(),
+                reason: verdict.reason,
+                last_active: verdict.last_active.map(to_ms),
+                threshold_days: verdict.threshold_days,
+                access_groups: serde_json::Value::from(group_json).to_string(),
+                added_to_org: facts.added_to_org.map(to_ms),
+            });
+        }
+    }
+
+    let plan_id = uuid::Uuid::now_v7().to_string();
+    let source_label = sources
+        .iter()
+        .map(Source::label)
+        .collect::<Vec<_>>()
+        .join("+");
+    let summary_json = serde_json::to_value(&summary).unwrap_or_default();
+    let mut tx = state.db.pool().begin().await?;
+    store::create_plan_in(&mut tx, &plan_id, &source_label, &site_name, &summary_json).await?;
+    store::insert_items_in(&mut tx, &plan_id, &items).await?;
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: "reseat",
+            action: "sweep.planned",
+            account_id: None,
+            product: None,
+            details: serde_json::json!({ "plan_id": plan_id, "source": source_label, "products": summary.products }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%plan_id, items = items.len(), "plan stored");
+    Ok(Planned { plan_id, summary })
+}
+
+/// One exported row.
+#[derive(Debug, Serialize)]
+struct ExportRow<'a> {
+    account_id: &'a str,
+    product: &'a str,
+    email: Option<&'a str>,
+    display_name: Option<&'a str>,
+    decision: &'a str,
+    last_active: Option<String>,
+    threshold_days: Option<i64>,
+    reason: &'a str,
+    state: &'a str,
+}
+
+fn export_rows(items: &[PlanItem]) -> impl Iterator<Item = ExportRow<'_>> {
+    items.iter().map(|item| ExportRow {
+        account_id: &item.account_id,
+        product: &item.product,
+        email: item.email.as_deref(),
+        display_name: item.display_name.as_deref(),
+        decision: &item.decision,
+        last_active: item
+            .last_active
+            .map(|ms| crate::store::time::from_ms(ms).to_rfc3339()),
+        threshold_days: item.threshold_days,
+        reason: &item.reason,
+        state: &item.state,
+    })
+}
+
+/// Writes a plan as CSV (`.csv`) or JSON (anything else).
+pub fn export(items: &[PlanItem], out: &Path) -> Result<(), SweepError> {
+    let io = |e: std::io::Error| SweepError::Config(format!("--out {}: {e}", out.display()));
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let mut writer = csv::Writer::from_path(out)
+            .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+        for row in export_rows(items) {
+            writer
+                .serialize(row)
+                .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+        }
+        writer.flush().map_err(io)?;
+    } else {
+        let file = std::fs::File::create(out).map_err(io)?;
+        let rows: Vec<_> = export_rows(items).collect();
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &rows)
+            .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+    }
+    Ok(())
+}
+
+/// The per-product summary as text lines.
+pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (product, counts) in &summary.products {
+        let decisions = Decision::ALL
+            .iter()
+            .filter_map(|d| {
+                counts
+                    .decisions
+                    .get(d.as_str())
+                    .map(|n| format!("{} {n}", d.as_str()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(format!("{product}: {} users: {decisions}", counts.users));
+    }
+    for finding in &summary.findings {
+        lines.push(format!("governance: {finding}"));
+    }
+    if let Some(api) = &summary.api {
+        lines.push(format!(
+            "admin API: {} listing pages, {} per-user lookups",
+            api.listing_pages, api.per_user_calls
+        ));
+    }
+    if summary.csv_rows > 0 {
+        lines.push(format!(
+            "csv: {} rows, {} bad",
+            summary.csv_rows, summary.csv_bad_rows
+        ));
+        for error in summary.csv_errors.iter().take(5) {
+            lines.push(format!("csv: {error}"));
+        }
+    }
+    lines
+}

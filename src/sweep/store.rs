@@ -1,0 +1,383 @@
+//! The sweep's SQL: plans and their items, runs, warnings sent, and keeps.
+//!
+//! Keeps (`keeps` table, migration 0004) are where the restore side records "keep my
+//! access": one row per account, product and site with `until_at`; plan and apply keep the
+//! product while `until_at` is in the future ([`add_keep`] writes one).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{AnyConnection, FromRow};
+
+use crate::store::{
+    Db,
+    time::{from_ms, now_ms, to_ms},
+};
+
+/// A stored plan.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct PlanRecord {
+    pub id: String,
+    pub created_at: i64,
+    pub source: String,
+    pub site: String,
+    /// planned | applying | applied
+    pub status: String,
+    /// JSON: counts per product and decision, access groups, governance findings, API calls.
+    pub summary: String,
+}
+
+/// One user × product row of a plan.
+#[derive(Debug, Clone, FromRow, Serialize, PartialEq)]
+pub struct PlanItem {
+    pub id: i64,
+    pub plan_id: String,
+    pub account_id: String,
+    pub product: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub decision: String,
+    pub reason: String,
+    pub last_active: Option<i64>,
+    pub threshold_days: Option<i64>,
+    /// pending | done | skipped | failed
+    pub state: String,
+    pub applied_at: Option<i64>,
+    /// JSON `[{id, name}]`: the user's access groups of the product when planned.
+    pub access_groups: String,
+    pub added_to_org: Option<i64>,
+    /// What apply did (or, in dry-run, would do).
+    pub outcome: Option<String>,
+}
+
+/// A plan item before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    pub account_id: String,
+    pub product: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub decision: String,
+    pub reason: String,
+    pub last_active: Option<i64>,
+    pub threshold_days: Option<i64>,
+    pub access_groups: String,
+    pub added_to_org: Option<i64>,
+}
+
+const ITEM_COLUMNS: &str = "id, plan_id, account_id, product, email, display_name, decision, \
+    reason, last_active, threshold_days, state, applied_at, access_groups, added_to_org, outcome";
+
+pub async fn create_plan_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    source: &str,
+    site: &str,
+    summary: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO plans (id, created_at, source, site, status, summary) \
+         VALUES ($1, $2, $3, $4, 'planned', $5)",
+    )
+    .bind(id)
+    .bind(now_ms())
+    .bind(source)
+    .bind(site)
+    .bind(summary.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts items in batches of 500 rows.
+pub async fn insert_items_in(
+    conn: &mut AnyConnection,
+    plan_id: &str,
+    items: &[NewItem],
+) -> Result<(), sqlx::Error> {
+    for chunk in items.chunks(500) {
+        let mut sql = String::from(
+            "INSERT INTO plan_items (plan_id, account_id, product, email, display_name, decision, \
+             reason, last_active, threshold_days, access_groups, added_to_org) VALUES ",
+        );
+        for (row, _) in chunk.iter().enumerate() {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            let base = row * 11;
+            let params: Vec<String> = (1..=11).map(|n| format!("${}", base + n)).collect();
+            sql.push('(');
+            sql.push_str(&params.join(", "));
+            sql.push(')');
+        }
+        let mut query = sqlx::query(&sql);
+        for item in chunk {
+            query = query
+                .bind(plan_id)
+                .bind(&item.account_id)
+                .bind(&item.product)
+                .bind(&item.email)
+                .bind(&item.display_name)
+                .bind(&item.decision)
+                .bind(&item.reason)
+                .bind(item.last_active)
+                .bind(item.threshold_days)
+                .bind(&item.access_groups)
+                .bind(item.added_to_org);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn get_plan(db: &Db, id: &str) -> Result<Option<PlanRecord>, sqlx::Error> {
+    sqlx::query_as("SELECT id, created_at, source, site, status, summary FROM plans WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// The newest plan.
+pub async fn latest_plan(db: &Db) -> Result<Option<PlanRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, created_at, source, site, status, summary FROM plans \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await
+}
+
+pub async fn set_plan_status(db: &Db, id: &str, status: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE plans SET status = $1 WHERE id = $2")
+        .bind(status)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Every item of a plan, in plan order.
+pub async fn items(db: &Db, plan_id: &str) -> Result<Vec<PlanItem>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ITEM_COLUMNS} FROM plan_items WHERE plan_id = $1 ORDER BY id"
+    ))
+    .bind(plan_id)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// Items still to apply (pending, or failed on an earlier attempt) with a decision that
+/// acts, in plan order, after `after_id`, at most `limit`.
+pub async fn actionable_items(
+    db: &Db,
+    plan_id: &str,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<PlanItem>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ITEM_COLUMNS} FROM plan_items WHERE plan_id = $1 AND id > $2 \
+         AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove') \
+         ORDER BY id LIMIT $3"
+    ))
+    .bind(plan_id)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+pub async fn set_item_state_in(
+    conn: &mut AnyConnection,
+    id: i64,
+    state: &str,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE plan_items SET state = $1, outcome = $2, applied_at = $3 WHERE id = $4")
+        .bind(state)
+        .bind(outcome)
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The newest warning per (account, product) on a site.
+pub async fn latest_warnings(
+    db: &Db,
+    site: &str,
+) -> Result<HashMap<(String, String), DateTime<Utc>>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT account_id, product, MAX(warned_at) FROM sweep_warnings WHERE site = $1 \
+         GROUP BY account_id, product",
+    )
+    .bind(site)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, p, at)| ((a, p), from_ms(at)))
+        .collect())
+}
+
+/// A warning to record.
+#[derive(Debug, Clone)]
+pub struct Warning<'a> {
+    pub account_id: &'a str,
+    pub product: &'a str,
+    pub site: &'a str,
+    pub plan_id: &'a str,
+    pub email: Option<&'a str>,
+    pub warned_at: DateTime<Utc>,
+    pub remove_after: DateTime<Utc>,
+}
+
+/// Records a warning once per plan; false when this plan already warned this user.
+pub async fn record_warning_in(
+    conn: &mut AnyConnection,
+    warning: &Warning<'_>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO sweep_warnings (account_id, product, site, plan_id, email, warned_at, \
+         remove_after) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(warning.account_id)
+    .bind(warning.product)
+    .bind(warning.site)
+    .bind(warning.plan_id)
+    .bind(warning.email)
+    .bind(to_ms(warning.warned_at))
+    .bind(to_ms(warning.remove_after))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records "keep my access" for a product until `until` (the restore side calls this).
+pub async fn add_keep(
+    db: &Db,
+    account_id: &str,
+    product: &str,
+    site: &str,
+    until: DateTime<Utc>,
+    source: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO keeps (account_id, product, site, until_at, source, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(account_id)
+    .bind(product)
+    .bind(site)
+    .bind(to_ms(until))
+    .bind(source)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Keeps still running at `now`, latest end per (account, product).
+pub async fn active_keeps(
+    db: &Db,
+    site: &str,
+    now: DateTime<Utc>,
+) -> Result<HashMap<(String, String), DateTime<Utc>>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT account_id, product, MAX(until_at) FROM keeps WHERE site = $1 AND until_at > $2 \
+         GROUP BY account_id, product",
+    )
+    .bind(site)
+    .bind(to_ms(now))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, p, at)| ((a, p), from_ms(at)))
+        .collect())
+}
+
+/// The end of a running keep for one account and product.
+pub async fn kept_until(
+    db: &Db,
+    account_id: &str,
+    product: &str,
+    site: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let until: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT MAX(until_at) FROM keeps WHERE account_id = $1 AND product = $2 AND site = $3 \
+         AND until_at > $4",
+    )
+    .bind(account_id)
+    .bind(product)
+    .bind(site)
+    .bind(to_ms(now))
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(until.flatten().map(from_ms))
+}
+
+/// Starts a run row; returns its id.
+pub async fn start_run(
+    db: &Db,
+    kind: &str,
+    plan_id: Option<&str>,
+    mode: &str,
+) -> Result<String, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO sweep_runs (id, kind, plan_id, status, mode, started_at) \
+         VALUES ($1, $2, $3, 'running', $4, $5)",
+    )
+    .bind(&id)
+    .bind(kind)
+    .bind(plan_id)
+    .bind(mode)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(id)
+}
+
+/// Ends a run: completed | aborted | failed | interrupted.
+pub async fn finish_run(
+    db: &Db,
+    id: &str,
+    status: &str,
+    summary: &serde_json::Value,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sweep_runs SET status = $1, finished_at = $2, summary = $3, error = $4 \
+         WHERE id = $5",
+    )
+    .bind(status)
+    .bind(now_ms())
+    .bind(summary.to_string())
+    .bind(error)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The newest warning of one account and product on a site.
+pub async fn latest_warnings_of(
+    db: &Db,
+    account_id: &str,
+    product: &str,
+    site: &str,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let at: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT MAX(warned_at) FROM sweep_warnings WHERE account_id = $1 AND product = $2 \
+         AND site = $3",
+    )
+    .bind(account_id)
+    .bind(product)
+    .bind(site)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(at.flatten().map(from_ms))
+}

@@ -1,0 +1,711 @@
+//! The sweep against a seeded simulator with known ground truth: the plan, apply with the
+//! journal, CSV vs API, the guards, and resuming after a stop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use reseat::activity::csv::write;
+use reseat::app::AppState;
+use reseat::atlassian::{AtlassianConfig, FamilyLimits, ProductKey, RetrySettings};
+use reseat::sim::{Category, Product, SimConfig, SimHandle};
+use reseat::sweep::config::{Mode, ProductPolicy};
+use reseat::sweep::store::{self, PlanItem};
+use reseat::sweep::{ApplyOptions, Source, SweepError};
+
+use crate::support::TestDb;
+
+const USERS: usize = 300;
+
+fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
+    let c = sim.config();
+    let url = url::Url::parse(&sim.base_url()).unwrap();
+    let fast = FamilyLimits {
+        requests_per_second: 10_000,
+        concurrency: 8,
+    };
+    AtlassianConfig {
+        org_id: Some(c.org_id.clone()),
+        cloud_id: Some(c.cloud_id.clone()),
+        site_name: Some(c.site_name.clone()),
+        admin_base_url: url.clone(),
+        site_base_url: Some(url),
+        admin_api_key: Some(c.admin_key.clone().into()),
+        site_email: Some(c.site_email.clone()),
+        site_api_token: Some(c.site_token.clone().into()),
+        admin: fast,
+        jira: fast,
+        confluence: fast,
+        jsm: fast,
+        retry: RetrySettings {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            max_retry_wait: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+        },
+    }
+}
+
+fn group_id(sim: &SimHandle, name: &str) -> reseat::atlassian::GroupId {
+    reseat::atlassian::GroupId::parse(sim.state().group(name).unwrap().id).unwrap()
+}
+
+/// A configuration that sweeps the three products, with permissive guards and no warning
+/// step (inactive means remove), so the plan maps one-to-one to the ground truth.
+async fn state_for(sim: &SimHandle, db: &TestDb, mode: Mode) -> AppState {
+    let mut config = db.config();
+    config.atlassian = atlassian_for(sim);
+    let sweep = &mut config.sweep;
+    sweep.mode = mode;
+    for key in ["jira-software", "jira-service-desk"] {
+        sweep.products.insert(key.into(), ProductPolicy::default());
+    }
+    sweep.products.insert(
+        "confluence".into(),
+        ProductPolicy {
+            access_groups: vec![
+                group_id(sim, "confluence-users"),
+                group_id(sim, "jira-confluence-bundle"),
+            ],
+            ..ProductPolicy::default()
+        },
+    );
+    sweep.protect.groups = vec!["reseat-protected".into()];
+    sweep.governance.block_on_multi_product_groups = false;
+    sweep.ladder.warn = false;
+    sweep.limits.max_removals = 10_000;
+    sweep.limits.max_removal_percent = 100.0;
+    sweep.limits.max_inactive_percent = 100.0;
+    config.validate().unwrap();
+    AppState::open(config).await.unwrap()
+}
+
+fn hidden() -> indicatif::ProgressBar {
+    indicatif::ProgressBar::hidden()
+}
+
+fn sim_product(key: &str) -> Product {
+    Product::from_admin_key(key).unwrap()
+}
+
+/// The expected decision of every seat holder, from the simulator's ground truth.
+fn expected(sim: &SimHandle) -> BTreeMap<(String, String), String> {
+    let truth = sim.state().ground_truth();
+    let mut out = BTreeMap::new();
+    for user in &truth.users {
+        let usable = user.account_status == reseat::sim::AccountStatus::Active && !user.suspended;
+        for (product, category) in &user.products {
+            if *category == Category::NoAccess || !usable {
+                continue;
+            }
+            let exempt = user.account_type == reseat::sim::AccountType::App
+                || user.protected
+                || user.org_admin
+                || (user.via_multi_product_group && *product != Product::JiraServiceDesk);
+            let decision = if exempt {
+                "exempt"
+            } else {
+                match category {
+                    Category::Active | Category::NeverAccessedNew => "keep",
+                    Category::Inactive
+                    | Category::NeverAccessedOld
+                    | Category::ActiveElsewhereOnly => "remove",
+                    Category::NoAccess => unreachable!(),
+                }
+            };
+            out.insert(
+                (user.account_id.clone(), product.admin_key().to_owned()),
+                decision.to_owned(),
+            );
+        }
+    }
+    out
+}
+
+fn decisions(items: &[PlanItem]) -> BTreeMap<(String, String), String> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                (i.account_id.clone(), i.product.clone()),
+                i.decision.clone(),
+            )
+        })
+        .collect()
+}
+
+async fn plan_items(state: &AppState, sources: &[Source]) -> (String, Vec<PlanItem>) {
+    let planned = reseat::sweep::plan(state, sources, Utc::now(), &hidden())
+        .await
+        .unwrap();
+    let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+    (planned.plan_id, items)
+}
+
+#[tokio::test]
+async fn the_plan_matches_the_ground_truth_with_reasons() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::DryRun).await;
+        let (_, items) = plan_items(&state, &[Source::Api]).await;
+        let want = expected(&sim);
+        let got = decisions(&items);
+        for (key, decision) in &want {
+            assert_eq!(
+                got.get(key),
+                Some(decision),
+                "{key:?} on {}: {:?}",
+                db.backend_name(),
+                items
+                    .iter()
+                    .find(|i| (&i.account_id, &i.product) == (&key.0, &key.1))
+                    .map(|i| &i.reason)
+            );
+        }
+        assert_eq!(got.len(), want.len(), "no extra rows");
+        // Every category is present, and each decision carries its reason.
+        let truth = sim.state().ground_truth();
+        let reason = |pred: &dyn Fn(&reseat::sim::SeededUser) -> bool, needle: &str| {
+            let user = truth
+                .users
+                .iter()
+                .find(|u| {
+                    pred(u)
+                        && u.account_status == reseat::sim::AccountStatus::Active
+                        && !u.suspended
+                        && items.iter().any(|i| i.account_id == u.account_id)
+                })
+                .unwrap_or_else(|| panic!("a seeded user for {needle}"));
+            let item = items
+                .iter()
+                .find(|i| i.account_id == user.account_id)
+                .unwrap();
+            assert!(
+                item.reason.contains(needle),
+                "{needle}: {} ({})",
+                item.reason,
+                item.decision
+            );
+        };
+        reason(
+            &|u| u.account_type == reseat::sim::AccountType::App,
+            "app account",
+        );
+        reason(&|u| u.protected && !u.org_admin, "protected group");
+        reason(&|u| u.org_admin, "org admin");
+        reason(
+            &|u| u.via_multi_product_group && !u.protected && !u.org_admin,
+            "also grants",
+        );
+        let plain = |u: &reseat::sim::SeededUser| {
+            !u.protected && !u.org_admin && !u.via_multi_product_group
+        };
+        reason(
+            &|u| {
+                plain(u)
+                    && u.products
+                        .values()
+                        .all(|c| matches!(c, Category::NeverAccessedNew | Category::NoAccess))
+                    && u.products
+                        .values()
+                        .any(|c| *c == Category::NeverAccessedNew)
+            },
+            "never accessed",
+        );
+        reason(
+            &|u| {
+                plain(u)
+                    && u.products
+                        .values()
+                        .all(|c| matches!(c, Category::ActiveElsewhereOnly | Category::NoAccess))
+                    && u.products
+                        .values()
+                        .any(|c| *c == Category::ActiveElsewhereOnly)
+            },
+            "never accessed",
+        );
+        // Customers hold no seat: no rows.
+        for user in truth
+            .users
+            .iter()
+            .filter(|u| u.account_type == reseat::sim::AccountType::Customer)
+        {
+            assert!(!items.iter().any(|i| i.account_id == user.account_id));
+        }
+        sim.shutdown().await;
+    }
+}
+
+/// Memberships of every seeded account, by group name.
+fn memberships(sim: &SimHandle) -> BTreeSet<(String, String)> {
+    sim.state()
+        .groups()
+        .into_iter()
+        .flat_map(|g| {
+            sim.state()
+                .group_members(&g.name)
+                .unwrap()
+                .into_iter()
+                .map(move |m| (m, g.name.clone()))
+        })
+        .collect()
+}
+
+async fn journal(state: &AppState) -> Vec<(String, String, String, String)> {
+    sqlx::query_as(
+        "SELECT account_id, product, group_name, run_id FROM journal WHERE action = 'removed' ORDER BY id",
+    )
+    .fetch_all(state.db.pool())
+    .await
+    .unwrap()
+}
+
+fn live() -> ApplyOptions {
+    ApplyOptions {
+        confirmed: true,
+        ..ApplyOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn apply_removes_exactly_the_planned_memberships_journal_first() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::Live).await;
+        let before = memberships(&sim);
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        let removals: Vec<&PlanItem> = items.iter().filter(|i| i.decision == "remove").collect();
+        assert!(!removals.is_empty());
+        assert_eq!(report.removed_users as usize, removals.len());
+        assert_eq!(report.failed, 0);
+        // Exactly the planned memberships are gone, nothing else changed.
+        let mut expected_gone = BTreeSet::new();
+        for item in &removals {
+            let groups: Vec<serde_json::Value> = serde_json::from_str(&item.access_groups).unwrap();
+            for g in groups {
+                expected_gone.insert((
+                    item.account_id.clone(),
+                    g["name"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        let after = memberships(&sim);
+        let gone: BTreeSet<_> = before.difference(&after).cloned().collect();
+        assert_eq!(gone, expected_gone);
+        assert!(after.is_subset(&before));
+        // One journal row per removed membership, for the plan.
+        let rows = journal(&state).await;
+        let journaled: BTreeSet<_> = rows
+            .iter()
+            .map(|(account, _, group, run)| {
+                assert_eq!(run, &plan_id);
+                (account.clone(), group.clone())
+            })
+            .collect();
+        assert_eq!(journaled, expected_gone);
+        assert_eq!(rows.len(), expected_gone.len());
+        // The restore side reads them back.
+        let first = removals[0];
+        let facts = reseat::restore::store::journal_removed_groups(
+            &state.db,
+            &first.account_id,
+            &first.product,
+            state.site(),
+        )
+        .await
+        .unwrap();
+        assert!(!facts.is_empty());
+        // Items are done; a second apply changes nothing.
+        let again = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(again.removed_users, 0);
+        assert_eq!(journal(&state).await.len(), rows.len());
+        sim.shutdown().await;
+    }
+}
+
+/// Writes the simulator's org as an admin "Export users" CSV for the configured site.
+fn export_csv(sim: &SimHandle, path: &Path) {
+    let products = [
+        ProductKey::JIRA_SOFTWARE,
+        ProductKey::JIRA_SERVICE_MANAGEMENT,
+        ProductKey::CONFLUENCE,
+    ];
+    let cloud_id = sim.config().cloud_id.clone();
+    let mut writer = csv::Writer::from_path(path).unwrap();
+    writer
+        .write_record(write::header(&sim.config().site_name, &products))
+        .unwrap();
+    for seeded in &sim.state().ground_truth().users {
+        let user = sim.state().user(&seeded.account_id).unwrap();
+        let row = write::Row {
+            account_id: &user.account_id,
+            name: &user.name,
+            email: user.email.as_deref(),
+            status: "Active",
+            added_to_org: user.added_to_org,
+            org_admin: seeded.org_admin,
+            products: products
+                .iter()
+                .map(|p| {
+                    let sp = sim_product(p.as_str());
+                    let access = user.products.contains(&sp);
+                    let seen = user
+                        .activity
+                        .iter()
+                        .filter(|a| a.product == sp && a.cloud_id == cloud_id)
+                        .map(|a| a.last_active)
+                        .max();
+                    (p.clone(), access, seen)
+                })
+                .collect(),
+        };
+        writer.write_record(write::record(&row, &products)).unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+fn assert_same(
+    got: &BTreeMap<(String, String), String>,
+    want: &BTreeMap<(String, String), String>,
+    items: &[PlanItem],
+) {
+    let diff: Vec<String> = got
+        .keys()
+        .chain(want.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .take(5)
+        .map(|k| {
+            let reason = items
+                .iter()
+                .find(|i| (&i.account_id, &i.product) == (&k.0, &k.1))
+                .map(|i| i.reason.clone());
+            format!(
+                "{k:?}: got {:?}, want {:?} ({reason:?})",
+                got.get(k),
+                want.get(k)
+            )
+        })
+        .collect();
+    assert!(diff.is_empty(), "{diff:#?}");
+}
+
+#[tokio::test]
+async fn the_csv_export_gives_the_same_plan_as_the_api() {
+    let db = TestDb::sqlite();
+    let sim = reseat::sim::spawn(SimConfig {
+        users: USERS,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let state = state_for(&sim, &db, Mode::DryRun).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.csv");
+    export_csv(&sim, &file);
+    let (_, from_api) = plan_items(&state, &[Source::Api]).await;
+    let (_, from_csv) = plan_items(&state, &[Source::Csv(file.clone())]).await;
+    assert_same(&decisions(&from_csv), &decisions(&from_api), &from_csv);
+    assert_same(&decisions(&from_csv), &expected(&sim), &from_csv);
+    // Both together: still the same decisions.
+    let (_, both) = plan_items(&state, &[Source::Api, Source::Csv(file)]).await;
+    assert_same(&decisions(&both), &decisions(&from_api), &both);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_csvs_are_reported_by_line_or_refused() {
+    let db = TestDb::sqlite();
+    let sim = reseat::sim::spawn(SimConfig {
+        users: 150,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut state = state_for(&sim, &db, Mode::DryRun).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    export_csv(&sim, &good);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+
+    // 5 % garbage rows: refused with the default 1 % limit, line numbers in the message.
+    let mut garbage = String::from("\u{feff}");
+    let mut bad_lines = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        garbage.push_str(line);
+        garbage.push('\n');
+        if i > 0 && i % 20 == 0 {
+            garbage.push_str("x,\"y\",,Active,31 Feb 2024\n");
+            bad_lines.push(garbage.lines().count());
+        }
+    }
+    let file = dir.path().join("garbage.csv");
+    std::fs::write(&file, &garbage).unwrap();
+    let err = reseat::sweep::plan(&state, &[Source::Csv(file.clone())], Utc::now(), &hidden())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, SweepError::Csv(_)), "{message}");
+    assert!(message.contains("rows are bad"), "{message}");
+    assert!(
+        message.contains(&format!("line {}", bad_lines[0])),
+        "{message} / {bad_lines:?}"
+    );
+
+    // With a 10 % limit the same file plans, the bad rows reported by line.
+    let mut config = (*state.config).clone();
+    config.sweep.csv.max_bad_row_percent = 10.0;
+    state.config = std::sync::Arc::new(config);
+    let planned = reseat::sweep::plan(&state, &[Source::Csv(file)], Utc::now(), &hidden())
+        .await
+        .unwrap();
+    assert_eq!(planned.summary.csv_bad_rows as usize, bad_lines.len());
+    assert!(
+        planned.summary.csv_errors[0].starts_with(&format!("line {}:", bad_lines[0])),
+        "{:?}",
+        planned.summary.csv_errors
+    );
+
+    // Missing columns and unknown headers refuse the file as a whole.
+    let missing = dir.path().join("missing.csv");
+    std::fs::write(&missing, "User id,User name,email\na,b,c\n").unwrap();
+    let err = reseat::sweep::plan(&state, &[Source::Csv(missing)], Utc::now(), &hidden())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("missing column"), "{err}");
+    let unknown = dir.path().join("unknown.csv");
+    std::fs::write(&unknown, "id;name\n1;2\n").unwrap();
+    let err = reseat::sweep::plan(&state, &[Source::Csv(unknown)], Utc::now(), &hidden())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no recognisable header"), "{err}");
+    sim.shutdown().await;
+}
+
+async fn audit_actions(state: &AppState) -> Vec<String> {
+    reseat::audit::list(&state.db, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect()
+}
+
+#[tokio::test]
+async fn guards_abort_before_any_change() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut state = state_for(&sim, &db, Mode::Live).await;
+        let before = memberships(&sim);
+
+        // Blast radius: at most 5 removals per product.
+        let mut config = (*state.config).clone();
+        config.sweep.limits.max_removals = 5;
+        state.config = std::sync::Arc::new(config.clone());
+        let (plan_id, _) = plan_items(&state, &[Source::Api]).await;
+        let err = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SweepError::Aborted(_)), "{err}");
+        assert!(err.to_string().contains("max_removals"), "{err}");
+
+        // Blast radius in percent.
+        config.sweep.limits.max_removals = 10_000;
+        config.sweep.limits.max_removal_percent = 5.0;
+        state.config = std::sync::Arc::new(config.clone());
+        let err = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("max_removal_percent"), "{err}");
+
+        // Stale data: applied a month later, the newest activity is too old.
+        config.sweep.limits.max_removal_percent = 100.0;
+        state.config = std::sync::Arc::new(config.clone());
+        let later = ApplyOptions {
+            now: Utc::now() + chrono::Duration::days(40),
+            ..live()
+        };
+        let err = reseat::sweep::apply(&state, Some(&plan_id), &later)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("stale"), "{err}");
+
+        // Nearly everyone inactive.
+        config.sweep.limits.max_inactive_percent = 20.0;
+        state.config = std::sync::Arc::new(config.clone());
+        let err = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("max_inactive_percent"), "{err}");
+
+        assert_eq!(memberships(&sim), before, "nothing changed upstream");
+        assert_eq!(sim.state().calls("DELETE", "/rest/api/3/group/user"), 0);
+        assert!(journal(&state).await.is_empty());
+        let aborted = audit_actions(&state)
+            .await
+            .into_iter()
+            .filter(|a| a == "sweep.aborted")
+            .count();
+        assert_eq!(aborted, 4);
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_apply_resumes_to_the_same_end_without_duplicates() {
+    for db in TestDb::all().await {
+        let other_db = TestDb::sqlite();
+        let sim_a = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let sim_b = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let interrupted = state_for(&sim_a, &db, Mode::Live).await;
+        let straight = state_for(&sim_b, &other_db, Mode::Live).await;
+
+        let (plan_a, _) = plan_items(&interrupted, &[Source::Api]).await;
+        let (plan_b, _) = plan_items(&straight, &[Source::Api]).await;
+        let mut stops = 0;
+        loop {
+            let report = reseat::sweep::apply(
+                &interrupted,
+                Some(&plan_a),
+                &ApplyOptions {
+                    stop_after: Some(7),
+                    ..live()
+                },
+            )
+            .await
+            .unwrap();
+            if !report.interrupted {
+                break;
+            }
+            stops += 1;
+        }
+        assert!(stops >= 2, "the run was really cut: {stops}");
+        reseat::sweep::apply(&straight, Some(&plan_b), &live())
+            .await
+            .unwrap();
+
+        assert_eq!(memberships(&sim_a), memberships(&sim_b));
+        let strip = |rows: Vec<(String, String, String, String)>| {
+            rows.into_iter()
+                .map(|(a, p, g, _)| (a, p, g))
+                .collect::<Vec<_>>()
+        };
+        let rows_a = strip(journal(&interrupted).await);
+        let rows_b = strip(journal(&straight).await);
+        let set_a: BTreeSet<_> = rows_a.iter().cloned().collect();
+        assert_eq!(set_a.len(), rows_a.len(), "no duplicate journal rows");
+        assert_eq!(set_a, rows_b.into_iter().collect::<BTreeSet<_>>());
+        let plan = store::get_plan(&interrupted.db, &plan_a)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(plan.status, "applied");
+        sim_a.shutdown().await;
+        sim_b.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_warnings_go_out_once() {
+    let db = TestDb::sqlite();
+    let sim = reseat::sim::spawn(SimConfig {
+        users: 150,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dry = state_for(&sim, &db, Mode::DryRun).await;
+    let before = memberships(&sim);
+    let (plan_id, _) = plan_items(&dry, &[Source::Api]).await;
+    let report = reseat::sweep::apply(&dry, Some(&plan_id), &ApplyOptions::default())
+        .await
+        .unwrap();
+    assert!(report.dry_run);
+    assert!(report.would.iter().any(|w| w.contains("remove from")));
+    assert_eq!(memberships(&sim), before);
+    assert!(journal(&dry).await.is_empty());
+
+    // Live with the warning step: the plan warns, apply warns once however often it runs.
+    let mut config = (*dry.config).clone();
+    config.sweep.mode = Mode::Live;
+    config.sweep.ladder.warn = true;
+    let mut live_state = dry.clone();
+    live_state.config = std::sync::Arc::new(config);
+    let err = reseat::sweep::apply(&live_state, Some(&plan_id), &ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SweepError::NeedsConfirmation));
+    let (warn_plan, items) = plan_items(&live_state, &[Source::Api]).await;
+    let warns = items.iter().filter(|i| i.decision == "warn").count();
+    assert!(warns > 0);
+    assert!(!items.iter().any(|i| i.decision == "remove"));
+    let first = reseat::sweep::apply(&live_state, Some(&warn_plan), &live())
+        .await
+        .unwrap();
+    assert_eq!(first.warned as usize, warns);
+    let again = reseat::sweep::apply(&live_state, Some(&warn_plan), &live())
+        .await
+        .unwrap();
+    assert_eq!(again.warned, 0);
+    let sent = audit_actions(&live_state)
+        .await
+        .into_iter()
+        .filter(|a| a == "sweep.warning")
+        .count();
+    assert_eq!(sent, warns);
+    assert_eq!(memberships(&sim), before, "warnings remove nothing");
+    // A user who asked to keep access is kept in the next plan.
+    let kept = items.iter().find(|i| i.decision == "warn").unwrap();
+    store::add_keep(
+        &live_state.db,
+        &kept.account_id,
+        &kept.product,
+        live_state.site(),
+        Utc::now() + chrono::Duration::days(90),
+        "link",
+    )
+    .await
+    .unwrap();
+    let (_, next) = plan_items(&live_state, &[Source::Api]).await;
+    let row = next
+        .iter()
+        .find(|i| i.account_id == kept.account_id && i.product == kept.product)
+        .unwrap();
+    assert_eq!(row.decision, "keep");
+    assert!(row.reason.contains("keep access until"), "{}", row.reason);
+    sim.shutdown().await;
+}
