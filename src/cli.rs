@@ -55,6 +55,10 @@ pub enum Command {
     Sim(crate::sim::SimArgs),
     /// Reclaim idle seats: plan, then apply once (`reseat sweep plan|apply` for one step).
     Sweep(SweepArgs),
+    /// Restore rules: `reseat rules explain --account ID --product KEY --channel C`.
+    Rules(crate::restore::cli::RulesArgs),
+    /// Restore requests waiting for an admin: list, approve, deny.
+    Requests(crate::restore::cli::RequestsArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -213,6 +217,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sweep(args) => {
             let config = load_config(&cli)?;
             run_sweep(config, args).await
+        }
+        Command::Rules(args) => {
+            let state = crate::app::AppState::open(load_config(&cli)?).await?;
+            let out = crate::restore::cli::rules(&state, args)
+                .await
+                .map_err(CliError::Other)?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Requests(args) => {
+            let state = crate::app::AppState::open(load_config(&cli)?).await?;
+            let out = crate::restore::cli::requests(&state, args)
+                .await
+                .map_err(CliError::Other)?;
+            print!("{out}");
+            Ok(())
         }
         Command::Config {
             command: ConfigCommand::Check,

@@ -244,8 +244,8 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.queue.workers == 0 {
-            return Err(ConfigError::key("queue.workers", "must be at least 1"));
+        if self.queue.workers > 256 {
+            return Err(ConfigError::key("queue.workers", "must be at most 256"));
         }
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));

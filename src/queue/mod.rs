@@ -22,7 +22,8 @@ pub use worker::{HandlerFuture, JobError, JobHandler, Worker, WorkerOutcome};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// How many jobs one process runs at the same time.
+    /// How many jobs one process runs at the same time; 0 runs none here (web-only
+    /// replicas, while other processes work the shared queue).
     pub workers: usize,
     /// How long an idle worker waits before looking for new jobs again.
     #[serde(with = "crate::config::duration")]

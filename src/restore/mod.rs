@@ -19,5 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/hooks/automation", post(intake::automation))
         .route("/hooks/webhook", post(intake::webhook))
 }
+pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod signature;

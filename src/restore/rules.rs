@@ -89,10 +89,11 @@ pub struct Rule {
     /// `example.com` also matches `eu.example.com`.
     #[serde(default)]
     pub email_domains: Vec<String>,
-    /// The account must be in at least one of these groups (names or ids).
+    /// The account must be in at least one of these groups (names or ids); a group reseat
+    /// removed the account from (per the journal) counts as one it is in.
     #[serde(default)]
     pub member_of_any: Vec<String>,
-    /// The account must be in none of these groups (names or ids).
+    /// The account must be in none of these groups (names or ids), journaled ones included.
     #[serde(default)]
     pub member_of_none: Vec<String>,
     /// `true`: only accounts whose access reseat removed for inactivity (per the journal);
@@ -348,11 +349,11 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
             )
         );
     }
+    // Membership counts the groups the account is in and those reseat took away (and would
+    // give back): a contractor removed from "contractors" is still a contractor.
+    let groups = || facts.groups.iter().chain(&facts.journal_groups);
     if !rule.member_of_any.is_empty() {
-        let hit = facts
-            .groups
-            .iter()
-            .find(|g| in_list(g, &rule.member_of_any));
+        let hit = groups().find(|g| in_list(g, &rule.member_of_any));
         condition!(
             hit.is_some(),
             match hit {
@@ -362,10 +363,7 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
         );
     }
     if !rule.member_of_none.is_empty() {
-        let hit = facts
-            .groups
-            .iter()
-            .find(|g| in_list(g, &rule.member_of_none));
+        let hit = groups().find(|g| in_list(g, &rule.member_of_none));
         condition!(
             hit.is_none(),
             match hit {

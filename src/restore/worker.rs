@@ -198,11 +198,12 @@ async fn decide_and_apply(
         Err(error) => return Err(error.into()),
     };
     let facts = gather_facts(state, &subject, channel, &user).await?;
-    let verdict = rules::evaluate(
-        &facts,
-        &state.config.restore.rules,
-        &state.config.restore.offboarding_groups,
-    );
+    let offboarding = &state.config.restore.offboarding_groups;
+    let verdict = match super::admin::approval(request) {
+        // An admin approved: the guards still hold, the rules are not asked again.
+        Some(approval) => super::admin::approved_verdict(&facts, &approval, offboarding),
+        None => rules::evaluate(&facts, &state.config.restore.rules, offboarding),
+    };
     let account = subject.account.as_str();
     let product = subject.product.as_str();
     let verdict_json = serde_json::to_value(&verdict).ok();
@@ -444,6 +445,38 @@ async fn find_by_email(state: &AppState, email: &str) -> Result<Option<AccountId
                 .is_some_and(|e| e.eq_ignore_ascii_case(email))
         })
         .map(|user| user.account_id))
+}
+
+/// What the rules would decide for an account, product and channel now (`rules explain`).
+pub async fn explain(
+    state: &AppState,
+    account: &AccountId,
+    product: &ProductKey,
+    channel: Channel,
+) -> Result<Verdict, AtlassianError> {
+    let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
+        AtlassianError::Invalid(
+            "the Jira site API is not configured (atlassian.site_email, site_api_token)".into(),
+        )
+    })?;
+    let user = jira.user(account).await?;
+    let subject = Subject {
+        account: account.clone(),
+        product: product.clone(),
+    };
+    let facts = match gather_facts(state, &subject, channel, &user).await {
+        Ok(facts) => facts,
+        Err(Failure::Upstream(error)) => return Err(error),
+        Err(Failure::Db(error)) => {
+            return Err(AtlassianError::Invalid(format!("database: {error}")));
+        }
+        Err(Failure::Stop(_)) => return Err(AtlassianError::Invalid("cannot gather facts".into())),
+    };
+    Ok(rules::evaluate(
+        &facts,
+        &state.config.restore.rules,
+        &state.config.restore.offboarding_groups,
+    ))
 }
 
 async fn gather_facts(

@@ -25,8 +25,8 @@ async fn env_with(db: TestDb, sim: SimConfig, adjust: impl FnOnce(&mut Config)) 
     let sim = reseat::sim::spawn(sim).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = reseat::demo::config_for(&sim, dir.path());
-    // The test drives the worker itself; background workers stay idle.
-    config.queue.poll_interval = Duration::from_secs(3600);
+    // The test drives the worker itself.
+    config.queue.workers = 0;
     config.queue.backoff_base = Duration::from_millis(5);
     config.queue.backoff_max = Duration::from_millis(50);
     config.queue.max_attempts = 30;
@@ -714,4 +714,159 @@ async fn with_a_fifth_of_upstream_calls_failing_200_concurrent_restores_all_comp
             200
         );
     }
+}
+
+fn contractor(env: &Env) -> String {
+    env.sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+                && u.account_status == reseat::sim::AccountStatus::Active
+                && !u.suspended
+                && !u.offboarded
+                && u.account_type == reseat::sim::AccountType::Atlassian
+        })
+        .map(|u| u.account_id.clone())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_approves_or_denies_what_the_rules_sent_to_manual() {
+    let env = env().await;
+    let state = &env.app.state;
+    // A contractor removed by a sweep: the rules want an admin.
+    let account = contractor(&env);
+    let before = env.group_ids(&account);
+    env.remove_like_a_sweep(&account).await;
+    let issue = env.portal_request(&account);
+    let (_, body) = env.jsm(&issue).await;
+    let id = body["requestId"].as_str().unwrap().to_string();
+    env.app.drain_queue().await;
+    assert_eq!(env.request_status(&id).await, "pending");
+    let listed = reseat::restore::cli::requests(
+        state,
+        &reseat::restore::cli::RequestsArgs {
+            command: reseat::restore::cli::RequestsCommand::List {
+                status: "pending".into(),
+                limit: 10,
+            },
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        listed.contains(&id) && listed.contains("1 request(s)"),
+        "{listed}"
+    );
+
+    reseat::restore::admin::approve(state, &id, "ana", vec![])
+        .await
+        .unwrap();
+    env.app.drain_queue().await;
+    assert_eq!(env.request_status(&id).await, "restored");
+    assert_eq!(
+        env.group_ids(&account),
+        before,
+        "the journaled groups, no more"
+    );
+    let request = env.sim.state().request(&issue).unwrap();
+    assert_eq!(request.status, "Resolved");
+    assert_eq!(request.comments.len(), 2, "waiting, then restored");
+    assert!(request.comments[1].body.contains("has been restored"));
+    assert_eq!(env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved' AND actor = 'admin:ana'").await, 1);
+    // A decided request cannot be approved again.
+    assert!(
+        reseat::restore::admin::approve(state, &id, "ana", vec![])
+            .await
+            .is_err()
+    );
+
+    // Another contractor's request is denied with a reason the requester reads.
+    let other = env
+        .sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .filter(|u| {
+            u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+                && u.account_id != account
+                && !u.offboarded
+                && !u.suspended
+                && u.account_status == reseat::sim::AccountStatus::Active
+        })
+        .map(|u| u.account_id.clone())
+        .next()
+        .unwrap();
+    let issue = env.portal_request(&other);
+    let (_, body) = env.jsm(&issue).await;
+    let id = body["requestId"].as_str().unwrap().to_string();
+    env.app.drain_queue().await;
+    reseat::restore::admin::deny(state, &id, "ana", "Your contract ended in October.")
+        .await
+        .unwrap();
+    env.app.drain_queue().await;
+    assert_eq!(env.request_status(&id).await, "denied");
+    let request = env.sim.state().request(&issue).unwrap();
+    assert_eq!(request.status, "Declined");
+    assert!(
+        request
+            .comments
+            .last()
+            .unwrap()
+            .body
+            .contains("Your contract ended in October.")
+    );
+}
+
+#[tokio::test]
+async fn rules_explain_shows_each_rule_and_the_decision() {
+    let env = env().await;
+    let account = contractor(&env);
+    let out = reseat::restore::cli::rules(
+        &env.app.state,
+        &reseat::restore::cli::RulesArgs {
+            command: reseat::restore::cli::RulesCommand::Explain {
+                account: account.clone(),
+                product: "jira-software".into(),
+                channel: reseat::restore::rules::Channel::Jsm,
+            },
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("rule \"contractors need approval\": MATCHED"),
+        "{out}"
+    );
+    assert!(out.contains("decision: manual"), "{out}");
+    let staff = env.staff()[0].account_id.clone();
+    env.remove_like_a_sweep(&staff).await;
+    let out = reseat::restore::cli::rules(
+        &env.app.state,
+        &reseat::restore::cli::RulesArgs {
+            command: reseat::restore::cli::RulesCommand::Explain {
+                account: staff,
+                product: "jira-software".into(),
+                channel: reseat::restore::rules::Channel::Webhook,
+            },
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("rule \"contractors need approval\": no match"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rule \"staff removed by reseat\": MATCHED"),
+        "{out}"
+    );
+    assert!(out.contains("decision: approve"), "{out}");
+    assert!(out.contains("groups to add: "), "{out}");
+    // Explaining changes nothing.
+    assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 0);
 }

@@ -186,3 +186,22 @@ fn explain_names_each_rule_and_the_failing_condition() {
         "{text}"
     );
 }
+
+#[test]
+fn a_group_reseat_removed_still_counts_for_membership_rules() {
+    let mut f = facts();
+    f.groups.clear();
+    f.journal_groups = vec![group("g-contract", "jira-contractors")];
+    let contractors = rules(
+        "[[rules]]\nname = \"contractors\"\nmember_of_any = [\"jira-contractors\"]\ndecision = \"manual\"\n[[rules]]\nname = \"rest\"\ndecision = \"approve\"\n",
+    );
+    assert_eq!(
+        evaluate(&f, &contractors, &[]).rule.as_deref(),
+        Some("contractors")
+    );
+    // But offboarding looks only at the groups the account is in now.
+    assert_eq!(
+        evaluate(&f, &contractors, &["jira-contractors".to_string()]).guard,
+        None
+    );
+}

@@ -1,0 +1,156 @@
+//! `reseat rules explain` and `reseat requests list|approve|deny`.
+
+use clap::{Args, Subcommand};
+
+use super::rules::Channel;
+use super::{admin, store, worker};
+use crate::app::AppState;
+use crate::atlassian::{AccountId, GroupId, ProductKey};
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: RulesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Show which restore rule decides for an account, product and channel, and why.
+    Explain {
+        /// The Atlassian account id.
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// The product key: jira-software, jira-service-desk, confluence.
+        #[arg(long, value_name = "KEY")]
+        product: String,
+        /// The channel the request would come from.
+        #[arg(long, value_enum, default_value = "jsm")]
+        channel: Channel,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    #[command(subcommand)]
+    pub command: RequestsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List restore requests (pending ones by default).
+    List {
+        /// received, approved, pending, restored, denied, ignored, failed, or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Approve a pending or failed request: restore the journaled groups (and --groups).
+    Approve {
+        /// The request id.
+        id: String,
+        /// Extra group ids to add, for a user reseat never removed.
+        #[arg(long, value_delimiter = ',', value_name = "GROUP_ID,…")]
+        groups: Vec<String>,
+        /// Your name, for the audit log.
+        #[arg(long, env = "USER", default_value = "admin")]
+        admin: String,
+    },
+    /// Deny a pending or failed request; the requester is told the reason.
+    Deny {
+        /// The request id.
+        id: String,
+        /// Shown to the requester.
+        #[arg(long)]
+        reason: String,
+        /// Your name, for the audit log.
+        #[arg(long, env = "USER", default_value = "admin")]
+        admin: String,
+    },
+}
+
+/// Runs `reseat rules …`; returns what to print.
+pub async fn rules(state: &AppState, args: &RulesArgs) -> Result<String, String> {
+    let RulesCommand::Explain {
+        account,
+        product,
+        channel,
+    } = &args.command;
+    let account = AccountId::parse(account.trim()).map_err(|e| format!("--account: {e}"))?;
+    let product = ProductKey::parse(product.trim()).map_err(|e| format!("--product: {e}"))?;
+    let verdict = worker::explain(state, &account, &product, *channel)
+        .await
+        .map_err(|e| format!("cannot read the account from Atlassian: {e}"))?;
+    Ok(format!(
+        "account {account}, product {}, channel {channel}\n{}",
+        product.as_str(),
+        verdict.explain()
+    ))
+}
+
+/// Runs `reseat requests …`; returns what to print.
+pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, String> {
+    match &args.command {
+        RequestsCommand::List { status, limit } => {
+            let rows = if status == "all" {
+                store::list_recent(&state.db, *limit).await
+            } else {
+                store::list_by_status(&state.db, status, *limit).await
+            }
+            .map_err(|e| format!("database: {e}"))?;
+            let mut out = String::new();
+            for r in &rows {
+                out.push_str(&format!(
+                    "{}  {:<9} {:<10} {:<26} {:<18} {}\n",
+                    r.id,
+                    r.status,
+                    r.channel,
+                    r.account_id.as_deref().unwrap_or("-"),
+                    r.product.as_deref().unwrap_or("-"),
+                    r.message.as_deref().or(r.reason.as_deref()).unwrap_or(""),
+                ));
+            }
+            out.push_str(&format!("{} request(s)\n", rows.len()));
+            Ok(out)
+        }
+        RequestsCommand::Approve {
+            id,
+            groups,
+            admin: name,
+        } => {
+            let groups = groups
+                .iter()
+                .map(|g| GroupId::parse(g.trim()).map_err(|e| format!("--groups: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            admin::approve(state, id, name, groups)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Act now rather than wait for a running `serve` to pick the job up.
+            worker::process(state, id, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            let request = store::get(&state.db, id).await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "request {id}: {}\n",
+                request.map(|r| r.status).unwrap_or_default()
+            ))
+        }
+        RequestsCommand::Deny {
+            id,
+            reason,
+            admin: name,
+        } => {
+            if reason.trim().is_empty() {
+                return Err("--reason: tell the requester why".into());
+            }
+            admin::deny(state, id, name, reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            worker::process(state, id, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("request {id}: denied\n"))
+        }
+    }
+}
