@@ -167,3 +167,44 @@ fn config_check_redacts_secrets_from_files_and_environment() {
         "{printed}"
     );
 }
+
+#[test]
+fn demo_starts_and_its_printed_urls_answer() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(reseat_bin())
+        .args(["demo", "--port", "0", "--users", "60", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = std::collections::HashMap::new();
+    while printed.len() < 3 {
+        let line = lines.next().expect("demo prints its URLs").unwrap();
+        if let Some((key, value)) = line.split_once(": ") {
+            printed.insert(key.to_string(), value.to_string());
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let app = reqwest::get(format!("{}/readyz", printed["app"]))
+            .await
+            .unwrap();
+        assert_eq!(app.status(), 200);
+        let sim = reqwest::get(format!("{}/_sim/info", printed["simulator"]))
+            .await
+            .unwrap();
+        assert_eq!(sim.status(), 200);
+    });
+    assert!(std::path::Path::new(&printed["outbox"]).is_dir());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
