@@ -157,6 +157,10 @@ impl App {
             let worker = worker.named(format!("{}-{n}", worker.id()));
             tasks.spawn(worker.run(cancel.clone()));
         }
+        let holder = worker.id().to_string();
+        if let Some(scheduler) = crate::sweep::schedule::Scheduler::new(state.clone(), holder) {
+            tasks.spawn(scheduler.run(cancel.clone()));
+        }
         let server_cancel = cancel.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, router)

@@ -91,6 +91,17 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
             },
         );
     }
+    // The sample org is small and made to show every case: act for real, and let the
+    // guards allow the large share of idle seats it has.
+    let sweep = &mut config.sweep;
+    sweep.mode = crate::sweep::config::Mode::Live;
+    sweep.protect.groups = vec![seed::GROUP_PROTECTED.to_string()];
+    sweep.governance.block_on_multi_product_groups = false;
+    sweep.limits.max_removals = 10_000;
+    sweep.limits.max_removal_percent = 75.0;
+    sweep.limits.max_inactive_percent = 95.0;
+    config.atlassian.admin.requests_per_second = 50;
+    config.atlassian.admin.concurrency = 8;
     let restore = &mut config.restore;
     restore.offboarding_groups = vec![seed::GROUP_OFFBOARDED.to_string()];
     restore.jsm.secret = Some(Secret::new(DEMO_JSM_SECRET));

@@ -77,9 +77,15 @@ pub async fn collect(
             }
         }
     }
+    // Owned items: a stream of futures borrowing from the map is not `Send` for every
+    // lifetime, which a spawned (scheduled) sweep needs.
+    let follow_up: Vec<(AccountId, Vec<ProductKey>)> = follow_up
+        .into_iter()
+        .map(|(account, products)| (account.clone(), products.clone()))
+        .collect();
     let lookups =
         futures_util::stream::iter(follow_up.into_iter().map(|(account, products)| async move {
-            let result = admin.last_active_dates(org, account).await;
+            let result = admin.last_active_dates(org, &account).await;
             (account, products, result)
         }))
         .buffer_unordered(concurrency.max(1));
@@ -96,7 +102,7 @@ pub async fn collect(
         };
         let mut activity = UserActivity::new(account.clone());
         activity.added_to_org = dates.added_to_org;
-        for product in products {
+        for product in &products {
             let newest = dates
                 .product_access
                 .iter()

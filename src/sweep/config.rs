@@ -24,6 +24,13 @@ pub enum Mode {
 pub struct SweepConfig {
     /// `dry-run` (default) or `live`.
     pub mode: Mode,
+    /// When `serve` runs plan + apply, as a cron expression in UTC (`"0 3 * * 1-5"`: 03:00 on
+    /// weekdays). None: only `reseat sweep` runs it. With several replicas, one runs it.
+    pub schedule: Option<String>,
+    /// How long one replica holds the scheduled sweep before another may take over (a
+    /// replica that dies mid-run frees it after this).
+    #[serde(with = "crate::config::duration")]
+    pub schedule_lease: Duration,
     /// The products reseat manages, by product key (`jira-software`, `jira-service-desk`,
     /// `confluence`). A product not listed here is never swept nor restored.
     pub products: BTreeMap<String, ProductPolicy>,
@@ -191,6 +198,8 @@ impl Default for SweepConfig {
     fn default() -> Self {
         SweepConfig {
             mode: Mode::default(),
+            schedule: None,
+            schedule_lease: Duration::from_secs(6 * 3_600),
             products: BTreeMap::new(),
             lag_margin: Duration::from_secs(86_400),
             never_accessed_grace: Duration::from_secs(30 * 86_400),
@@ -221,6 +230,16 @@ impl SweepConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(expression) = &self.schedule {
+            super::schedule::parse(expression)
+                .map_err(|problem| ConfigError::key("sweep.schedule", problem))?;
+        }
+        if self.schedule_lease < Duration::from_secs(60) {
+            return Err(ConfigError::key(
+                "sweep.schedule_lease",
+                "must be at least 1m",
+            ));
+        }
         let mut seen = Vec::new();
         for (key, policy) in &self.products {
             let place = format!("sweep.products.{key}");

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod population;
+pub mod schedule;
 pub mod store;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};

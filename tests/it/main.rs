@@ -5,6 +5,7 @@ mod atlassian;
 mod cli;
 mod queue;
 mod restore;
+mod schedule;
 mod server;
 mod sim;
 mod support;

@@ -1,0 +1,122 @@
+//! The scheduled sweep inside `serve`: at each time of `sweep.schedule` (a cron
+//! expression, UTC), plan from the admin API and apply, on one replica at a time — the one
+//! that takes the `sweep` lease in the shared database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use tokio_util::sync::CancellationToken;
+
+use super::{ApplyOptions, ApplyReport, Source, SweepError};
+use crate::app::AppState;
+use crate::audit;
+use crate::store::lease;
+
+const LEASE: &str = "sweep";
+
+/// Parses a `sweep.schedule` expression (`"0 3 * * *"`: five fields, or six with seconds).
+pub fn parse(expression: &str) -> Result<Cron, String> {
+    Cron::from_str(expression.trim())
+        .map_err(|e| format!("expected a cron expression like \"0 3 * * 1-5\": {e}"))
+}
+
+/// What one scheduled turn did.
+#[derive(Debug)]
+pub enum Turn {
+    /// Another replica holds the lease.
+    NotLeader,
+    Ran(Box<ApplyReport>),
+}
+
+/// The scheduled sweep of one process.
+pub struct Scheduler {
+    state: AppState,
+    cron: Cron,
+    holder: String,
+}
+
+impl Scheduler {
+    /// `None` when no schedule is configured.
+    pub fn new(state: AppState, holder: impl Into<String>) -> Option<Scheduler> {
+        let expression = state.config.sweep.schedule.clone()?;
+        let cron = parse(&expression).ok()?;
+        Some(Scheduler {
+            state,
+            cron,
+            holder: holder.into(),
+        })
+    }
+
+    /// When the next run is due after `now`.
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&now, false).ok()
+    }
+
+    /// One scheduled run: take the lease, plan from the admin API, apply, give the lease up.
+    #[tracing::instrument(skip_all, fields(holder = %self.holder))]
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Turn, SweepError> {
+        let ttl = self.state.config.sweep.schedule_lease;
+        if !lease::acquire(&self.state.db, LEASE, &self.holder, ttl).await? {
+            tracing::info!("another replica runs this sweep");
+            return Ok(Turn::NotLeader);
+        }
+        let result = async {
+            let planned = super::plan(
+                &self.state,
+                &[Source::Api],
+                now,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await?;
+            let options = ApplyOptions {
+                now,
+                confirmed: true,
+                stop_after: None,
+            };
+            super::apply(&self.state, Some(&planned.plan_id), &options).await
+        }
+        .await;
+        if let Err(error) = lease::release(&self.state.db, LEASE, &self.holder).await {
+            tracing::warn!(%error, "cannot release the sweep lease; it will expire");
+        }
+        let report = result?;
+        audit::record(
+            &self.state.db,
+            audit::Entry {
+                actor: "schedule",
+                action: "sweep.scheduled_run",
+                account_id: None,
+                product: None,
+                details: serde_json::json!({ "plan_id": report.plan_id, "run_id": report.run_id, "dry_run": report.dry_run }),
+            },
+        )
+        .await?;
+        Ok(Turn::Ran(Box::new(report)))
+    }
+
+    /// Runs at each scheduled time until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            let now = Utc::now();
+            let Some(next) = self.next_after(now) else {
+                tracing::error!("the sweep schedule has no next time; the scheduler stops");
+                return;
+            };
+            let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+            tracing::info!(%next, "next scheduled sweep");
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.run_once(next).await {
+                Ok(Turn::Ran(report)) => {
+                    tracing::info!(plan = %report.plan_id, removed = report.removed_users, warned = report.warned, dry_run = report.dry_run, "scheduled sweep done")
+                }
+                Ok(Turn::NotLeader) => {}
+                Err(error) => tracing::error!(%error, "scheduled sweep failed"),
+            }
+        }
+    }
+}
