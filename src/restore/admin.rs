@@ -120,28 +120,45 @@ pub async fn approve(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    let actor = format!("admin:{admin}");
     let group_ids: Vec<&str> = groups.iter().map(GroupId::as_str).collect();
+    let details = json!({ "request_id": id, "groups": group_ids });
+    audit_and_enqueue(state, &mut tx, &request, admin, "approved", details).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Audits the admin's action and queues the request for the worker, in the caller's
+/// transaction.
+async fn audit_and_enqueue(
+    state: &AppState,
+    tx: &mut sqlx::AnyConnection,
+    request: &RestoreRequest,
+    admin: &str,
+    verb: &str,
+    details: serde_json::Value,
+) -> Result<(), AdminError> {
+    let actor = format!("admin:{admin}");
+    let action = format!("restore.{verb}");
     audit::record_in(
-        &mut tx,
+        tx,
         audit::Entry {
             actor: &actor,
-            action: "restore.approved",
+            action: &action,
             account_id: request.account_id.as_deref(),
             product: request.product.as_deref(),
-            details: json!({ "request_id": id, "groups": group_ids }),
+            details,
         },
     )
     .await?;
+    let id = &request.id;
     state
         .queue
         .enqueue_in(
-            &mut tx,
+            tx,
             NewJob::new(PROCESS_JOB, json!({ "request_id": id }))
-                .dedupe_key(format!("restore:{id}:approved:{}", now_ms())),
+                .dedupe_key(format!("restore:{id}:{verb}:{}", now_ms())),
         )
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -167,26 +184,8 @@ pub async fn deny(state: &AppState, id: &str, admin: &str, reason: &str) -> Resu
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let actor = format!("admin:{admin}");
-    audit::record_in(
-        &mut tx,
-        audit::Entry {
-            actor: &actor,
-            action: "restore.denied",
-            account_id: request.account_id.as_deref(),
-            product: request.product.as_deref(),
-            details: json!({ "request_id": id, "reason": reason }),
-        },
-    )
-    .await?;
-    state
-        .queue
-        .enqueue_in(
-            &mut tx,
-            NewJob::new(PROCESS_JOB, json!({ "request_id": id }))
-                .dedupe_key(format!("restore:{id}:denied:{}", now_ms())),
-        )
-        .await?;
+    let details = json!({ "request_id": id, "reason": reason });
+    audit_and_enqueue(state, &mut tx, &request, admin, "denied", details).await?;
     tx.commit().await?;
     Ok(())
 }

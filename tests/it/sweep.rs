@@ -18,22 +18,13 @@ use crate::support::TestDb;
 
 const USERS: usize = 300;
 
+/// The demo's `[atlassian]` for this simulator, with limits and retries fit for tests.
 fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
-    let c = sim.config();
-    let url = url::Url::parse(&sim.base_url()).unwrap();
     let fast = FamilyLimits {
         requests_per_second: 10_000,
         concurrency: 8,
     };
     AtlassianConfig {
-        org_id: Some(c.org_id.clone()),
-        cloud_id: Some(c.cloud_id.clone()),
-        site_name: Some(c.site_name.clone()),
-        admin_base_url: url.clone(),
-        site_base_url: Some(url),
-        admin_api_key: Some(c.admin_key.clone().into()),
-        site_email: Some(c.site_email.clone()),
-        site_api_token: Some(c.site_token.clone().into()),
         admin: fast,
         jira: fast,
         confluence: fast,
@@ -45,6 +36,7 @@ fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
             max_retry_wait: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
         },
+        ..reseat::demo::atlassian_for(sim)
     }
 }
 

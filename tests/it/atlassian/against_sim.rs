@@ -11,21 +11,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn clients_for(sim: &SimHandle, timeout: Duration) -> AtlassianClients {
-    let c = sim.config();
-    let url = url::Url::parse(&sim.base_url()).expect("sim URL");
     let fast = FamilyLimits {
         requests_per_second: 10_000,
         concurrency: 8,
     };
     let config = AtlassianConfig {
-        org_id: Some(c.org_id.clone()),
-        cloud_id: Some(c.cloud_id.clone()),
-        site_name: Some(c.site_name.clone()),
-        admin_base_url: url.clone(),
-        site_base_url: Some(url),
-        admin_api_key: Some(c.admin_key.clone().into()),
-        site_email: Some(c.site_email.clone()),
-        site_api_token: Some(c.site_token.clone().into()),
         admin: fast,
         jira: fast,
         confluence: fast,
@@ -37,6 +27,7 @@ fn clients_for(sim: &SimHandle, timeout: Duration) -> AtlassianClients {
             max_retry_wait: Duration::from_secs(5),
             timeout,
         },
+        ..reseat::demo::atlassian_for(sim)
     };
     AtlassianClients::new(&config).expect("clients")
 }
