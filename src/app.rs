@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
+use crate::notify::Notify;
 use crate::queue::{Queue, Worker};
 use crate::store::{Db, StoreError};
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub db: Db,
     pub queue: Queue,
     pub metrics: Metrics,
+    /// The outbox and the link signer.
+    pub notify: Notify,
 }
 
 /// Why the application could not start or stopped with an error.
@@ -66,17 +69,23 @@ impl App {
         let db = open_store(&config).await?;
         let metrics = Metrics::new();
         let queue = Queue::new(db.clone(), config.queue.clone());
+        let notify = Notify::from_config(&config, queue.clone())?;
         let state = AppState {
             config: Arc::new(config),
             db,
             queue: queue.clone(),
             metrics: metrics.clone(),
+            notify: notify.clone(),
         };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let worker = Worker::new(queue, format!("{}-{}", hostname(), std::process::id()))
-            .with_metrics(metrics);
+            .with_metrics(metrics)
+            .handle(
+                crate::notify::SEND_JOB,
+                std::sync::Arc::new(notify.sender.clone()),
+            );
         let router = crate::web::router(state.clone(), extra);
         Ok(App {
             listener,

@@ -9,6 +9,7 @@ pub mod atlassian;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod sim;
 pub mod store;

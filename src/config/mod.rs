@@ -35,6 +35,10 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Email: sender, branding and transport (SMTP or a file outbox).
+    pub mail: crate::notify::MailConfig,
+    /// Signed restore and keep links: the key ring and how long links work.
+    pub links: crate::notify::LinkConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +245,8 @@ impl Config {
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
         }
+        self.mail.validate(self.server.public_url.as_deref())?;
+        self.links.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",
