@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod notify;
 mod queue;
 mod server;
+mod smtp;
 mod support;
