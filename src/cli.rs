@@ -265,15 +265,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                         ))
                     })?
                     .map_err(|error| CliError::Other(format!("mail preview: {error}")))?;
-            match part {
-                Some(PreviewPart::Text) => print!("{}", rendered.text),
-                Some(PreviewPart::Html) => print!("{}", rendered.html),
-                None => print!(
+            let output = match part {
+                Some(PreviewPart::Text) => rendered.text,
+                Some(PreviewPart::Html) => rendered.html,
+                None => format!(
                     "Subject: {}\n\n--- text/plain ---\n{}\n--- text/html ---\n{}",
                     rendered.subject, rendered.text, rendered.html
                 ),
+            };
+            // `| head` closing the pipe early is not an error.
+            use std::io::Write as _;
+            match std::io::stdout().lock().write_all(output.as_bytes()) {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(CliError::Other(format!("mail preview: {error}")))
+                }
+                _ => Ok(()),
             }
-            Ok(())
         }
         Command::Config {
             command: ConfigCommand::Check,

@@ -729,3 +729,126 @@ fn a_key_rotated_to_verify_only_still_verifies_old_links() {
     ));
     assert!(verify_only.verify(&old_token, Purpose::Keep, now).is_ok());
 }
+
+fn reseat(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::support::reseat_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RESEAT_DATABASE__URL")
+        .output()
+        .expect("reseat runs")
+}
+
+#[tokio::test]
+async fn reseat_link_prints_a_link_that_works_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("reseat.toml"),
+        format!(
+            "[server]\npublic_url = \"https://reseat.example.com\"\n\
+             [database]\nurl = \"sqlite://reseat.db\"\n\
+             [mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"smtp.example.com\"\n\
+             [links]\nsigning_key = \"k1\"\nsite = \"{SITE}\"\n[links.keys]\nk1 = \"{KEY_1}\"\n"
+        ),
+    )
+    .unwrap();
+    let output = reseat(
+        dir.path(),
+        &["link", "--account", ACCOUNT, "--product", PRODUCT],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let url = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let token = url
+        .strip_prefix("https://reseat.example.com/restore/")
+        .expect("a restore URL");
+
+    // The same configuration verifies it, and the link was recorded: it works once.
+    let db = reseat::store::Db::connect(&reseat::store::DbOptions {
+        url: format!("sqlite://{}", dir.path().join("reseat.db").display()),
+        max_connections: 1,
+        busy_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let links = signer(ring_k1());
+    let claims = links.verify(token, Purpose::Restore, Utc::now()).unwrap();
+    assert_eq!(
+        (
+            claims.account_id.as_str(),
+            claims.product.as_str(),
+            claims.site.as_str()
+        ),
+        (ACCOUNT, PRODUCT, SITE)
+    );
+    let days = (claims.expires_at - Utc::now().timestamp_millis()) / 86_400_000;
+    assert_eq!(days, 29, "restore links last links.restore_ttl (30d)");
+    let mut conn = db.pool().acquire().await.unwrap();
+    links.consume(&mut conn, &claims, Utc::now()).await.unwrap();
+    assert!(links.consume(&mut conn, &claims, Utc::now()).await.is_err());
+
+    // Keep links, another site.
+    let output = reseat(
+        dir.path(),
+        &[
+            "link",
+            "--account",
+            ACCOUNT,
+            "--product",
+            PRODUCT,
+            "--purpose",
+            "keep",
+            "--site",
+            "other.atlassian.net",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .starts_with("https://reseat.example.com/keep/v1.k1.")
+    );
+
+    // Without keys: one line naming the key to set.
+    std::fs::write(dir.path().join("reseat.toml"), "[links]\nsite = \"x\"\n").unwrap();
+    let output = reseat(
+        dir.path(),
+        &["link", "--account", ACCOUNT, "--product", PRODUCT],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("config: links.signing_key: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn mail_preview_renders_every_template_and_names_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in TEMPLATES {
+        let output = reseat(dir.path(), &["mail", "preview", name, "--name", HOSTILE]);
+        assert_eq!(output.status.code(), Some(0), "{name}");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(printed.starts_with("Subject: "), "{printed}");
+        assert!(printed.contains("--- text/plain ---") && printed.contains("--- text/html ---"));
+        let html = printed.split("--- text/html ---").nth(1).unwrap();
+        assert!(!html.contains("<script"), "{name}: {html}");
+    }
+    let output = reseat(
+        dir.path(),
+        &["mail", "preview", "warning", "--part", "html"],
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("<!DOCTYPE html>"));
+    let output = reseat(dir.path(), &["mail", "preview", "nope"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "mail preview: no template \"nope\"; choose one of: warning, removal, restored, pending, declined, digest\n"
+    );
+}
