@@ -11,6 +11,7 @@
 //! See `docs/notifications.md`.
 
 pub mod config;
+pub mod digest;
 pub mod links;
 pub mod outbox;
 pub mod templates;

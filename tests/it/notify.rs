@@ -852,3 +852,87 @@ fn mail_preview_renders_every_template_and_names_the_choices() {
         "mail preview: no template \"nope\"; choose one of: warning, removal, restored, pending, declined, digest\n"
     );
 }
+
+#[tokio::test]
+async fn the_admin_digest_gathers_pending_runs_and_reclaimed_seats_once_per_period() {
+    for db in TestDb::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        let app = build(&db, |config| with_file_outbox(config, dir.path())).await;
+        let state = app.state();
+        let pool = state.db.pool();
+        let now = Utc::now().timestamp_millis();
+        sqlx::query::<Any>(
+            "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, created_at, updated_at) \
+             VALUES ('req-1', 'jsm', 'ISD-1', $1, 'confluence', 'pending', $2, $2), \
+                    ('req-2', 'link', 'tok-2', 'acc-2', 'confluence', 'restored', $2, $2)",
+        )
+        .bind(HOSTILE)
+        .bind(now)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query::<Any>(
+            "INSERT INTO sweep_runs (id, kind, status, mode, started_at, summary) \
+             VALUES ('run-1', 'sweep', 'completed', 'live', $1, '{\"warned\": 4, \"removed\": 7}')",
+        )
+        .bind(now - 3_600_000)
+        .execute(pool)
+        .await
+        .unwrap();
+        for (account, group) in [("a", "g1"), ("a", "g2"), ("b", "g1")] {
+            sqlx::query::<Any>(
+                "INSERT INTO journal (account_id, product, site, group_id, group_name, action, run_id, reason, created_at) \
+                 VALUES ($1, 'jira-software', $2, $3, $3, 'removed', 'run-1', 'inactive', $4)",
+            )
+            .bind(account)
+            .bind(SITE)
+            .bind(group)
+            .bind(now)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+
+        let mut conn = pool.acquire().await.unwrap();
+        let name = |key: &str| match key {
+            "jira-software" => "Jira Software".to_string(),
+            other => other.to_string(),
+        };
+        let digest =
+            reseat::notify::digest::collect(&mut conn, now - 86_400_000, &name, vec![], None)
+                .await
+                .unwrap();
+        assert_eq!(digest.pending.len(), 1, "{}", db.backend_name());
+        assert_eq!(digest.pending[0].request_id, "req-1");
+        let run = digest.last_run.as_ref().unwrap();
+        assert_eq!((run.warned, run.removed, run.failed), (4, 7, 0));
+        assert_eq!(digest.reclaimed.len(), 1);
+        assert_eq!(
+            (
+                digest.reclaimed[0].product_name.as_str(),
+                digest.reclaimed[0].seats
+            ),
+            ("Jira Software", 2)
+        );
+
+        let admins = vec![
+            "admin@acme.example".to_string(),
+            "cio@acme.example".to_string(),
+        ];
+        let outbox = &state.notify.outbox;
+        for _ in 0..2 {
+            reseat::notify::digest::enqueue(outbox, &mut conn, &admins, "2025-05-01", &digest)
+                .await
+                .unwrap();
+        }
+        drop(conn);
+        assert_eq!(run_until_idle(&app).await.len(), 2);
+        let files = eml_files(dir.path());
+        assert_eq!(files.len(), 2);
+        let data = std::fs::read_to_string(dir.path().join(&files[0])).unwrap();
+        let parts = smtp::parts(&data);
+        assert!(parts[0].1.contains("Jira Software: 2"), "{}", parts[0].1);
+        assert!(parts[0].1.contains("4 warned, 7 removed"), "{}", parts[0].1);
+        assert!(!parts[1].1.contains("<script"), "{}", parts[1].1);
+    }
+}
