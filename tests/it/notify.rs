@@ -936,3 +936,33 @@ async fn the_admin_digest_gathers_pending_runs_and_reclaimed_seats_once_per_peri
         assert!(!parts[1].1.contains("<script"), "{}", parts[1].1);
     }
 }
+
+#[test]
+fn config_check_never_prints_link_keys_or_the_smtp_password() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), format!("{KEY_2}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("reseat.toml"),
+        format!(
+            "[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"smtp.example.com\"\n\
+             username = \"reseat\"\npassword = \"smtp-pass-123\"\n\
+             [links]\nsigning_key = \"k2\"\n[links.keys]\nk1 = \"{KEY_1}\"\nk2_file = \"key\"\n"
+        ),
+    )
+    .unwrap();
+    let output = reseat(dir.path(), &["config", "check"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    for secret in [KEY_1, KEY_2, "smtp-pass-123"] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+    assert!(
+        printed.contains("k1 = \"[redacted]\"") && printed.contains("k2 = \"[redacted]\""),
+        "{printed}"
+    );
+}
