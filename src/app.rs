@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::atlassian::{AtlassianClients, AtlassianError};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
+use crate::notify::Notify;
 use crate::queue::{Queue, Worker};
 use crate::store::{Db, StoreError};
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Clients for the Atlassian APIs the configuration has credentials for.
     pub atlassian: Arc<AtlassianClients>,
+    /// The outbox and the link signer.
+    pub notify: Notify,
 }
 
 impl AppState {
@@ -32,12 +35,14 @@ impl AppState {
         let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
         let db = open_store(&config).await?;
         let queue = Queue::new(db.clone(), config.queue.clone());
+        let notify = Notify::from_config(&config, queue.clone())?;
         Ok(AppState {
             config: Arc::new(config),
             db,
             queue,
             metrics: Metrics::new(),
             atlassian,
+            notify,
         })
     }
 
@@ -98,12 +103,14 @@ impl App {
         let db = open_store(&config).await?;
         let metrics = Metrics::new();
         let queue = Queue::new(db.clone(), config.queue.clone());
+        let notify = Notify::from_config(&config, queue.clone())?;
         let state = AppState {
             config: Arc::new(config),
             db,
             queue: queue.clone(),
             metrics: metrics.clone(),
             atlassian,
+            notify: notify.clone(),
         };
         let listener = TcpListener::bind(addr)
             .await
@@ -113,6 +120,10 @@ impl App {
             .handle(
                 crate::restore::store::PROCESS_JOB,
                 crate::restore::worker::RestoreProcessor::new(state.clone()),
+            )
+            .handle(
+                crate::notify::SEND_JOB,
+                std::sync::Arc::new(notify.sender.clone()),
             );
         let router = crate::web::router(state.clone(), extra);
         Ok(App {

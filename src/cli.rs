@@ -64,6 +64,51 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print a signed, single-use link for one user (for support staff).
+    Link {
+        /// The user's Atlassian account id.
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// The product key, e.g. jira-software, jira-servicedesk, confluence.
+        #[arg(long, value_name = "KEY")]
+        product: String,
+        /// restore (give access back) or keep (keep access a warning said would go).
+        #[arg(long, default_value = "restore", value_name = "PURPOSE")]
+        purpose: crate::notify::Purpose,
+        /// The site the link is for (default: links.site).
+        #[arg(long, value_name = "SITE")]
+        site: Option<String>,
+        /// How long the link works (default: links.restore_ttl or links.keep_ttl), e.g. 7d.
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::parse)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Emails.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Render a template with sample data to stdout: warning, removal, restored, pending,
+    /// declined, digest.
+    Preview {
+        /// The template's name.
+        template: String,
+        /// The display name to use in the sample.
+        #[arg(long, default_value = "Ada Lovelace", value_name = "NAME")]
+        name: String,
+        /// Print only one part: text or html.
+        #[arg(long, value_name = "PART")]
+        part: Option<PreviewPart>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PreviewPart {
+    Text,
+    Html,
 }
 
 #[derive(Debug, clap::Args)]
@@ -233,6 +278,95 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(CliError::Other)?;
             print!("{out}");
             Ok(())
+        }
+        Command::Link {
+            account,
+            product,
+            purpose,
+            site,
+            expires_in,
+        } => {
+            let config = load_config(&cli)?;
+            let site = site
+                .clone()
+                .or_else(|| config.links.site.clone())
+                .ok_or_else(|| {
+                    ConfigError::key(
+                        "links.site",
+                        "no site for the link; pass --site SITE or set links.site",
+                    )
+                })?;
+            let signer =
+                crate::notify::LinkSigner::from_config(&config.links, &config.public_url());
+            if !signer.can_sign() {
+                return Err(ConfigError::key(
+                    "links.signing_key",
+                    "no signing key; set links.signing_key and links.keys.<id> (see docs/notifications.md)",
+                )
+                .into());
+            }
+            let now = chrono::Utc::now();
+            let expires = match expires_in {
+                Some(ttl) => {
+                    now + chrono::Duration::from_std(*ttl)
+                        .map_err(|_| CliError::Other("--expires-in: too long".into()))?
+                }
+                None => signer.default_expiry(*purpose, now),
+            };
+            let db = open_store(&config).await?;
+            let issued = async {
+                let mut tx = db.pool().begin().await?;
+                let issued = signer
+                    .issue(&mut tx, *purpose, account, product, &site, expires)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, crate::notify::LinkError>(issued)
+            }
+            .await;
+            db.close().await;
+            let issued = issued.map_err(|error| CliError::Other(error.to_string()))?;
+            println!("{}", issued.url);
+            eprintln!(
+                "{purpose} link for {account} ({product} on {site}), single use, expires {}",
+                expires.format("%Y-%m-%d %H:%M UTC")
+            );
+            Ok(())
+        }
+        Command::Mail {
+            command:
+                MailCommand::Preview {
+                    template,
+                    name,
+                    part,
+                },
+        } => {
+            let config = Config::load(&Sources::from_process(cli.config.clone()))?;
+            let brand = crate::notify::Branding::from_config(&config.mail);
+            let rendered =
+                crate::notify::templates::sample(template, name, &brand, &config.public_url())
+                    .ok_or_else(|| {
+                        CliError::Other(format!(
+                            "mail preview: no template {template:?}; choose one of: {}",
+                            crate::notify::templates::TEMPLATES.join(", ")
+                        ))
+                    })?
+                    .map_err(|error| CliError::Other(format!("mail preview: {error}")))?;
+            let output = match part {
+                Some(PreviewPart::Text) => rendered.text,
+                Some(PreviewPart::Html) => rendered.html,
+                None => format!(
+                    "Subject: {}\n\n--- text/plain ---\n{}\n--- text/html ---\n{}",
+                    rendered.subject, rendered.text, rendered.html
+                ),
+            };
+            // `| head` closing the pipe early is not an error.
+            use std::io::Write as _;
+            match std::io::stdout().lock().write_all(output.as_bytes()) {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(CliError::Other(format!("mail preview: {error}")))
+                }
+                _ => Ok(()),
+            }
         }
         Command::Config {
             command: ConfigCommand::Check,

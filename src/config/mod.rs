@@ -44,6 +44,10 @@ pub struct Config {
     pub sweep: SweepConfig,
     /// Restore channels, rules and guards.
     pub restore: RestoreConfig,
+    /// Email: sender, branding and transport (SMTP or a file outbox).
+    pub mail: crate::notify::MailConfig,
+    /// Signed restore and keep links: the key ring and how long links work.
+    pub links: crate::notify::LinkConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,6 +257,8 @@ impl Config {
         self.validate_atlassian()?;
         self.sweep.validate()?;
         self.restore.validate()?;
+        self.mail.validate(self.server.public_url.as_deref())?;
+        self.links.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",

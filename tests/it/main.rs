@@ -3,10 +3,12 @@
 
 mod atlassian;
 mod cli;
+mod notify;
 mod queue;
 mod restore;
 mod schedule;
 mod server;
 mod sim;
+mod smtp;
 mod support;
 mod sweep;

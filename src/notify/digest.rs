@@ -1,0 +1,124 @@
+//! The admin digest: what waits for an admin, what the last run did, how many seats were
+//! reclaimed per product, licence alerts, and undelivered email — gathered from the
+//! database and put in the outbox once per recipient and period.
+
+use serde::Deserialize;
+use sqlx::{Any, AnyConnection};
+
+use super::outbox::{Enqueued, Outbox};
+use super::templates::{AdminDigest, LicenceAlert, PendingRequest, ReclaimedSeats, RunSummary};
+use crate::store::time::from_ms;
+
+/// Most pending requests listed in one digest.
+const MAX_PENDING: i64 = 100;
+
+/// `restore_requests`: id, account, product, channel, received.
+type PendingRow = (String, Option<String>, Option<String>, String, i64);
+
+/// A run's summary as the sweep stores it in `sweep_runs.summary` (missing counts are 0).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StoredSummary {
+    warned: u64,
+    removed: u64,
+    restored: u64,
+    failed: u64,
+}
+
+/// Gathers the digest for the period starting at `since_ms` (UTC ms). `product_name` turns
+/// a product key into the name users know; `alerts` come from the caller, which knows the
+/// licence counts.
+pub async fn collect(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+    product_name: &dyn Fn(&str) -> String,
+    alerts: Vec<LicenceAlert>,
+    dashboard_url: Option<String>,
+) -> Result<AdminDigest, sqlx::Error> {
+    let pending: Vec<PendingRow> = sqlx::query_as::<Any, PendingRow>(
+        "SELECT id, account_id, product, channel, created_at FROM restore_requests \
+             WHERE status = 'pending' ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(MAX_PENDING)
+    .fetch_all(&mut *conn)
+    .await?;
+    let pending = pending
+        .into_iter()
+        .map(
+            |(id, account, product, channel, created_at)| PendingRequest {
+                request_id: id,
+                display_name: account.unwrap_or_else(|| "unknown account".into()),
+                email: None,
+                product_name: product.as_deref().map(product_name).unwrap_or_default(),
+                channel,
+                received: from_ms(created_at),
+            },
+        )
+        .collect();
+
+    let last_run: Option<(i64, String, String, String)> =
+        sqlx::query_as::<Any, (i64, String, String, String)>(
+            "SELECT started_at, mode, status, summary FROM sweep_runs \
+             ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+    let last_run = last_run.map(|(started, mode, status, summary)| {
+        let counts: StoredSummary = serde_json::from_str(&summary).unwrap_or_default();
+        RunSummary {
+            started: from_ms(started),
+            mode,
+            status,
+            warned: counts.warned,
+            removed: counts.removed,
+            restored: counts.restored,
+            failed: counts.failed,
+        }
+    });
+
+    let reclaimed: Vec<(String, i64)> = sqlx::query_as::<Any, (String, i64)>(
+        "SELECT product, COUNT(DISTINCT account_id) FROM journal \
+         WHERE action = 'removed' AND created_at >= $1 GROUP BY product ORDER BY product",
+    )
+    .bind(since_ms)
+    .fetch_all(&mut *conn)
+    .await?;
+    let reclaimed = reclaimed
+        .into_iter()
+        .map(|(product, seats)| ReclaimedSeats {
+            product_name: product_name(&product),
+            seats: u64::try_from(seats).unwrap_or_default(),
+        })
+        .collect();
+
+    let undelivered: i64 =
+        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM email_outbox WHERE status = 'dead'")
+            .fetch_one(&mut *conn)
+            .await?;
+
+    Ok(AdminDigest {
+        pending,
+        last_run,
+        reclaimed,
+        alerts,
+        undelivered: u64::try_from(undelivered).unwrap_or_default(),
+        dashboard_url,
+    })
+}
+
+/// Puts the digest in the outbox for each recipient, once per `period` (e.g. the date):
+/// running the digest twice for the same period sends nothing more.
+pub async fn enqueue(
+    outbox: &Outbox,
+    conn: &mut AnyConnection,
+    recipients: &[String],
+    period: &str,
+    digest: &AdminDigest,
+) -> Result<Vec<Enqueued>, sqlx::Error> {
+    let mut outcomes = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let message = outbox.message(format!("digest:{period}:{recipient}"), recipient, digest);
+        outcomes.push(outbox.enqueue_in(conn, message).await?);
+    }
+    Ok(outcomes)
+}
