@@ -102,6 +102,12 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
     sweep.limits.max_inactive_percent = 95.0;
     config.atlassian.admin.requests_per_second = 50;
     config.atlassian.admin.concurrency = 8;
+    // Links in the demo's emails are signed with a key made for this run.
+    config.links.signing_key = Some("demo".into());
+    config.links.keys.insert(
+        "demo".into(),
+        Secret::new(format!("demo-{}", uuid::Uuid::new_v4().simple())),
+    );
     let restore = &mut config.restore;
     restore.offboarding_groups = vec![seed::GROUP_OFFBOARDED.to_string()];
     restore.jsm.secret = Some(Secret::new(DEMO_JSM_SECRET));

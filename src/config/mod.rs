@@ -256,6 +256,15 @@ impl Config {
         }
         self.validate_atlassian()?;
         self.sweep.validate()?;
+        if self.sweep.mode == crate::sweep::config::Mode::Live
+            && (self.sweep.ladder.warn || self.sweep.ladder.remove)
+            && self.links.signing_key.is_none()
+        {
+            return Err(ConfigError::key(
+                "links.signing_key",
+                "required when sweep.mode is live: warning and removal emails carry signed links",
+            ));
+        }
         self.restore.validate()?;
         self.mail.validate(self.server.public_url.as_deref())?;
         self.links.validate()?;

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::SweepError;
 use super::config::Mode;
-use super::notify::{WarningNotice, notify_warning};
+use super::notify::{RemovalNotice, WarningNotice, notify_removal, notify_warning};
 use super::plan::PlanSummary;
 use super::population::AccessGroup;
 use super::store::{self, PlanItem, PlanRecord};
@@ -434,6 +434,7 @@ async fn warn(
         .await?;
         if recorded {
             notify_warning(
+                state,
                 &mut tx,
                 &WarningNotice {
                     plan_id: &plan.id,
@@ -560,6 +561,21 @@ async fn remove(
     let outcome = format!("removed from {}", names.join(", "));
     let mut tx = state.db.pool().begin().await?;
     store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    notify_removal(
+        state,
+        &mut tx,
+        &RemovalNotice {
+            plan_id: &plan.id,
+            account_id: &item.account_id,
+            product: &item.product,
+            site: &plan.site,
+            email: item.email.as_deref(),
+            display_name: item.display_name.as_deref(),
+            last_active: item.last_active.map(from_ms),
+            removed_at: chrono::Utc::now(),
+        },
+    )
+    .await?;
     audit::record_in(
         &mut tx,
         audit::Entry {

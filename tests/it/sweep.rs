@@ -70,6 +70,11 @@ async fn state_for(sim: &SimHandle, db: &TestDb, mode: Mode) -> AppState {
     sweep.limits.max_removals = 10_000;
     sweep.limits.max_removal_percent = 100.0;
     sweep.limits.max_inactive_percent = 100.0;
+    config.links.signing_key = Some("test".into());
+    config.links.keys.insert(
+        "test".into(),
+        "a-test-signing-key-of-at-least-32-chars".into(),
+    );
     config.validate().unwrap();
     AppState::open(config).await.unwrap()
 }
@@ -328,6 +333,19 @@ async fn apply_removes_exactly_the_planned_memberships_journal_first() {
             .unwrap();
         assert_eq!(again.removed_users, 0);
         assert_eq!(journal(&state).await.len(), rows.len());
+        // One removal notice per user and product, with a restore link, even after re-runs.
+        let notices: Vec<String> =
+            sqlx::query_scalar("SELECT text_body FROM email_outbox WHERE template = 'removal'")
+                .fetch_all(state.db.pool())
+                .await
+                .unwrap();
+        let unaddressed = audit_actions(&state)
+            .await
+            .into_iter()
+            .filter(|a| a == "sweep.removal_notice")
+            .count();
+        assert_eq!(notices.len() + unaddressed, removals.len());
+        assert!(notices.iter().all(|body| body.contains("/restore/v1.")));
         sim.shutdown().await;
     }
 }
@@ -673,12 +691,26 @@ async fn dry_run_changes_nothing_and_warnings_go_out_once() {
         .await
         .unwrap();
     assert_eq!(again.warned, 0);
-    let sent = audit_actions(&live_state)
+    // Each warning is one email in the outbox (or, with no visible address, an audit entry).
+    let unaddressed = audit_actions(&live_state)
         .await
         .into_iter()
         .filter(|a| a == "sweep.warning")
         .count();
-    assert_eq!(sent, warns);
+    let emails: Vec<String> =
+        sqlx::query_scalar("SELECT text_body FROM email_outbox WHERE template = 'warning'")
+            .fetch_all(live_state.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(emails.len() + unaddressed, warns);
+    assert!(!emails.is_empty());
+    assert!(
+        emails
+            .iter()
+            .all(|body| body.contains("/keep/v1.") && body.contains("/restore/v1.")),
+        "{}",
+        emails[0]
+    );
     assert_eq!(memberships(&sim), before, "warnings remove nothing");
     // A user who asked to keep access is kept in the next plan.
     let kept = items.iter().find(|i| i.decision == "warn").unwrap();
