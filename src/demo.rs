@@ -102,6 +102,10 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
     sweep.limits.max_inactive_percent = 95.0;
     config.atlassian.admin.requests_per_second = 50;
     config.atlassian.admin.concurrency = 8;
+    config.mail.outbox_dir = dir.join("outbox");
+    config.mail.organisation = "Acme (sample org)".into();
+    config.mail.from = "reseat demo <reseat@acme.example>".into();
+    config.mail.admin_recipients = vec!["it-admins@acme.example".into()];
     // Links in the demo's emails are signed with a key made for this run.
     config.links.signing_key = Some("demo".into());
     config.links.keys.insert(

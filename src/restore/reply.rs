@@ -5,6 +5,7 @@
 use super::store::RestoreRequest;
 use crate::app::AppState;
 use crate::atlassian::{AtlassianError, IssueKey, ProductKey};
+use crate::notify::templates::{Declined, Pending, Restored};
 
 /// A product's name as people know it.
 pub fn product_name(product: Option<&str>) -> String {
@@ -48,6 +49,62 @@ pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), Atl
     if request.channel == "jsm" {
         reply_on_jsm(state, request, &text).await?;
     }
+    reply_by_email(state, request)
+        .await
+        .map_err(|e| AtlassianError::Transient {
+            status: None,
+            message: format!("outbox: {e}"),
+        })
+}
+
+/// The email for the outcome, once per request and outcome (the outbox dedupes).
+async fn reply_by_email(state: &AppState, request: &RestoreRequest) -> Result<(), sqlx::Error> {
+    let Some(email) = request.email.as_deref() else {
+        return Ok(());
+    };
+    let display_name = request
+        .display_name
+        .clone()
+        .unwrap_or_else(|| email.to_string());
+    let product_name = product_name(request.product.as_deref());
+    let outbox = &state.notify.outbox;
+    let key = format!("restore-reply:{}:{}", request.id, request.status);
+    let message = match request.status.as_str() {
+        "restored" => outbox.message(
+            key,
+            email,
+            &Restored {
+                display_name,
+                product_name,
+            },
+        ),
+        // A failure waits for an admin too; the requester hears the same.
+        "pending" | "failed" => outbox.message(
+            key,
+            email,
+            &Pending {
+                display_name,
+                product_name,
+                request_id: request.id.clone(),
+            },
+        ),
+        "denied" => outbox.message(
+            key,
+            email,
+            &Declined {
+                display_name,
+                product_name,
+                request_id: request.id.clone(),
+                reason: request.message.clone().unwrap_or_default(),
+            },
+        ),
+        _ => return Ok(()),
+    };
+    let message = match (&request.account_id, &request.product) {
+        (Some(account), Some(product)) => message.about(account.clone(), product.clone()),
+        _ => message,
+    };
+    outbox.enqueue(message).await?;
     Ok(())
 }
 

@@ -57,6 +57,8 @@ pub struct RestoreRequest {
     pub created_at: i64,
     pub updated_at: i64,
     pub replied_at: Option<i64>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
 }
 
 impl RestoreRequest {
@@ -70,7 +72,7 @@ impl RestoreRequest {
 }
 
 const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
-    matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at";
+    matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at, email, display_name";
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
@@ -173,6 +175,8 @@ pub struct Outcome<'a> {
     pub reason: Option<&'a str>,
     pub message: Option<&'a str>,
     pub verdict: Option<serde_json::Value>,
+    pub email: Option<&'a str>,
+    pub display_name: Option<&'a str>,
 }
 
 pub async fn set_outcome_in(
@@ -184,7 +188,8 @@ pub async fn set_outcome_in(
         "UPDATE restore_requests SET status = $1, account_id = COALESCE($2, account_id), \
          product = COALESCE($3, product), decision = COALESCE($4, decision), \
          matched_rule = COALESCE($5, matched_rule), reason = COALESCE($6, reason), \
-         message = COALESCE($7, message), verdict = COALESCE($8, verdict), updated_at = $9 \
+         message = COALESCE($7, message), verdict = COALESCE($8, verdict), updated_at = $9, \
+         email = COALESCE($11, email), display_name = COALESCE($12, display_name) \
          WHERE id = $10",
     )
     .bind(outcome.status)
@@ -197,6 +202,8 @@ pub async fn set_outcome_in(
     .bind(outcome.verdict.as_ref().map(|v| v.to_string()))
     .bind(now_ms())
     .bind(id)
+    .bind(outcome.email)
+    .bind(outcome.display_name)
     .execute(conn)
     .await?;
     Ok(())

@@ -247,7 +247,7 @@ async fn decide_and_apply(
             store::set_outcome_in(
                 &mut tx,
                 &request.id,
-                &outcome("restored", &subject, &verdict, verdict_json),
+                &outcome("restored", &subject, &user, &verdict, verdict_json),
             )
             .await?;
             tx.commit().await?;
@@ -276,7 +276,7 @@ async fn decide_and_apply(
             store::set_outcome_in(
                 &mut tx,
                 &request.id,
-                &outcome(status, &subject, &verdict, verdict_json),
+                &outcome(status, &subject, &user, &verdict, verdict_json),
             )
             .await?;
             tx.commit().await?;
@@ -288,10 +288,13 @@ async fn decide_and_apply(
 fn outcome<'a>(
     status: &'a str,
     subject: &'a Subject,
+    user: &'a JiraUser,
     verdict: &'a Verdict,
     json: Option<serde_json::Value>,
 ) -> Outcome<'a> {
     Outcome {
+        email: user.email_address.as_deref(),
+        display_name: Some(user.display_name.as_str()).filter(|name| !name.is_empty()),
         status,
         account_id: Some(subject.account.as_str()),
         product: Some(subject.product.as_str()),

@@ -278,6 +278,16 @@ async fn each_channel_gives_back_exactly_the_journaled_groups() {
             restored, removed_sorted,
             "{channel}: the restore is journaled"
         );
+        // The confirmation email is in the outbox, once, to the address Atlassian knows.
+        let mail: Vec<(String, String)> = sqlx::query_as(
+            "SELECT to_addr, text_body FROM email_outbox WHERE account_id = $1 AND template = 'restored'",
+        )
+        .bind(&account)
+        .fetch_all(env.app.state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(mail.len(), 1, "{channel}");
+        assert_eq!(Some(&mail[0].0), staff[n].email.as_ref(), "{channel}");
         if *channel == "jsm" {
             let request = env.sim.state().request(&issue).unwrap();
             assert_eq!(request.status, "Resolved");
@@ -345,6 +355,25 @@ async fn guards_and_rules_refuse_or_queue_with_the_right_reply() {
             "{}",
             request.comments[0].body
         );
+        let template = if status == "pending" {
+            "pending"
+        } else {
+            "declined"
+        };
+        let mails: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM email_outbox WHERE account_id = $1 AND template = $2",
+        )
+        .bind(&account)
+        .bind(template)
+        .fetch_one(env.app.state.db.pool())
+        .await
+        .unwrap();
+        let has_address = env.sim.state().user(&account).unwrap().email.is_some();
+        assert_eq!(
+            mails,
+            i64::from(has_address),
+            "{account}: one {template} email when Atlassian shows an address"
+        );
     }
     assert_eq!(
         env.count("SELECT COUNT(*) FROM journal WHERE action = 'restored'")
@@ -388,6 +417,12 @@ async fn the_same_webhook_five_times_at_once_restores_once() {
         env.count("SELECT COUNT(*) FROM journal WHERE action = 'restored'")
             .await,
         removed.len() as i64
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+            .await,
+        1,
+        "one confirmation email"
     );
     // Jira was asked to add each group once.
     assert_eq!(
@@ -611,7 +646,8 @@ async fn a_request_accepted_before_a_crash_is_processed_once_after_restart() {
     let config = app.state.config.as_ref().clone();
     drop(app);
     let restarted = spawn_configured(TestDb::sqlite_file(&file), config, axum::Router::new()).await;
-    assert_eq!(restarted.drain_queue().await, 1);
+    // The restore, then its confirmation email.
+    assert_eq!(restarted.drain_queue().await, 2);
     assert_eq!(
         store::get(&restarted.state.db, &id)
             .await
