@@ -2,13 +2,14 @@
 //! one rule engine, processed from the durable queue, answered where they came from.
 
 pub mod intake;
+pub mod links;
 pub mod reply;
 pub mod rules;
 pub mod store;
 pub mod worker;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
@@ -18,6 +19,14 @@ pub fn router() -> Router<AppState> {
         .route("/hooks/jsm", post(intake::jsm))
         .route("/hooks/automation", post(intake::automation))
         .route("/hooks/webhook", post(intake::webhook))
+        .route(
+            "/restore/{token}",
+            get(links::restore_page).post(links::restore_submit),
+        )
+        .route(
+            "/keep/{token}",
+            get(links::keep_page).post(links::keep_submit),
+        )
 }
 pub mod admin;
 pub mod cli;

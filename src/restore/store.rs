@@ -76,10 +76,21 @@ const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
-    let db = queue.db();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = queue.db().pool().begin().await?;
+    let accepted = accept_in(queue, &mut tx, request).await?;
+    tx.commit().await?;
+    Ok(accepted)
+}
+
+/// The same inside the caller's transaction (a link's use and its request go together).
+pub async fn accept_in(
+    queue: &Queue,
+    conn: &mut AnyConnection,
+    request: NewRequest,
+) -> Result<Accepted, sqlx::Error> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
+    // `ON CONFLICT DO NOTHING` keeps a PostgreSQL transaction usable on a duplicate.
     let inserted = sqlx::query(
         "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, \
          payload, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7) \
@@ -92,7 +103,7 @@ pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx
     .bind(request.product.as_deref())
     .bind(request.payload.to_string())
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await;
     let inserted = match inserted {
         Ok(result) => result.rows_affected() == 1,
@@ -100,23 +111,22 @@ pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx
         Err(error) => return Err(error),
     };
     if !inserted {
-        tx.rollback().await?;
         let existing: String =
             sqlx::query_scalar("SELECT id FROM restore_requests WHERE idempotency_key = $1")
                 .bind(&request.idempotency_key)
-                .fetch_one(db.pool())
+                .fetch_one(&mut *conn)
                 .await?;
         return Ok(Accepted::Duplicate(existing));
     }
     queue
         .enqueue_in(
-            &mut tx,
+            conn,
             NewJob::new(PROCESS_JOB, serde_json::json!({ "request_id": id }))
                 .dedupe_key(format!("restore:{id}")),
         )
         .await?;
     audit::record_in(
-        &mut tx,
+        conn,
         audit::Entry {
             actor: request.channel.as_str(),
             action: "restore.received",
@@ -126,7 +136,6 @@ pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(Accepted::New(id))
 }
 

@@ -263,6 +263,19 @@ pub async fn add_keep(
     until: DateTime<Utc>,
     source: &str,
 ) -> Result<(), sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    add_keep_in(&mut conn, account_id, product, site, until, source).await
+}
+
+/// The same inside the caller's transaction.
+pub async fn add_keep_in(
+    conn: &mut sqlx::AnyConnection,
+    account_id: &str,
+    product: &str,
+    site: &str,
+    until: DateTime<Utc>,
+    source: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO keeps (account_id, product, site, until_at, source, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -273,7 +286,7 @@ pub async fn add_keep(
     .bind(to_ms(until))
     .bind(source)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }

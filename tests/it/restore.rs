@@ -906,3 +906,222 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
     // Explaining changes nothing.
     assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 0);
 }
+
+/// The CSRF value in a confirmation page and its cookie.
+fn csrf_of(page: &str, set_cookie: &str) -> (String, String) {
+    let value = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    (value, cookie)
+}
+
+async fn issue_link(env: &Env, purpose: reseat::notify::Purpose, account: &str) -> String {
+    let state = &env.app.state;
+    let mut conn = state.db.pool().acquire().await.unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::days(7);
+    let link = state
+        .notify
+        .links
+        .issue(
+            &mut conn,
+            purpose,
+            account,
+            "jira-software",
+            state.site(),
+            expires,
+        )
+        .await
+        .unwrap();
+    link.token
+}
+
+#[tokio::test]
+async fn a_restore_link_changes_nothing_on_get_and_works_once_on_post() {
+    let env = env().await;
+    let staff = env.staff()[0].clone();
+    let account = staff.account_id.clone();
+    let before = env.group_ids(&account);
+    env.remove_like_a_sweep(&account).await;
+    let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+    let url = env.app.url(&format!("/restore/{token}"));
+
+    // Mail scanners open the link: any number of GETs change nothing.
+    let mut page = String::new();
+    let mut cookie = String::new();
+    for _ in 0..3 {
+        let response = env.app.client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        page = response.text().await.unwrap();
+        assert!(page.contains("Restore my access"), "{page}");
+    }
+    assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 0);
+    assert!(!env.products(&account).contains(&Product::JiraSoftware));
+    let (csrf, cookie) = csrf_of(&page, &cookie);
+
+    // A POST without the page's CSRF token is refused and uses nothing.
+    let forged = env
+        .app
+        .client
+        .post(&url)
+        .form(&[("csrf", "forged")])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 0);
+
+    let response = env
+        .app
+        .client
+        .post(&url)
+        .form(&[("csrf", &csrf)])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("access is back"), "{body}");
+    assert_eq!(env.group_ids(&account), before);
+    let request: (String, String) = sqlx::query_as("SELECT channel, status FROM restore_requests")
+        .fetch_one(env.app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(request, ("link".to_string(), "restored".to_string()));
+    env.app.drain_queue().await;
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+            .await,
+        1
+    );
+
+    // The link works once.
+    let again = env
+        .app
+        .client
+        .post(&url)
+        .form(&[("csrf", &csrf)])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("This link cannot be used")
+    );
+    assert_eq!(env.app.client.get(&url).send().await.unwrap().status(), 410);
+    assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 1);
+
+    // A tampered link is refused, and why is audited, not shown.
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let first = if signature.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{signed}.{first}{}", &signature[1..]);
+    let response = env
+        .app
+        .client
+        .get(env.app.url(&format!("/restore/{tampered}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(!page.contains("signature"), "{page}");
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'link.rejected'")
+            .fetch_all(env.app.state.db.pool())
+            .await
+            .unwrap();
+    assert!(
+        reasons.iter().any(|d| d.contains("bad_signature")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|d| d.contains("already_used")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|d| d.contains("csrf")), "{reasons:?}");
+    // No page or audit entry carries the token.
+    assert!(reasons.iter().all(|d| !d.contains(&token)));
+}
+
+#[tokio::test]
+async fn a_keep_link_defers_removal_once() {
+    let env = env().await;
+    let account = env.staff()[0].account_id.clone();
+    let token = issue_link(&env, reseat::notify::Purpose::Keep, &account).await;
+    let url = env.app.url(&format!("/keep/{token}"));
+    let response = env.app.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Keep my access"));
+    assert_eq!(env.count("SELECT COUNT(*) FROM keeps").await, 0);
+    // A keep link is not a restore link.
+    assert_eq!(
+        env.app
+            .client
+            .get(env.app.url(&format!("/restore/{token}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let (csrf, cookie) = csrf_of(&page, &cookie);
+    let response = env
+        .app
+        .client
+        .post(&url)
+        .form(&[("csrf", &csrf)])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Nothing will be removed before")
+    );
+    let until: i64 = sqlx::query_scalar("SELECT until_at FROM keeps WHERE account_id = $1")
+        .bind(&account)
+        .fetch_one(env.app.state.db.pool())
+        .await
+        .unwrap();
+    let days = (until - chrono::Utc::now().timestamp_millis()) / 86_400_000;
+    assert!(
+        (89..=90).contains(&days),
+        "kept for restore.keep_period: {days} days"
+    );
+    let again = env
+        .app
+        .client
+        .post(&url)
+        .form(&[("csrf", &csrf)])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+    assert_eq!(env.count("SELECT COUNT(*) FROM keeps").await, 1);
+}

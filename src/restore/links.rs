@@ -1,0 +1,399 @@
+//! `GET|POST /restore/{token}` and `GET|POST /keep/{token}`: the links in reseat's emails.
+//!
+//! `GET` only shows what will happen and changes nothing — mail scanners open links. The
+//! form's `POST` (with a CSRF token, double-submitted in a cookie) uses the link, once: the
+//! token is consumed in the same transaction as the restore request or the keep it creates.
+//! A bad link gets one plain page whatever the reason; the reason goes to the log and audit.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::reply::product_name;
+use super::rules::Channel;
+use super::store::{self, NewRequest};
+use super::worker;
+use crate::app::AppState;
+use crate::audit;
+use crate::notify::{LinkError, Purpose, TokenClaims, TokenRejection};
+
+const CSRF_COOKIE: &str = "reseat_csrf";
+
+/// How long the restore page waits for the restore before saying it is under way.
+const INLINE_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Template)]
+#[template(path = "pages/confirm.html")]
+struct ConfirmPage<'a> {
+    organisation: &'a str,
+    support_contact: Option<&'a str>,
+    heading: String,
+    lines: Vec<String>,
+    button: &'a str,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "pages/result.html")]
+struct ResultPage<'a> {
+    organisation: &'a str,
+    support_contact: Option<&'a str>,
+    heading: String,
+    lines: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn restore_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    confirm(&state, &token, Purpose::Restore).await
+}
+
+pub async fn keep_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    confirm(&state, &token, Purpose::Keep).await
+}
+
+pub async fn restore_submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    submit(&state, &token, Purpose::Restore, &headers, &form).await
+}
+
+pub async fn keep_submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    submit(&state, &token, Purpose::Keep, &headers, &form).await
+}
+
+async fn confirm(state: &AppState, token: &str, purpose: Purpose) -> Response {
+    let claims = match usable(state, token, purpose).await {
+        Ok(claims) => claims,
+        Err(response) => return response,
+    };
+    let product = product_name(Some(&claims.product));
+    let (heading, lines, button) = match purpose {
+        Purpose::Restore => (
+            format!("Get your {product} access back"),
+            vec![
+                format!(
+                    "This gives your account back the {product} access that was removed because it had not been used for a while."
+                ),
+                "It usually takes a few seconds. You will also get an email.".to_string(),
+            ],
+            "Restore my access",
+        ),
+        Purpose::Keep => (
+            format!("Keep your {product} access"),
+            vec![format!(
+                "This keeps your {product} access for another {} days, even if you do not use it.",
+                state.config.restore.keep_period.as_secs() / 86_400
+            )],
+            "Keep my access",
+        ),
+    };
+    let csrf = random_token();
+    let page = ConfirmPage {
+        organisation: &state.config.mail.organisation,
+        support_contact: state.config.mail.support_contact.as_deref(),
+        heading,
+        lines,
+        button,
+        csrf: &csrf,
+    };
+    let mut response = render(StatusCode::OK, page.render());
+    let secure = if state.config.public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(cookie) = HeaderValue::from_str(&format!(
+        "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn submit(
+    state: &AppState,
+    token: &str,
+    purpose: Purpose,
+    headers: &HeaderMap,
+    form: &LinkForm,
+) -> Response {
+    if !csrf_matches(headers, &form.csrf) {
+        let _ = audit_rejection(state, purpose, "csrf").await;
+        return result(
+            state,
+            StatusCode::FORBIDDEN,
+            "This page has expired",
+            vec!["Please open the link from your email again and press the button once.".into()],
+        );
+    }
+    let claims = match usable(state, token, purpose).await {
+        Ok(claims) => claims,
+        Err(response) => return response,
+    };
+    let outcome = match purpose {
+        Purpose::Restore => use_restore(state, &claims).await,
+        Purpose::Keep => use_keep(state, &claims).await,
+    };
+    match outcome {
+        Ok(response) => response,
+        Err(LinkError::Rejected(rejection)) => rejected(state, purpose, rejection).await,
+        Err(error) => {
+            tracing::error!(%error, "cannot use a link");
+            result(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                vec!["Your link was not used; please try again in a minute.".into()],
+            )
+        }
+    }
+}
+
+async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response, LinkError> {
+    let mut tx = state.db.pool().begin().await?;
+    state
+        .notify
+        .links
+        .consume(&mut tx, claims, Utc::now())
+        .await?;
+    let accepted = store::accept_in(
+        &state.queue,
+        &mut tx,
+        NewRequest {
+            channel: Channel::Link,
+            idempotency_key: format!("link:{}", claims.token_id),
+            account_id: Some(claims.account_id.clone()),
+            product: Some(claims.product.clone()),
+            payload: json!({ "accountId": claims.account_id, "product": claims.product, "tokenId": claims.token_id }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let id = accepted.id().to_string();
+    // Restore while the person waits; the queued job finds it done (or finishes it).
+    if tokio::time::timeout(INLINE_WAIT, worker::process(state, &id, false))
+        .await
+        .is_err()
+    {
+        tracing::warn!(request_id = %id, "restore still running; the queue finishes it");
+    }
+    let request = store::get(&state.db, &id).await?;
+    let product = product_name(Some(&claims.product));
+    let (heading, lines) = match request.as_ref().map(|r| r.status.as_str()) {
+        Some("restored") => (
+            format!("Your {product} access is back"),
+            vec!["You can use it again now; it may take a minute to show everywhere.".to_string()],
+        ),
+        Some("pending") => (
+            "Waiting for approval".to_string(),
+            vec![format!(
+                "Your request for {product} needs an administrator's approval. You will get an email when it is decided."
+            )],
+        ),
+        Some("denied") => (
+            "Request declined".to_string(),
+            vec![
+                request
+                    .as_ref()
+                    .and_then(|r| r.message.clone())
+                    .unwrap_or_else(|| "Your request was declined.".into()),
+            ],
+        ),
+        Some("failed") => (
+            "We could not do it automatically".to_string(),
+            vec!["An administrator will look at your request. You will get an email.".to_string()],
+        ),
+        _ => (
+            "We are restoring your access".to_string(),
+            vec![
+                "This takes a little longer than usual. You will get an email when it is done."
+                    .to_string(),
+            ],
+        ),
+    };
+    Ok(result(state, StatusCode::OK, &heading, lines))
+}
+
+async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, LinkError> {
+    let until = Utc::now()
+        + chrono::Duration::from_std(state.config.restore.keep_period).unwrap_or_default();
+    let mut tx = state.db.pool().begin().await?;
+    state
+        .notify
+        .links
+        .consume(&mut tx, claims, Utc::now())
+        .await?;
+    crate::sweep::store::add_keep_in(
+        &mut tx,
+        &claims.account_id,
+        &claims.product,
+        &claims.site,
+        until,
+        "link",
+    )
+    .await?;
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: "link",
+            action: "keep.recorded",
+            account_id: Some(&claims.account_id),
+            product: Some(&claims.product),
+            details: json!({ "token_id": claims.token_id, "until": until.to_rfc3339() }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let product = product_name(Some(&claims.product));
+    Ok(result(
+        state,
+        StatusCode::OK,
+        &format!("You keep your {product} access"),
+        vec![format!(
+            "Nothing will be removed before {}.",
+            until.format("%-d %B %Y")
+        )],
+    ))
+}
+
+/// Verifies the token and checks it is issued, unused and for this site.
+async fn usable(state: &AppState, token: &str, purpose: Purpose) -> Result<TokenClaims, Response> {
+    let claims = match state.notify.links.verify(token, purpose, Utc::now()) {
+        Ok(claims) => claims,
+        Err(rejection) => return Err(rejected(state, purpose, rejection).await),
+    };
+    if claims.site != state.site() {
+        return Err(rejected(state, purpose, TokenRejection::Unknown).await);
+    }
+    let checked = match state.db.pool().acquire().await {
+        Ok(mut conn) => state.notify.links.check(&mut conn, &claims).await,
+        Err(error) => Err(LinkError::Store(error)),
+    };
+    match checked {
+        Ok(()) => Ok(claims),
+        Err(LinkError::Rejected(rejection)) => Err(rejected(state, purpose, rejection).await),
+        Err(error) => {
+            tracing::error!(%error, "cannot check a link");
+            Err(result(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                vec!["Please try again in a minute.".into()],
+            ))
+        }
+    }
+}
+
+async fn rejected(state: &AppState, purpose: Purpose, rejection: TokenRejection) -> Response {
+    let _ = audit_rejection(state, purpose, rejection.as_str()).await;
+    let status = match rejection {
+        TokenRejection::Expired | TokenRejection::AlreadyUsed => StatusCode::GONE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    result(
+        state,
+        status,
+        "This link cannot be used",
+        vec![
+            "It may have been used already or be too old.".into(),
+            "If you still need access, ask for it on the service portal.".into(),
+        ],
+    )
+}
+
+async fn audit_rejection(
+    state: &AppState,
+    purpose: Purpose,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    tracing::warn!(purpose = %purpose, reason, "link refused");
+    audit::record(
+        &state.db,
+        audit::Entry {
+            actor: "link",
+            action: "link.rejected",
+            account_id: None,
+            product: None,
+            details: json!({ "purpose": purpose.as_str(), "reason": reason }),
+        },
+    )
+    .await
+}
+
+fn result(state: &AppState, status: StatusCode, heading: &str, lines: Vec<String>) -> Response {
+    let page = ResultPage {
+        organisation: &state.config.mail.organisation,
+        support_contact: state.config.mail.support_contact.as_deref(),
+        heading: heading.to_string(),
+        lines,
+    };
+    render(status, page.render())
+}
+
+/// A page with the headers every link page carries: never cached, never framed, and the
+/// token in the URL never sent on as a referrer.
+fn render(status: StatusCode, html: Result<String, askama::Error>) -> Response {
+    let mut response = match html {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render a page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn csrf_matches(headers: &HeaderMap, submitted: &str) -> bool {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == CSRF_COOKIE)
+        .map(|(_, value)| value.to_string());
+    match cookie {
+        Some(cookie) if !submitted.is_empty() && cookie.len() == submitted.len() => {
+            cookie.as_bytes().ct_eq(submitted.as_bytes()).into()
+        }
+        _ => false,
+    }
+}
