@@ -1125,3 +1125,79 @@ async fn a_keep_link_defers_removal_once() {
     assert_eq!(again.status(), 410);
     assert_eq!(env.count("SELECT COUNT(*) FROM keeps").await, 1);
 }
+
+#[tokio::test]
+async fn a_real_sweep_then_a_restore_gives_back_exactly_what_was_taken() {
+    for db in TestDb::all().await {
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |config| {
+                config.sweep.ladder.warn = false;
+                config.atlassian.admin.requests_per_second = 1000;
+            },
+        )
+        .await;
+        let state = &env.app.state;
+        let planned = reseat::sweep::plan(
+            state,
+            &[reseat::sweep::Source::Api],
+            chrono::Utc::now(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+        let items = reseat::sweep::store::items(&state.db, &planned.plan_id)
+            .await
+            .unwrap();
+        // Staff of the managed domain whose Jira Software seat the sweep takes.
+        let victim = items
+            .iter()
+            .find(|i| {
+                i.product == "jira-software"
+                    && i.decision == "remove"
+                    && i.email
+                        .as_deref()
+                        .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
+                    && !env
+                        .sim
+                        .state()
+                        .user(&i.account_id)
+                        .unwrap()
+                        .groups
+                        .iter()
+                        .any(|g| g.name == seed::GROUP_JIRA_CONTRACTORS)
+            })
+            .expect("the seed has an idle staff seat")
+            .account_id
+            .clone();
+        let before = env.group_ids(&victim);
+        let options = reseat::sweep::ApplyOptions {
+            confirmed: true,
+            ..Default::default()
+        };
+        reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+            .await
+            .unwrap();
+        assert!(
+            !env.products(&victim).contains(&Product::JiraSoftware),
+            "the sweep removed the seat"
+        );
+        assert_ne!(env.group_ids(&victim), before);
+
+        let body = json!({ "accountId": victim, "product": "jira-software" }).to_string();
+        let (code, _) = env.webhook("msg_after_sweep", &body).await;
+        assert_eq!(code, 202);
+        env.app.drain_queue().await;
+        assert_eq!(
+            env.group_ids(&victim),
+            before,
+            "exactly the groups the sweep journaled"
+        );
+        assert!(env.products(&victim).contains(&Product::JiraSoftware));
+        env.sim.shutdown().await;
+    }
+}
