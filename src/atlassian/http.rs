@@ -296,7 +296,13 @@ impl ApiClient {
         transport: Arc<dyn Transport>,
     ) -> Self {
         let rate = NonZeroU32::new(limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
-        let limiter = RateLimiter::direct_with_clock(Quota::per_second(rate), TokioClock);
+        // Evenly spaced, no burst: Atlassian (and the simulator) count requests in fixed
+        // windows, and a burst at a window's edge would spend the next window's budget and
+        // earn 429s that hold a worker for a whole `Retry-After`.
+        let limiter = RateLimiter::direct_with_clock(
+            Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+            TokioClock,
+        );
         let permits = Semaphore::new(usize::try_from(limits.concurrency.max(1)).unwrap_or(1));
         Self {
             family,
