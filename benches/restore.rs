@@ -371,15 +371,16 @@ async fn intake_and_own_time(backend: &str, db_url: &str, k: &Knobs) {
     let mut state = env.state.clone();
     state.atlassian =
         Arc::new(AtlassianClients::with_transport(&env.config.atlassian, timed.clone()).unwrap());
-    let worker = reseat::queue::Worker::new(state.queue.clone(), "bench").handle(
-        store::PROCESS_JOB,
-        reseat::restore::worker::RestoreProcessor::new(state.clone()),
-    )
-    // Restores queue their confirmation emails; the file outbox sends them.
-    .handle(
-        reseat::notify::SEND_JOB,
-        std::sync::Arc::new(state.notify.sender.clone()),
-    );
+    let worker = reseat::queue::Worker::new(state.queue.clone(), "bench")
+        .handle(
+            store::PROCESS_JOB,
+            reseat::restore::worker::RestoreProcessor::new(state.clone()),
+        )
+        // Restores queue their confirmation emails; the file outbox sends them.
+        .handle(
+            reseat::notify::SEND_JOB,
+            std::sync::Arc::new(state.notify.sender.clone()),
+        );
     let (mut total, mut own, mut upstream) = (Latencies::new(), Latencies::new(), Latencies::new());
     let calls_before = timed.calls.load(Ordering::Relaxed);
     let mut processed = 0u64;

@@ -81,10 +81,10 @@ async fn state_for(sim: &SimHandle, db_url: &str, rate: u32) -> AppState {
     sweep.limits.max_removal_percent = 100.0;
     sweep.limits.max_inactive_percent = 100.0;
     config.links.signing_key = Some("bench".into());
-    config
-        .links
-        .keys
-        .insert("bench".into(), "a-bench-signing-key-of-at-least-32-chars".into());
+    config.links.keys.insert(
+        "bench".into(),
+        "a-bench-signing-key-of-at-least-32-chars".into(),
+    );
     config.validate().unwrap();
     AppState::open(config).await.unwrap()
 }

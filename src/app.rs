@@ -172,6 +172,29 @@ impl App {
         if let Some(scheduler) = crate::sweep::schedule::Scheduler::new(state.clone(), holder) {
             tasks.spawn(scheduler.run(cancel.clone()));
         }
+        if let Some(cron) = state
+            .config
+            .mail
+            .digest_schedule
+            .as_deref()
+            .and_then(|e| crate::schedule::parse(e).ok())
+        {
+            let digest_state = state.clone();
+            tasks.spawn(crate::schedule::run(
+                "digest",
+                cron,
+                cancel.clone(),
+                move |at| {
+                    let state = digest_state.clone();
+                    async move {
+                        match crate::notify::digest::scheduled_turn(&state, at).await {
+                            Ok(sent) => tracing::info!(sent, "admin digest queued"),
+                            Err(error) => tracing::error!(%error, "admin digest failed"),
+                        }
+                    }
+                },
+            ));
+        }
         let server_cancel = cancel.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, router)

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod queue;
 pub mod restore;
+pub mod schedule;
 pub mod sim;
 pub mod store;
 pub mod sweep;

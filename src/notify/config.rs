@@ -55,6 +55,8 @@ pub struct MailConfig {
     pub portal_url: Option<String>,
     /// Who receives the admin digest and "request waiting for approval" notices.
     pub admin_recipients: Vec<String>,
+    /// When `serve` sends the admin digest, as a cron expression in UTC; none: never.
+    pub digest_schedule: Option<String>,
     /// The SMTP server, used when `transport = "smtp"`.
     pub smtp: SmtpConfig,
 }
@@ -71,6 +73,7 @@ impl Default for MailConfig {
             support_contact: None,
             portal_url: None,
             admin_recipients: Vec::new(),
+            digest_schedule: Some("0 7 * * *".into()),
             smtp: SmtpConfig::default(),
         }
     }
@@ -160,6 +163,10 @@ impl MailConfig {
         }
         for (n, admin) in self.admin_recipients.iter().enumerate() {
             parse_mailbox(&format!("mail.admin_recipients[{n}]"), admin)?;
+        }
+        if let Some(expression) = &self.digest_schedule {
+            crate::schedule::parse(expression)
+                .map_err(|problem| ConfigError::key("mail.digest_schedule", problem))?;
         }
         if self.organisation.trim().is_empty() {
             return Err(ConfigError::key("mail.organisation", "must not be empty"));

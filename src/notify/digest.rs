@@ -12,8 +12,16 @@ use crate::store::time::from_ms;
 /// Most pending requests listed in one digest.
 const MAX_PENDING: i64 = 100;
 
-/// `restore_requests`: id, account, product, channel, received.
-type PendingRow = (String, Option<String>, Option<String>, String, i64);
+/// `restore_requests`: id, account, product, channel, received, display name, email.
+type PendingRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 
 /// A run's summary as the sweep stores it in `sweep_runs.summary` (missing counts are 0).
 #[derive(Debug, Default, Deserialize)]
@@ -31,13 +39,14 @@ struct StoredSummary {
 pub async fn collect(
     conn: &mut AnyConnection,
     since_ms: i64,
-    product_name: &dyn Fn(&str) -> String,
+    product_name: &(dyn Fn(&str) -> String + Sync),
     alerts: Vec<LicenceAlert>,
     dashboard_url: Option<String>,
 ) -> Result<AdminDigest, sqlx::Error> {
     let pending: Vec<PendingRow> = sqlx::query_as::<Any, PendingRow>(
-        "SELECT id, account_id, product, channel, created_at FROM restore_requests \
-             WHERE status = 'pending' ORDER BY created_at, id LIMIT $1",
+        "SELECT id, account_id, product, channel, created_at, display_name, email \
+             FROM restore_requests WHERE status IN ('pending', 'failed') \
+             ORDER BY created_at, id LIMIT $1",
     )
     .bind(MAX_PENDING)
     .fetch_all(&mut *conn)
@@ -45,10 +54,10 @@ pub async fn collect(
     let pending = pending
         .into_iter()
         .map(
-            |(id, account, product, channel, created_at)| PendingRequest {
+            |(id, account, product, channel, created_at, name, email)| PendingRequest {
                 request_id: id,
-                display_name: account.unwrap_or_else(|| "unknown account".into()),
-                email: None,
+                display_name: name.or(account).unwrap_or_else(|| "unknown account".into()),
+                email,
                 product_name: product.as_deref().map(product_name).unwrap_or_default(),
                 channel,
                 received: from_ms(created_at),
@@ -121,4 +130,72 @@ pub async fn enqueue(
         outcomes.push(outbox.enqueue_in(conn, message).await?);
     }
     Ok(outcomes)
+}
+
+/// One turn of `mail.digest_schedule`: on the replica holding the `digest` lease, the digest
+/// of the last day (with licence alerts from the Jira application roles) for each of
+/// `mail.admin_recipients`, once per day. Returns how many messages were queued.
+pub async fn scheduled_turn(
+    state: &crate::app::AppState,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, sqlx::Error> {
+    let recipients = &state.config.mail.admin_recipients;
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let holder = format!("digest-{}", std::process::id());
+    let lease_ttl = std::time::Duration::from_secs(600);
+    if !crate::store::lease::acquire(&state.db, "digest", &holder, lease_ttl).await? {
+        return Ok(0);
+    }
+    let alerts = licence_alerts(state).await;
+    let since = (at - chrono::Duration::days(1)).timestamp_millis();
+    let dashboard = Some(format!("{}/admin", state.config.public_url()));
+    let product_name = |key: &str| crate::restore::reply::product_name(Some(key));
+    let mut tx = state.db.pool().begin().await?;
+    let digest = collect(&mut tx, since, &product_name, alerts, dashboard).await?;
+    let period = at.format("%Y-%m-%d").to_string();
+    let queued = enqueue(&state.notify.outbox, &mut tx, recipients, &period, &digest).await?;
+    tx.commit().await?;
+    crate::store::lease::release(&state.db, "digest", &holder).await?;
+    Ok(queued
+        .iter()
+        .filter(|e| matches!(e, Enqueued::Queued(_)))
+        .count())
+}
+
+/// Products whose used seats passed `sweep.licence_alert_percent` of their licence,
+/// from the Jira application roles (products without seat counts are skipped).
+pub async fn licence_alerts(state: &crate::app::AppState) -> Vec<LicenceAlert> {
+    let Some(jira) = state.atlassian.jira.as_ref() else {
+        return Vec::new();
+    };
+    let threshold = u64::from(state.config.sweep.licence_alert_percent);
+    let mut alerts = Vec::new();
+    for product in state.config.sweep.product_keys() {
+        if product.jira_application_key().is_none() {
+            continue;
+        }
+        let role = match jira.application_role(&product).await {
+            Ok(role) => role,
+            Err(error) => {
+                tracing::warn!(product = product.as_str(), %error, "no seat counts for the digest");
+                continue;
+            }
+        };
+        let (Some(seats), Some(used)) = (role.number_of_seats, role.user_count) else {
+            continue;
+        };
+        let (Ok(seats), Ok(used)) = (u64::try_from(seats), u64::try_from(used)) else {
+            continue;
+        };
+        if !role.has_unlimited_seats && seats > 0 && used * 100 >= seats * threshold {
+            alerts.push(LicenceAlert {
+                product_name: crate::restore::reply::product_name(Some(product.as_str())),
+                used,
+                limit: seats,
+            });
+        }
+    }
+    alerts
 }

@@ -50,6 +50,9 @@ pub struct SweepConfig {
     pub limits: LimitsConfig,
     /// Reading the admin "Export users" CSV.
     pub csv: CsvConfig,
+    /// The admin digest alerts when a product's used seats reach this share (percent) of its
+    /// licence.
+    pub licence_alert_percent: u8,
 }
 
 /// Who is exempt from every sweep, with the reason recorded in the plan. `app` and
@@ -199,6 +202,7 @@ impl Default for SweepConfig {
         SweepConfig {
             mode: Mode::default(),
             schedule: None,
+            licence_alert_percent: 90,
             schedule_lease: Duration::from_secs(6 * 3_600),
             products: BTreeMap::new(),
             lag_margin: Duration::from_secs(86_400),
@@ -233,6 +237,12 @@ impl SweepConfig {
         if let Some(expression) = &self.schedule {
             super::schedule::parse(expression)
                 .map_err(|problem| ConfigError::key("sweep.schedule", problem))?;
+        }
+        if !(1..=100).contains(&self.licence_alert_percent) {
+            return Err(ConfigError::key(
+                "sweep.licence_alert_percent",
+                "must be 1 to 100",
+            ));
         }
         if self.schedule_lease < Duration::from_secs(60) {
             return Err(ConfigError::key(

@@ -2,9 +2,6 @@
 //! expression, UTC), plan from the admin API and apply, on one replica at a time — the one
 //! that takes the `sweep` lease in the shared database.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use tokio_util::sync::CancellationToken;
@@ -16,10 +13,9 @@ use crate::store::lease;
 
 const LEASE: &str = "sweep";
 
-/// Parses a `sweep.schedule` expression (`"0 3 * * *"`: five fields, or six with seconds).
+/// Parses a `sweep.schedule` expression.
 pub fn parse(expression: &str) -> Result<Cron, String> {
-    Cron::from_str(expression.trim())
-        .map_err(|e| format!("expected a cron expression like \"0 3 * * 1-5\": {e}"))
+    crate::schedule::parse(expression)
 }
 
 /// What one scheduled turn did.
@@ -51,7 +47,7 @@ impl Scheduler {
 
     /// When the next run is due after `now`.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_next_occurrence(&now, false).ok()
+        crate::schedule::next_after(&self.cron, now)
     }
 
     /// One scheduled run: take the lease, plan from the admin API, apply, give the lease up.
@@ -98,25 +94,15 @@ impl Scheduler {
 
     /// Runs at each scheduled time until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        loop {
-            let now = Utc::now();
-            let Some(next) = self.next_after(now) else {
-                tracing::error!("the sweep schedule has no next time; the scheduler stops");
-                return;
-            };
-            let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-            tracing::info!(%next, "next scheduled sweep");
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            match self.run_once(next).await {
-                Ok(Turn::Ran(report)) => {
-                    tracing::info!(plan = %report.plan_id, removed = report.removed_users, warned = report.warned, dry_run = report.dry_run, "scheduled sweep done")
-                }
+        let cron = self.cron.clone();
+        let this = &self;
+        crate::schedule::run("sweep", cron, cancel, |at| async move {
+            match this.run_once(at).await {
+                Ok(Turn::Ran(report)) => tracing::info!(plan = %report.plan_id, removed = report.removed_users, warned = report.warned, dry_run = report.dry_run, "scheduled sweep done"),
                 Ok(Turn::NotLeader) => {}
                 Err(error) => tracing::error!(%error, "scheduled sweep failed"),
             }
-        }
+        })
+        .await;
     }
 }

@@ -3,6 +3,7 @@
 
 mod atlassian;
 mod cli;
+mod digest;
 mod notify;
 mod queue;
 mod restore;
