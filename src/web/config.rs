@@ -139,3 +139,31 @@ mod tests {
         assert!(config.validate().is_ok());
     }
 }
+
+#[cfg(test)]
+mod load_tests {
+    use crate::config::{Config, Sources};
+
+    #[test]
+    fn tokens_come_from_the_environment_as_one_toml_value() {
+        let digest = super::hash_token("t");
+        let config = Config::load(&Sources {
+            file: None,
+            env: vec![(
+                "RESEAT_ADMIN__API_TOKENS".into(),
+                format!("[{{name = \"ci\", token_sha256 = \"{digest}\"}}]"),
+            )],
+        })
+        .unwrap();
+        assert_eq!(config.admin.api_tokens[0].name, "ci");
+        let error = Config::load(&Sources {
+            file: None,
+            env: vec![(
+                "RESEAT_ADMIN__API_TOKENS".into(),
+                "[{name = \"ci\", token_sha256 = \"nope\"}]".into(),
+            )],
+        })
+        .unwrap_err();
+        assert_eq!(error.place, "admin.api_tokens[0].token_sha256");
+    }
+}
