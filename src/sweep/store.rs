@@ -394,3 +394,45 @@ pub async fn latest_warnings_of(
     .await?;
     Ok(at.flatten().map(from_ms))
 }
+
+/// One page of plans, newest first; `before` is the id of the last plan of the previous
+/// page (an unknown id gives an empty page).
+pub async fn list_plans(
+    db: &Db,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<PlanRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, created_at, source, site, status, summary FROM plans \
+         WHERE ($1 IS NULL OR (created_at, id) < (SELECT created_at, id FROM plans WHERE id = $1)) \
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// One page of a plan's items in plan order, optionally of one product and decision, after
+/// the item `after_id`.
+pub async fn items_page(
+    db: &Db,
+    plan_id: &str,
+    product: Option<&str>,
+    decision: Option<&str>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<PlanItem>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ITEM_COLUMNS} FROM plan_items WHERE plan_id = $1 AND id > $2 \
+         AND ($3 IS NULL OR product = $3) AND ($4 IS NULL OR decision = $4) \
+         ORDER BY id LIMIT $5"
+    ))
+    .bind(plan_id)
+    .bind(after_id)
+    .bind(product)
+    .bind(decision)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}

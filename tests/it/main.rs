@@ -1,6 +1,7 @@
 //! reseat's integration tests: one binary, a module per area.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod atlassian;
 mod cli;
 mod digest;
