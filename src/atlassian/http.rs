@@ -303,10 +303,8 @@ impl ApiClient {
         // tick (waits are rounded to the millisecond, which alone would cap a strictly
         // spaced 500/s at about 330/s).
         let burst = NonZeroU32::new(rate.get() / 50).unwrap_or(NonZeroU32::MIN);
-        let limiter = RateLimiter::direct_with_clock(
-            Quota::per_second(rate).allow_burst(burst),
-            TokioClock,
-        );
+        let limiter =
+            RateLimiter::direct_with_clock(Quota::per_second(rate).allow_burst(burst), TokioClock);
         let permits = Semaphore::new(usize::try_from(limits.concurrency.max(1)).unwrap_or(1));
         Self {
             family,
