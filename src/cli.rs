@@ -59,6 +59,8 @@ pub enum Command {
     Rules(crate::restore::cli::RulesArgs),
     /// Restore requests waiting for an admin: list, approve, deny.
     Requests(crate::restore::cli::RequestsArgs),
+    /// Admin pages: hash a password for `[[admin.users]]`, print a one-time login link.
+    Admin(crate::web::admin::cli::AdminArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -271,6 +273,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{out}");
             Ok(())
         }
+        Command::Admin(args) => match &args.command {
+            crate::web::admin::cli::AdminCommand::HashPassword => {
+                let hash = crate::web::admin::cli::hash_password(std::io::stdin().lock())
+                    .map_err(CliError::Other)?;
+                println!("{hash}");
+                Ok(())
+            }
+            crate::web::admin::cli::AdminCommand::LoginLink { name } => {
+                let state = crate::app::AppState::open(load_config(&cli)?).await?;
+                let out = crate::web::admin::cli::login_link(&state, name)
+                    .await
+                    .map_err(CliError::Other)?;
+                print!("{out}");
+                Ok(())
+            }
+        },
         Command::Requests(args) => {
             let state = crate::app::AppState::open(load_config(&cli)?).await?;
             let out = crate::restore::cli::requests(&state, args)

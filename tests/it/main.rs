@@ -1,7 +1,9 @@
 //! reseat's integration tests: one binary, a module per area.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod atlassian;
+mod browser;
 mod cli;
 mod notify;
 mod queue;
