@@ -643,3 +643,54 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.server.body_limit_bytes = 1024 * 1024;
+    })
+    .await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let mut csv = std::fs::read(&file).unwrap();
+    // One row the parser refuses, reported by line.
+    csv.extend_from_slice(b"not-an-account,,,,,,,\n");
+    let boundary = "reseatboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        session.csrf
+    )
+    .into_bytes();
+    body.extend_from_slice(&csv);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let page = response.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("created from the file"), "{page}");
+    assert!(page.contains("Rows refused"), "{page}");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM plans WHERE source LIKE 'csv:%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'plan.imported' AND actor = 'admin:ana'"
+        )
+        .await,
+        1
+    );
+}
