@@ -192,6 +192,15 @@ pub async fn run(
     println!("simulator: {}", sim.base_url());
     println!("outbox: {}", outbox.display());
     println!("database: {}", dir.join("reseat.db").display());
+    // The admin pages, signed in once by this link (valid for admin.login_link_ttl); the
+    // bound address, not server.listen, since --port 0 picks one.
+    match crate::web::admin::auth::create_login_link(app.state(), "demo").await {
+        Ok(link) => {
+            let token = link.rsplit('/').next().unwrap_or_default();
+            println!("admin: http://{}/admin/login/{token}", app.local_addr());
+        }
+        Err(error) => eprintln!("demo: cannot create an admin login link: {error}"),
+    }
     println!(
         "try: curl -s -X POST http://{}/hooks/automation -H 'Content-Type: application/json' -H 'X-Reseat-Token: {DEMO_AUTOMATION_SECRET}' -d '{{\"accountId\":\"<id>\",\"product\":\"jira-software\"}}'",
         app.local_addr()

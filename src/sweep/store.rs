@@ -168,7 +168,7 @@ pub async fn items(db: &Db, plan_id: &str) -> Result<Vec<PlanItem>, sqlx::Error>
 }
 
 /// Items still to apply (pending, or failed on an earlier attempt) with a decision that
-/// acts, in plan order, after `after_id`, at most `limit`.
+/// acts and not excluded by an admin, in plan order, after `after_id`, at most `limit`.
 pub async fn actionable_items(
     db: &Db,
     plan_id: &str,
@@ -178,7 +178,7 @@ pub async fn actionable_items(
     sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM plan_items WHERE plan_id = $1 AND id > $2 \
          AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove') \
-         ORDER BY id LIMIT $3"
+         AND excluded = 0 ORDER BY id LIMIT $3"
     ))
     .bind(plan_id)
     .bind(after_id)
@@ -201,6 +201,30 @@ pub async fn set_item_state_in(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Excludes items of a plan from apply (or includes them again); items already applied
+/// stay as they are. Returns how many items changed.
+pub async fn set_items_excluded_in(
+    conn: &mut AnyConnection,
+    plan_id: &str,
+    item_ids: &[i64],
+    excluded: bool,
+) -> Result<u64, sqlx::Error> {
+    let mut changed = 0;
+    for id in item_ids {
+        changed += sqlx::query(
+            "UPDATE plan_items SET excluded = $1 WHERE plan_id = $2 AND id = $3 \
+             AND state IN ('pending', 'failed') AND excluded <> $1",
+        )
+        .bind(i64::from(excluded))
+        .bind(plan_id)
+        .bind(*id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(changed)
 }
 
 /// The newest warning per (account, product) on a site.

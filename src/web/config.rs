@@ -1,18 +1,41 @@
 //! The `[admin]` section: who may use the admin JSON API (bearer tokens, stored as SHA-256
 //! digests) and the admin pages (users with password hashes).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, duration};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Bearer tokens for `/api/v1`; the API answers 401 to everything while this is empty.
     pub api_tokens: Vec<ApiToken>,
     /// People who may sign in to the admin pages.
     pub users: Vec<AdminUser>,
+    /// How long an admin page session lasts after signing in.
+    #[serde(with = "duration")]
+    pub session_ttl: Duration,
+    /// How long a link from `reseat admin login-link` works (it works once).
+    #[serde(with = "duration")]
+    pub login_link_ttl: Duration,
+    /// Sign-in attempts allowed per minute, counted per client address and per user name;
+    /// further attempts are refused with 429 until the minute has passed.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            api_tokens: Vec::new(),
+            users: Vec::new(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            login_link_ttl: Duration::from_secs(15 * 60),
+            login_attempts_per_minute: 5,
+        }
+    }
 }
 
 /// One API token. Only its SHA-256 digest is configured, so the file holds nothing that
@@ -38,6 +61,42 @@ pub struct AdminUser {
 
 impl AdminConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (index, user) in self.users.iter().enumerate() {
+            let place = format!("admin.users[{index}]");
+            if !is_token_name(&user.name) {
+                return Err(ConfigError::key(
+                    format!("{place}.name"),
+                    "expected a name of letters, digits, - and _ (at most 64), e.g. \"ana\"",
+                ));
+            }
+            if self.users[..index]
+                .iter()
+                .any(|other| other.name == user.name)
+            {
+                return Err(ConfigError::key(
+                    format!("{place}.name"),
+                    format!("the name {:?} is used by another user", user.name),
+                ));
+            }
+            if argon2::PasswordHash::new(&user.password_hash).is_err() {
+                return Err(ConfigError::key(
+                    format!("{place}.password_hash"),
+                    "expected an argon2 PHC string ($argon2id$...): run `reseat admin hash-password`",
+                ));
+            }
+        }
+        if self.login_attempts_per_minute == 0 {
+            return Err(ConfigError::key(
+                "admin.login_attempts_per_minute",
+                "expected at least 1",
+            ));
+        }
+        if self.session_ttl.is_zero() || self.login_link_ttl.is_zero() {
+            return Err(ConfigError::key(
+                "admin.session_ttl",
+                "session_ttl and login_link_ttl must be longer than zero",
+            ));
+        }
         for (index, token) in self.api_tokens.iter().enumerate() {
             let place = format!("admin.api_tokens[{index}]");
             if !is_token_name(&token.name) {
@@ -120,13 +179,13 @@ mod tests {
         let good = hash_token("x");
         let config = AdminConfig {
             api_tokens: vec![token("ci", "abc")],
-            users: Vec::new(),
+            ..AdminConfig::default()
         };
         let error = config.validate().unwrap_err();
         assert_eq!(error.place, "admin.api_tokens[0].token_sha256");
         let config = AdminConfig {
             api_tokens: vec![token("ci", &good), token("ci", &good)],
-            users: Vec::new(),
+            ..AdminConfig::default()
         };
         assert_eq!(
             config.validate().unwrap_err().place,
@@ -134,36 +193,8 @@ mod tests {
         );
         let config = AdminConfig {
             api_tokens: vec![token("ci", &good)],
-            users: Vec::new(),
+            ..AdminConfig::default()
         };
         assert!(config.validate().is_ok());
-    }
-}
-
-#[cfg(test)]
-mod load_tests {
-    use crate::config::{Config, Sources};
-
-    #[test]
-    fn tokens_come_from_the_environment_as_one_toml_value() {
-        let digest = super::hash_token("t");
-        let config = Config::load(&Sources {
-            file: None,
-            env: vec![(
-                "RESEAT_ADMIN__API_TOKENS".into(),
-                format!("[{{name = \"ci\", token_sha256 = \"{digest}\"}}]"),
-            )],
-        })
-        .unwrap();
-        assert_eq!(config.admin.api_tokens[0].name, "ci");
-        let error = Config::load(&Sources {
-            file: None,
-            env: vec![(
-                "RESEAT_ADMIN__API_TOKENS".into(),
-                "[{name = \"ci\", token_sha256 = \"nope\"}]".into(),
-            )],
-        })
-        .unwrap_err();
-        assert_eq!(error.place, "admin.api_tokens[0].token_sha256");
     }
 }

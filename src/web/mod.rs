@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;
@@ -32,6 +33,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::restore::router())
         .merge(api::router(state.clone()))
+        .merge(admin::router(&state))
         .merge(extra)
         // Enforced by the body extractors, so handlers see (and audit) an oversized body.
         .layer(DefaultBodyLimit::max(body_limit))

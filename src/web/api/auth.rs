@@ -98,6 +98,7 @@ mod tests {
                 },
             ],
             users: Vec::new(),
+            ..AdminConfig::default()
         };
         assert_eq!(token_name(&config, "one").as_deref(), Some("ci"));
         assert_eq!(token_name(&config, "two").as_deref(), Some("ops"));
