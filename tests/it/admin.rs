@@ -484,7 +484,13 @@ async fn an_admin_clicks_through_in_a_real_browser() {
         config.sweep.limits.max_inactive_percent = 100.0;
     })
     .await;
-    let shots = crate::support::repo_root().join("docs/screenshots");
+    // The README's screenshots are refreshed on request; otherwise they go to a temp dir.
+    let temp_shots = tempfile::tempdir().unwrap();
+    let shots = if std::env::var("RESEAT_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        crate::support::repo_root().join("docs/screenshots")
+    } else {
+        temp_shots.path().to_path_buf()
+    };
     let (request, contractor) = env.pending_request().await;
     assert!(!env.has_jira(&contractor));
     let plan = env.plan().await;
