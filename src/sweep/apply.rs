@@ -2,13 +2,16 @@
 //!
 //! Before any change the guards run (blast radius per product, stale data); a tripped guard
 //! aborts with an audit entry and changes nothing. Then each actionable item (`warn`,
-//! `remove`; state `pending` or `failed`) is re-checked just before acting (a running keep,
-//! activity since the plan) and:
+//! `remove`; state `pending` or `failed`) is re-checked just before acting (a running keep;
+//! activity since the plan when the plan is at least `sweep.recheck_after` old, read once
+//! per apply from the admin users listing, per user only where the listing has no date) and:
 //! - `warn`: a `sweep_warnings` row (once per plan) and the warning handed to
 //!   [`super::notify::notify_warning`], in one transaction;
-//! - `remove`: the user's current memberships in the product's access groups are read,
-//!   journaled (`journal`, `action = 'removed'`, `run_id` = plan id) and committed FIRST,
-//!   then removed one by one.
+//! - `remove`: the memberships the plan saw in the product's access groups
+//!   (`plan_items.access_groups`, no per-user read) are journaled (`journal`,
+//!   `action = 'removed'`, `run_id` = plan id) and committed FIRST, then removed one by one.
+//!   When Atlassian answers "not a member" on the first attempt, a `not_member` row of the
+//!   same run follows, so a restore does not add a group the user was not in.
 //!
 //! Progress is the item's `state`: after a crash, `apply` on the same plan continues with
 //! the items not done. A journal row is unique per (account, product, site, group, plan), a
@@ -16,7 +19,7 @@
 //! success: running again never journals or warns twice. `mode = "dry-run"` records what
 //! would happen in the run summary and changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,9 +32,9 @@ use super::population::AccessGroup;
 use super::store::{self, PlanItem, PlanRecord};
 use crate::activity::SiteFilter;
 use crate::app::AppState;
-use crate::atlassian::{AccountId, GroupId, ProductKey};
+use crate::atlassian::{AccountId, GroupId, MembershipOutcome, ProductKey};
 use crate::audit;
-use crate::restore::store::{JournalEntry, journal_removed_in};
+use crate::restore::store::{JournalEntry, journal_not_member_in, journal_removed_in};
 use crate::store::time::{from_ms, to_ms};
 
 /// How to apply.
@@ -71,6 +74,11 @@ pub struct ApplyReport {
     pub interrupted: bool,
     /// Dry run: what would happen, per item (`account product: action`).
     pub would: Vec<String>,
+    /// Re-check before acting: admin users listing pages read (0: the plan was younger
+    /// than `sweep.recheck_after`, or nothing to act on).
+    pub recheck_listing_pages: u64,
+    /// Re-check: per-user `last-active-dates` lookups for items the listing had no date for.
+    pub recheck_lookups: u64,
 }
 
 /// Checks the blast-radius and stale-data guards over a whole plan.
@@ -192,6 +200,11 @@ pub async fn apply(
     if !dry_run {
         store::set_plan_status(&state.db, &plan.id, "applying").await?;
     }
+    let recheck = if dry_run {
+        None
+    } else {
+        recheck_listing(state, &plan, options, &mut report).await?
+    };
     let mut handled = 0usize;
     let mut after = 0i64;
     'outer: loop {
@@ -206,7 +219,16 @@ pub async fn apply(
                 break 'outer;
             }
             handled += 1;
-            let result = apply_item(state, &plan, &summary, &item, options, &mut report).await;
+            let result = apply_item(
+                state,
+                &plan,
+                &summary,
+                recheck.as_ref(),
+                &item,
+                options,
+                &mut report,
+            )
+            .await;
             if let Err(error) = result {
                 report.failed += 1;
                 tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
@@ -303,6 +325,48 @@ async fn finish_item(
     Ok(())
 }
 
+/// Activity re-read once per apply from the admin users listing, for the re-check before
+/// acting.
+struct Recheck {
+    listed: HashMap<(AccountId, ProductKey), DateTime<Utc>>,
+}
+
+/// Reads the listing for the re-check, unless the plan is younger than
+/// `sweep.recheck_after`, nothing is left to act on, or there is no admin API.
+async fn recheck_listing(
+    state: &AppState,
+    plan: &PlanRecord,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<Option<Recheck>, SweepError> {
+    let config = &state.config.sweep;
+    let age = options.now - from_ms(plan.created_at);
+    let after = chrono::Duration::from_std(config.recheck_after).unwrap_or(chrono::Duration::MAX);
+    if age < after {
+        return Ok(None);
+    }
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Ok(None);
+    };
+    let accounts: HashSet<AccountId> = store::actionable_accounts(&state.db, &plan.id)
+        .await?
+        .into_iter()
+        .filter_map(|a| AccountId::parse(a).ok())
+        .collect();
+    if accounts.is_empty() {
+        return Ok(None);
+    }
+    let site = SiteFilter {
+        cloud_id: state.config.atlassian.cloud_id.clone(),
+        site_name: state.config.atlassian.site_name.clone(),
+    };
+    let (listed, pages) =
+        crate::activity::api::listed_activity(admin, org, &site, &accounts, &config.product_keys())
+            .await?;
+    report.recheck_listing_pages = pages;
+    Ok(Some(Recheck { listed }))
+}
+
 /// Newest activity of one product on the site, straight from the admin API.
 async fn current_activity(
     state: &AppState,
@@ -337,6 +401,7 @@ async fn apply_item(
     state: &AppState,
     plan: &PlanRecord,
     summary: &PlanSummaryRead,
+    recheck: Option<&Recheck>,
     item: &PlanItem,
     options: &ApplyOptions,
     report: &mut ApplyReport,
@@ -369,10 +434,22 @@ async fn apply_item(
         }
         return Ok(());
     }
-    // Activity since the plan wins: re-checked just before acting (live runs only).
-    if !dry_run
-        && let Some(policy) = config.product(&product)
-        && let Some(at) = current_activity(state, &account, &product).await?
+    // Activity since the plan wins: re-checked before acting (live runs of a plan at least
+    // `sweep.recheck_after` old), from the listing read once per apply, else per user.
+    let current = match recheck {
+        Some(recheck) if !dry_run && config.product(&product).is_some() => {
+            match recheck.listed.get(&(account.clone(), product.clone())) {
+                Some(at) => Some(*at),
+                None => {
+                    report.recheck_lookups += 1;
+                    current_activity(state, &account, &product).await?
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(policy) = config.product(&product)
+        && let Some(at) = current
         && item.last_active.is_none_or(|planned| to_ms(at) > planned)
     {
         let lag = chrono::Duration::from_std(config.lag_margin).unwrap_or_default();
@@ -458,6 +535,13 @@ async fn warn(
     Ok(())
 }
 
+/// One of an item's access groups as the plan stored it (`plan_items.access_groups`).
+#[derive(Debug, serde::Deserialize)]
+struct PlannedGroup {
+    id: GroupId,
+    name: String,
+}
+
 async fn remove(
     state: &AppState,
     plan: &PlanRecord,
@@ -473,28 +557,22 @@ async fn remove(
         .get(product.as_str())
         .cloned()
         .unwrap_or_default();
-    // The user's memberships now, in this product's access groups.
-    let current: Vec<(GroupId, String)> = if let Some(jira) = &state.atlassian.jira {
-        jira.user_groups(account)
-            .await?
-            .into_iter()
-            .map(|g| (g.group_id, g.name))
-            .collect()
-    } else if let Some(confluence) = &state.atlassian.confluence {
-        confluence
-            .user_groups(account)
-            .await?
-            .into_iter()
-            .map(|g| (g.id, g.name))
-            .collect()
-    } else {
-        return Err(SweepError::Config(
-            "removing access needs the site API credentials".to_owned(),
-        ));
-    };
-    let taken: Vec<&AccessGroup> = product_groups
-        .iter()
-        .filter(|g| current.iter().any(|(id, _)| id == &g.id))
+    // The memberships the plan saw (from the group-member pages), with the products each
+    // group grants: no per-user read before acting.
+    let planned: Vec<PlannedGroup> = serde_json::from_str(&item.access_groups).unwrap_or_default();
+    let taken: Vec<AccessGroup> = planned
+        .into_iter()
+        .map(|g| {
+            product_groups
+                .iter()
+                .find(|known| known.id == g.id)
+                .cloned()
+                .unwrap_or(AccessGroup {
+                    id: g.id,
+                    name: g.name,
+                    products: vec![product.clone()],
+                })
+        })
         .collect();
     if let Some(shared) = taken.iter().find(|g| g.products.len() > 1) {
         return Err(SweepError::Config(format!(
@@ -520,43 +598,79 @@ async fn remove(
         finish_item(state, item, "done", "no access group membership left").await?;
         return Ok(());
     }
-    // Journal first, committed before any membership changes.
+    // Journal first, committed before any membership changes. `fresh`: this attempt wrote
+    // the row, so no earlier attempt of this run can have removed the membership.
+    let mut fresh = Vec::with_capacity(taken.len());
     let mut tx = state.db.pool().begin().await?;
     for group in &taken {
-        journal_removed_in(
-            &mut tx,
-            &JournalEntry {
-                account_id: &item.account_id,
-                product: &item.product,
-                site: &plan.site,
-                group_id: group.id.as_str(),
-                group_name: &group.name,
-                run_id: Some(&plan.id),
-                request_id: None,
-                reason: &item.reason,
-            },
-        )
-        .await?;
+        fresh.push(
+            journal_removed_in(
+                &mut tx,
+                &JournalEntry {
+                    account_id: &item.account_id,
+                    product: &item.product,
+                    site: &plan.site,
+                    group_id: group.id.as_str(),
+                    group_name: &group.name,
+                    run_id: Some(&plan.id),
+                    request_id: None,
+                    reason: &item.reason,
+                },
+            )
+            .await?,
+        );
     }
     tx.commit().await?;
-    for group in &taken {
+    let mut removed_names: Vec<&str> = Vec::new();
+    let mut not_member: Vec<&str> = Vec::new();
+    for (group, fresh) in taken.iter().zip(fresh) {
         let use_confluence =
             product.jira_application_key().is_none() || state.atlassian.jira.is_none();
-        match (&state.atlassian.confluence, &state.atlassian.jira) {
+        let outcome = match (&state.atlassian.confluence, &state.atlassian.jira) {
             (Some(confluence), _) if use_confluence => {
-                confluence.remove_from_group(&group.id, account).await?;
+                confluence.remove_from_group(&group.id, account).await?
             }
-            (_, Some(jira)) => {
-                jira.remove_from_group(&group.id, account).await?;
-            }
+            (_, Some(jira)) => jira.remove_from_group(&group.id, account).await?,
             _ => {
                 return Err(SweepError::Config(
                     "removing access needs the site API credentials".to_owned(),
                 ));
             }
+        };
+        match outcome {
+            MembershipOutcome::AlreadyInPlace if fresh => {
+                // Left the group since the plan: reseat took nothing, a restore adds nothing.
+                let mut conn = state.db.pool().acquire().await?;
+                journal_not_member_in(
+                    &mut conn,
+                    &JournalEntry {
+                        account_id: &item.account_id,
+                        product: &item.product,
+                        site: &plan.site,
+                        group_id: group.id.as_str(),
+                        group_name: &group.name,
+                        run_id: Some(&plan.id),
+                        request_id: None,
+                        reason: "not a member when the sweep removed it",
+                    },
+                )
+                .await?;
+                not_member.push(&group.name);
+            }
+            // A resumed item: an earlier attempt of this run may have removed it; the
+            // `removed` row stands (a restore gives it back).
+            MembershipOutcome::AlreadyInPlace | MembershipOutcome::Changed => {
+                report.removed_memberships += 1;
+                removed_names.push(&group.name);
+            }
         }
-        report.removed_memberships += 1;
     }
+    if removed_names.is_empty() {
+        let outcome = format!("not a member of {} any more", not_member.join(", "));
+        finish_item(state, item, "done", &outcome).await?;
+        return Ok(());
+    }
+    let names = removed_names;
     report.removed_users += 1;
     let outcome = format!("removed from {}", names.join(", "));
     let mut tx = state.db.pool().begin().await?;

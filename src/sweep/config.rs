@@ -40,6 +40,12 @@ pub struct SweepConfig {
     /// A never-accessed account is not inactive until this long after `Added to org`.
     #[serde(with = "crate::config::duration")]
     pub never_accessed_grace: Duration,
+    /// `apply` re-checks activity before acting when the plan is at least this old: one pass
+    /// over the admin users listing (plus a per-user lookup for accounts or products the
+    /// listing has no date for). A younger plan is applied as planned (`"0s"`: always
+    /// re-check).
+    #[serde(with = "crate::config::duration")]
+    pub recheck_after: Duration,
     /// Accounts the sweep never touches.
     pub protect: ProtectConfig,
     /// Checks of the access groups run before every plan.
@@ -207,6 +213,7 @@ impl Default for SweepConfig {
             products: BTreeMap::new(),
             lag_margin: Duration::from_secs(86_400),
             never_accessed_grace: Duration::from_secs(30 * 86_400),
+            recheck_after: Duration::from_secs(3_600),
             protect: ProtectConfig::default(),
             governance: GovernanceConfig::default(),
             ladder: LadderConfig::default(),

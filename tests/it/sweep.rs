@@ -283,9 +283,17 @@ async fn apply_removes_exactly_the_planned_memberships_journal_first() {
         let state = state_for(&sim, &db, Mode::Live).await;
         let before = memberships(&sim);
         let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        sim.state().clear_log();
         let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
             .await
             .unwrap();
+        // A plan younger than sweep.recheck_after is applied as planned: only the removals.
+        assert_eq!(report.recheck_listing_pages, 0);
+        assert_eq!(report.recheck_lookups, 0);
+        assert!(
+            sim.state().log().iter().all(|e| e.method == "DELETE"),
+            "only removals"
+        );
         let removals: Vec<&PlanItem> = items.iter().filter(|i| i.decision == "remove").collect();
         assert!(!removals.is_empty());
         assert_eq!(report.removed_users as usize, removals.len());
@@ -732,4 +740,152 @@ async fn dry_run_changes_nothing_and_warnings_go_out_once() {
     assert_eq!(row.decision, "keep");
     assert!(row.reason.contains("keep access until"), "{}", row.reason);
     sim.shutdown().await;
+}
+
+/// The `last-active-dates` calls made for one account.
+fn lookups_of(sim: &SimHandle, account: &str) -> usize {
+    let org = &sim.config().org_id;
+    sim.state().calls(
+        "GET",
+        &format!("/admin/v1/orgs/{org}/directory/users/{account}/last-active-dates"),
+    )
+}
+
+#[tokio::test]
+async fn a_user_active_again_since_the_plan_is_kept() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::Live).await;
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        let truth = sim.state().ground_truth();
+        let removal = |managed: bool| {
+            items
+                .iter()
+                .find(|i| {
+                    i.decision == "remove"
+                        && truth.users.iter().any(|u| {
+                            u.account_id == i.account_id
+                                && u.managed == managed
+                                && u.products.get(&sim_product(&i.product))
+                                    == Some(&Category::Inactive)
+                        })
+                })
+                .unwrap_or_else(|| panic!("a removal of a managed={managed} user"))
+                .clone()
+        };
+        // A managed account is re-checked from the listing, an unmanaged one per user.
+        let managed = removal(true);
+        let unmanaged = removal(false);
+        let now = Utc::now();
+        for item in [&managed, &unmanaged] {
+            sim.state()
+                .set_last_active(
+                    &item.account_id,
+                    sim_product(&item.product),
+                    None,
+                    Some(now),
+                )
+                .unwrap();
+        }
+        let before = memberships(&sim);
+        sim.state().clear_log();
+
+        // Two hours after the plan (sweep.recheck_after is 1h) activity is re-checked.
+        let report = reseat::sweep::apply(
+            &state,
+            Some(&plan_id),
+            &ApplyOptions {
+                now: now + chrono::Duration::hours(2),
+                ..live()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.recheck_listing_pages > 0, "{report:?}");
+        assert!(report.recheck_lookups > 0, "{report:?}");
+        assert!(report.skipped >= 2, "{report:?}");
+        assert_eq!(lookups_of(&sim, &managed.account_id), 0, "listing answered");
+        assert_eq!(lookups_of(&sim, &unmanaged.account_id), 1, "asked per user");
+        let after = store::items(&state.db, &plan_id).await.unwrap();
+        for item in [&managed, &unmanaged] {
+            let row = after.iter().find(|i| i.id == item.id).unwrap();
+            assert_eq!(row.state, "skipped", "{row:?}");
+            assert!(
+                row.outcome
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("active again"),
+                "{row:?}"
+            );
+            let kept: Vec<_> = before
+                .iter()
+                .filter(|(account, _)| account == &item.account_id)
+                .collect();
+            let now_in = memberships(&sim);
+            assert!(kept.iter().all(|m| now_in.contains(*m)), "nothing removed");
+        }
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_membership_gone_before_apply_is_not_given_back_by_a_restore() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::Live).await;
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        let item = items
+            .iter()
+            .find(|i| i.decision == "remove")
+            .unwrap()
+            .clone();
+        let groups: Vec<serde_json::Value> = serde_json::from_str(&item.access_groups).unwrap();
+        let left = groups[0]["name"].as_str().unwrap().to_owned();
+        // Someone else takes the user out of the group between plan and apply.
+        assert!(sim.state().remove_member(&left, &item.account_id).unwrap());
+        sim.state().clear_log();
+        let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(report.failed, 0);
+        // No per-user group read before removing.
+        assert_eq!(sim.state().calls("GET", "/rest/api/3/user/groups"), 0);
+        let actions: Vec<(String, String)> = sqlx::query_as(
+            "SELECT group_name, action FROM journal WHERE account_id = $1 AND product = $2 ORDER BY id",
+        )
+        .bind(&item.account_id)
+        .bind(&item.product)
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+        assert!(
+            actions.contains(&(left.clone(), "removed".to_owned())),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&(left.clone(), "not_member".to_owned())),
+            "{actions:?}"
+        );
+        let back = reseat::restore::store::journal_removed_groups(
+            &state.db,
+            &item.account_id,
+            &item.product,
+            state.site(),
+        )
+        .await
+        .unwrap();
+        assert!(back.iter().all(|g| g.name != left), "{back:?}");
+        assert_eq!(back.len(), groups.len() - 1);
+        sim.shutdown().await;
+    }
 }
