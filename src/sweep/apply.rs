@@ -70,6 +70,10 @@ pub struct ApplyReport {
     /// Kept at the last moment: active again, or a running keep.
     pub skipped: u64,
     pub failed: u64,
+    /// Accounts suspended org-wide (`sweep.ladder.suspend`).
+    pub suspended: u64,
+    /// Accounts removed from the org directory (`sweep.ladder.delete_after`).
+    pub deleted: u64,
     /// Stopped before the end (test hook); run `apply` again to continue.
     pub interrupted: bool,
     /// Dry run: what would happen, per item (`account product: action`).
@@ -240,6 +244,10 @@ pub async fn apply(
             }
         }
     }
+    if !report.interrupted {
+        suspend_step(state, &plan, options, &mut report).await?;
+        delete_step(state, &plan, options, &mut report).await?;
+    }
     let status = if report.interrupted {
         "interrupted"
     } else {
@@ -266,6 +274,7 @@ pub async fn apply(
                 "warned": report.warned, "removed_users": report.removed_users,
                 "removed_memberships": report.removed_memberships,
                 "skipped": report.skipped, "failed": report.failed,
+                "suspended": report.suspended, "deleted": report.deleted,
             }),
         },
     )
@@ -702,5 +711,169 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// The ladder's suspension step (`sweep.ladder.suspend`): accounts the plan's removals left
+/// with no managed product on the site are suspended org-wide, once (a
+/// `sweep_suspensions` row, an audit entry). A failure counts as a failed item and is tried
+/// again by the next apply of the plan.
+async fn suspend_step(
+    state: &AppState,
+    plan: &PlanRecord,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let config = &state.config.sweep;
+    if !config.ladder.suspend {
+        return Ok(());
+    }
+    let dry_run = config.mode == Mode::DryRun;
+    let candidates = store::suspension_candidates(&state.db, &plan.id, dry_run).await?;
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let reason = "no managed product left on the site after the sweep's removals";
+    if dry_run {
+        for account in candidates {
+            report
+                .would
+                .push(format!("{account}: suspend org-wide ({reason})"));
+        }
+        return Ok(());
+    }
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Err(SweepError::Config(
+            "sweep.ladder.suspend needs the admin API (atlassian.org_id and admin_api_key)"
+                .to_owned(),
+        ));
+    };
+    for account_id in candidates {
+        let Ok(account) = AccountId::parse(account_id.as_str()) else {
+            continue;
+        };
+        if let Err(error) = admin.suspend_access(org, &account).await {
+            report.failed += 1;
+            tracing::warn!(account = %account_id, %error, "suspension failed");
+            audit::record(
+                &state.db,
+                audit::Entry {
+                    actor: "reseat",
+                    action: "sweep.suspend_failed",
+                    account_id: Some(&account_id),
+                    product: None,
+                    details: serde_json::json!({ "plan_id": plan.id, "error": error.to_string() }),
+                },
+            )
+            .await?;
+            continue;
+        }
+        let mut tx = state.db.pool().begin().await?;
+        store::record_suspension_in(
+            &mut tx,
+            &account_id,
+            &plan.site,
+            &plan.id,
+            reason,
+            options.now,
+        )
+        .await?;
+        audit::record_in(
+            &mut tx,
+            audit::Entry {
+                actor: "reseat",
+                action: "sweep.suspended",
+                account_id: Some(&account_id),
+                product: None,
+                details: serde_json::json!({ "plan_id": plan.id, "reason": reason }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        report.suspended += 1;
+    }
+    Ok(())
+}
+
+/// The ladder's last step (`sweep.ladder.delete_after`): accounts reseat suspended at least
+/// that long ago, not restored since, are removed from the org directory. A 404 means the
+/// account is already gone (a retry after a lost answer): recorded as deleted.
+async fn delete_step(
+    state: &AppState,
+    plan: &PlanRecord,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let config = &state.config.sweep;
+    let Some(after) = config.ladder.delete_after else {
+        return Ok(());
+    };
+    let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let Some(before) = options.now.checked_sub_signed(after) else {
+        return Ok(());
+    };
+    let dry_run = config.mode == Mode::DryRun;
+    let due = store::suspensions_due(&state.db, &plan.site, before).await?;
+    for (id, account_id, suspended_at) in due {
+        if store::restored_since(&state.db, &account_id, suspended_at).await? {
+            // A restore gave access back since: the account stays; the suspension is over
+            // for the ladder.
+            if !dry_run {
+                let mut conn = state.db.pool().acquire().await?;
+                store::close_suspension_in(
+                    &mut conn,
+                    id,
+                    store::SuspensionEnd::Restored,
+                    options.now,
+                )
+                .await?;
+            }
+            continue;
+        }
+        if dry_run {
+            report.would.push(format!(
+                "{account_id}: remove from the directory (suspended {})",
+                suspended_at.format("%Y-%m-%d")
+            ));
+            continue;
+        }
+        let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+            return Err(SweepError::Config(
+                "sweep.ladder.delete_after needs the admin API (atlassian.org_id and admin_api_key)"
+                    .to_owned(),
+            ));
+        };
+        let Ok(account) = AccountId::parse(account_id.as_str()) else {
+            continue;
+        };
+        let already_gone = match admin.remove_from_directory(org, &account).await {
+            Ok(()) => false,
+            Err(crate::atlassian::AtlassianError::NotFound { .. }) => true,
+            Err(error) => {
+                report.failed += 1;
+                tracing::warn!(account = %account_id, %error, "removal from the directory failed");
+                continue;
+            }
+        };
+        let mut tx = state.db.pool().begin().await?;
+        store::close_suspension_in(&mut tx, id, store::SuspensionEnd::Deleted, options.now).await?;
+        audit::record_in(
+            &mut tx,
+            audit::Entry {
+                actor: "reseat",
+                action: "sweep.deleted",
+                account_id: Some(&account_id),
+                product: None,
+                details: serde_json::json!({
+                    "plan_id": plan.id,
+                    "suspended_at": suspended_at.to_rfc3339(),
+                    "already_gone": already_gone,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        report.deleted += 1;
+    }
     Ok(())
 }

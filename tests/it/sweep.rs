@@ -889,3 +889,154 @@ async fn a_membership_gone_before_apply_is_not_given_back_by_a_restore() {
         sim.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn the_ladder_suspends_once_and_deletes_after_the_delay() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let base = state_for(&sim, &db, Mode::DryRun).await;
+        let mut config = (*base.config).clone();
+        config.sweep.ladder.suspend = true;
+        config.sweep.ladder.delete_after = Some(Duration::from_secs(30 * 86_400));
+        // The test moves the clock a month on; the plan's activity must not look stale.
+        config.sweep.limits.stale_after = Duration::from_secs(365 * 86_400);
+        config.validate().unwrap();
+        let mut dry = base.clone();
+        dry.config = std::sync::Arc::new(config.clone());
+        config.sweep.mode = Mode::Live;
+        let mut state = base.clone();
+        state.config = std::sync::Arc::new(config);
+
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        // Accounts whose every managed product on the site is removed.
+        let mut all_removed: BTreeMap<String, bool> = BTreeMap::new();
+        for item in &items {
+            let entry = all_removed.entry(item.account_id.clone()).or_insert(true);
+            *entry &= item.decision == "remove";
+        }
+        let expected: BTreeSet<String> = all_removed
+            .into_iter()
+            .filter(|(_, all)| *all)
+            .map(|(account, _)| account)
+            .collect();
+        assert!(!expected.is_empty());
+        let partly = items
+            .iter()
+            .find(|i| i.decision == "remove" && !expected.contains(&i.account_id))
+            .map(|i| i.account_id.clone());
+
+        // Dry run: says what would happen, changes nothing.
+        let report = reseat::sweep::apply(&dry, Some(&plan_id), &ApplyOptions::default())
+            .await
+            .unwrap();
+        let would: BTreeSet<String> = report
+            .would
+            .iter()
+            .filter(|w| w.contains("suspend org-wide"))
+            .map(|w| w.split(':').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(would, expected);
+        assert!(
+            expected
+                .iter()
+                .all(|a| !sim.state().user(a).unwrap().suspended)
+        );
+
+        // Live: removal, then suspension of exactly those accounts.
+        let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(report.failed, 0);
+        assert_eq!(report.suspended as usize, expected.len());
+        for account in &expected {
+            assert!(sim.state().user(account).unwrap().suspended, "{account}");
+        }
+        if let Some(account) = partly {
+            assert!(
+                !sim.state().user(&account).unwrap().suspended,
+                "keeps a product"
+            );
+        }
+        // Once: a second apply suspends nobody and calls nothing.
+        sim.state().clear_log();
+        let again = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(again.suspended, 0);
+        assert!(sim.state().log().is_empty(), "{:?}", sim.state().log());
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sweep_suspensions")
+            .fetch_one(state.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows as usize, expected.len());
+
+        // Before the delay nobody is deleted; after it, each once. One account is already
+        // gone (an answer lost on an earlier try): its 404 counts as deleted.
+        let early = reseat::sweep::apply(
+            &state,
+            Some(&plan_id),
+            &ApplyOptions {
+                now: Utc::now() + chrono::Duration::days(29),
+                ..live()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(early.deleted, 0);
+        let gone = expected.iter().next().unwrap();
+        let admin = state.atlassian.admin.as_ref().unwrap();
+        let org = state.atlassian.org_id.as_ref().unwrap();
+        admin
+            .remove_from_directory(
+                org,
+                &reseat::atlassian::AccountId::parse(gone.clone()).unwrap(),
+            )
+            .await
+            .unwrap();
+        let later = ApplyOptions {
+            now: Utc::now() + chrono::Duration::days(31),
+            ..live()
+        };
+        let dry_later = reseat::sweep::apply(&dry, Some(&plan_id), &later)
+            .await
+            .unwrap();
+        assert_eq!(
+            dry_later
+                .would
+                .iter()
+                .filter(|w| w.contains("remove from the directory"))
+                .count(),
+            expected.len()
+        );
+        let late = reseat::sweep::apply(&state, Some(&plan_id), &later)
+            .await
+            .unwrap();
+        assert_eq!(late.failed, 0);
+        assert_eq!(late.deleted as usize, expected.len());
+        for account in &expected {
+            assert!(
+                !sim.state().user(account).unwrap().in_directory,
+                "{account}"
+            );
+        }
+        let last = reseat::sweep::apply(&state, Some(&plan_id), &later)
+            .await
+            .unwrap();
+        assert_eq!(last.deleted, 0);
+        let audited = audit_actions(&state).await;
+        assert_eq!(
+            audited.iter().filter(|a| *a == "sweep.suspended").count(),
+            expected.len()
+        );
+        assert_eq!(
+            audited.iter().filter(|a| *a == "sweep.deleted").count(),
+            expected.len()
+        );
+        sim.shutdown().await;
+    }
+}
