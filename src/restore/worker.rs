@@ -553,7 +553,13 @@ async fn gather_facts(
         channel,
         product_configured: state.config.sweep.product(&subject.product).is_some(),
         account_type: user.account_type.clone(),
-        active: user.active,
+        // Jira reports an org-suspended account as inactive. A suspension the sweep's ladder
+        // made (`sweep_suspensions`) is reseat's own step, which a restore lifts; any other
+        // suspension or deactivation still blocks.
+        active: user.active
+            || crate::sweep::store::open_suspension(&state.db, subject.account.as_str())
+                .await?
+                .is_some(),
         suspended: false,
         email: user.email_address.clone(),
         groups: groups
