@@ -204,7 +204,7 @@ pub async fn apply(
     if !dry_run {
         store::set_plan_status(&state.db, &plan.id, "applying").await?;
     }
-    let recheck = if dry_run {
+    let mut recheck = if dry_run {
         None
     } else {
         recheck_listing(state, &plan, options, &mut report).await?
@@ -227,7 +227,7 @@ pub async fn apply(
                 state,
                 &plan,
                 &summary,
-                recheck.as_ref(),
+                recheck.as_mut(),
                 &item,
                 options,
                 &mut report,
@@ -338,7 +338,12 @@ async fn finish_item(
 /// acting.
 struct Recheck {
     listed: HashMap<(AccountId, ProductKey), DateTime<Utc>>,
+    /// Per-user answers, one call per account however many of its items need one.
+    looked_up: HashMap<AccountId, Option<SiteDates>>,
 }
+
+/// Newest activity per product on the site, as `last-active-dates` gives it.
+type SiteDates = Vec<(ProductKey, DateTime<Utc>)>;
 
 /// Reads the listing for the re-check, unless the plan is younger than
 /// `sweep.recheck_after`, nothing is left to act on, or there is no admin API.
@@ -373,15 +378,18 @@ async fn recheck_listing(
         crate::activity::api::listed_activity(admin, org, &site, &accounts, &config.product_keys())
             .await?;
     report.recheck_listing_pages = pages;
-    Ok(Some(Recheck { listed }))
+    Ok(Some(Recheck {
+        listed,
+        looked_up: HashMap::new(),
+    }))
 }
 
-/// Newest activity of one product on the site, straight from the admin API.
+/// Newest activity per product on the site for one account, straight from the admin API
+/// (`last-active-dates`; `None` when the API does not know the account).
 async fn current_activity(
     state: &AppState,
     account: &AccountId,
-    product: &ProductKey,
-) -> Result<Option<DateTime<Utc>>, SweepError> {
+) -> Result<Option<SiteDates>, SweepError> {
     let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
         return Ok(None);
     };
@@ -394,23 +402,24 @@ async fn current_activity(
         Err(crate::atlassian::AtlassianError::NotFound { .. }) => return Ok(None),
         Err(error) => return Err(error.into()),
     };
-    Ok(dates
-        .product_access
-        .iter()
-        .filter(|p| &p.key == product)
-        .filter(|p| match site.cloud_id.as_deref() {
-            Some(cloud_id) => p.is_site(cloud_id),
-            None => p.url.as_deref().is_some_and(|u| site.is_site_url(u)),
-        })
-        .filter_map(|p| p.last_active)
-        .max())
+    Ok(Some(
+        dates
+            .product_access
+            .iter()
+            .filter(|p| match site.cloud_id.as_deref() {
+                Some(cloud_id) => p.is_site(cloud_id),
+                None => p.url.as_deref().is_some_and(|u| site.is_site_url(u)),
+            })
+            .filter_map(|p| p.last_active.map(|at| (p.key.clone(), at)))
+            .collect(),
+    ))
 }
 
 async fn apply_item(
     state: &AppState,
     plan: &PlanRecord,
     summary: &PlanSummaryRead,
-    recheck: Option<&Recheck>,
+    recheck: Option<&mut Recheck>,
     item: &PlanItem,
     options: &ApplyOptions,
     report: &mut ApplyReport,
@@ -450,8 +459,22 @@ async fn apply_item(
             match recheck.listed.get(&(account.clone(), product.clone())) {
                 Some(at) => Some(*at),
                 None => {
-                    report.recheck_lookups += 1;
-                    current_activity(state, &account, &product).await?
+                    if !recheck.looked_up.contains_key(&account) {
+                        report.recheck_lookups += 1;
+                        let dates = current_activity(state, &account).await?;
+                        recheck.looked_up.insert(account.clone(), dates);
+                    }
+                    recheck
+                        .looked_up
+                        .get(&account)
+                        .and_then(Option::as_ref)
+                        .and_then(|dates| {
+                            dates
+                                .iter()
+                                .filter(|(key, _)| key == &product)
+                                .map(|(_, at)| *at)
+                                .max()
+                        })
                 }
             }
         }
