@@ -8,7 +8,8 @@
 //! The client's own `requests_per_second` is set to the simulator's limit for every family.
 //! `cargo bench --bench sweep`: `RESEAT_BENCH_USERS` (default 10,000) users,
 //! `RESEAT_BENCH_RATE` (default 500) requests/s; without `--bench`, 600 users at 200/s
-//! and no naive run.
+//! and no naive run. `RESEAT_BENCH_RECHECK_AFTER=0` makes apply re-check activity (default:
+//! the configuration's 1h, so the apply right after the plan does not).
 
 #![allow(clippy::unwrap_used)]
 
