@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::SweepError;
@@ -362,11 +363,14 @@ async fn recheck_listing(
     let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
         return Ok(None);
     };
-    let accounts: HashSet<AccountId> = store::actionable_accounts(&state.db, &plan.id)
+    let products = config.product_keys();
+    let pairs: Vec<(AccountId, ProductKey)> = store::actionable_pairs(&state.db, &plan.id)
         .await?
         .into_iter()
-        .filter_map(|a| AccountId::parse(a).ok())
+        .filter_map(|(a, p)| Some((AccountId::parse(a).ok()?, ProductKey::parse(&p).ok()?)))
+        .filter(|(_, p)| products.contains(p))
         .collect();
+    let accounts: HashSet<AccountId> = pairs.iter().map(|(a, _)| a.clone()).collect();
     if accounts.is_empty() {
         return Ok(None);
     }
@@ -375,13 +379,28 @@ async fn recheck_listing(
         site_name: state.config.atlassian.site_name.clone(),
     };
     let (listed, pages) =
-        crate::activity::api::listed_activity(admin, org, &site, &accounts, &config.product_keys())
-            .await?;
+        crate::activity::api::listed_activity(admin, org, &site, &accounts, &products).await?;
     report.recheck_listing_pages = pages;
-    Ok(Some(Recheck {
-        listed,
-        looked_up: HashMap::new(),
+    // Items the listing has no date for: one lookup per account, concurrently, up to
+    // `atlassian.admin.concurrency`.
+    let missing: HashSet<AccountId> = pairs
+        .into_iter()
+        .filter(|pair| !listed.contains_key(pair))
+        .map(|(account, _)| account)
+        .collect();
+    let concurrency = (state.config.atlassian.admin.concurrency as usize).max(1);
+    let lookups = futures_util::stream::iter(missing.into_iter().map(|account| async move {
+        let dates = current_activity(state, &account).await;
+        (account, dates)
     }))
+    .buffer_unordered(concurrency);
+    futures_util::pin_mut!(lookups);
+    let mut looked_up = HashMap::new();
+    while let Some((account, dates)) = lookups.next().await {
+        report.recheck_lookups += 1;
+        looked_up.insert(account, dates?);
+    }
+    Ok(Some(Recheck { listed, looked_up }))
 }
 
 /// Newest activity per product on the site for one account, straight from the admin API

@@ -187,10 +187,13 @@ pub async fn actionable_items(
     .await
 }
 
-/// Accounts with an item still to apply (as [`actionable_items`] selects them).
-pub async fn actionable_accounts(db: &Db, plan_id: &str) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT account_id FROM plan_items WHERE plan_id = $1 \
+/// (account, product) of the items still to apply (as [`actionable_items`] selects them).
+pub async fn actionable_pairs(
+    db: &Db,
+    plan_id: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, product FROM plan_items WHERE plan_id = $1 \
          AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove')",
     )
     .bind(plan_id)
