@@ -412,7 +412,9 @@ pub async fn latest_warnings_of(
 /// Accounts whose every item in the plan is a removal: applied (`done`) in a live run, or
 /// about to be in a dry run. With no managed product left on the site, they are the
 /// candidates for the ladder's suspension step. Accounts with an open suspension (reseat
-/// suspended them and neither restored nor deleted them since) are left out.
+/// suspended them and neither restored nor deleted them since), and accounts this plan
+/// already suspended (a restore since then is not undone by applying the plan again), are
+/// left out.
 pub async fn suspension_candidates(
     db: &Db,
     plan_id: &str,
@@ -426,7 +428,7 @@ pub async fn suspension_candidates(
     sqlx::query_scalar(&format!(
         "SELECT account_id FROM plan_items WHERE plan_id = $1 \
          AND account_id NOT IN (SELECT account_id FROM sweep_suspensions \
-         WHERE restored_at IS NULL AND deleted_at IS NULL) \
+         WHERE plan_id = $1 OR (restored_at IS NULL AND deleted_at IS NULL)) \
          GROUP BY account_id \
          HAVING SUM(CASE WHEN {removed} THEN 1 ELSE 0 END) = COUNT(*) ORDER BY account_id"
     ))

@@ -1282,6 +1282,12 @@ async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
             .await
             .unwrap();
         assert_eq!(open, None, "the suspension is closed");
+        // Applying the same plan again does not suspend the restored account again.
+        let again = reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+            .await
+            .unwrap();
+        assert_eq!(again.suspended, 0);
+        assert!(!env.sim.state().user(&victim).unwrap().suspended);
         env.sim.shutdown().await;
     }
 }
