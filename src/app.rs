@@ -197,9 +197,13 @@ impl App {
         }
         let server_cancel = cancel.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-                .await
+            // The peer address: the admin sign-in counts attempts per client.
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+            .await
         });
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests and jobs");

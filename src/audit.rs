@@ -76,3 +76,40 @@ pub async fn list(db: &Db, account: Option<&str>, limit: i64) -> Result<Vec<Reco
         }
     }
 }
+
+/// What to look for in the audit log; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    pub actor: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub account: Option<&'a str>,
+    /// From this time (UTC ms), inclusive.
+    pub from: Option<i64>,
+    /// Before this time (UTC ms), exclusive.
+    pub to: Option<i64>,
+}
+
+/// One page of entries matching `filter`, newest first, with ids below `before`.
+pub async fn search(
+    db: &Db,
+    filter: &Filter<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
+    sqlx::query_as::<Any, Record>(
+        "SELECT id, at, actor, action, account_id, product, details FROM audit_log \
+         WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
+         AND ($3 IS NULL OR account_id = $3) AND ($4 IS NULL OR at >= $4) \
+         AND ($5 IS NULL OR at < $5) AND ($6 IS NULL OR id < $6) \
+         ORDER BY id DESC LIMIT $7",
+    )
+    .bind(filter.actor)
+    .bind(filter.action)
+    .bind(filter.account)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}

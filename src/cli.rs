@@ -59,6 +59,9 @@ pub enum Command {
     Rules(crate::restore::cli::RulesArgs),
     /// Restore requests waiting for an admin: list, approve, deny.
     Requests(crate::restore::cli::RequestsArgs),
+    /// Admin access: hash a password or an API token, print a one-time login link or the
+    /// API's OpenAPI document.
+    Admin(crate::web::admin::cli::AdminArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -271,6 +274,43 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{out}");
             Ok(())
         }
+        Command::Admin(args) => match &args.command {
+            crate::web::admin::cli::AdminCommand::HashPassword => {
+                let hash = crate::web::admin::cli::hash_password(std::io::stdin().lock())
+                    .map_err(CliError::Other)?;
+                println!("{hash}");
+                Ok(())
+            }
+            crate::web::admin::cli::AdminCommand::LoginLink { name } => {
+                let state = crate::app::AppState::open(load_config(&cli)?).await?;
+                let out = crate::web::admin::cli::login_link(&state, name)
+                    .await
+                    .map_err(CliError::Other)?;
+                print!("{out}");
+                Ok(())
+            }
+            crate::web::admin::cli::AdminCommand::HashToken => {
+                let mut token = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)
+                    .map_err(|error| CliError::Other(format!("admin hash-token: {error}")))?;
+                // A trailing newline from `echo` or a terminal is not part of the token.
+                let token = token.trim_end_matches(['\n', '\r']);
+                if token.trim().is_empty() {
+                    return Err(CliError::Other(
+                        "admin hash-token: no token on standard input; try: printf %s TOKEN | reseat admin hash-token".into(),
+                    ));
+                }
+                println!("{}", crate::web::config::hash_token(token));
+                Ok(())
+            }
+            crate::web::admin::cli::AdminCommand::Openapi => {
+                let document = crate::web::api::openapi()
+                    .to_pretty_json()
+                    .map_err(|error| CliError::Other(format!("admin openapi: {error}")))?;
+                println!("{document}");
+                Ok(())
+            }
+        },
         Command::Requests(args) => {
             let state = crate::app::AppState::open(load_config(&cli)?).await?;
             let out = crate::restore::cli::requests(&state, args)

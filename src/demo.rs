@@ -95,6 +95,9 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
     // guards allow the large share of idle seats it has.
     let sweep = &mut config.sweep;
     sweep.mode = crate::sweep::config::Mode::Live;
+    // Straight to removal, so the demo shows the whole loop at once: removal notice,
+    // restore link, access back.
+    sweep.ladder.warn = false;
     sweep.protect.groups = vec![seed::GROUP_PROTECTED.to_string()];
     sweep.governance.block_on_multi_product_groups = false;
     sweep.limits.max_removals = 10_000;
@@ -175,17 +178,76 @@ pub async fn run(
     .await
     .map_err(|e| anyhow::anyhow!("demo: cannot start the simulator: {e}"))?;
     let mut config = config_for(&sim, &dir);
-    config.server.listen = format!("127.0.0.1:{}", args.port);
+    // Links in emails name the real port, also when a free one is picked.
+    let port = match args.port {
+        0 => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port(),
+        port => port,
+    };
+    config.server.listen = format!("127.0.0.1:{port}");
+    config.server.public_url = Some(format!("http://127.0.0.1:{port}"));
     let app = App::build(config).await?;
     println!("app: http://{}", app.local_addr());
     println!("simulator: {}", sim.base_url());
     println!("outbox: {}", outbox.display());
     println!("database: {}", dir.join("reseat.db").display());
+    // The admin pages, signed in once by this link (valid for admin.login_link_ttl); the
+    // bound address, not server.listen, since --port 0 picks one.
+    match crate::web::admin::auth::create_login_link(app.state(), "demo").await {
+        Ok(link) => {
+            let token = link.rsplit('/').next().unwrap_or_default();
+            println!("admin: http://{}/admin/login/{token}", app.local_addr());
+        }
+        Err(error) => eprintln!("demo: cannot create an admin login link: {error}"),
+    }
     println!(
         "try: curl -s -X POST http://{}/hooks/automation -H 'Content-Type: application/json' -H 'X-Reseat-Token: {DEMO_AUTOMATION_SECRET}' -d '{{\"accountId\":\"<id>\",\"product\":\"jira-software\"}}'",
         app.local_addr()
     );
+    // The first sweep runs while the service starts: idle seats are removed, and each
+    // removal notice in the outbox carries a restore link to click.
+    let state = app.state().clone();
+    tokio::spawn(async move {
+        match first_sweep(&state).await {
+            Ok(line) => println!("{line}"),
+            Err(error) => eprintln!("demo: the first sweep failed: {error}"),
+        }
+    });
     let result = app.run_until(shutdown).await;
     sim.shutdown().await;
     result.map_err(Into::into)
+}
+
+/// Plans and applies once, live, and says what happened and where to click.
+async fn first_sweep(state: &crate::app::AppState) -> Result<String, crate::sweep::SweepError> {
+    let now = chrono::Utc::now();
+    let hidden = indicatif::ProgressBar::hidden();
+    let planned = crate::sweep::plan(state, &[crate::sweep::Source::Api], now, &hidden).await?;
+    let options = crate::sweep::ApplyOptions {
+        now,
+        confirmed: true,
+        stop_after: None,
+    };
+    let report = crate::sweep::apply(state, Some(&planned.plan_id), &options).await?;
+    let link: Option<String> = sqlx::query_scalar(
+        "SELECT text_body FROM email_outbox WHERE template = 'removal' AND to_addr LIKE $1 \
+         ORDER BY id LIMIT 1",
+    )
+    // Staff of the sample org's own domain: the demo's rules give their access straight back.
+    .bind(format!("%@{}", seed::MANAGED_DOMAIN))
+    .fetch_optional(state.db.pool())
+    .await?;
+    let link = link.and_then(|body| {
+        body.split_whitespace()
+            .find(|word| word.contains("/restore/"))
+            .map(str::to_owned)
+    });
+    Ok(format!(
+        "sweep: plan {} removed {} seat(s) ({} membership(s)); removal notices are in the outbox{}",
+        planned.plan_id,
+        report.removed_users,
+        report.removed_memberships,
+        link.map(|l| format!("; open one: {l}")).unwrap_or_default()
+    ))
 }

@@ -127,8 +127,8 @@ impl AtlassianConfig {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FamilyLimits {
-    /// Requests per second this client starts at most, evenly spaced (no bursts). At least 1;
-    /// set it a little under the upstream limit.
+    /// Requests per second this client starts at most, nearly evenly spaced (bursts of 2% of
+    /// the rate at most). At least 1; set it a little under the upstream limit.
     pub requests_per_second: u32,
     /// Requests in flight at once. At least 1.
     pub concurrency: u32,

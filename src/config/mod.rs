@@ -48,6 +48,8 @@ pub struct Config {
     pub mail: crate::notify::MailConfig,
     /// Signed restore and keep links: the key ring and how long links work.
     pub links: crate::notify::LinkConfig,
+    /// Admin access: API tokens for `/api/v1` and users of the admin pages.
+    pub admin: crate::web::config::AdminConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,6 +270,7 @@ impl Config {
         self.restore.validate()?;
         self.mail.validate(self.server.public_url.as_deref())?;
         self.links.validate()?;
+        self.admin.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",

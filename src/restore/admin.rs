@@ -14,6 +14,31 @@ use crate::audit;
 use crate::queue::NewJob;
 use crate::store::time::now_ms;
 
+/// Who decides: a person signed in to the admin pages, or a holder of an API token.
+#[derive(Debug, Clone, Copy)]
+pub enum By<'a> {
+    Admin(&'a str),
+    ApiToken(&'a str),
+}
+
+impl By<'_> {
+    /// The audit actor: `admin:<name>` or `api:<token name>`.
+    pub fn actor(&self) -> String {
+        match self {
+            By::Admin(name) => format!("admin:{name}"),
+            By::ApiToken(name) => format!("api:{name}"),
+        }
+    }
+
+    /// How the decision is credited on the request (`approved by …`).
+    pub fn label(&self) -> String {
+        match self {
+            By::Admin(name) => (*name).to_string(),
+            By::ApiToken(name) => format!("api:{name}"),
+        }
+    }
+}
+
 /// Why an admin action was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -103,11 +128,21 @@ pub async fn approve(
     admin: &str,
     groups: Vec<GroupId>,
 ) -> Result<(), AdminError> {
+    approve_by(state, id, By::Admin(admin), groups).await
+}
+
+/// Approves a request for an admin or an API token; the worker restores and replies.
+pub async fn approve_by(
+    state: &AppState,
+    id: &str,
+    by: By<'_>,
+    groups: Vec<GroupId>,
+) -> Result<(), AdminError> {
     let request = open_request(state, id).await?;
     let mut payload: serde_json::Value =
         serde_json::from_str(&request.payload).unwrap_or_else(|_| json!({}));
     payload["approval"] = json!(Approval {
-        by: admin.to_string(),
+        by: by.label(),
         groups: groups.clone()
     });
     let mut tx = state.db.pool().begin().await?;
@@ -122,7 +157,7 @@ pub async fn approve(
     .await?;
     let group_ids: Vec<&str> = groups.iter().map(GroupId::as_str).collect();
     let details = json!({ "request_id": id, "groups": group_ids });
-    audit_and_enqueue(state, &mut tx, &request, admin, "approved", details).await?;
+    audit_and_enqueue(state, &mut tx, &request, by, "approved", details).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -133,11 +168,11 @@ async fn audit_and_enqueue(
     state: &AppState,
     tx: &mut sqlx::AnyConnection,
     request: &RestoreRequest,
-    admin: &str,
+    by: By<'_>,
     verb: &str,
     details: serde_json::Value,
 ) -> Result<(), AdminError> {
-    let actor = format!("admin:{admin}");
+    let actor = by.actor();
     let action = format!("restore.{verb}");
     audit::record_in(
         tx,
@@ -164,9 +199,19 @@ async fn audit_and_enqueue(
 
 /// Denies a request with a reason the requester is told; the worker replies.
 pub async fn deny(state: &AppState, id: &str, admin: &str, reason: &str) -> Result<(), AdminError> {
+    deny_by(state, id, By::Admin(admin), reason).await
+}
+
+/// Denies a request for an admin or an API token; the worker replies.
+pub async fn deny_by(
+    state: &AppState,
+    id: &str,
+    by: By<'_>,
+    reason: &str,
+) -> Result<(), AdminError> {
     let request = open_request(state, id).await?;
     let mut tx = state.db.pool().begin().await?;
-    let rule = format!("denied by {admin}");
+    let rule = format!("denied by {}", by.label());
     store::set_outcome_in(
         &mut tx,
         id,
@@ -185,7 +230,7 @@ pub async fn deny(state: &AppState, id: &str, admin: &str, reason: &str) -> Resu
         .execute(&mut *tx)
         .await?;
     let details = json!({ "request_id": id, "reason": reason });
-    audit_and_enqueue(state, &mut tx, &request, admin, "denied", details).await?;
+    audit_and_enqueue(state, &mut tx, &request, by, "denied", details).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -324,3 +324,90 @@ pub async fn mark_replied(db: &Db, id: &str) -> Result<(), sqlx::Error> {
         .await?;
     Ok(())
 }
+
+/// One page of requests, newest first, optionally in one status; `before` is the id of the
+/// last request of the previous page (an unknown id gives an empty page).
+pub async fn list_page(
+    db: &Db,
+    status: Option<&str>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests WHERE ($1 IS NULL OR status = $1) \
+         AND ($2 IS NULL OR (created_at, id) < \
+              (SELECT created_at, id FROM restore_requests WHERE id = $2)) \
+         ORDER BY created_at DESC, id DESC LIMIT $3"
+    ))
+    .bind(status)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// Requests about one account, oldest first, at most `limit`.
+pub async fn list_for_account(
+    db: &Db,
+    account: &str,
+    limit: i64,
+) -> Result<Vec<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests WHERE account_id = $1 \
+         ORDER BY created_at, id LIMIT $2"
+    ))
+    .bind(account)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// How many requests are in each status.
+pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, COUNT(*) FROM restore_requests GROUP BY status ORDER BY status")
+        .fetch_all(db.pool())
+        .await
+}
+
+/// A stored journal row.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct JournalRecord {
+    pub id: i64,
+    pub account_id: String,
+    pub product: String,
+    pub site: String,
+    pub group_id: String,
+    pub group_name: String,
+    /// removed | restored
+    pub action: String,
+    pub run_id: Option<String>,
+    pub request_id: Option<String>,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// Journal rows of one account (every product and site), oldest first, at most `limit`.
+pub async fn journal_of(
+    db: &Db,
+    account: &str,
+    limit: i64,
+) -> Result<Vec<JournalRecord>, sqlx::Error> {
+    sqlx::query_as::<Any, JournalRecord>(
+        "SELECT id, account_id, product, site, group_id, group_name, action, run_id, \
+         request_id, reason, created_at FROM journal WHERE account_id = $1 ORDER BY id LIMIT $2",
+    )
+    .bind(account)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// Journal rows counted by product and action (`removed`, `restored`).
+pub async fn journal_counts(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT product, action, COUNT(*) FROM journal GROUP BY product, action \
+         ORDER BY product, action",
+    )
+    .fetch_all(db.pool())
+    .await
+}

@@ -168,7 +168,7 @@ pub async fn items(db: &Db, plan_id: &str) -> Result<Vec<PlanItem>, sqlx::Error>
 }
 
 /// Items still to apply (pending, or failed on an earlier attempt) with a decision that
-/// acts, in plan order, after `after_id`, at most `limit`.
+/// acts and not excluded by an admin, in plan order, after `after_id`, at most `limit`.
 pub async fn actionable_items(
     db: &Db,
     plan_id: &str,
@@ -178,7 +178,7 @@ pub async fn actionable_items(
     sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM plan_items WHERE plan_id = $1 AND id > $2 \
          AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove') \
-         ORDER BY id LIMIT $3"
+         AND excluded = 0 ORDER BY id LIMIT $3"
     ))
     .bind(plan_id)
     .bind(after_id)
@@ -194,7 +194,7 @@ pub async fn actionable_pairs(
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT account_id, product FROM plan_items WHERE plan_id = $1 \
-         AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove')",
+         AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove') AND excluded = 0",
     )
     .bind(plan_id)
     .fetch_all(db.pool())
@@ -215,6 +215,30 @@ pub async fn set_item_state_in(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Excludes items of a plan from apply (or includes them again); items already applied
+/// stay as they are. Returns how many items changed.
+pub async fn set_items_excluded_in(
+    conn: &mut AnyConnection,
+    plan_id: &str,
+    item_ids: &[i64],
+    excluded: bool,
+) -> Result<u64, sqlx::Error> {
+    let mut changed = 0;
+    for id in item_ids {
+        changed += sqlx::query(
+            "UPDATE plan_items SET excluded = $1 WHERE plan_id = $2 AND id = $3 \
+             AND state IN ('pending', 'failed') AND excluded <> $1",
+        )
+        .bind(i64::from(excluded))
+        .bind(plan_id)
+        .bind(*id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(changed)
 }
 
 /// The newest warning per (account, product) on a site.
@@ -407,6 +431,48 @@ pub async fn latest_warnings_of(
     .fetch_optional(db.pool())
     .await?;
     Ok(at.flatten().map(from_ms))
+}
+
+/// One page of plans, newest first; `before` is the id of the last plan of the previous
+/// page (an unknown id gives an empty page).
+pub async fn list_plans(
+    db: &Db,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<PlanRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, created_at, source, site, status, summary FROM plans \
+         WHERE ($1 IS NULL OR (created_at, id) < (SELECT created_at, id FROM plans WHERE id = $1)) \
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// One page of a plan's items in plan order, optionally of one product and decision, after
+/// the item `after_id`.
+pub async fn items_page(
+    db: &Db,
+    plan_id: &str,
+    product: Option<&str>,
+    decision: Option<&str>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<PlanItem>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ITEM_COLUMNS} FROM plan_items WHERE plan_id = $1 AND id > $2 \
+         AND ($3 IS NULL OR product = $3) AND ($4 IS NULL OR decision = $4) \
+         ORDER BY id LIMIT $5"
+    ))
+    .bind(plan_id)
+    .bind(after_id)
+    .bind(product)
+    .bind(decision)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
 }
 
 /// Accounts whose every item in the plan is a removal: applied (`done`) in a live run, or

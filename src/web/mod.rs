@@ -16,6 +16,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
+pub mod admin;
+pub mod api;
+pub mod config;
 pub mod error;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,6 +32,8 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::restore::router())
+        .merge(api::router(state.clone()))
+        .merge(admin::router(&state))
         .merge(extra)
         // Enforced by the body extractors, so handlers see (and audit) an oversized body.
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,7 +1,10 @@
 //! reseat's integration tests: one binary, a module per area.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
+mod api;
 mod atlassian;
+mod browser;
 mod cli;
 mod digest;
 mod notify;

@@ -359,7 +359,7 @@ async fn apply_removes_exactly_the_planned_memberships_journal_first() {
 }
 
 /// Writes the simulator's org as an admin "Export users" CSV for the configured site.
-fn export_csv(sim: &SimHandle, path: &Path) {
+pub(crate) fn export_csv(sim: &SimHandle, path: &Path) {
     let products = [
         ProductKey::JIRA_SOFTWARE,
         ProductKey::JIRA_SERVICE_MANAGEMENT,

@@ -1,0 +1,231 @@
+//! `/admin/login` (password), `/admin/login/{token}` (one-time link) and `/admin/logout`.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{
+    self, AdminForm, ClientAddr, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SharedLimiter, same_secret,
+};
+use super::pages::{error_page, render};
+use super::store;
+use crate::app::AppState;
+use crate::audit;
+use crate::store::time::now_ms;
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage<'a> {
+    organisation: &'a str,
+    csrf: &'a str,
+    name: &'a str,
+    message: Option<&'a str>,
+    /// For a login link: who it signs in (no password fields then).
+    link_for: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The sign-in form, with a fresh double-submit CSRF cookie.
+fn login_form(
+    state: &AppState,
+    status: StatusCode,
+    name: &str,
+    message: Option<&str>,
+    link_for: Option<&str>,
+) -> Response {
+    let csrf = auth::random_token();
+    let page = LoginPage {
+        organisation: &state.config.mail.organisation,
+        csrf: &csrf,
+        name,
+        message,
+        link_for,
+    };
+    let mut response = render(status, page.render());
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        auth::cookie_header(state, LOGIN_CSRF_COOKIE, &csrf, "/admin", 3600),
+    );
+    response
+}
+
+fn login_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
+    auth::cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|cookie| same_secret(submitted, &cookie))
+}
+
+pub async fn page(State(state): State<AppState>) -> Response {
+    login_form(&state, StatusCode::OK, "", None, None)
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<SharedLimiter>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !login_csrf_ok(&headers, &form.csrf) {
+        return auth::csrf_refused("(signing in)");
+    }
+    let name = form.name.trim();
+    if !limiter.allow(&addr, name) {
+        record(
+            &state,
+            "login",
+            "admin.login_throttled",
+            json!({ "name": name, "addr": addr }),
+        )
+        .await;
+        let mut response = login_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            name,
+            Some("Too many attempts. Wait a minute and try again."),
+            None,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
+    if !auth::check_password(&state, name, &form.password).await {
+        record(
+            &state,
+            "login",
+            "admin.login_failed",
+            json!({ "name": name, "addr": addr }),
+        )
+        .await;
+        return login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            name,
+            Some("Wrong name or password."),
+            None,
+        );
+    }
+    signed_in(&state, name, "password", &addr).await
+}
+
+async fn signed_in(state: &AppState, admin: &str, method: &str, addr: &str) -> Response {
+    match auth::start_session(state, admin).await {
+        Ok(cookie) => {
+            record(
+                state,
+                &format!("admin:{admin}"),
+                "admin.login",
+                json!({ "method": method, "addr": addr }),
+            )
+            .await;
+            let mut response = Redirect::to("/admin").into_response();
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot start an admin session");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Cannot sign in right now; please try again.",
+            )
+        }
+    }
+}
+
+/// `GET /admin/login/{token}`: shows who the link signs in; uses nothing (mail and chat
+/// scanners open links).
+pub async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match store::login_link_admin(&state.db, &auth::sha256_hex(&token), now_ms()).await {
+        Ok(Some(admin)) => login_form(&state, StatusCode::OK, "", None, Some(&admin)),
+        Ok(None) => link_refused(),
+        Err(error) => {
+            tracing::error!(%error, "cannot read a login link");
+            error_page(StatusCode::INTERNAL_SERVER_ERROR, "Please try again.")
+        }
+    }
+}
+
+pub async fn link_submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    if !login_csrf_ok(&headers, &form.csrf) {
+        return auth::csrf_refused("(login link)");
+    }
+    match store::consume_login_link(&state.db, &auth::sha256_hex(&token), now_ms()).await {
+        Ok(Some(admin)) => signed_in(&state, &admin, "link", &addr).await,
+        Ok(None) => {
+            record(
+                &state,
+                "login",
+                "admin.login_link_refused",
+                json!({ "addr": addr }),
+            )
+            .await;
+            link_refused()
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot use a login link");
+            error_page(StatusCode::INTERNAL_SERVER_ERROR, "Please try again.")
+        }
+    }
+}
+
+fn link_refused() -> Response {
+    error_page(
+        StatusCode::GONE,
+        "This sign-in link cannot be used: it was used already or is too old. Run `reseat admin login-link` for a new one.",
+    )
+}
+
+pub async fn logout(State(state): State<AppState>, form: AdminForm) -> Response {
+    if let Err(error) = store::delete_session(&state.db, &form.session.key).await {
+        tracing::error!(%error, "cannot end an admin session");
+    }
+    record(&state, &form.session.actor(), "admin.logout", json!({})).await;
+    let mut response = Redirect::to("/admin/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        auth::cookie_header(&state, SESSION_COOKIE, "", "/admin", 0),
+    );
+    response
+}
+
+/// Audits a sign-in event; a failure to write it is logged, the answer stays the same.
+async fn record(state: &AppState, actor: &str, action: &str, details: serde_json::Value) {
+    if let Err(error) = audit::record(
+        &state.db,
+        audit::Entry {
+            actor,
+            action,
+            account_id: None,
+            product: None,
+            details,
+        },
+    )
+    .await
+    {
+        tracing::error!(%error, action, "cannot audit a sign-in event");
+    }
+}

@@ -1,0 +1,309 @@
+//! What every admin page shares (the layout, headers, errors, dates) and the overview.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+
+use super::auth::AdminSession;
+use super::charts::{self, Chart};
+use super::store;
+use crate::app::AppState;
+use crate::store::time::{from_ms, now_ms};
+
+/// What the layout shows around every signed-in page.
+pub struct Layout {
+    pub admin: String,
+    pub csrf: String,
+    pub section: &'static str,
+    pub organisation: String,
+}
+
+impl Layout {
+    pub fn new(state: &AppState, session: &AdminSession, section: &'static str) -> Layout {
+        Layout {
+            admin: session.admin.clone(),
+            csrf: session.csrf.clone(),
+            section,
+            organisation: state.config.mail.organisation.clone(),
+        }
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// 404
+    #[error("{0}")]
+    NotFound(String),
+    /// 400
+    #[error("{0}")]
+    BadRequest(String),
+    /// 500: the cause goes to the log only.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(error: sqlx::Error) -> Self {
+        PageError::Internal(error.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::NotFound(message) => error_page(StatusCode::NOT_FOUND, &message),
+            PageError::BadRequest(message) => error_page(StatusCode::BAD_REQUEST, &message),
+            PageError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "admin page failed");
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong; the details are in reseat's log.",
+                )
+            }
+        }
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    message: &'a str,
+}
+
+/// A plain page for a refusal or failure.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    render(
+        status,
+        ErrorPage {
+            status: status.as_u16(),
+            message,
+        }
+        .render(),
+    )
+}
+
+/// A rendered page with the headers every admin page carries: never cached, never framed,
+/// no scripts at all, no referrer.
+pub fn render(status: StatusCode, html: Result<String, askama::Error>) -> Response {
+    let mut response = match html {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render an admin page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    };
+    secure_headers(&mut response);
+    response
+}
+
+pub fn secure_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+}
+
+/// A page that rendered fine.
+pub fn ok(template: &impl Template) -> PageResult {
+    Ok(render(StatusCode::OK, template.render()))
+}
+
+/// `2025-01-31 14:05 UTC`.
+pub fn date_time(ms: i64) -> String {
+    from_ms(ms).format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `2025-01-31`.
+pub fn date(ms: i64) -> String {
+    from_ms(ms).format("%Y-%m-%d").to_string()
+}
+
+/// An optional query value, trimmed; empty means absent.
+pub fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Seats of one product, from its Jira application role.
+pub struct SeatRow {
+    pub product: String,
+    pub used: i64,
+    pub total: String,
+    /// 0–100, for the bar.
+    pub percent: i64,
+}
+
+pub struct UpcomingRow {
+    pub account_id: String,
+    pub product: String,
+    pub email: String,
+    pub remove_after: String,
+}
+
+pub struct RunView {
+    pub kind: String,
+    pub status: String,
+    pub mode: String,
+    pub started: String,
+    pub finished: String,
+    pub plan_id: String,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    seats: Vec<SeatRow>,
+    seats_error: Option<String>,
+    requests_chart: Chart,
+    removals_chart: Chart,
+    upcoming_count: i64,
+    upcoming: Vec<UpcomingRow>,
+    queue: crate::queue::QueueStats,
+    request_counts: Vec<(String, i64)>,
+    last_run: Option<RunView>,
+}
+
+/// Days the overview charts cover.
+pub const CHART_DAYS: i64 = 30;
+
+pub async fn overview(State(state): State<AppState>, session: AdminSession) -> PageResult {
+    let page = overview_page(&state, &session).await?;
+    ok(&page)
+}
+
+/// Renders the overview (the benchmark calls this).
+pub async fn render_overview(state: &AppState, admin: &str) -> Result<String, PageError> {
+    let session = AdminSession {
+        admin: admin.to_string(),
+        csrf: String::new(),
+        key: String::new(),
+    };
+    overview_page(state, &session)
+        .await?
+        .render()
+        .map_err(|e| PageError::Internal(e.into()))
+}
+
+async fn overview_page(
+    state: &AppState,
+    session: &AdminSession,
+) -> Result<OverviewPage, PageError> {
+    let now = now_ms();
+    let today = now.div_euclid(86_400_000);
+    let since = (today - CHART_DAYS + 1) * 86_400_000;
+    let (seats, seats_error) = seats(state).await;
+    let requests = store::requests_per_day(&state.db, since).await?;
+    let removals = store::removals_per_day(&state.db, since).await?;
+    let (upcoming_count, upcoming) =
+        store::upcoming_removals(&state.db, state.site(), now, 10).await?;
+    let queue = state.queue.stats().await?;
+    let request_counts = store::request_counts(&state.db).await?;
+    let last_run = store::last_run(&state.db).await?.map(|run| RunView {
+        kind: run.kind,
+        status: run.status,
+        mode: run.mode,
+        started: date_time(run.started_at),
+        finished: run.finished_at.map(date_time).unwrap_or_else(|| "-".into()),
+        plan_id: run.plan_id.unwrap_or_default(),
+        error: run.error.unwrap_or_default(),
+    });
+    Ok(OverviewPage {
+        layout: Layout::new(state, session, "overview"),
+        seats,
+        seats_error,
+        requests_chart: charts::daily("Restore requests per day", today, CHART_DAYS, &requests),
+        removals_chart: charts::daily("Seats reclaimed per day", today, CHART_DAYS, &removals),
+        upcoming_count,
+        upcoming: upcoming
+            .into_iter()
+            .map(|u| UpcomingRow {
+                account_id: u.account_id,
+                product: u.product,
+                email: u.email.unwrap_or_default(),
+                remove_after: date(u.remove_after),
+            })
+            .collect(),
+        queue,
+        request_counts,
+        last_run,
+    })
+}
+
+/// Seats per Jira application; an unreachable or unconfigured Jira is a message, not an
+/// error page.
+async fn seats(state: &AppState) -> (Vec<SeatRow>, Option<String>) {
+    let Some(jira) = state.atlassian.jira.as_ref() else {
+        return (
+            Vec::new(),
+            Some(
+                "The Jira site API is not configured (atlassian.site_email, site_api_token)."
+                    .into(),
+            ),
+        );
+    };
+    match tokio::time::timeout(Duration::from_secs(5), jira.application_roles()).await {
+        Ok(Ok(roles)) => (
+            roles
+                .into_iter()
+                .map(|role| {
+                    let used = role.user_count.unwrap_or(0);
+                    let (total, percent) = match role.number_of_seats {
+                        Some(seats) if !role.has_unlimited_seats && seats > 0 => {
+                            (seats.to_string(), (used * 100 / seats).clamp(0, 100))
+                        }
+                        _ => ("unlimited".to_string(), 0),
+                    };
+                    SeatRow {
+                        product: if role.name.is_empty() {
+                            role.key.as_str().to_string()
+                        } else {
+                            role.name
+                        },
+                        used,
+                        total,
+                        percent,
+                    }
+                })
+                .collect(),
+            None,
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "overview: cannot read application roles");
+            (
+                Vec::new(),
+                Some(format!("Cannot read seats from Jira: {error}")),
+            )
+        }
+        Err(_) => (
+            Vec::new(),
+            Some("Jira did not answer within 5 seconds; seats are not shown.".into()),
+        ),
+    }
+}
+
+/// Today's date, for page footers and file names.
+pub fn today() -> String {
+    Utc::now().format("%Y-%m-%d").to_string()
+}

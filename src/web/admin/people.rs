@@ -1,0 +1,280 @@
+//! Users (search, one account's timeline) and the audit log (filters, CSV export).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::auth::AdminSession;
+use super::pages::{Layout, PageError, PageResult, date_time, given, ok, secure_headers};
+use super::store::{self, AuditFilter, FoundUser};
+use crate::app::AppState;
+use crate::audit::Record;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    layout: Layout,
+    q: String,
+    found: Vec<FoundUser>,
+    searched: bool,
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Query(query): Query<SearchQuery>,
+) -> PageResult {
+    let q = given(&query.q).unwrap_or_default().to_string();
+    let found = if q.is_empty() {
+        Vec::new()
+    } else {
+        store::search_users(&state.db, &q, 200).await?
+    };
+    ok(&UsersPage {
+        layout: Layout::new(&state, &session, "users"),
+        searched: !q.is_empty(),
+        q,
+        found,
+    })
+}
+
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub product: String,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    layout: Layout,
+    account: String,
+    name: String,
+    email: String,
+    events: Vec<EventView>,
+}
+
+pub async fn timeline(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Path(account): Path<String>,
+) -> PageResult {
+    let events = store::timeline(&state.db, &account, 500).await?;
+    let known = store::search_users(&state.db, &account, 50)
+        .await?
+        .into_iter()
+        .find(|u| u.account_id == account);
+    if events.is_empty() && known.is_none() {
+        return Err(PageError::NotFound(format!(
+            "reseat has no record of the account {account}."
+        )));
+    }
+    let known = known.unwrap_or(FoundUser {
+        account_id: account.clone(),
+        display_name: None,
+        email: None,
+    });
+    ok(&UserPage {
+        layout: Layout::new(&state, &session, "users"),
+        account,
+        name: known.display_name.unwrap_or_default(),
+        email: known.email.unwrap_or_default(),
+        events: events
+            .into_iter()
+            .map(|e| EventView {
+                at: date_time(e.at),
+                kind: e.kind,
+                product: e.product.unwrap_or_default(),
+                text: e.text,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    account: Option<String>,
+    /// `YYYY-MM-DD`, inclusive.
+    from: Option<String>,
+    /// `YYYY-MM-DD`, inclusive.
+    to: Option<String>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<AuditFilter, PageError> {
+        let day = |text: Option<&str>, label: &str| -> Result<Option<i64>, PageError> {
+            text.map(|t| {
+                NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                    .map(|d| {
+                        d.and_hms_opt(0, 0, 0)
+                            .unwrap_or_default()
+                            .and_utc()
+                            .timestamp_millis()
+                    })
+                    .map_err(|_| {
+                        PageError::BadRequest(format!("{label}: expected a date like 2025-01-31"))
+                    })
+            })
+            .transpose()
+        };
+        Ok(AuditFilter {
+            actor: given(&self.actor).map(str::to_string),
+            action: given(&self.action).map(str::to_string),
+            account: given(&self.account).map(str::to_string),
+            from: day(given(&self.from), "from")?,
+            to: day(given(&self.to), "to")?.map(|t| t + 86_400_000),
+        })
+    }
+
+    fn csv_link(&self) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("account", &self.account),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(value) = given(value) {
+                query.append_pair(key, value);
+            }
+        }
+        format!("/admin/audit.csv?{}", query.finish())
+    }
+}
+
+pub struct AuditView {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub account_id: String,
+    pub product: String,
+    pub details: String,
+}
+
+impl From<Record> for AuditView {
+    fn from(r: Record) -> Self {
+        AuditView {
+            at: date_time(r.at),
+            actor: r.actor,
+            action: r.action,
+            account_id: r.account_id.unwrap_or_default(),
+            product: r.product.unwrap_or_default(),
+            details: r.details,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    layout: Layout,
+    actor: String,
+    action: String,
+    account: String,
+    from: String,
+    to: String,
+    entries: Vec<AuditView>,
+    limit: i64,
+    csv: String,
+}
+
+/// Entries the page shows; the CSV has up to [`CSV_LIMIT`].
+const PAGE_LIMIT: i64 = 500;
+const CSV_LIMIT: i64 = 100_000;
+
+pub async fn audit(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Query(query): Query<AuditQuery>,
+) -> PageResult {
+    let filter = query.filter()?;
+    let entries = store::audit(&state.db, &filter, PAGE_LIMIT).await?;
+    let value = |v: &Option<String>| given(v).unwrap_or_default().to_string();
+    ok(&AuditPage {
+        layout: Layout::new(&state, &session, "audit"),
+        actor: value(&query.actor),
+        action: value(&query.action),
+        account: value(&query.account),
+        from: value(&query.from),
+        to: value(&query.to),
+        entries: entries.into_iter().map(AuditView::from).collect(),
+        limit: PAGE_LIMIT,
+        csv: query.csv_link(),
+    })
+}
+
+/// The same filter as a CSV download: `id,at,actor,action,account_id,product,details`.
+pub async fn audit_csv(
+    State(state): State<AppState>,
+    _session: AdminSession,
+    Query(query): Query<AuditQuery>,
+) -> PageResult {
+    let filter = query.filter()?;
+    let entries = store::audit(&state.db, &filter, CSV_LIMIT).await?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let internal = |e: csv::Error| PageError::Internal(e.into());
+    writer
+        .write_record([
+            "id",
+            "at",
+            "actor",
+            "action",
+            "account_id",
+            "product",
+            "details",
+        ])
+        .map_err(internal)?;
+    for e in entries {
+        let at = crate::store::time::from_ms(e.at).to_rfc3339();
+        writer
+            .write_record([
+                e.id.to_string().as_str(),
+                &at,
+                // A cell a spreadsheet would run as a formula is kept as text.
+                &spreadsheet_safe(&e.actor),
+                &spreadsheet_safe(&e.action),
+                &spreadsheet_safe(e.account_id.as_deref().unwrap_or_default()),
+                &spreadsheet_safe(e.product.as_deref().unwrap_or_default()),
+                &spreadsheet_safe(&e.details),
+            ])
+            .map_err(internal)?;
+    }
+    let body = writer
+        .into_inner()
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("csv: {e}")))?;
+    let mut response = (StatusCode::OK, body).into_response();
+    secure_headers(&mut response);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(disposition) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"reseat-audit-{}.csv\"",
+        super::pages::today()
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    Ok(response)
+}
+
+/// Prefixes `'` to a value starting with a character spreadsheets treat as a formula.
+fn spreadsheet_safe(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    }
+}

@@ -1,0 +1,574 @@
+//! Plans: the list, one plan's rows with filters and exclusion, applying with a
+//! confirmation step, and planning from an uploaded admin export CSV.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{AdminForm, AdminSession, csrf_refused, same_secret};
+use super::pages::{Layout, PageError, PageResult, date, date_time, given, ok, render};
+use super::store::{self, ItemRow, PlanCount};
+use crate::app::AppState;
+use crate::audit;
+use crate::sweep::config::Mode;
+use crate::sweep::{ApplyOptions, Source, SweepError};
+
+/// Rows per page of a plan.
+const PAGE_SIZE: i64 = 100;
+
+pub struct PlanRow {
+    pub id: String,
+    pub created: String,
+    pub source: String,
+    pub status: String,
+    /// `remove 3 · warn 5 · keep 120`
+    pub counts: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/plans.html")]
+struct PlansPage {
+    layout: Layout,
+    plans: Vec<PlanRow>,
+}
+
+/// The decision counts of a stored plan summary, summed over products.
+fn decision_counts(summary: &str) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    let value: serde_json::Value = serde_json::from_str(summary).unwrap_or_default();
+    if let Some(products) = value.get("products").and_then(|p| p.as_object()) {
+        for product in products.values() {
+            if let Some(decisions) = product.get("decisions").and_then(|d| d.as_object()) {
+                for (decision, count) in decisions {
+                    *counts.entry(decision.clone()).or_insert(0) += count.as_u64().unwrap_or(0);
+                }
+            }
+        }
+    }
+    counts
+}
+
+pub async fn list(State(state): State<AppState>, session: AdminSession) -> PageResult {
+    let plans = store::plans(&state.db, 100)
+        .await?
+        .into_iter()
+        .map(|plan| PlanRow {
+            counts: decision_counts(&plan.summary)
+                .iter()
+                .map(|(decision, count)| format!("{decision} {count}"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            id: plan.id,
+            created: date_time(plan.created_at),
+            source: plan.source,
+            status: plan.status,
+        })
+        .collect();
+    ok(&PlansPage {
+        layout: Layout::new(&state, &session, "plans"),
+        plans,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PlanQuery {
+    product: Option<String>,
+    decision: Option<String>,
+    page: Option<i64>,
+    notice: Option<String>,
+}
+
+pub struct ItemView {
+    pub id: i64,
+    pub account_id: String,
+    pub name: String,
+    pub email: String,
+    pub product: String,
+    pub decision: String,
+    pub reason: String,
+    pub last_active: String,
+    pub state: String,
+    pub excluded: bool,
+    /// Still open to exclusion (pending or failed).
+    pub selectable: bool,
+}
+
+impl From<ItemRow> for ItemView {
+    fn from(row: ItemRow) -> Self {
+        ItemView {
+            selectable: matches!(row.state.as_str(), "pending" | "failed"),
+            id: row.id,
+            account_id: row.account_id,
+            name: row.display_name.unwrap_or_default(),
+            email: row.email.unwrap_or_default(),
+            product: row.product,
+            decision: row.decision,
+            reason: row.reason,
+            last_active: row.last_active.map(date).unwrap_or_else(|| "never".into()),
+            state: match row.outcome {
+                Some(outcome) if !outcome.is_empty() => format!("{} ({outcome})", row.state),
+                _ => row.state,
+            },
+            excluded: row.excluded != 0,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/plan.html")]
+struct PlanPage {
+    layout: Layout,
+    plan: PlanRow,
+    counts: Vec<PlanCount>,
+    products: Vec<String>,
+    decisions: Vec<String>,
+    product: String,
+    decision: String,
+    items: Vec<ItemView>,
+    previous: Option<String>,
+    next: Option<String>,
+    notice: Option<String>,
+}
+
+/// `/admin/plans/{id}?product=&decision=&page=`.
+fn plan_url(id: &str, product: &str, decision: &str, page: i64) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if !product.is_empty() {
+        query.append_pair("product", product);
+    }
+    if !decision.is_empty() {
+        query.append_pair("decision", decision);
+    }
+    if page > 0 {
+        query.append_pair("page", &page.to_string());
+    }
+    let query = query.finish();
+    let path = format!(
+        "/admin/plans/{}",
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    );
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+async fn plan_row(state: &AppState, id: &str) -> Result<PlanRow, PageError> {
+    let plan = crate::sweep::store::get_plan(&state.db, id)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no plan {id}.")))?;
+    Ok(PlanRow {
+        counts: decision_counts(&plan.summary)
+            .iter()
+            .map(|(decision, count)| format!("{decision} {count}"))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        id: plan.id,
+        created: date_time(plan.created_at),
+        source: plan.source,
+        status: plan.status,
+    })
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Path(id): Path<String>,
+    Query(query): Query<PlanQuery>,
+) -> PageResult {
+    let plan = plan_row(&state, &id).await?;
+    let product = given(&query.product).unwrap_or_default().to_string();
+    let decision = given(&query.decision).unwrap_or_default().to_string();
+    let page = query.page.unwrap_or(0).max(0);
+    let counts = store::plan_counts(&state.db, &id).await?;
+    let mut products: Vec<String> = counts.iter().map(|c| c.product.clone()).collect();
+    products.dedup();
+    let mut decisions: Vec<String> = counts.iter().map(|c| c.decision.clone()).collect();
+    decisions.sort();
+    decisions.dedup();
+    let mut items: Vec<ItemView> = store::plan_rows(
+        &state.db,
+        &id,
+        Some(product.as_str()).filter(|p| !p.is_empty()),
+        Some(decision.as_str()).filter(|d| !d.is_empty()),
+        page * PAGE_SIZE,
+        PAGE_SIZE + 1,
+    )
+    .await?
+    .into_iter()
+    .map(ItemView::from)
+    .collect();
+    let more = items.len() > usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
+    items.truncate(usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX));
+    let notice = match given(&query.notice) {
+        Some("excluded") => Some("The selected rows are excluded: apply leaves them alone.".into()),
+        Some("included") => Some("The selected rows are included again.".into()),
+        Some("none") => Some("Nothing changed: select rows that are not applied yet.".into()),
+        _ => None,
+    };
+    ok(&PlanPage {
+        layout: Layout::new(&state, &session, "plans"),
+        previous: (page > 0).then(|| plan_url(&id, &product, &decision, page - 1)),
+        next: more.then(|| plan_url(&id, &product, &decision, page + 1)),
+        plan,
+        counts,
+        products,
+        decisions,
+        product,
+        decision,
+        items,
+        notice,
+    })
+}
+
+/// `POST /admin/plans/{id}/items`: `action=exclude|include` and the selected `item` ids.
+pub async fn exclude(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> PageResult {
+    plan_row(&state, &id).await?;
+    let exclude = match form.get("action") {
+        Some("exclude") => true,
+        Some("include") => false,
+        _ => return Err(PageError::BadRequest("Choose exclude or include.".into())),
+    };
+    let ids: Vec<i64> = form.all("item").filter_map(|v| v.parse().ok()).collect();
+    let mut tx = state.db.pool().begin().await?;
+    let changed = crate::sweep::store::set_items_excluded_in(&mut tx, &id, &ids, exclude).await?;
+    if changed > 0 {
+        let actor = form.session.actor();
+        audit::record_in(
+            &mut tx,
+            audit::Entry {
+                actor: &actor,
+                action: if exclude {
+                    "plan.items_excluded"
+                } else {
+                    "plan.items_included"
+                },
+                account_id: None,
+                product: None,
+                details: json!({ "plan_id": id, "items": ids, "changed": changed }),
+            },
+        )
+        .await?;
+        // One entry per account too, so each user's timeline shows it.
+        let accounts: Vec<(String, String)> = {
+            let mut rows = Vec::new();
+            for item in &ids {
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT account_id, product FROM plan_items WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(&id)
+                .bind(*item)
+                .fetch_optional(&mut *tx)
+                .await?;
+                rows.extend(row);
+            }
+            rows
+        };
+        for (account, product) in &accounts {
+            audit::record_in(
+                &mut tx,
+                audit::Entry {
+                    actor: &actor,
+                    action: if exclude {
+                        "plan.item_excluded"
+                    } else {
+                        "plan.item_included"
+                    },
+                    account_id: Some(account),
+                    product: Some(product),
+                    details: json!({ "plan_id": id }),
+                },
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    let notice = match (changed, exclude) {
+        (0, _) => "none",
+        (_, true) => "excluded",
+        (_, false) => "included",
+    };
+    let back = plan_url(
+        &id,
+        form.get("product").unwrap_or_default(),
+        form.get("decision").unwrap_or_default(),
+        0,
+    );
+    let separator = if back.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{back}{separator}notice={notice}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "admin/apply.html")]
+struct ApplyPage {
+    layout: Layout,
+    plan: PlanRow,
+    live: bool,
+    to_warn: i64,
+    to_remove: i64,
+    excluded: i64,
+    /// After applying: what happened, or why nothing did.
+    report: Option<crate::sweep::ApplyReport>,
+    error: Option<String>,
+}
+
+async fn apply_counts(state: &AppState, id: &str) -> Result<(i64, i64, i64), sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT decision, SUM(CASE WHEN excluded = 0 THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN excluded <> 0 THEN 1 ELSE 0 END) FROM plan_items \
+         WHERE plan_id = $1 AND state IN ('pending', 'failed') AND decision IN ('warn', 'remove') \
+         GROUP BY decision",
+    )
+    .bind(id)
+    .fetch_all(state.db.pool())
+    .await?;
+    let mut counts = (0, 0, 0);
+    for (decision, included, excluded) in rows {
+        match decision.as_str() {
+            "warn" => counts.0 += included,
+            _ => counts.1 += included,
+        }
+        counts.2 += excluded;
+    }
+    Ok(counts)
+}
+
+/// `GET /admin/plans/{id}/apply`: what applying will do, and the button.
+pub async fn confirm_apply(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Path(id): Path<String>,
+) -> PageResult {
+    let plan = plan_row(&state, &id).await?;
+    let (to_warn, to_remove, excluded) = apply_counts(&state, &id).await?;
+    ok(&ApplyPage {
+        layout: Layout::new(&state, &session, "plans"),
+        plan,
+        live: state.config.sweep.mode == Mode::Live,
+        to_warn,
+        to_remove,
+        excluded,
+        report: None,
+        error: None,
+    })
+}
+
+/// `POST /admin/plans/{id}/apply`: applies the plan, leaving excluded rows alone.
+pub async fn apply(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> PageResult {
+    plan_row(&state, &id).await?;
+    let actor = form.session.actor();
+    audit::record(
+        &state.db,
+        audit::Entry {
+            actor: &actor,
+            action: "plan.apply_requested",
+            account_id: None,
+            product: None,
+            details: json!({ "plan_id": id }),
+        },
+    )
+    .await?;
+    let options = ApplyOptions {
+        now: Utc::now(),
+        confirmed: true,
+        stop_after: None,
+    };
+    let (report, error) = match crate::sweep::apply(&state, Some(&id), &options).await {
+        Ok(report) => (Some(report), None),
+        Err(error @ (SweepError::Aborted(_) | SweepError::Config(_) | SweepError::NoPlan(_))) => {
+            (None, Some(error.to_string()))
+        }
+        Err(error) => {
+            tracing::error!(%error, plan = %id, "apply from the admin pages failed");
+            (None, Some(format!("Apply stopped: {error}")))
+        }
+    };
+    let plan = plan_row(&state, &id).await?;
+    let (to_warn, to_remove, excluded) = apply_counts(&state, &id).await?;
+    let status = if error.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(
+        status,
+        ApplyPage {
+            layout: Layout::new(&state, &form.session, "plans"),
+            plan,
+            live: state.config.sweep.mode == Mode::Live,
+            to_warn,
+            to_remove,
+            excluded,
+            report,
+            error,
+        }
+        .render(),
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/import.html")]
+struct ImportPage {
+    layout: Layout,
+    result: Option<ImportResult>,
+    error: Option<String>,
+}
+
+pub struct ImportResult {
+    pub plan_id: String,
+    pub rows: u64,
+    pub bad_rows: u64,
+    pub errors: Vec<String>,
+    pub products: Vec<(String, String)>,
+}
+
+pub async fn import_page(State(state): State<AppState>, session: AdminSession) -> PageResult {
+    ok(&ImportPage {
+        layout: Layout::new(&state, &session, "import"),
+        result: None,
+        error: None,
+    })
+}
+
+/// `POST /admin/import`: a multipart form with `csrf` and `file` (an admin "Export users"
+/// CSV); plans from it and shows the parse report. The body limit applies.
+pub async fn import(
+    State(state): State<AppState>,
+    session: AdminSession,
+    mut multipart: Multipart,
+) -> PageResult {
+    let mut csrf = String::new();
+    let mut file: Option<Vec<u8>> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => {
+                return Ok(super::pages::error_page(
+                    error.status(),
+                    &format!("The upload could not be read: {}", error.body_text()),
+                ));
+            }
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = match field.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return Ok(super::pages::error_page(
+                    error.status(),
+                    &format!("The upload could not be read: {}", error.body_text()),
+                ));
+            }
+        };
+        match name.as_str() {
+            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "file" => file = Some(bytes.to_vec()),
+            _ => {}
+        }
+    }
+    if !same_secret(&csrf, &session.csrf) {
+        return Ok(csrf_refused(&session.admin));
+    }
+    let layout = Layout::new(&state, &session, "import");
+    let Some(file) = file.filter(|f| !f.is_empty()) else {
+        return Ok(render(
+            StatusCode::BAD_REQUEST,
+            ImportPage {
+                layout,
+                result: None,
+                error: Some("Choose a CSV file to upload.".into()),
+            }
+            .render(),
+        ));
+    };
+    let dir = tempfile::tempdir().map_err(|e| PageError::Internal(e.into()))?;
+    let path = dir.path().join("admin-export.csv");
+    tokio::fs::write(&path, &file)
+        .await
+        .map_err(|e| PageError::Internal(e.into()))?;
+    let planned = crate::sweep::plan(
+        &state,
+        &[Source::Csv(path)],
+        Utc::now(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await;
+    let (status, result, error) = match planned {
+        Ok(planned) => {
+            audit::record(
+                &state.db,
+                audit::Entry {
+                    actor: &session.actor(),
+                    action: "plan.imported",
+                    account_id: None,
+                    product: None,
+                    details: json!({
+                        "plan_id": planned.plan_id,
+                        "csv_rows": planned.summary.csv_rows,
+                        "csv_bad_rows": planned.summary.csv_bad_rows,
+                    }),
+                },
+            )
+            .await?;
+            let summary = planned.summary;
+            (
+                StatusCode::OK,
+                Some(ImportResult {
+                    plan_id: planned.plan_id,
+                    rows: summary.csv_rows,
+                    bad_rows: summary.csv_bad_rows,
+                    errors: summary.csv_errors,
+                    products: summary
+                        .products
+                        .iter()
+                        .map(|(product, counts)| {
+                            (
+                                product.clone(),
+                                counts
+                                    .decisions
+                                    .iter()
+                                    .map(|(d, n)| format!("{d} {n}"))
+                                    .collect::<Vec<_>>()
+                                    .join(" · "),
+                            )
+                        })
+                        .collect(),
+                }),
+                None,
+            )
+        }
+        Err(error @ (SweepError::Csv(_) | SweepError::Config(_) | SweepError::Governance(_))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(error.to_string()),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "planning from an uploaded CSV failed");
+            (StatusCode::BAD_GATEWAY, None, Some(error.to_string()))
+        }
+    };
+    Ok(render(
+        status,
+        ImportPage {
+            layout,
+            result,
+            error,
+        }
+        .render(),
+    ))
+}

@@ -1,0 +1,696 @@
+//! The admin pages: every route refuses a request without a session, every form one without
+//! the right CSRF token (and changes nothing); sign-in works, fails and is rate-limited;
+//! and, in headless Chromium, the whole loop an admin clicks through.
+
+use std::time::Duration;
+
+use reqwest::redirect::Policy;
+use reseat::config::Config;
+use reseat::restore::store::{self as restore_store, JournalEntry};
+use reseat::sim::model::Product;
+use reseat::sim::seed;
+use reseat::sim::{NewRequest as SimRequest, SimConfig, SimHandle};
+use reseat::sweep::Source;
+use reseat::web::admin::ROUTES;
+use reseat::web::config::AdminUser;
+use serde_json::json;
+
+use crate::support::{TestApp, TestDb, spawn_configured};
+
+const PASSWORD: &str = "correct horse battery staple";
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+struct Env {
+    sim: SimHandle,
+    app: TestApp,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn env_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
+    let sim = reseat::sim::spawn(SimConfig {
+        users: 150,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = reseat::demo::config_for(&sim, dir.path());
+    config.queue.workers = 0;
+    config.atlassian.retry.base_delay = Duration::from_millis(5);
+    config.atlassian.retry.max_delay = Duration::from_millis(50);
+    config.admin.users = vec![AdminUser {
+        name: "ana".into(),
+        password_hash: reseat::web::admin::auth::hash_password(PASSWORD).unwrap(),
+    }];
+    adjust(&mut config);
+    let app = spawn_configured(db, config, axum::Router::new()).await;
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    Env {
+        sim,
+        app,
+        http,
+        _dir: dir,
+    }
+}
+
+/// The value of `name="csrf"` in a page.
+fn hidden_csrf(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[start..start + page[start..].find('"').unwrap()].to_string()
+}
+
+/// `name=value` of a Set-Cookie header with this name.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// A signed-in admin: the session cookie and the session's CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+impl Env {
+    async fn login_attempt(&self, name: &str, password: &str) -> reqwest::Response {
+        let page = self
+            .http
+            .get(self.app.url("/admin/login"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = set_cookie(&page, "reseat_admin_login").unwrap();
+        let csrf = hidden_csrf(&page.text().await.unwrap());
+        self.http
+            .post(self.app.url("/admin/login"))
+            .header("cookie", cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", name),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self) -> Session {
+        let response = self.login_attempt("ana", PASSWORD).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], "/admin");
+        let raw = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|v| v.starts_with("reseat_admin="))
+            .unwrap();
+        assert!(
+            raw.contains("HttpOnly") && raw.contains("SameSite=Strict"),
+            "{raw}"
+        );
+        let cookie = raw.split(';').next().unwrap().to_string();
+        let page = self.get("/admin", Some(&cookie)).await;
+        assert_eq!(page.status(), 200);
+        let csrf = hidden_csrf(&page.text().await.unwrap());
+        Session { cookie, csrf }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.app.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.app.state.db.pool())
+            .await
+            .unwrap()
+    }
+
+    /// A stored plan against the simulator.
+    async fn plan(&self) -> String {
+        reseat::sweep::plan(
+            &self.app.state,
+            &[Source::Api],
+            chrono::Utc::now(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap()
+        .plan_id
+    }
+
+    /// A contractor whose Jira access a sweep removed asks for it back; the rules want an
+    /// admin, so the request waits as `pending`. Returns (request id, account).
+    async fn pending_request(&self) -> (String, String) {
+        let account = self
+            .sim
+            .state()
+            .ground_truth()
+            .users
+            .iter()
+            .find(|u| {
+                u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+                    && u.account_status == reseat::sim::AccountStatus::Active
+                    && !u.suspended
+                    && !u.offboarded
+                    && u.account_type == reseat::sim::AccountType::Atlassian
+            })
+            .map(|u| u.account_id.clone())
+            .unwrap();
+        let user = self.sim.state().user(&account).unwrap();
+        let mut conn = self.app.state.db.pool().acquire().await.unwrap();
+        for group in &user.groups {
+            let grants = self
+                .sim
+                .state()
+                .group(&group.id)
+                .is_some_and(|g| g.grants.contains(&Product::JiraSoftware));
+            if !grants {
+                continue;
+            }
+            restore_store::journal_removed_in(
+                &mut conn,
+                &JournalEntry {
+                    account_id: &account,
+                    product: "jira-software",
+                    site: self.app.state.site(),
+                    group_id: &group.id,
+                    group_name: &group.name,
+                    run_id: Some("test-sweep"),
+                    request_id: None,
+                    reason: "inactive for 120 days",
+                },
+            )
+            .await
+            .unwrap();
+            self.sim.state().remove_member(&group.id, &account).unwrap();
+        }
+        drop(conn);
+        let issue = self
+            .sim
+            .state()
+            .create_request(SimRequest {
+                reporter: account.clone(),
+                request_type_id: None,
+                summary: None,
+                description: None,
+                product: Some(Product::JiraSoftware),
+            })
+            .unwrap()
+            .key;
+        let response = self
+            .http
+            .post(self.app.url("/hooks/jsm"))
+            .header("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET)
+            .json(&json!({ "issueKey": issue }))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let id = body["requestId"].as_str().unwrap().to_string();
+        self.app.drain_queue().await;
+        assert_eq!(self.request_status(&id).await, "pending");
+        (id, account)
+    }
+
+    async fn request_status(&self, id: &str) -> String {
+        restore_store::get(&self.app.state.db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    fn has_jira(&self, account: &str) -> bool {
+        self.sim
+            .state()
+            .user(account)
+            .unwrap()
+            .products
+            .contains(&Product::JiraSoftware)
+    }
+}
+
+/// A route's path with its parameters filled in.
+fn concrete(path: &str, plan: &str, request: &str, token: &str, account: &str) -> String {
+    let path = if path.starts_with("/admin/plans") {
+        path.replace("{id}", plan)
+    } else {
+        path.replace("{id}", request)
+    };
+    path.replace("{token}", token).replace("{account}", account)
+}
+
+/// A multipart body with only a file (no CSRF field), as a browser would send it.
+fn multipart_without_csrf() -> (String, Vec<u8>) {
+    let boundary = "reseatboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\nContent-Type: text/csv\r\n\r\nUser id,email\r\n--{boundary}--\r\n"
+    );
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn every_page_needs_a_session_and_every_form_the_csrf_token() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(db, |_| {}).await;
+        let (request, account) = env.pending_request().await;
+        let plan = env.plan().await;
+        let link = reseat::web::admin::auth::create_login_link(&env.app.state, "ana")
+            .await
+            .unwrap();
+        let token = link.rsplit('/').next().unwrap().to_string();
+        let session = env.login().await;
+        let state_sql = [
+            "SELECT COUNT(*) FROM plan_items WHERE excluded <> 0",
+            "SELECT COUNT(*) FROM plans WHERE status <> 'planned'",
+            "SELECT COUNT(*) FROM plans",
+            "SELECT COUNT(*) FROM restore_requests WHERE status <> 'pending'",
+            "SELECT COUNT(*) FROM admin_sessions",
+            "SELECT COUNT(*) FROM admin_login_links WHERE used_at IS NOT NULL",
+            "SELECT COUNT(*) FROM journal",
+        ];
+        let mut before = Vec::new();
+        for sql in state_sql {
+            before.push(env.count(sql).await);
+        }
+        assert!(ROUTES.len() >= 20, "the route table lists every page");
+        for route in ROUTES {
+            let path = concrete(route.path, &plan, &request, &token, &account);
+            let method = route.method.clone();
+            // No session at all.
+            if !route.public {
+                let response = env
+                    .http
+                    .request(method.clone(), env.app.url(&path))
+                    .form(&[("csrf", session.csrf.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                if method == reqwest::Method::GET {
+                    assert_eq!(status, 303, "{backend}: GET {path} without a session");
+                    assert_eq!(response.headers()["location"], "/admin/login");
+                } else {
+                    assert_eq!(status, 401, "{backend}: {method} {path} without a session");
+                }
+            }
+            if route.changes {
+                // Signed in, but without the token, then with a wrong one.
+                for csrf in [None, Some("wrong-token")] {
+                    let mut request = env
+                        .http
+                        .request(method.clone(), env.app.url(&path))
+                        .header("cookie", &session.cookie);
+                    if path == "/admin/import" {
+                        let (content_type, body) = multipart_without_csrf();
+                        request = request.header("content-type", content_type).body(body);
+                    } else {
+                        let mut form = vec![
+                            ("name", "ana"),
+                            ("password", PASSWORD),
+                            ("action", "exclude"),
+                            ("item", "1"),
+                            ("reason", "no"),
+                        ];
+                        form.extend(csrf.map(|c| ("csrf", c)));
+                        request = request.form(&form);
+                    }
+                    let response = request.send().await.unwrap();
+                    assert_eq!(
+                        response.status().as_u16(),
+                        403,
+                        "{backend}: {method} {path} with csrf {csrf:?}"
+                    );
+                }
+            } else if !route.public {
+                // Every page renders for a signed-in admin.
+                let response = env.get(&path, Some(&session.cookie)).await;
+                assert_eq!(response.status().as_u16(), 200, "{backend}: GET {path}");
+                let headers = response.headers().clone();
+                assert_eq!(headers["cache-control"], "no-store", "{path}");
+                assert!(
+                    headers["content-security-policy"]
+                        .to_str()
+                        .unwrap()
+                        .contains("default-src 'none'"),
+                    "{path}"
+                );
+            }
+        }
+        for (sql, was) in state_sql.iter().zip(&before) {
+            assert_eq!(env.count(sql).await, *was, "{backend}: {sql} changed");
+        }
+        // The same forms with the token do work (so the refusals above were the token's).
+        let response = env
+            .http
+            .post(env.app.url(&format!("/admin/requests/{request}/deny")))
+            .header("cookie", &session.cookie)
+            .form(&[("csrf", session.csrf.as_str()), ("reason", "Not now.")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{backend}");
+        assert_eq!(env.request_status(&request).await, "denied");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.denied' AND actor = 'admin:ana'")
+                .await,
+            1
+        );
+        // The audit export has the entry.
+        let csv = env
+            .get("/admin/audit.csv?actor=admin:ana", Some(&session.cookie))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(csv.starts_with("id,at,actor,action"), "{csv}");
+        assert!(csv.contains("restore.denied"), "{csv}");
+        // Signing out ends the session.
+        let response = env
+            .http
+            .post(env.app.url("/admin/logout"))
+            .header("cookie", &session.cookie)
+            .form(&[("csrf", session.csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        assert_eq!(env.get("/admin", Some(&session.cookie)).await.status(), 303);
+    }
+}
+
+#[tokio::test]
+async fn sign_in_works_fails_and_is_rate_limited() {
+    for db in TestDb::all().await {
+        let env = env_with(db, |config| config.admin.login_attempts_per_minute = 3).await;
+        // Right password: a session.
+        env.login().await;
+        // Wrong password, unknown user: 401 and audited.
+        let response = env.login_attempt("ana", "wrong").await;
+        assert_eq!(response.status(), 401);
+        assert!(set_cookie(&response, "reseat_admin").is_none());
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Wrong name or password")
+        );
+        assert_eq!(env.login_attempt("nobody", PASSWORD).await.status(), 401);
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'admin.login_failed'")
+                .await,
+            2
+        );
+        // Three attempts a minute from this address: the fourth is refused, right
+        // password or not.
+        let response = env.login_attempt("ana", PASSWORD).await;
+        assert_eq!(response.status(), 429);
+        assert!(set_cookie(&response, "reseat_admin").is_none());
+        assert_eq!(response.headers()["retry-after"], "60");
+
+        // A login link shows a button on GET, signs in once on POST.
+        let link = reseat::web::admin::auth::create_login_link(&env.app.state, "ana")
+            .await
+            .unwrap();
+        let path = link
+            .split_once("/admin/")
+            .map(|(_, p)| format!("/admin/{p}"))
+            .unwrap();
+        let page = env.get(&path, None).await;
+        assert_eq!(page.status(), 200);
+        let cookie = set_cookie(&page, "reseat_admin_login").unwrap();
+        let csrf = hidden_csrf(&page.text().await.unwrap());
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM admin_login_links WHERE used_at IS NULL")
+                .await,
+            1,
+            "GET uses nothing"
+        );
+        let use_link = || {
+            env.http
+                .post(env.app.url(&path))
+                .header("cookie", &cookie)
+                .form(&[("csrf", csrf.as_str())])
+                .send()
+        };
+        let response = use_link().await.unwrap();
+        assert_eq!(response.status(), 303);
+        assert!(set_cookie(&response, "reseat_admin").is_some());
+        assert_eq!(use_link().await.unwrap().status(), 410, "a link works once");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'admin.login' AND actor = 'admin:ana'")
+                .await,
+            2
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_clicks_through_in_a_real_browser() {
+    let Some(chromium) = crate::browser::chromium() else {
+        assert!(
+            std::env::var("RESEAT_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "RESEAT_REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)"
+        );
+        eprintln!(
+            "skipping the browser test: chromium is not installed (apt-get install chromium)"
+        );
+        return;
+    };
+    // Remove at once (no warning first), so one plan shows removals.
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.sweep.ladder.warn = false;
+        config.sweep.limits.max_removal_percent = 100.0;
+        config.sweep.limits.max_inactive_percent = 100.0;
+    })
+    .await;
+    let shots = crate::support::repo_root().join("docs/screenshots");
+    let (request, contractor) = env.pending_request().await;
+    assert!(!env.has_jira(&contractor));
+    let plan = env.plan().await;
+    // Two users the plan removes from Jira Software: one the admin keeps, one who goes.
+    // The second's name, as Atlassian reports it, is an attack on the page.
+    let removals: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, account_id FROM plan_items WHERE plan_id = $1 AND decision = 'remove' \
+         AND product = 'jira-software' ORDER BY id",
+    )
+    .bind(&plan)
+    .fetch_all(env.app.state.db.pool())
+    .await
+    .unwrap();
+    assert!(removals.len() >= 2, "the sample org has idle Jira users");
+    let (kept_item, kept) = removals[0].clone();
+    let (_, removed) = removals[1].clone();
+    assert!(env.has_jira(&kept) && env.has_jira(&removed));
+    sqlx::query("UPDATE plan_items SET display_name = $1 WHERE plan_id = $2 AND account_id = $3")
+        .bind(XSS)
+        .bind(&plan)
+        .bind(&removed)
+        .execute(env.app.state.db.pool())
+        .await
+        .unwrap();
+
+    let mut browser = crate::browser::Browser::launch(&chromium).await;
+    let base = env.app.url("");
+    // Sign in.
+    browser.goto(&format!("{base}/admin")).await;
+    assert!(browser.url().await.ends_with("/admin/login"));
+    browser.screenshot(&shots.join("login.png")).await;
+    browser.fill("#name", "ana").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click_and_wait("form button[type=submit]").await;
+    assert!(
+        browser.url().await.ends_with("/admin"),
+        "{}",
+        browser.url().await
+    );
+    let text = browser.text().await;
+    assert!(
+        text.contains("Seats per product") && text.contains("Restore requests"),
+        "{text}"
+    );
+    browser.screenshot(&shots.join("overview.png")).await;
+
+    // Approve the pending request: the access is back in Atlassian.
+    browser.goto(&format!("{base}/admin/requests")).await;
+    browser.screenshot(&shots.join("requests.png")).await;
+    browser
+        .click_and_wait(&format!(
+            "form[action='/admin/requests/{request}/approve'] button"
+        ))
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("is now restored"), "{text}");
+    assert_eq!(env.request_status(&request).await, "restored");
+    assert!(env.has_jira(&contractor), "access is back");
+
+    // Open the plan, exclude one user, and see the attack shown as text.
+    browser
+        .goto(&format!(
+            "{base}/admin/plans/{plan}?decision=remove&product=jira-software"
+        ))
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains(XSS), "the name shows as text");
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('img').length")
+            .await,
+        json!(0)
+    );
+    browser
+        .eval(&format!(
+            "document.querySelector('input[name=item][value=\"{kept_item}\"]').checked = true"
+        ))
+        .await;
+    browser
+        .click_and_wait("button[name=action][value=exclude]")
+        .await;
+    assert!(browser.text().await.contains("are excluded"));
+    assert_eq!(
+        browser
+            .eval(&format!(
+                "document.querySelector('#item-{kept_item}').className"
+            ))
+            .await,
+        json!("excluded")
+    );
+    browser.screenshot(&shots.join("plan.png")).await;
+
+    // Apply, confirming on the second page.
+    browser
+        .goto(&format!("{base}/admin/plans/{plan}/apply"))
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .to_lowercase()
+            .contains("excluded (left alone)")
+    );
+    browser.screenshot(&shots.join("apply.png")).await;
+    browser.click_and_wait("form button.danger").await;
+    let text = browser.text().await;
+    assert!(text.contains("Plan applied"), "{text}");
+    assert!(
+        !env.has_jira(&removed),
+        "the planned user is removed in Atlassian"
+    );
+    assert!(env.has_jira(&kept), "the excluded user keeps access");
+
+    // The audit log names the admin; the user's page tells the story.
+    browser
+        .goto(&format!("{base}/admin/audit?actor=admin:ana"))
+        .await;
+    let text = browser.text().await;
+    for action in [
+        "plan.items_excluded",
+        "plan.apply_requested",
+        "restore.approved",
+        "admin.login",
+    ] {
+        assert!(text.contains(action), "{action} in {text}");
+    }
+    browser.goto(&format!("{base}/admin/audit")).await;
+    assert!(browser.text().await.contains("sweep.applied"));
+    browser.screenshot(&shots.join("audit.png")).await;
+    browser.goto(&format!("{base}/admin/users/{removed}")).await;
+    let text = browser.text().await;
+    assert!(
+        text.contains(XSS) && text.contains("removed from group"),
+        "{text}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('img').length")
+            .await,
+        json!(0)
+    );
+    browser.screenshot(&shots.join("user.png")).await;
+    browser
+        .goto(&format!(
+            "{base}/admin/rules?account={contractor}&product=jira-software&channel=jsm"
+        ))
+        .await;
+    assert!(browser.text().await.contains("decision:"));
+    browser.screenshot(&shots.join("rules.png")).await;
+
+    assert!(
+        browser
+            .events_named("Page.javascriptDialogOpening")
+            .is_empty(),
+        "no script ran"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.server.body_limit_bytes = 1024 * 1024;
+    })
+    .await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let mut csv = std::fs::read(&file).unwrap();
+    // One row the parser refuses, reported by line.
+    csv.extend_from_slice(b"not-an-account,,,,,,,\n");
+    let boundary = "reseatboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        session.csrf
+    )
+    .into_bytes();
+    body.extend_from_slice(&csv);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let page = response.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("created from the file"), "{page}");
+    assert!(page.contains("Rows refused"), "{page}");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM plans WHERE source LIKE 'csv:%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'plan.imported' AND actor = 'admin:ana'"
+        )
+        .await,
+        1
+    );
+}

@@ -1,0 +1,621 @@
+//! The admin JSON API: every route in the OpenAPI document the service serves refuses a
+//! missing or wrong token; approve and deny through the API restore (in the simulator) and
+//! are audited with the token's name; every response the tests read validates against the
+//! document's schema.
+
+use std::time::Duration;
+
+use reseat::config::Config;
+use reseat::restore::store::{self as restore_store, JournalEntry};
+use reseat::sim::model::Product;
+use reseat::sim::seed;
+use reseat::sim::{SimConfig, SimHandle};
+use reseat::web::config::{ApiToken, hash_token};
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb, spawn_app_with, spawn_configured};
+
+const TOKEN: &str = "test-api-token-0123456789";
+
+fn with_token(config: &mut Config) {
+    config.admin.api_tokens = vec![ApiToken {
+        name: "ci".into(),
+        token_sha256: hash_token(TOKEN),
+    }];
+}
+
+/// The document the service serves, and a checker of responses against it.
+struct Contract {
+    doc: Value,
+}
+
+impl Contract {
+    async fn fetch(app: &TestApp) -> Contract {
+        let response = app
+            .client
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "openapi.json needs no token");
+        let doc: Value = response.json().await.unwrap();
+        Contract { doc }
+    }
+
+    /// Every (method, path template, secured) in the document.
+    fn operations(&self) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        for (path, item) in self.doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let secured = operation["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+                out.push((method.clone(), path.clone(), secured));
+            }
+        }
+        out
+    }
+
+    /// Checks a response against the schema the document gives for it: the status must be
+    /// documented, and a JSON body must validate.
+    fn check(&self, method: &str, template: &str, status: u16, body: &Value) {
+        let operation = &self.doc["paths"][template][method];
+        assert!(
+            operation.is_object(),
+            "{method} {template} is not documented"
+        );
+        let mut response = operation["responses"][status.to_string()].clone();
+        assert!(
+            response.is_object(),
+            "{method} {template}: status {status} is not documented"
+        );
+        if let Some(reference) = response["$ref"].as_str() {
+            let name = reference.rsplit('/').next().unwrap();
+            response = self.doc["components"]["responses"][name].clone();
+        }
+        let schema = response["content"]["application/json"]["schema"].clone();
+        assert!(
+            schema.is_object(),
+            "{method} {template} {status}: no JSON schema"
+        );
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": self.doc["components"].clone(),
+            "allOf": [schema],
+        });
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap();
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status}: {errors:?}\n{body:#}"
+        );
+    }
+}
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(reference)) => out.push(reference.clone()),
+                    _ => collect_refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, out)),
+        _ => {}
+    }
+}
+
+fn concrete(template: &str) -> String {
+    template
+        .replace("{id}", "0190e5a0-0000-7000-8000-000000000000")
+        .replace("{account_id}", "5b10ac8d82e05b22cc7d4ef5")
+}
+
+#[tokio::test]
+async fn every_route_refuses_a_missing_or_wrong_token_and_the_document_is_public() {
+    let app = spawn_app_with(TestDb::sqlite(), with_token, axum::Router::new()).await;
+    let contract = Contract::fetch(&app).await;
+    assert!(
+        contract.doc["openapi"].as_str().unwrap().starts_with("3."),
+        "an OpenAPI 3 document"
+    );
+    assert!(contract.doc["info"]["title"].is_string());
+    assert!(contract.doc["info"]["version"].is_string());
+    assert_eq!(
+        contract.doc["components"]["securitySchemes"]["bearer"],
+        json!({ "type": "http", "scheme": "bearer", "description": contract.doc["components"]["securitySchemes"]["bearer"]["description"] })
+    );
+    // Every reference points at something in the document.
+    let mut references = Vec::new();
+    collect_refs(&contract.doc, &mut references);
+    assert!(!references.is_empty());
+    for reference in references {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(
+            contract.doc.pointer(pointer).is_some(),
+            "dangling {reference}"
+        );
+    }
+    let operations = contract.operations();
+    assert!(operations.len() >= 12, "{operations:?}");
+    for (method, template, secured) in &operations {
+        assert!(secured, "{method} {template} must require a token");
+        let url = app.url(&concrete(template));
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        for authorization in [
+            None,
+            Some("Bearer wrong-token".to_string()),
+            Some(format!("Basic {TOKEN}")),
+            Some(format!("Bearer {TOKEN}x")),
+        ] {
+            let mut request = app.client.request(method.clone(), &url);
+            if let Some(value) = &authorization {
+                request = request.header("authorization", value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                401,
+                "{method} {template} with {authorization:?}"
+            );
+            let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.starts_with("Bearer"), "{challenge}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized");
+            contract.check(&method.as_str().to_lowercase(), template, 401, &body);
+        }
+    }
+    // The right token opens it.
+    let response = app
+        .client
+        .get(app.url("/api/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn without_configured_tokens_the_api_is_closed() {
+    let app = spawn_app_with(TestDb::sqlite(), |_| {}, axum::Router::new()).await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+struct Env {
+    sim: SimHandle,
+    app: TestApp,
+    contract: Contract,
+    _dir: tempfile::TempDir,
+}
+
+async fn env(db: TestDb) -> Env {
+    let sim = reseat::sim::spawn(SimConfig {
+        users: 150,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = reseat::demo::config_for(&sim, dir.path());
+    config.queue.workers = 0;
+    config.atlassian.retry.base_delay = Duration::from_millis(5);
+    config.atlassian.retry.max_delay = Duration::from_millis(50);
+    with_token(&mut config);
+    let app = spawn_configured(db, config, axum::Router::new()).await;
+    let contract = Contract::fetch(&app).await;
+    Env {
+        sim,
+        app,
+        contract,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    /// Calls the API with the token and checks the answer against the document.
+    async fn call(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method_upper = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request = self
+            .app
+            .client
+            .request(method_upper, self.app.url(path))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        self.contract.check(method, template, status, &body);
+        (status, body)
+    }
+
+    async fn get(&self, template: &str, path: &str) -> (u16, Value) {
+        self.call("get", template, path, None).await
+    }
+
+    fn group_ids(&self, account: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .sim
+            .state()
+            .user(account)
+            .unwrap()
+            .groups
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Active contractors (the demo rules send their requests to an admin).
+    fn contractors(&self) -> Vec<String> {
+        self.sim
+            .state()
+            .ground_truth()
+            .users
+            .iter()
+            .filter(|u| {
+                u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+                    && u.account_status == reseat::sim::AccountStatus::Active
+                    && !u.suspended
+                    && !u.offboarded
+                    && u.account_type == reseat::sim::AccountType::Atlassian
+            })
+            .map(|u| u.account_id.clone())
+            .collect()
+    }
+
+    /// What a sweep does: journal the user's Jira Software access groups, then remove them.
+    async fn remove_like_a_sweep(&self, account: &str) {
+        let user = self.sim.state().user(account).unwrap();
+        let mut conn = self.app.state.db.pool().acquire().await.unwrap();
+        for group in user.groups.iter().filter(|g| {
+            self.sim
+                .state()
+                .group(&g.id)
+                .is_some_and(|group| group.grants.contains(&Product::JiraSoftware))
+        }) {
+            restore_store::journal_removed_in(
+                &mut conn,
+                &JournalEntry {
+                    account_id: account,
+                    product: "jira-software",
+                    site: self.app.state.site(),
+                    group_id: &group.id,
+                    group_name: &group.name,
+                    run_id: Some("test-sweep"),
+                    request_id: None,
+                    reason: "inactive for 120 days",
+                },
+            )
+            .await
+            .unwrap();
+            self.sim.state().remove_member(&group.id, account).unwrap();
+        }
+    }
+
+    /// A request through the Automation channel, processed: the rules leave it pending.
+    async fn pending_request(&self, account: &str) -> String {
+        let response = self
+            .app
+            .client
+            .post(self.app.url("/hooks/automation"))
+            .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
+            .json(&json!({ "accountId": account, "product": "jira-software" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let body: Value = response.json().await.unwrap();
+        let id = body["requestId"].as_str().unwrap().to_string();
+        self.app.drain_queue().await;
+        id
+    }
+}
+
+#[tokio::test]
+async fn approve_and_deny_through_the_api_restore_and_are_audited_with_the_token_name() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env(db).await;
+        let contractors = env.contractors();
+        assert!(contractors.len() >= 2, "the seed has contractors");
+        let (account, other) = (&contractors[0], &contractors[1]);
+        let before = env.group_ids(account);
+        env.remove_like_a_sweep(account).await;
+        assert_ne!(env.group_ids(account), before);
+        let id = env.pending_request(account).await;
+
+        let (status, page) = env
+            .get("/api/v1/requests", "/api/v1/requests?status=pending")
+            .await;
+        assert_eq!(status, 200, "{backend}");
+        assert!(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == id),
+            "{backend}: {page}"
+        );
+
+        let (status, approved) = env
+            .call(
+                "post",
+                "/api/v1/requests/{id}/approve",
+                &format!("/api/v1/requests/{id}/approve"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 202, "{backend}: {approved}");
+        assert_eq!(approved["status"], "approved");
+        env.app.drain_queue().await;
+        let (_, request) = env
+            .get("/api/v1/requests/{id}", &format!("/api/v1/requests/{id}"))
+            .await;
+        assert_eq!(request["status"], "restored", "{backend}: {request}");
+        assert_eq!(env.group_ids(account), before, "{backend}: groups are back");
+
+        // Approving a decided request again is a conflict.
+        let (status, body) = env
+            .call(
+                "post",
+                "/api/v1/requests/{id}/approve",
+                &format!("/api/v1/requests/{id}/approve"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 409, "{backend}: {body}");
+        assert_eq!(body["error"]["code"], "conflict");
+
+        // Deny: a reason is required; then the request is denied with it.
+        env.remove_like_a_sweep(other).await;
+        let denied_id = env.pending_request(other).await;
+        let deny = format!("/api/v1/requests/{denied_id}/deny");
+        for bad in [json!({}), json!({ "reason": "  " })] {
+            let (status, body) = env
+                .call("post", "/api/v1/requests/{id}/deny", &deny, Some(bad))
+                .await;
+            assert_eq!(status, 400, "{backend}: {body}");
+        }
+        let (status, denied) = env
+            .call(
+                "post",
+                "/api/v1/requests/{id}/deny",
+                &deny,
+                Some(json!({ "reason": "Your contract ended in October." })),
+            )
+            .await;
+        assert_eq!(status, 202, "{backend}: {denied}");
+        assert_eq!(denied["status"], "denied");
+        assert_eq!(denied["message"], "Your contract ended in October.");
+        let (status, _) = env
+            .call(
+                "post",
+                "/api/v1/requests/{id}/deny",
+                "/api/v1/requests/no-such-request/deny",
+                Some(json!({ "reason": "no" })),
+            )
+            .await;
+        assert_eq!(status, 404);
+
+        // Both decisions are audited with the token's name.
+        let (status, audit) = env
+            .get("/api/v1/audit", "/api/v1/audit?actor=api:ci&limit=10")
+            .await;
+        assert_eq!(status, 200);
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            ["restore.denied", "restore.approved"],
+            "{backend}: newest first"
+        );
+        let response = env
+            .app
+            .client
+            .get(env.app.url("/api/v1/audit.csv?actor=api:ci"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        let csv = response.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "id,at,actor,action,account_id,product,details");
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert!(lines[2].contains("api:ci,restore.approved"), "{csv}");
+
+        // The account's timeline: the removal, the request, the restore, in time order.
+        let (status, timeline) = env
+            .get(
+                "/api/v1/users/{account_id}/timeline",
+                &format!("/api/v1/users/{account}/timeline"),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let events = timeline["events"].as_array().unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds.first(), Some(&"journal"), "{kinds:?}");
+        assert!(kinds.contains(&"request") && kinds.contains(&"audit"));
+        assert!(events.iter().any(|e| e["journal"]["action"] == "restored"));
+        let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+        let mut sorted = times.clone();
+        sorted.sort_by_key(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap());
+        assert_eq!(times, sorted);
+
+        let (status, stats) = env.get("/api/v1/stats", "/api/v1/stats").await;
+        assert_eq!(status, 200);
+        assert_eq!(stats["requests_by_status"]["restored"], 1);
+        assert_eq!(stats["requests_by_status"]["denied"], 1);
+        assert!(
+            stats["journal"]["jira-software"]["restored"]
+                .as_i64()
+                .unwrap()
+                >= 1
+        );
+
+        // The rule tester names the rule that sends contractors to an admin.
+        let (status, explained) = env
+            .get(
+                "/api/v1/rules/explain",
+                &format!(
+                    "/api/v1/rules/explain?account={account}&product=jira-software&channel=jsm"
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{explained}");
+        assert_eq!(explained["decision"], "manual", "{explained}");
+        assert_eq!(explained["rule"], "contractors need approval");
+        let (status, _) = env
+            .get(
+                "/api/v1/rules/explain",
+                "/api/v1/rules/explain?account=x&product=jira-software&channel=carrier-pigeon",
+            )
+            .await;
+        assert_eq!(status, 400);
+    }
+}
+
+#[tokio::test]
+async fn plans_and_their_items_page_with_a_cursor() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env(db).await;
+        let db = &env.app.state.db;
+        let items: Vec<reseat::sweep::store::NewItem> = (0..5)
+            .map(|n| reseat::sweep::store::NewItem {
+                account_id: format!("acc-{n}"),
+                product: if n % 2 == 0 {
+                    "jira-software"
+                } else {
+                    "confluence"
+                }
+                .into(),
+                email: Some(format!("u{n}@acme.example")),
+                display_name: None,
+                decision: if n < 3 { "remove" } else { "keep" }.into(),
+                reason: "test".into(),
+                last_active: Some(1_700_000_000_000),
+                threshold_days: Some(90),
+                access_groups: r#"[{"id":"g1","name":"jira-users"}]"#.into(),
+                added_to_org: None,
+            })
+            .collect();
+        let mut plan_ids = Vec::new();
+        for _ in 0..3 {
+            let id = uuid::Uuid::now_v7().to_string();
+            let mut tx = db.pool().begin().await.unwrap();
+            reseat::sweep::store::create_plan_in(&mut tx, &id, "api", "acme", &json!({"n": 1}))
+                .await
+                .unwrap();
+            reseat::sweep::store::insert_items_in(&mut tx, &id, &items)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            plan_ids.push(id);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        // Newest first, two per page, then the last one.
+        let (status, first) = env.get("/api/v1/plans", "/api/v1/plans?limit=2").await;
+        assert_eq!(status, 200, "{backend}");
+        let ids: Vec<&str> = first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [plan_ids[2].as_str(), plan_ids[1].as_str()],
+            "{backend}"
+        );
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let (_, second) = env
+            .get(
+                "/api/v1/plans",
+                &format!("/api/v1/plans?limit=2&cursor={cursor}"),
+            )
+            .await;
+        assert_eq!(second["items"][0]["id"], plan_ids[0].as_str());
+        assert!(second["next_cursor"].is_null());
+
+        let plan = &plan_ids[0];
+        let (status, got) = env
+            .get("/api/v1/plans/{id}", &format!("/api/v1/plans/{plan}"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(got["summary"]["n"], 1);
+        let (status, _) = env
+            .get("/api/v1/plans/{id}", "/api/v1/plans/no-such-plan")
+            .await;
+        assert_eq!(status, 404);
+
+        let template = "/api/v1/plans/{id}/items";
+        let (_, removes) = env
+            .get(
+                template,
+                &format!("/api/v1/plans/{plan}/items?decision=remove&product=jira-software"),
+            )
+            .await;
+        let accounts: Vec<&str> = removes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["account_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(accounts, ["acc-0", "acc-2"], "{backend}");
+        let mut seen = Vec::new();
+        let mut path = format!("/api/v1/plans/{plan}/items?limit=2");
+        loop {
+            let (status, page) = env.get(template, &path).await;
+            assert_eq!(status, 200);
+            for item in page["items"].as_array().unwrap() {
+                seen.push(item["account_id"].as_str().unwrap().to_string());
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => {
+                    path = format!("/api/v1/plans/{plan}/items?limit=2&cursor={cursor}")
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["acc-0", "acc-1", "acc-2", "acc-3", "acc-4"]);
+        for bad in ["limit=0", "limit=501", "cursor=abc", "decision=maybe"] {
+            let (status, body) = env
+                .get(template, &format!("/api/v1/plans/{plan}/items?{bad}"))
+                .await;
+            assert_eq!(status, 400, "{bad}: {body}");
+        }
+    }
+}
