@@ -8,7 +8,8 @@
 //! The client's own `requests_per_second` is set to the simulator's limit for every family.
 //! `cargo bench --bench sweep`: `RESEAT_BENCH_USERS` (default 10,000) users,
 //! `RESEAT_BENCH_RATE` (default 500) requests/s; without `--bench`, 600 users at 200/s
-//! and no naive run.
+//! and no naive run. `RESEAT_BENCH_RECHECK_AFTER=0` makes apply re-check activity (default:
+//! the configuration's 1h, so the apply right after the plan does not).
 
 #![allow(clippy::unwrap_used)]
 
@@ -77,6 +78,9 @@ async fn state_for(sim: &SimHandle, db_url: &str, rate: u32) -> AppState {
     sweep.protect.groups = vec!["reseat-protected".into()];
     sweep.governance.block_on_multi_product_groups = false;
     sweep.ladder.warn = false;
+    // `RESEAT_BENCH_RECHECK_AFTER` (seconds; default the configuration's 1h, so the apply
+    // right after the plan does not re-check; 0 forces the re-check).
+    sweep.recheck_after = Duration::from_secs(common::knob("RECHECK_AFTER", 3_600));
     sweep.limits.max_removals = u64::MAX / 2;
     sweep.limits.max_removal_percent = 100.0;
     sweep.limits.max_inactive_percent = 100.0;
@@ -95,6 +99,9 @@ fn kind(e: &LogEntry) -> &'static str {
     match e.method.as_str() {
         "GET" if p.ends_with("/last-active-dates") => "admin last-active-dates",
         "GET" if p.starts_with("/admin/v1/orgs/") && p.ends_with("/users") => "admin users listing",
+        "GET" if p == "/rest/api/3/group/member" && e.status == 404 => {
+            "jira group/member 404 (configured group not on the site)"
+        }
         "GET" if p == "/rest/api/3/group/member" => "jira group/member pages",
         "GET" if p.starts_with("/rest/api/3/applicationrole") => "jira applicationrole",
         "GET" if p.starts_with("/wiki/rest/api/group") => "confluence group listing",
@@ -266,12 +273,14 @@ async fn main() {
         plan_calls.get("jira group/member pages")
     );
     println!(
-        "## apply ({report:?})",
-        report = (
+        "## apply (removed users, memberships, skipped: {:?}; re-check: {} listing pages, {} per-user lookups)",
+        (
             report.removed_users,
             report.removed_memberships,
             report.skipped
-        )
+        ),
+        report.recheck_listing_pages,
+        report.recheck_lookups
     );
     println!("| calls | count |\n|---|---|");
     for (k, v) in &apply_calls.ok {

@@ -121,3 +121,45 @@ pub async fn collect(
     }
     Ok((set, stats))
 }
+
+/// Newest activity per (account, product) on the site.
+pub type ListedActivity = HashMap<(AccountId, ProductKey), chrono::DateTime<chrono::Utc>>;
+
+/// Newest activity on the site per (account, product), from the managed-user listing only
+/// (pages, no per-user call): for the accounts in `accounts` and the products in `products`.
+/// A pair is absent when the listing has no dated entry for it on the site (unmanaged
+/// account, product never accessed); the caller decides whether to ask per user. Returns the
+/// map and the number of listing pages read.
+#[tracing::instrument(skip_all, fields(accounts = accounts.len()))]
+pub async fn listed_activity(
+    admin: &AdminClient,
+    org: &OrgId,
+    site: &SiteFilter,
+    accounts: &std::collections::HashSet<AccountId>,
+    products: &[ProductKey],
+) -> Result<(ListedActivity, u64), AtlassianError> {
+    let mut found = HashMap::new();
+    let mut pages_read = 0u64;
+    let mut pages = admin.users(org);
+    while let Some(users) = pages.next_page().await? {
+        pages_read += 1;
+        for user in users {
+            if !accounts.contains(&user.account_id) {
+                continue;
+            }
+            for product in products {
+                let newest = user
+                    .product_access
+                    .iter()
+                    .filter(|p| &p.key == product)
+                    .filter(|p| p.url.as_deref().is_some_and(|url| site.is_site_url(url)))
+                    .filter_map(|p| p.last_active)
+                    .max();
+                if let Some(at) = newest {
+                    found.insert((user.account_id.clone(), product.clone()), at);
+                }
+            }
+        }
+    }
+    Ok((found, pages_read))
+}

@@ -268,23 +268,34 @@ pub async fn journal_restored_in(
     conn: &mut AnyConnection,
     entry: &JournalEntry<'_>,
 ) -> Result<(), sqlx::Error> {
-    journal_in(conn, "restored", entry).await
+    journal_in(conn, "restored", entry).await.map(drop)
 }
 
-/// Records a membership reseat took away (before removing it).
+/// Records a membership reseat takes away (before removing it). Returns false when the row
+/// was already there (the same run journaled it before: a resumed or retried item).
 pub async fn journal_removed_in(
     conn: &mut AnyConnection,
     entry: &JournalEntry<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     journal_in(conn, "removed", entry).await
+}
+
+/// Compensates a `removed` row of the same run: Atlassian answered "not a member" to the
+/// removal, so reseat took nothing and a restore must not add this group
+/// ([`journal_removed_groups`] reads the latest row per group).
+pub async fn journal_not_member_in(
+    conn: &mut AnyConnection,
+    entry: &JournalEntry<'_>,
+) -> Result<(), sqlx::Error> {
+    journal_in(conn, "not_member", entry).await.map(drop)
 }
 
 async fn journal_in(
     conn: &mut AnyConnection,
     action: &str,
     entry: &JournalEntry<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "INSERT INTO journal (account_id, product, site, group_id, group_name, action, run_id, \
          request_id, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT DO NOTHING",
@@ -301,7 +312,7 @@ async fn journal_in(
     .bind(now_ms())
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Marks the requester as answered.

@@ -209,9 +209,41 @@ async fn decide_and_apply(
     let verdict_json = serde_json::to_value(&verdict).ok();
     match verdict.decision {
         Decision::Approve => {
+            // The sweep's ladder suspended the account org-wide: lift that first.
+            let suspension = crate::sweep::store::open_suspension(&state.db, account).await?;
+            if suspension.is_some() {
+                let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id)
+                else {
+                    return Err(AtlassianError::Invalid(
+                        "the account is suspended and the admin API is not configured".into(),
+                    )
+                    .into());
+                };
+                admin.restore_access(org, &subject.account).await?;
+            }
             add_groups(state, &subject, &verdict).await?;
             verify_groups(state, &subject, &verdict).await?;
             let mut tx = state.db.pool().begin().await?;
+            if let Some(id) = suspension {
+                crate::sweep::store::close_suspension_in(
+                    &mut tx,
+                    id,
+                    crate::sweep::store::SuspensionEnd::Restored,
+                    chrono::Utc::now(),
+                )
+                .await?;
+                audit::record_in(
+                    &mut tx,
+                    audit::Entry {
+                        actor: "reseat",
+                        action: "restore.unsuspended",
+                        account_id: Some(account),
+                        product: Some(product),
+                        details: json!({ "request_id": request.id }),
+                    },
+                )
+                .await?;
+            }
             for group in &verdict.groups_to_add {
                 store::journal_restored_in(
                     &mut tx,
@@ -521,7 +553,13 @@ async fn gather_facts(
         channel,
         product_configured: state.config.sweep.product(&subject.product).is_some(),
         account_type: user.account_type.clone(),
-        active: user.active,
+        // Jira reports an org-suspended account as inactive. A suspension the sweep's ladder
+        // made (`sweep_suspensions`) is reseat's own step, which a restore lifts; any other
+        // suspension or deactivation still blocks.
+        active: user.active
+            || crate::sweep::store::open_suspension(&state.db, subject.account.as_str())
+                .await?
+                .is_some(),
         suspended: false,
         email: user.email_address.clone(),
         groups: groups

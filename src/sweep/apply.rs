@@ -2,13 +2,16 @@
 //!
 //! Before any change the guards run (blast radius per product, stale data); a tripped guard
 //! aborts with an audit entry and changes nothing. Then each actionable item (`warn`,
-//! `remove`; state `pending` or `failed`) is re-checked just before acting (a running keep,
-//! activity since the plan) and:
+//! `remove`; state `pending` or `failed`) is re-checked just before acting (a running keep;
+//! activity since the plan when the plan is at least `sweep.recheck_after` old, read once
+//! per apply from the admin users listing, per user only where the listing has no date) and:
 //! - `warn`: a `sweep_warnings` row (once per plan) and the warning handed to
 //!   [`super::notify::notify_warning`], in one transaction;
-//! - `remove`: the user's current memberships in the product's access groups are read,
-//!   journaled (`journal`, `action = 'removed'`, `run_id` = plan id) and committed FIRST,
-//!   then removed one by one.
+//! - `remove`: the memberships the plan saw in the product's access groups
+//!   (`plan_items.access_groups`, no per-user read) are journaled (`journal`,
+//!   `action = 'removed'`, `run_id` = plan id) and committed FIRST, then removed one by one.
+//!   When Atlassian answers "not a member" on the first attempt, a `not_member` row of the
+//!   same run follows, so a restore does not add a group the user was not in.
 //!
 //! Progress is the item's `state`: after a crash, `apply` on the same plan continues with
 //! the items not done. A journal row is unique per (account, product, site, group, plan), a
@@ -16,9 +19,10 @@
 //! success: running again never journals or warns twice. `mode = "dry-run"` records what
 //! would happen in the run summary and changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::SweepError;
@@ -29,9 +33,9 @@ use super::population::AccessGroup;
 use super::store::{self, PlanItem, PlanRecord};
 use crate::activity::SiteFilter;
 use crate::app::AppState;
-use crate::atlassian::{AccountId, GroupId, ProductKey};
+use crate::atlassian::{AccountId, GroupId, MembershipOutcome, ProductKey};
 use crate::audit;
-use crate::restore::store::{JournalEntry, journal_removed_in};
+use crate::restore::store::{JournalEntry, journal_not_member_in, journal_removed_in};
 use crate::store::time::{from_ms, to_ms};
 
 /// How to apply.
@@ -67,10 +71,19 @@ pub struct ApplyReport {
     /// Kept at the last moment: active again, or a running keep.
     pub skipped: u64,
     pub failed: u64,
+    /// Accounts suspended org-wide (`sweep.ladder.suspend`).
+    pub suspended: u64,
+    /// Accounts removed from the org directory (`sweep.ladder.delete_after`).
+    pub deleted: u64,
     /// Stopped before the end (test hook); run `apply` again to continue.
     pub interrupted: bool,
     /// Dry run: what would happen, per item (`account product: action`).
     pub would: Vec<String>,
+    /// Re-check before acting: admin users listing pages read (0: the plan was younger
+    /// than `sweep.recheck_after`, or nothing to act on).
+    pub recheck_listing_pages: u64,
+    /// Re-check: per-user `last-active-dates` lookups for items the listing had no date for.
+    pub recheck_lookups: u64,
 }
 
 /// Checks the blast-radius and stale-data guards over a whole plan.
@@ -192,6 +205,11 @@ pub async fn apply(
     if !dry_run {
         store::set_plan_status(&state.db, &plan.id, "applying").await?;
     }
+    let mut recheck = if dry_run {
+        None
+    } else {
+        recheck_listing(state, &plan, options, &mut report).await?
+    };
     let mut handled = 0usize;
     let mut after = 0i64;
     'outer: loop {
@@ -206,7 +224,16 @@ pub async fn apply(
                 break 'outer;
             }
             handled += 1;
-            let result = apply_item(state, &plan, &summary, &item, options, &mut report).await;
+            let result = apply_item(
+                state,
+                &plan,
+                &summary,
+                recheck.as_mut(),
+                &item,
+                options,
+                &mut report,
+            )
+            .await;
             if let Err(error) = result {
                 report.failed += 1;
                 tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
@@ -217,6 +244,10 @@ pub async fn apply(
                 }
             }
         }
+    }
+    if !report.interrupted {
+        suspend_step(state, &plan, options, &mut report).await?;
+        delete_step(state, &plan, options, &mut report).await?;
     }
     let status = if report.interrupted {
         "interrupted"
@@ -244,6 +275,7 @@ pub async fn apply(
                 "warned": report.warned, "removed_users": report.removed_users,
                 "removed_memberships": report.removed_memberships,
                 "skipped": report.skipped, "failed": report.failed,
+                "suspended": report.suspended, "deleted": report.deleted,
             }),
         },
     )
@@ -303,12 +335,80 @@ async fn finish_item(
     Ok(())
 }
 
-/// Newest activity of one product on the site, straight from the admin API.
+/// Activity re-read once per apply from the admin users listing, for the re-check before
+/// acting.
+struct Recheck {
+    listed: HashMap<(AccountId, ProductKey), DateTime<Utc>>,
+    /// Per-user answers, one call per account however many of its items need one.
+    looked_up: HashMap<AccountId, Option<SiteDates>>,
+}
+
+/// Newest activity per product on the site, as `last-active-dates` gives it.
+type SiteDates = Vec<(ProductKey, DateTime<Utc>)>;
+
+/// Reads the listing for the re-check, unless the plan is younger than
+/// `sweep.recheck_after`, nothing is left to act on, or there is no admin API.
+async fn recheck_listing(
+    state: &AppState,
+    plan: &PlanRecord,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<Option<Recheck>, SweepError> {
+    let config = &state.config.sweep;
+    let age = options.now - from_ms(plan.created_at);
+    let after = chrono::Duration::from_std(config.recheck_after).unwrap_or(chrono::Duration::MAX);
+    if age < after {
+        return Ok(None);
+    }
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Ok(None);
+    };
+    let products = config.product_keys();
+    let pairs: Vec<(AccountId, ProductKey)> = store::actionable_pairs(&state.db, &plan.id)
+        .await?
+        .into_iter()
+        .filter_map(|(a, p)| Some((AccountId::parse(a).ok()?, ProductKey::parse(&p).ok()?)))
+        .filter(|(_, p)| products.contains(p))
+        .collect();
+    let accounts: HashSet<AccountId> = pairs.iter().map(|(a, _)| a.clone()).collect();
+    if accounts.is_empty() {
+        return Ok(None);
+    }
+    let site = SiteFilter {
+        cloud_id: state.config.atlassian.cloud_id.clone(),
+        site_name: state.config.atlassian.site_name.clone(),
+    };
+    let (listed, pages) =
+        crate::activity::api::listed_activity(admin, org, &site, &accounts, &products).await?;
+    report.recheck_listing_pages = pages;
+    // Items the listing has no date for: one lookup per account, concurrently, up to
+    // `atlassian.admin.concurrency`.
+    let missing: HashSet<AccountId> = pairs
+        .into_iter()
+        .filter(|pair| !listed.contains_key(pair))
+        .map(|(account, _)| account)
+        .collect();
+    let concurrency = (state.config.atlassian.admin.concurrency as usize).max(1);
+    let lookups = futures_util::stream::iter(missing.into_iter().map(|account| async move {
+        let dates = current_activity(state, &account).await;
+        (account, dates)
+    }))
+    .buffer_unordered(concurrency);
+    futures_util::pin_mut!(lookups);
+    let mut looked_up = HashMap::new();
+    while let Some((account, dates)) = lookups.next().await {
+        report.recheck_lookups += 1;
+        looked_up.insert(account, dates?);
+    }
+    Ok(Some(Recheck { listed, looked_up }))
+}
+
+/// Newest activity per product on the site for one account, straight from the admin API
+/// (`last-active-dates`; `None` when the API does not know the account).
 async fn current_activity(
     state: &AppState,
     account: &AccountId,
-    product: &ProductKey,
-) -> Result<Option<DateTime<Utc>>, SweepError> {
+) -> Result<Option<SiteDates>, SweepError> {
     let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
         return Ok(None);
     };
@@ -321,22 +421,24 @@ async fn current_activity(
         Err(crate::atlassian::AtlassianError::NotFound { .. }) => return Ok(None),
         Err(error) => return Err(error.into()),
     };
-    Ok(dates
-        .product_access
-        .iter()
-        .filter(|p| &p.key == product)
-        .filter(|p| match site.cloud_id.as_deref() {
-            Some(cloud_id) => p.is_site(cloud_id),
-            None => p.url.as_deref().is_some_and(|u| site.is_site_url(u)),
-        })
-        .filter_map(|p| p.last_active)
-        .max())
+    Ok(Some(
+        dates
+            .product_access
+            .iter()
+            .filter(|p| match site.cloud_id.as_deref() {
+                Some(cloud_id) => p.is_site(cloud_id),
+                None => p.url.as_deref().is_some_and(|u| site.is_site_url(u)),
+            })
+            .filter_map(|p| p.last_active.map(|at| (p.key.clone(), at)))
+            .collect(),
+    ))
 }
 
 async fn apply_item(
     state: &AppState,
     plan: &PlanRecord,
     summary: &PlanSummaryRead,
+    recheck: Option<&mut Recheck>,
     item: &PlanItem,
     options: &ApplyOptions,
     report: &mut ApplyReport,
@@ -369,10 +471,36 @@ async fn apply_item(
         }
         return Ok(());
     }
-    // Activity since the plan wins: re-checked just before acting (live runs only).
-    if !dry_run
-        && let Some(policy) = config.product(&product)
-        && let Some(at) = current_activity(state, &account, &product).await?
+    // Activity since the plan wins: re-checked before acting (live runs of a plan at least
+    // `sweep.recheck_after` old), from the listing read once per apply, else per user.
+    let current = match recheck {
+        Some(recheck) if !dry_run && config.product(&product).is_some() => {
+            match recheck.listed.get(&(account.clone(), product.clone())) {
+                Some(at) => Some(*at),
+                None => {
+                    if !recheck.looked_up.contains_key(&account) {
+                        report.recheck_lookups += 1;
+                        let dates = current_activity(state, &account).await?;
+                        recheck.looked_up.insert(account.clone(), dates);
+                    }
+                    recheck
+                        .looked_up
+                        .get(&account)
+                        .and_then(Option::as_ref)
+                        .and_then(|dates| {
+                            dates
+                                .iter()
+                                .filter(|(key, _)| key == &product)
+                                .map(|(_, at)| *at)
+                                .max()
+                        })
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(policy) = config.product(&product)
+        && let Some(at) = current
         && item.last_active.is_none_or(|planned| to_ms(at) > planned)
     {
         let lag = chrono::Duration::from_std(config.lag_margin).unwrap_or_default();
@@ -458,6 +586,13 @@ async fn warn(
     Ok(())
 }
 
+/// One of an item's access groups as the plan stored it (`plan_items.access_groups`).
+#[derive(Debug, serde::Deserialize)]
+struct PlannedGroup {
+    id: GroupId,
+    name: String,
+}
+
 async fn remove(
     state: &AppState,
     plan: &PlanRecord,
@@ -473,28 +608,22 @@ async fn remove(
         .get(product.as_str())
         .cloned()
         .unwrap_or_default();
-    // The user's memberships now, in this product's access groups.
-    let current: Vec<(GroupId, String)> = if let Some(jira) = &state.atlassian.jira {
-        jira.user_groups(account)
-            .await?
-            .into_iter()
-            .map(|g| (g.group_id, g.name))
-            .collect()
-    } else if let Some(confluence) = &state.atlassian.confluence {
-        confluence
-            .user_groups(account)
-            .await?
-            .into_iter()
-            .map(|g| (g.id, g.name))
-            .collect()
-    } else {
-        return Err(SweepError::Config(
-            "removing access needs the site API credentials".to_owned(),
-        ));
-    };
-    let taken: Vec<&AccessGroup> = product_groups
-        .iter()
-        .filter(|g| current.iter().any(|(id, _)| id == &g.id))
+    // The memberships the plan saw (from the group-member pages), with the products each
+    // group grants: no per-user read before acting.
+    let planned: Vec<PlannedGroup> = serde_json::from_str(&item.access_groups).unwrap_or_default();
+    let taken: Vec<AccessGroup> = planned
+        .into_iter()
+        .map(|g| {
+            product_groups
+                .iter()
+                .find(|known| known.id == g.id)
+                .cloned()
+                .unwrap_or(AccessGroup {
+                    id: g.id,
+                    name: g.name,
+                    products: vec![product.clone()],
+                })
+        })
         .collect();
     if let Some(shared) = taken.iter().find(|g| g.products.len() > 1) {
         return Err(SweepError::Config(format!(
@@ -520,43 +649,79 @@ async fn remove(
         finish_item(state, item, "done", "no access group membership left").await?;
         return Ok(());
     }
-    // Journal first, committed before any membership changes.
+    // Journal first, committed before any membership changes. `fresh`: this attempt wrote
+    // the row, so no earlier attempt of this run can have removed the membership.
+    let mut fresh = Vec::with_capacity(taken.len());
     let mut tx = state.db.pool().begin().await?;
     for group in &taken {
-        journal_removed_in(
-            &mut tx,
-            &JournalEntry {
-                account_id: &item.account_id,
-                product: &item.product,
-                site: &plan.site,
-                group_id: group.id.as_str(),
-                group_name: &group.name,
-                run_id: Some(&plan.id),
-                request_id: None,
-                reason: &item.reason,
-            },
-        )
-        .await?;
+        fresh.push(
+            journal_removed_in(
+                &mut tx,
+                &JournalEntry {
+                    account_id: &item.account_id,
+                    product: &item.product,
+                    site: &plan.site,
+                    group_id: group.id.as_str(),
+                    group_name: &group.name,
+                    run_id: Some(&plan.id),
+                    request_id: None,
+                    reason: &item.reason,
+                },
+            )
+            .await?,
+        );
     }
     tx.commit().await?;
-    for group in &taken {
+    let mut removed_names: Vec<&str> = Vec::new();
+    let mut not_member: Vec<&str> = Vec::new();
+    for (group, fresh) in taken.iter().zip(fresh) {
         let use_confluence =
             product.jira_application_key().is_none() || state.atlassian.jira.is_none();
-        match (&state.atlassian.confluence, &state.atlassian.jira) {
+        let outcome = match (&state.atlassian.confluence, &state.atlassian.jira) {
             (Some(confluence), _) if use_confluence => {
-                confluence.remove_from_group(&group.id, account).await?;
+                confluence.remove_from_group(&group.id, account).await?
             }
-            (_, Some(jira)) => {
-                jira.remove_from_group(&group.id, account).await?;
-            }
+            (_, Some(jira)) => jira.remove_from_group(&group.id, account).await?,
             _ => {
                 return Err(SweepError::Config(
                     "removing access needs the site API credentials".to_owned(),
                 ));
             }
+        };
+        match outcome {
+            MembershipOutcome::AlreadyInPlace if fresh => {
+                // Left the group since the plan: reseat took nothing, a restore adds nothing.
+                let mut conn = state.db.pool().acquire().await?;
+                journal_not_member_in(
+                    &mut conn,
+                    &JournalEntry {
+                        account_id: &item.account_id,
+                        product: &item.product,
+                        site: &plan.site,
+                        group_id: group.id.as_str(),
+                        group_name: &group.name,
+                        run_id: Some(&plan.id),
+                        request_id: None,
+                        reason: "not a member when the sweep removed it",
+                    },
+                )
+                .await?;
+                not_member.push(&group.name);
+            }
+            // A resumed item: an earlier attempt of this run may have removed it; the
+            // `removed` row stands (a restore gives it back).
+            MembershipOutcome::AlreadyInPlace | MembershipOutcome::Changed => {
+                report.removed_memberships += 1;
+                removed_names.push(&group.name);
+            }
         }
-        report.removed_memberships += 1;
     }
+    if removed_names.is_empty() {
+        let outcome = format!("not a member of {} any more", not_member.join(", "));
+        finish_item(state, item, "done", &outcome).await?;
+        return Ok(());
+    }
+    let names = removed_names;
     report.removed_users += 1;
     let outcome = format!("removed from {}", names.join(", "));
     let mut tx = state.db.pool().begin().await?;
@@ -588,5 +753,169 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// The ladder's suspension step (`sweep.ladder.suspend`): accounts the plan's removals left
+/// with no managed product on the site are suspended org-wide, once (a
+/// `sweep_suspensions` row, an audit entry). A failure counts as a failed item and is tried
+/// again by the next apply of the plan.
+async fn suspend_step(
+    state: &AppState,
+    plan: &PlanRecord,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let config = &state.config.sweep;
+    if !config.ladder.suspend {
+        return Ok(());
+    }
+    let dry_run = config.mode == Mode::DryRun;
+    let candidates = store::suspension_candidates(&state.db, &plan.id, dry_run).await?;
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let reason = "no managed product left on the site after the sweep's removals";
+    if dry_run {
+        for account in candidates {
+            report
+                .would
+                .push(format!("{account}: suspend org-wide ({reason})"));
+        }
+        return Ok(());
+    }
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Err(SweepError::Config(
+            "sweep.ladder.suspend needs the admin API (atlassian.org_id and admin_api_key)"
+                .to_owned(),
+        ));
+    };
+    for account_id in candidates {
+        let Ok(account) = AccountId::parse(account_id.as_str()) else {
+            continue;
+        };
+        if let Err(error) = admin.suspend_access(org, &account).await {
+            report.failed += 1;
+            tracing::warn!(account = %account_id, %error, "suspension failed");
+            audit::record(
+                &state.db,
+                audit::Entry {
+                    actor: "reseat",
+                    action: "sweep.suspend_failed",
+                    account_id: Some(&account_id),
+                    product: None,
+                    details: serde_json::json!({ "plan_id": plan.id, "error": error.to_string() }),
+                },
+            )
+            .await?;
+            continue;
+        }
+        let mut tx = state.db.pool().begin().await?;
+        store::record_suspension_in(
+            &mut tx,
+            &account_id,
+            &plan.site,
+            &plan.id,
+            reason,
+            options.now,
+        )
+        .await?;
+        audit::record_in(
+            &mut tx,
+            audit::Entry {
+                actor: "reseat",
+                action: "sweep.suspended",
+                account_id: Some(&account_id),
+                product: None,
+                details: serde_json::json!({ "plan_id": plan.id, "reason": reason }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        report.suspended += 1;
+    }
+    Ok(())
+}
+
+/// The ladder's last step (`sweep.ladder.delete_after`): accounts reseat suspended at least
+/// that long ago, not restored since, are removed from the org directory. A 404 means the
+/// account is already gone (a retry after a lost answer): recorded as deleted.
+async fn delete_step(
+    state: &AppState,
+    plan: &PlanRecord,
+    options: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    let config = &state.config.sweep;
+    let Some(after) = config.ladder.delete_after else {
+        return Ok(());
+    };
+    let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let Some(before) = options.now.checked_sub_signed(after) else {
+        return Ok(());
+    };
+    let dry_run = config.mode == Mode::DryRun;
+    let due = store::suspensions_due(&state.db, &plan.site, before).await?;
+    for (id, account_id, suspended_at) in due {
+        if store::restored_since(&state.db, &account_id, suspended_at).await? {
+            // A restore gave access back since: the account stays; the suspension is over
+            // for the ladder.
+            if !dry_run {
+                let mut conn = state.db.pool().acquire().await?;
+                store::close_suspension_in(
+                    &mut conn,
+                    id,
+                    store::SuspensionEnd::Restored,
+                    options.now,
+                )
+                .await?;
+            }
+            continue;
+        }
+        if dry_run {
+            report.would.push(format!(
+                "{account_id}: remove from the directory (suspended {})",
+                suspended_at.format("%Y-%m-%d")
+            ));
+            continue;
+        }
+        let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+            return Err(SweepError::Config(
+                "sweep.ladder.delete_after needs the admin API (atlassian.org_id and admin_api_key)"
+                    .to_owned(),
+            ));
+        };
+        let Ok(account) = AccountId::parse(account_id.as_str()) else {
+            continue;
+        };
+        let already_gone = match admin.remove_from_directory(org, &account).await {
+            Ok(()) => false,
+            Err(crate::atlassian::AtlassianError::NotFound { .. }) => true,
+            Err(error) => {
+                report.failed += 1;
+                tracing::warn!(account = %account_id, %error, "removal from the directory failed");
+                continue;
+            }
+        };
+        let mut tx = state.db.pool().begin().await?;
+        store::close_suspension_in(&mut tx, id, store::SuspensionEnd::Deleted, options.now).await?;
+        audit::record_in(
+            &mut tx,
+            audit::Entry {
+                actor: "reseat",
+                action: "sweep.deleted",
+                account_id: Some(&account_id),
+                product: None,
+                details: serde_json::json!({
+                    "plan_id": plan.id,
+                    "suspended_at": suspended_at.to_rfc3339(),
+                    "already_gone": already_gone,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        report.deleted += 1;
+    }
     Ok(())
 }

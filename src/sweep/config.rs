@@ -40,6 +40,12 @@ pub struct SweepConfig {
     /// A never-accessed account is not inactive until this long after `Added to org`.
     #[serde(with = "crate::config::duration")]
     pub never_accessed_grace: Duration,
+    /// `apply` re-checks activity before acting when the plan is at least this old: one pass
+    /// over the admin users listing (plus a per-user lookup for accounts or products the
+    /// listing has no date for). A younger plan is applied as planned (`"0s"`: always
+    /// re-check).
+    #[serde(with = "crate::config::duration")]
+    pub recheck_after: Duration,
     /// Accounts the sweep never touches.
     pub protect: ProtectConfig,
     /// Checks of the access groups run before every plan.
@@ -117,10 +123,15 @@ pub struct LadderConfig {
     pub warn_before: Duration,
     /// Remove product access (the user's memberships in the product's access groups).
     pub remove: bool,
-    /// After removing, suspend the account org-wide when it is left with no managed product
-    /// on the site. Off by default: suspension affects every product on every site. Not
-    /// implemented yet: `true` is refused by validation.
+    /// After removing, suspend the account org-wide (`suspend-access`) when the plan's
+    /// removals left it with no managed product on the site. Off by default: suspension
+    /// affects EVERY product on EVERY site of the organization, including products and sites
+    /// reseat does not manage. Once per account (recorded in `sweep_suspensions`).
     pub suspend: bool,
+    /// Remove accounts reseat suspended from the org directory this long after the
+    /// suspension (checked at every live apply). `None` (default): never. Needs `suspend`.
+    #[serde(with = "crate::config::duration::option")]
+    pub delete_after: Option<Duration>,
 }
 
 impl Default for LadderConfig {
@@ -130,6 +141,7 @@ impl Default for LadderConfig {
             warn_before: Duration::from_secs(14 * 86_400),
             remove: true,
             suspend: false,
+            delete_after: None,
         }
     }
 }
@@ -207,6 +219,7 @@ impl Default for SweepConfig {
             products: BTreeMap::new(),
             lag_margin: Duration::from_secs(86_400),
             never_accessed_grace: Duration::from_secs(30 * 86_400),
+            recheck_after: Duration::from_secs(3_600),
             protect: ProtectConfig::default(),
             governance: GovernanceConfig::default(),
             ladder: LadderConfig::default(),
@@ -288,6 +301,26 @@ impl SweepConfig {
             self.limits.max_inactive_percent,
         )?;
         percent("csv.max_bad_row_percent", self.csv.max_bad_row_percent)?;
+        if self.ladder.suspend && !self.ladder.remove {
+            return Err(ConfigError::key(
+                "sweep.ladder.suspend",
+                "needs sweep.ladder.remove (suspension follows a removal)",
+            ));
+        }
+        if let Some(after) = self.ladder.delete_after {
+            if !self.ladder.suspend {
+                return Err(ConfigError::key(
+                    "sweep.ladder.delete_after",
+                    "needs sweep.ladder.suspend (only accounts reseat suspended are removed)",
+                ));
+            }
+            if after < Duration::from_secs(86_400) {
+                return Err(ConfigError::key(
+                    "sweep.ladder.delete_after",
+                    "must be at least 1d",
+                ));
+            }
+        }
         if self.ladder.warn
             && self.ladder.remove
             && let Some((key, policy)) = self

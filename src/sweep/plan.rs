@@ -189,6 +189,7 @@ pub async fn plan(
             population::Finding::NoAccessGroup { .. } => {
                 config.governance.block_on_missing_access_groups
             }
+            population::Finding::ProtectGroupMissing { .. } => false,
         })
         .map(ToString::to_string)
         .collect();

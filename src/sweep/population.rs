@@ -36,6 +36,8 @@ pub enum Finding {
     },
     /// Nothing grants this product: the sweep cannot remove it.
     NoAccessGroup { product: String },
+    /// A group named in `sweep.protect` does not exist on the site: it protects nobody.
+    ProtectGroupMissing { group: String },
 }
 
 impl std::fmt::Display for Finding {
@@ -49,6 +51,10 @@ impl std::fmt::Display for Finding {
             Finding::NoAccessGroup { product } => write!(
                 f,
                 "product {product} has no access group (set sweep.products.{product}.access_groups)"
+            ),
+            Finding::ProtectGroupMissing { group } => write!(
+                f,
+                "group {group} (sweep.protect) does not exist on the site: it protects nobody"
             ),
         }
     }
@@ -252,7 +258,9 @@ pub async fn read(
                         Ok(None) => break,
                         // A configured group that does not exist protects nobody.
                         Err(AtlassianError::NotFound { .. }) => {
-                            tracing::warn!(group = %name, "protected group not found on the site");
+                            population.findings.push(Finding::ProtectGroupMissing {
+                                group: name.clone(),
+                            });
                             break;
                         }
                         Err(error) => return Err(error.into()),

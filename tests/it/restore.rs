@@ -1201,3 +1201,93 @@ async fn a_real_sweep_then_a_restore_gives_back_exactly_what_was_taken() {
         env.sim.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
+    for db in TestDb::all().await {
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |config| {
+                config.sweep.ladder.warn = false;
+                config.sweep.ladder.suspend = true;
+                config.atlassian.admin.requests_per_second = 1000;
+            },
+        )
+        .await;
+        let state = &env.app.state;
+        let planned = reseat::sweep::plan(
+            state,
+            &[reseat::sweep::Source::Api],
+            chrono::Utc::now(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+        let items = reseat::sweep::store::items(&state.db, &planned.plan_id)
+            .await
+            .unwrap();
+        // Staff whose every managed product is removed, Jira Software among them.
+        let victim = items
+            .iter()
+            .find(|i| {
+                i.product == "jira-software"
+                    && i.email
+                        .as_deref()
+                        .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
+                    && items
+                        .iter()
+                        .filter(|j| j.account_id == i.account_id)
+                        .all(|j| j.decision == "remove")
+                    && !env
+                        .sim
+                        .state()
+                        .user(&i.account_id)
+                        .unwrap()
+                        .groups
+                        .iter()
+                        .any(|g| g.name == seed::GROUP_JIRA_CONTRACTORS)
+            })
+            .expect("the seed has an idle staff account")
+            .account_id
+            .clone();
+        let options = reseat::sweep::ApplyOptions {
+            confirmed: true,
+            ..Default::default()
+        };
+        let report = reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+            .await
+            .unwrap();
+        assert!(report.suspended > 0);
+        assert!(env.sim.state().user(&victim).unwrap().suspended);
+
+        let body = json!({ "accountId": victim, "product": "jira-software" }).to_string();
+        let (code, _) = env.webhook("msg_after_suspension", &body).await;
+        assert_eq!(code, 202);
+        env.app.drain_queue().await;
+        let outcome: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, reason FROM restore_requests")
+                .fetch_all(state.db.pool())
+                .await
+                .unwrap();
+        assert!(
+            !env.sim.state().user(&victim).unwrap().suspended,
+            "{outcome:?}"
+        );
+        assert!(env.products(&victim).contains(&Product::JiraSoftware));
+        let open = reseat::sweep::store::open_suspension(&state.db, &victim)
+            .await
+            .unwrap();
+        assert_eq!(open, None, "the suspension is closed");
+        // Applying the same plan again does not suspend the restored account again.
+        let again = reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+            .await
+            .unwrap();
+        assert_eq!(again.suspended, 0);
+        assert!(!env.sim.state().user(&victim).unwrap().suspended);
+        env.sim.shutdown().await;
+    }
+}

@@ -283,9 +283,17 @@ async fn apply_removes_exactly_the_planned_memberships_journal_first() {
         let state = state_for(&sim, &db, Mode::Live).await;
         let before = memberships(&sim);
         let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        sim.state().clear_log();
         let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
             .await
             .unwrap();
+        // A plan younger than sweep.recheck_after is applied as planned: only the removals.
+        assert_eq!(report.recheck_listing_pages, 0);
+        assert_eq!(report.recheck_lookups, 0);
+        assert!(
+            sim.state().log().iter().all(|e| e.method == "DELETE"),
+            "only removals"
+        );
         let removals: Vec<&PlanItem> = items.iter().filter(|i| i.decision == "remove").collect();
         assert!(!removals.is_empty());
         assert_eq!(report.removed_users as usize, removals.len());
@@ -732,4 +740,303 @@ async fn dry_run_changes_nothing_and_warnings_go_out_once() {
     assert_eq!(row.decision, "keep");
     assert!(row.reason.contains("keep access until"), "{}", row.reason);
     sim.shutdown().await;
+}
+
+/// The `last-active-dates` calls made for one account.
+fn lookups_of(sim: &SimHandle, account: &str) -> usize {
+    let org = &sim.config().org_id;
+    sim.state().calls(
+        "GET",
+        &format!("/admin/v1/orgs/{org}/directory/users/{account}/last-active-dates"),
+    )
+}
+
+#[tokio::test]
+async fn a_user_active_again_since_the_plan_is_kept() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::Live).await;
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        let truth = sim.state().ground_truth();
+        let removal = |managed: bool| {
+            items
+                .iter()
+                .find(|i| {
+                    i.decision == "remove"
+                        && truth.users.iter().any(|u| {
+                            u.account_id == i.account_id
+                                && u.managed == managed
+                                && u.products.get(&sim_product(&i.product))
+                                    == Some(&Category::Inactive)
+                        })
+                })
+                .unwrap_or_else(|| panic!("a removal of a managed={managed} user"))
+                .clone()
+        };
+        // A managed account is re-checked from the listing, an unmanaged one per user.
+        let managed = removal(true);
+        let unmanaged = removal(false);
+        let now = Utc::now();
+        for item in [&managed, &unmanaged] {
+            sim.state()
+                .set_last_active(
+                    &item.account_id,
+                    sim_product(&item.product),
+                    None,
+                    Some(now),
+                )
+                .unwrap();
+        }
+        let before = memberships(&sim);
+        sim.state().clear_log();
+
+        // Two hours after the plan (sweep.recheck_after is 1h) activity is re-checked.
+        let report = reseat::sweep::apply(
+            &state,
+            Some(&plan_id),
+            &ApplyOptions {
+                now: now + chrono::Duration::hours(2),
+                ..live()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.recheck_listing_pages > 0, "{report:?}");
+        assert!(report.recheck_lookups > 0, "{report:?}");
+        assert!(report.skipped >= 2, "{report:?}");
+        assert_eq!(lookups_of(&sim, &managed.account_id), 0, "listing answered");
+        assert_eq!(lookups_of(&sim, &unmanaged.account_id), 1, "asked per user");
+        let after = store::items(&state.db, &plan_id).await.unwrap();
+        for item in [&managed, &unmanaged] {
+            let row = after.iter().find(|i| i.id == item.id).unwrap();
+            assert_eq!(row.state, "skipped", "{row:?}");
+            assert!(
+                row.outcome
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("active again"),
+                "{row:?}"
+            );
+            let kept: Vec<_> = before
+                .iter()
+                .filter(|(account, _)| account == &item.account_id)
+                .collect();
+            let now_in = memberships(&sim);
+            assert!(kept.iter().all(|m| now_in.contains(*m)), "nothing removed");
+        }
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_membership_gone_before_apply_is_not_given_back_by_a_restore() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::Live).await;
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        let item = items
+            .iter()
+            .find(|i| i.decision == "remove")
+            .unwrap()
+            .clone();
+        let groups: Vec<serde_json::Value> = serde_json::from_str(&item.access_groups).unwrap();
+        let left = groups[0]["name"].as_str().unwrap().to_owned();
+        // Someone else takes the user out of the group between plan and apply.
+        assert!(sim.state().remove_member(&left, &item.account_id).unwrap());
+        sim.state().clear_log();
+        let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(report.failed, 0);
+        // No per-user group read before removing.
+        assert_eq!(sim.state().calls("GET", "/rest/api/3/user/groups"), 0);
+        let actions: Vec<(String, String)> = sqlx::query_as(
+            "SELECT group_name, action FROM journal WHERE account_id = $1 AND product = $2 ORDER BY id",
+        )
+        .bind(&item.account_id)
+        .bind(&item.product)
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+        assert!(
+            actions.contains(&(left.clone(), "removed".to_owned())),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&(left.clone(), "not_member".to_owned())),
+            "{actions:?}"
+        );
+        let back = reseat::restore::store::journal_removed_groups(
+            &state.db,
+            &item.account_id,
+            &item.product,
+            state.site(),
+        )
+        .await
+        .unwrap();
+        assert!(back.iter().all(|g| g.name != left), "{back:?}");
+        assert_eq!(back.len(), groups.len() - 1);
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_ladder_suspends_once_and_deletes_after_the_delay() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let base = state_for(&sim, &db, Mode::DryRun).await;
+        let mut config = (*base.config).clone();
+        config.sweep.ladder.suspend = true;
+        config.sweep.ladder.delete_after = Some(Duration::from_secs(30 * 86_400));
+        // The test moves the clock a month on; the plan's activity must not look stale.
+        config.sweep.limits.stale_after = Duration::from_secs(365 * 86_400);
+        config.validate().unwrap();
+        let mut dry = base.clone();
+        dry.config = std::sync::Arc::new(config.clone());
+        config.sweep.mode = Mode::Live;
+        let mut state = base.clone();
+        state.config = std::sync::Arc::new(config);
+
+        let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
+        // Accounts whose every managed product on the site is removed.
+        let mut all_removed: BTreeMap<String, bool> = BTreeMap::new();
+        for item in &items {
+            let entry = all_removed.entry(item.account_id.clone()).or_insert(true);
+            *entry &= item.decision == "remove";
+        }
+        let expected: BTreeSet<String> = all_removed
+            .into_iter()
+            .filter(|(_, all)| *all)
+            .map(|(account, _)| account)
+            .collect();
+        assert!(!expected.is_empty());
+        let partly = items
+            .iter()
+            .find(|i| i.decision == "remove" && !expected.contains(&i.account_id))
+            .map(|i| i.account_id.clone());
+
+        // Dry run: says what would happen, changes nothing.
+        let report = reseat::sweep::apply(&dry, Some(&plan_id), &ApplyOptions::default())
+            .await
+            .unwrap();
+        let would: BTreeSet<String> = report
+            .would
+            .iter()
+            .filter(|w| w.contains("suspend org-wide"))
+            .map(|w| w.split(':').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(would, expected);
+        assert!(
+            expected
+                .iter()
+                .all(|a| !sim.state().user(a).unwrap().suspended)
+        );
+
+        // Live: removal, then suspension of exactly those accounts.
+        let report = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(report.failed, 0);
+        assert_eq!(report.suspended as usize, expected.len());
+        for account in &expected {
+            assert!(sim.state().user(account).unwrap().suspended, "{account}");
+        }
+        if let Some(account) = partly {
+            assert!(
+                !sim.state().user(&account).unwrap().suspended,
+                "keeps a product"
+            );
+        }
+        // Once: a second apply suspends nobody and calls nothing.
+        sim.state().clear_log();
+        let again = reseat::sweep::apply(&state, Some(&plan_id), &live())
+            .await
+            .unwrap();
+        assert_eq!(again.suspended, 0);
+        assert!(sim.state().log().is_empty(), "{:?}", sim.state().log());
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sweep_suspensions")
+            .fetch_one(state.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows as usize, expected.len());
+
+        // Before the delay nobody is deleted; after it, each once. One account is already
+        // gone (an answer lost on an earlier try): its 404 counts as deleted.
+        let early = reseat::sweep::apply(
+            &state,
+            Some(&plan_id),
+            &ApplyOptions {
+                now: Utc::now() + chrono::Duration::days(29),
+                ..live()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(early.deleted, 0);
+        let gone = expected.iter().next().unwrap();
+        let admin = state.atlassian.admin.as_ref().unwrap();
+        let org = state.atlassian.org_id.as_ref().unwrap();
+        admin
+            .remove_from_directory(
+                org,
+                &reseat::atlassian::AccountId::parse(gone.clone()).unwrap(),
+            )
+            .await
+            .unwrap();
+        let later = ApplyOptions {
+            now: Utc::now() + chrono::Duration::days(31),
+            ..live()
+        };
+        let dry_later = reseat::sweep::apply(&dry, Some(&plan_id), &later)
+            .await
+            .unwrap();
+        assert_eq!(
+            dry_later
+                .would
+                .iter()
+                .filter(|w| w.contains("remove from the directory"))
+                .count(),
+            expected.len()
+        );
+        let late = reseat::sweep::apply(&state, Some(&plan_id), &later)
+            .await
+            .unwrap();
+        assert_eq!(late.failed, 0);
+        assert_eq!(late.deleted as usize, expected.len());
+        for account in &expected {
+            assert!(
+                !sim.state().user(account).unwrap().in_directory,
+                "{account}"
+            );
+        }
+        let last = reseat::sweep::apply(&state, Some(&plan_id), &later)
+            .await
+            .unwrap();
+        assert_eq!(last.deleted, 0);
+        let audited = audit_actions(&state).await;
+        assert_eq!(
+            audited.iter().filter(|a| *a == "sweep.suspended").count(),
+            expected.len()
+        );
+        assert_eq!(
+            audited.iter().filter(|a| *a == "sweep.deleted").count(),
+            expected.len()
+        );
+        sim.shutdown().await;
+    }
 }
