@@ -1126,60 +1126,73 @@ async fn a_keep_link_defers_removal_once() {
     assert_eq!(env.count("SELECT COUNT(*) FROM keeps").await, 1);
 }
 
+/// A live, warning-free sweep environment on `db`, its plan, and the first item of staff
+/// of the managed domain (no contractor) for which `pick` holds.
+async fn swept_staff(
+    db: TestDb,
+    adjust: impl FnOnce(&mut Config),
+    pick: impl Fn(&reseat::sweep::store::PlanItem, &[reseat::sweep::store::PlanItem]) -> bool,
+) -> (Env, String, String) {
+    let env = env_with(
+        db,
+        SimConfig {
+            users: 150,
+            ..SimConfig::default()
+        },
+        |config| {
+            config.sweep.ladder.warn = false;
+            config.atlassian.admin.requests_per_second = 1000;
+            adjust(config);
+        },
+    )
+    .await;
+    let state = &env.app.state;
+    let planned = reseat::sweep::plan(
+        state,
+        &[reseat::sweep::Source::Api],
+        chrono::Utc::now(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    let items = reseat::sweep::store::items(&state.db, &planned.plan_id)
+        .await
+        .unwrap();
+    let victim = items
+        .iter()
+        .find(|i| {
+            i.product == "jira-software"
+                && i.email
+                    .as_deref()
+                    .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
+                && !env
+                    .sim
+                    .state()
+                    .user(&i.account_id)
+                    .unwrap()
+                    .groups
+                    .iter()
+                    .any(|g| g.name == seed::GROUP_JIRA_CONTRACTORS)
+                && pick(i, &items)
+        })
+        .expect("the seed has an idle staff seat")
+        .account_id
+        .clone();
+    (env, planned.plan_id, victim)
+}
+
 #[tokio::test]
 async fn a_real_sweep_then_a_restore_gives_back_exactly_what_was_taken() {
     for db in TestDb::all().await {
-        let env = env_with(
-            db,
-            SimConfig {
-                users: 150,
-                ..SimConfig::default()
-            },
-            |config| {
-                config.sweep.ladder.warn = false;
-                config.atlassian.admin.requests_per_second = 1000;
-            },
-        )
-        .await;
+        let (env, plan_id, victim) =
+            swept_staff(db, |_| {}, |item, _| item.decision == "remove").await;
         let state = &env.app.state;
-        let planned = reseat::sweep::plan(
-            state,
-            &[reseat::sweep::Source::Api],
-            chrono::Utc::now(),
-            &indicatif::ProgressBar::hidden(),
-        )
-        .await
-        .unwrap();
-        let items = reseat::sweep::store::items(&state.db, &planned.plan_id)
-            .await
-            .unwrap();
-        // Staff of the managed domain whose Jira Software seat the sweep takes.
-        let victim = items
-            .iter()
-            .find(|i| {
-                i.product == "jira-software"
-                    && i.decision == "remove"
-                    && i.email
-                        .as_deref()
-                        .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
-                    && !env
-                        .sim
-                        .state()
-                        .user(&i.account_id)
-                        .unwrap()
-                        .groups
-                        .iter()
-                        .any(|g| g.name == seed::GROUP_JIRA_CONTRACTORS)
-            })
-            .expect("the seed has an idle staff seat")
-            .account_id
-            .clone();
         let before = env.group_ids(&victim);
         let options = reseat::sweep::ApplyOptions {
             confirmed: true,
             ..Default::default()
         };
-        reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+        reseat::sweep::apply(state, Some(&plan_id), &options)
             .await
             .unwrap();
         assert!(
@@ -1205,60 +1218,24 @@ async fn a_real_sweep_then_a_restore_gives_back_exactly_what_was_taken() {
 #[tokio::test]
 async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
     for db in TestDb::all().await {
-        let env = env_with(
+        // Staff whose every managed product is removed, Jira Software among them.
+        let (env, plan_id, victim) = swept_staff(
             db,
-            SimConfig {
-                users: 150,
-                ..SimConfig::default()
-            },
-            |config| {
-                config.sweep.ladder.warn = false;
-                config.sweep.ladder.suspend = true;
-                config.atlassian.admin.requests_per_second = 1000;
+            |config| config.sweep.ladder.suspend = true,
+            |item, items| {
+                items
+                    .iter()
+                    .filter(|j| j.account_id == item.account_id)
+                    .all(|j| j.decision == "remove")
             },
         )
         .await;
         let state = &env.app.state;
-        let planned = reseat::sweep::plan(
-            state,
-            &[reseat::sweep::Source::Api],
-            chrono::Utc::now(),
-            &indicatif::ProgressBar::hidden(),
-        )
-        .await
-        .unwrap();
-        let items = reseat::sweep::store::items(&state.db, &planned.plan_id)
-            .await
-            .unwrap();
-        // Staff whose every managed product is removed, Jira Software among them.
-        let victim = items
-            .iter()
-            .find(|i| {
-                i.product == "jira-software"
-                    && i.email
-                        .as_deref()
-                        .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
-                    && items
-                        .iter()
-                        .filter(|j| j.account_id == i.account_id)
-                        .all(|j| j.decision == "remove")
-                    && !env
-                        .sim
-                        .state()
-                        .user(&i.account_id)
-                        .unwrap()
-                        .groups
-                        .iter()
-                        .any(|g| g.name == seed::GROUP_JIRA_CONTRACTORS)
-            })
-            .expect("the seed has an idle staff account")
-            .account_id
-            .clone();
         let options = reseat::sweep::ApplyOptions {
             confirmed: true,
             ..Default::default()
         };
-        let report = reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+        let report = reseat::sweep::apply(state, Some(&plan_id), &options)
             .await
             .unwrap();
         assert!(report.suspended > 0);
@@ -1283,7 +1260,7 @@ async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
             .unwrap();
         assert_eq!(open, None, "the suspension is closed");
         // Applying the same plan again does not suspend the restored account again.
-        let again = reseat::sweep::apply(state, Some(&planned.plan_id), &options)
+        let again = reseat::sweep::apply(state, Some(&plan_id), &options)
             .await
             .unwrap();
         assert_eq!(again.suspended, 0);
