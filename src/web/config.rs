@@ -55,8 +55,9 @@ pub struct ApiToken {
 pub struct AdminUser {
     /// The login name; audit entries name it as `admin:<name>`.
     pub name: String,
-    /// An argon2 PHC string (`$argon2id$...`).
-    pub password_hash: String,
+    /// An argon2 PHC string (`$argon2id$...`). Held like a secret: `config check` and logs
+    /// show `[redacted]`, so the hash cannot be taken away and attacked offline.
+    pub password_hash: crate::config::Secret,
 }
 
 impl AdminConfig {
@@ -78,7 +79,7 @@ impl AdminConfig {
                     format!("the name {:?} is used by another user", user.name),
                 ));
             }
-            if argon2::PasswordHash::new(&user.password_hash).is_err() {
+            if argon2::PasswordHash::new(user.password_hash.expose()).is_err() {
                 return Err(ConfigError::key(
                     format!("{place}.password_hash"),
                     "expected an argon2 PHC string ($argon2id$...): run `reseat admin hash-password`",

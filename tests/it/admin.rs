@@ -41,7 +41,9 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
     config.atlassian.retry.max_delay = Duration::from_millis(50);
     config.admin.users = vec![AdminUser {
         name: "ana".into(),
-        password_hash: reseat::web::admin::auth::hash_password(PASSWORD).unwrap(),
+        password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
+            .unwrap()
+            .into(),
     }];
     adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;

@@ -141,9 +141,12 @@ fn a_missing_required_secret_is_one_line_and_exit_2() {
 fn config_check_redacts_secrets_from_files_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), "admin-key-from-file\n").unwrap();
+    let hash = reseat::web::admin::auth::hash_password("correct horse").unwrap();
     std::fs::write(
         dir.path().join("reseat.toml"),
-        "[atlassian]\norg_id = \"0f1e2d3c\"\nadmin_api_key_file = \"key\"\nsite_name = \"acme\"\nsite_email = \"admin@acme.test\"\n",
+        format!(
+            "[atlassian]\norg_id = \"0f1e2d3c\"\nadmin_api_key_file = \"key\"\nsite_name = \"acme\"\nsite_email = \"admin@acme.test\"\n[[admin.users]]\nname = \"ana\"\npassword_hash = {hash:?}\n"
+        ),
     )
     .unwrap();
     let output = Command::new(reseat_bin())
@@ -165,6 +168,11 @@ fn config_check_redacts_secrets_from_files_and_environment() {
     assert!(
         !printed.contains("admin-key-from-file") && !printed.contains("token-from-env"),
         "{printed}"
+    );
+    assert!(printed.contains("name = \"ana\""), "{printed}");
+    assert!(
+        !printed.contains("$argon2id$"),
+        "password hashes are redacted too: {printed}"
     );
 }
 

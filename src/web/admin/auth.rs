@@ -229,7 +229,7 @@ pub async fn check_password(state: &AppState, name: &str, password: &str) -> boo
         .users
         .iter()
         .find(|user| user.name == name)
-        .map(|user| user.password_hash.clone());
+        .map(|user| user.password_hash.expose().to_string());
     let known = configured.is_some();
     let hash = configured.unwrap_or_else(|| DUMMY_HASH.to_string());
     let password = password.to_string();
