@@ -1,28 +1,42 @@
 //! Last-active data from the Organizations admin API, in as few calls as it allows.
 //!
-//! 1. The paged managed-user listing (`GET /admin/v1/orgs/{orgId}/users`, 100 per page)
-//!    carries `product_access[].last_active` per product and site URL: one call covers a
-//!    page of users.
-//! 2. `GET .../directory/users/{accountId}/last-active-dates` is called only for wanted
-//!    users the listing could not settle: accounts it does not list (unmanaged), products
-//!    never accessed on the site (the grace period needs `added_to_org`, which only this
-//!    endpoint has), and products the listing shows no entry for on the site. These calls
-//!    run concurrently, up to `atlassian.admin.concurrency`.
+//! Two listings, chosen by `atlassian.user_listing`:
 //!
-//! Only the configured site counts: listing entries by their URL's host, last-active-dates
-//! entries by their ARI (`ari:cloud:<product>::site/<cloud id>`).
+//! - **`directory`** (default): the v2 user search
+//!   (`POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`, 100 per page,
+//!   `expand: ["productAccess"]`) lists every account of the directory, managed or not,
+//!   with its last activity per product instance (an ARI naming the site) and its
+//!   `addedToOrg`. One call settles a page of users; no per-user call is needed. It needs
+//!   the site's cloud id, and falls back to `managed` when the first page answers 403 or
+//!   404 (an API key or org the v2 API does not serve).
+//! - **`managed`**: the v1 managed-user listing (`GET /admin/v1/orgs/{orgId}/users`)
+//!   carries `product_access[].last_active` per product and site URL, but lists managed
+//!   accounts only and has no `added_to_org`; `GET .../directory/users/{accountId}/last-active-dates`
+//!   is then called for wanted users it could not settle (unmanaged accounts, products never
+//!   accessed on the site, whose grace period needs `added_to_org`), concurrently up to
+//!   `atlassian.admin.concurrency`.
+//!
+//! Only the configured site counts: v1 listing entries by their URL's host, v2 and
+//! last-active-dates entries by their ARI (`ari:cloud:<product>::site/<cloud id>`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use super::{ActivitySet, Seen, SiteFilter, UserActivity};
-use crate::atlassian::{AccountId, AdminClient, AtlassianError, OrgId, ProductKey};
+use crate::atlassian::{
+    AccountId, AdminClient, AtlassianConfig, AtlassianError, DirectoryUser, OrgId, OrgUser,
+    ProductKey, UserListing,
+};
 
 /// Calls made, for the plan summary and the benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ApiStats {
-    /// Pages of the managed-user listing.
+    /// The listing read: `directory` or `managed`.
+    pub listing: Option<UserListing>,
+    /// Pages of the user listing.
     pub listing_pages: u64,
     /// Users seen in the listing.
     pub listed_users: u64,
@@ -32,134 +46,320 @@ pub struct ApiStats {
     pub not_found: u64,
 }
 
-/// Reads the activity of `wanted` users (account → products whose activity is needed).
-#[tracing::instrument(skip_all, fields(wanted = wanted.len()))]
-pub async fn collect(
-    admin: &AdminClient,
-    org: &OrgId,
-    site: &SiteFilter,
-    wanted: &HashMap<AccountId, Vec<ProductKey>>,
+/// What the listing says, for the re-check before acting: the newest activity on the site
+/// per (account, product), and the accounts the listing answered for (for those, a missing
+/// pair means no activity on the site; other accounts need a per-user lookup).
+#[derive(Debug, Default)]
+pub struct ListedActivity {
+    pub newest: HashMap<(AccountId, ProductKey), DateTime<Utc>>,
+    pub listed: HashSet<AccountId>,
+    pub pages: u64,
+}
+
+/// The admin API as a source of activity for one site.
+pub struct AdminActivity<'a> {
+    admin: &'a AdminClient,
+    org: &'a OrgId,
+    site: &'a SiteFilter,
+    listing: UserListing,
+    directory: &'a str,
     concurrency: usize,
-) -> Result<(ActivitySet, ApiStats), AtlassianError> {
-    let mut stats = ApiStats::default();
-    let mut set = ActivitySet::new();
-    let mut follow_up: HashMap<&AccountId, &Vec<ProductKey>> = wanted.iter().collect();
-    let mut pages = admin.users(org);
-    while let Some(users) = pages.next_page().await? {
-        stats.listing_pages += 1;
-        stats.listed_users += users.len() as u64;
-        for user in users {
-            let Some((account, products)) = wanted.get_key_value(&user.account_id) else {
+}
+
+impl<'a> AdminActivity<'a> {
+    /// The source as `[atlassian]` configures it. Without a cloud id the directory listing
+    /// cannot tell this site's activity from another's, so the managed listing is used.
+    pub fn new(
+        admin: &'a AdminClient,
+        org: &'a OrgId,
+        site: &'a SiteFilter,
+        config: &'a AtlassianConfig,
+    ) -> Self {
+        let listing = match (config.user_listing, site.cloud_id.as_deref()) {
+            (UserListing::Directory, Some(_)) => UserListing::Directory,
+            (UserListing::Directory, None) => {
+                tracing::warn!(
+                    "atlassian.user_listing = \"directory\" needs atlassian.cloud_id; reading the managed-user listing instead"
+                );
+                UserListing::Managed
+            }
+            (UserListing::Managed, _) => UserListing::Managed,
+        };
+        AdminActivity {
+            admin,
+            org,
+            site,
+            listing,
+            directory: config.directory_id.as_str(),
+            concurrency: (config.admin.concurrency as usize).max(1),
+        }
+    }
+
+    /// Reads the activity of `wanted` users (account → products whose activity is needed).
+    #[tracing::instrument(skip_all, fields(wanted = wanted.len()))]
+    pub async fn collect(
+        &self,
+        wanted: &HashMap<AccountId, Vec<ProductKey>>,
+    ) -> Result<(ActivitySet, ApiStats), AtlassianError> {
+        if self.listing == UserListing::Directory
+            && let Some(found) = self.collect_directory(wanted).await?
+        {
+            return Ok(found);
+        }
+        self.collect_managed(wanted).await
+    }
+
+    /// Reads the listing once for the re-check before acting: the newest activity of
+    /// `accounts` in `products` on the site.
+    #[tracing::instrument(skip_all, fields(accounts = accounts.len()))]
+    pub async fn listed_activity(
+        &self,
+        accounts: &HashSet<AccountId>,
+        products: &[ProductKey],
+    ) -> Result<ListedActivity, AtlassianError> {
+        let mut found = ListedActivity::default();
+        if self.listing == UserListing::Directory {
+            let mut pages = self.admin.directory_users(self.org, self.directory);
+            let mut usable = true;
+            loop {
+                let users = match self.directory_page(&mut pages, found.pages).await? {
+                    DirectoryPage::Users(users) => users,
+                    DirectoryPage::End => break,
+                    DirectoryPage::Unavailable => {
+                        usable = false;
+                        break;
+                    }
+                };
+                found.pages += 1;
+                for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
+                    found.listed.insert(user.account_id.clone());
+                    for product in products {
+                        if let Some(at) = self.directory_newest(user, product) {
+                            found
+                                .newest
+                                .insert((user.account_id.clone(), product.clone()), at);
+                        }
+                    }
+                }
+            }
+            if usable {
+                return Ok(found);
+            }
+        }
+        let mut pages = self.admin.users(self.org);
+        while let Some(users) = pages.next_page().await? {
+            found.pages += 1;
+            for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
+                found.listed.insert(user.account_id.clone());
+                for product in products {
+                    if let Some(at) = self.managed_newest(user, product) {
+                        found
+                            .newest
+                            .insert((user.account_id.clone(), product.clone()), at);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The directory listing; `None` when the v2 API is not available to this key.
+    async fn collect_directory(
+        &self,
+        wanted: &HashMap<AccountId, Vec<ProductKey>>,
+    ) -> Result<Option<(ActivitySet, ApiStats)>, AtlassianError> {
+        let mut stats = ApiStats {
+            listing: Some(UserListing::Directory),
+            ..ApiStats::default()
+        };
+        let mut set = ActivitySet::new();
+        let mut pages = self.admin.directory_users(self.org, self.directory);
+        loop {
+            let users = match self.directory_page(&mut pages, stats.listing_pages).await? {
+                DirectoryPage::Users(users) => users,
+                DirectoryPage::End => break,
+                DirectoryPage::Unavailable => return Ok(None),
+            };
+            stats.listing_pages += 1;
+            stats.listed_users += users.len() as u64;
+            for user in users {
+                let Some((account, products)) = wanted.get_key_value(&user.account_id) else {
+                    continue;
+                };
+                let mut activity = UserActivity::new(account.clone());
+                for product in products {
+                    // The listing names every product the user was ever active in: absent
+                    // means never accessed, and `addedToOrg` starts the grace period.
+                    let seen = self
+                        .directory_newest(&user, product)
+                        .map_or(Seen::Never, Seen::At);
+                    activity.record(product.clone(), None, seen);
+                }
+                activity.name = user.name;
+                activity.email = user.email;
+                activity.account_type = user.account_type;
+                activity.status = user.account_status;
+                activity.added_to_org = user.added_to_org;
+                set.insert(activity);
+            }
+        }
+        stats.not_found = wanted.keys().filter(|a| set.get(a).is_none()).count() as u64;
+        Ok(Some((set, stats)))
+    }
+
+    async fn directory_page(
+        &self,
+        pages: &mut crate::atlassian::Paged<'_, DirectoryUser>,
+        pages_read: u64,
+    ) -> Result<DirectoryPage, AtlassianError> {
+        match pages.next_page().await {
+            Ok(Some(users)) => Ok(DirectoryPage::Users(users)),
+            Ok(None) => Ok(DirectoryPage::End),
+            Err(error @ (AtlassianError::Forbidden { .. } | AtlassianError::NotFound { .. }))
+                if pages_read == 0 =>
+            {
+                tracing::warn!(
+                    %error,
+                    "the v2 directory user search is not available to this API key; reading the managed-user listing (set atlassian.user_listing = \"managed\" to skip this call)"
+                );
+                Ok(DirectoryPage::Unavailable)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn directory_newest(
+        &self,
+        user: &DirectoryUser,
+        product: &ProductKey,
+    ) -> Option<DateTime<Utc>> {
+        let cloud_id = self.site.cloud_id.as_deref()?;
+        user.product_access
+            .iter()
+            .filter(|p| &p.key == product && p.is_site(cloud_id))
+            .filter_map(|p| p.last_active_timestamp)
+            .max()
+    }
+
+    fn managed_newest(&self, user: &OrgUser, product: &ProductKey) -> Option<DateTime<Utc>> {
+        user.product_access
+            .iter()
+            .filter(|p| &p.key == product)
+            .filter(|p| {
+                p.url
+                    .as_deref()
+                    .is_some_and(|url| self.site.is_site_url(url))
+            })
+            .filter_map(|p| p.last_active)
+            .max()
+    }
+
+    /// The managed listing, then per-user lookups where it leaves a question.
+    async fn collect_managed(
+        &self,
+        wanted: &HashMap<AccountId, Vec<ProductKey>>,
+    ) -> Result<(ActivitySet, ApiStats), AtlassianError> {
+        let mut stats = ApiStats {
+            listing: Some(UserListing::Managed),
+            ..ApiStats::default()
+        };
+        let mut set = ActivitySet::new();
+        let mut follow_up: HashMap<&AccountId, &Vec<ProductKey>> = wanted.iter().collect();
+        let mut pages = self.admin.users(self.org);
+        while let Some(users) = pages.next_page().await? {
+            stats.listing_pages += 1;
+            stats.listed_users += users.len() as u64;
+            for user in users {
+                let Some((account, products)) = wanted.get_key_value(&user.account_id) else {
+                    continue;
+                };
+                let mut activity = UserActivity::new(account.clone());
+                let mut settled = true;
+                for product in products {
+                    match self.managed_newest(&user, product) {
+                        Some(at) => activity.record(product.clone(), Some(true), Seen::At(at)),
+                        // Never accessed (needs `added_to_org`) or not listed here: ask.
+                        None => settled = false,
+                    }
+                }
+                activity.name = Some(user.name);
+                activity.email = user.email;
+                activity.account_type = Some(user.account_type);
+                activity.status = Some(user.account_status);
+                set.insert(activity);
+                if settled {
+                    follow_up.remove(account);
+                }
+            }
+        }
+        // Owned items: a stream of futures borrowing from the map is not `Send` for every
+        // lifetime, which a spawned (scheduled) sweep needs.
+        let follow_up: Vec<(AccountId, Vec<ProductKey>)> = follow_up
+            .into_iter()
+            .map(|(account, products)| (account.clone(), products.clone()))
+            .collect();
+        let lookups = futures_util::stream::iter(follow_up.into_iter().map(
+            |(account, products)| async move {
+                let result = self.site_dates(&account).await;
+                (account, products, result)
+            },
+        ))
+        .buffer_unordered(self.concurrency);
+        futures_util::pin_mut!(lookups);
+        while let Some((account, products, result)) = lookups.next().await {
+            stats.per_user_calls += 1;
+            let Some((dates, added_to_org)) = result? else {
+                stats.not_found += 1;
                 continue;
             };
             let mut activity = UserActivity::new(account.clone());
-            activity.name = Some(user.name.clone());
-            activity.email = user.email.clone();
-            activity.account_type = Some(user.account_type.clone());
-            activity.status = Some(user.account_status.clone());
-            let mut settled = true;
-            for product in products {
-                let on_site: Vec<_> = user
-                    .product_access
+            activity.added_to_org = added_to_org;
+            for product in &products {
+                let newest = dates
                     .iter()
-                    .filter(|p| &p.key == product)
-                    .filter(|p| p.url.as_deref().is_some_and(|url| site.is_site_url(url)))
-                    .collect();
-                match on_site.iter().filter_map(|p| p.last_active).max() {
-                    Some(at) => activity.record(product.clone(), Some(true), Seen::At(at)),
-                    // Never accessed (needs `added_to_org`) or not listed here: ask.
-                    None => settled = false,
-                }
+                    .filter(|(key, _)| key == product)
+                    .map(|(_, at)| *at)
+                    .max();
+                // The endpoint lists only products with activity: absent means never accessed.
+                activity.record(product.clone(), None, newest.map_or(Seen::Never, Seen::At));
             }
             set.insert(activity);
-            if settled {
-                follow_up.remove(account);
-            }
         }
+        Ok((set, stats))
     }
-    // Owned items: a stream of futures borrowing from the map is not `Send` for every
-    // lifetime, which a spawned (scheduled) sweep needs.
-    let follow_up: Vec<(AccountId, Vec<ProductKey>)> = follow_up
-        .into_iter()
-        .map(|(account, products)| (account.clone(), products.clone()))
-        .collect();
-    let lookups =
-        futures_util::stream::iter(follow_up.into_iter().map(|(account, products)| async move {
-            let result = admin.last_active_dates(org, &account).await;
-            (account, products, result)
-        }))
-        .buffer_unordered(concurrency.max(1));
-    futures_util::pin_mut!(lookups);
-    while let Some((account, products, result)) = lookups.next().await {
-        stats.per_user_calls += 1;
-        let dates = match result {
+
+    /// One account's activity per product on the site and its `added_to_org`, from
+    /// `last-active-dates` (`None` when the API does not know the account).
+    pub async fn site_dates(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<(SiteDates, Option<DateTime<Utc>>)>, AtlassianError> {
+        let dates = match self.admin.last_active_dates(self.org, account).await {
             Ok(dates) => dates,
-            Err(AtlassianError::NotFound { .. }) => {
-                stats.not_found += 1;
-                continue;
-            }
+            Err(AtlassianError::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(error),
         };
-        let mut activity = UserActivity::new(account.clone());
-        activity.added_to_org = dates.added_to_org;
-        for product in &products {
-            let newest = dates
-                .product_access
-                .iter()
-                .filter(|p| &p.key == product)
-                .filter(|p| match site.cloud_id.as_deref() {
-                    Some(cloud_id) => p.is_site(cloud_id),
-                    None => p.url.as_deref().is_some_and(|url| site.is_site_url(url)),
-                })
-                .filter_map(|p| p.last_active)
-                .max();
-            // The endpoint lists only products with activity: absent means never accessed.
-            let seen = newest.map_or(Seen::Never, Seen::At);
-            activity.record(product.clone(), None, seen);
-        }
-        set.insert(activity);
+        let on_site = dates
+            .product_access
+            .iter()
+            .filter(|p| match self.site.cloud_id.as_deref() {
+                Some(cloud_id) => p.is_site(cloud_id),
+                None => p
+                    .url
+                    .as_deref()
+                    .is_some_and(|url| self.site.is_site_url(url)),
+            })
+            .filter_map(|p| p.last_active.map(|at| (p.key.clone(), at)))
+            .collect();
+        Ok(Some((on_site, dates.added_to_org)))
     }
-    Ok((set, stats))
 }
 
-/// Newest activity per (account, product) on the site.
-pub type ListedActivity = HashMap<(AccountId, ProductKey), chrono::DateTime<chrono::Utc>>;
+/// Newest activity per product on the site, as `last-active-dates` gives it.
+pub type SiteDates = Vec<(ProductKey, DateTime<Utc>)>;
 
-/// Newest activity on the site per (account, product), from the managed-user listing only
-/// (pages, no per-user call): for the accounts in `accounts` and the products in `products`.
-/// A pair is absent when the listing has no dated entry for it on the site (unmanaged
-/// account, product never accessed); the caller decides whether to ask per user. Returns the
-/// map and the number of listing pages read.
-#[tracing::instrument(skip_all, fields(accounts = accounts.len()))]
-pub async fn listed_activity(
-    admin: &AdminClient,
-    org: &OrgId,
-    site: &SiteFilter,
-    accounts: &std::collections::HashSet<AccountId>,
-    products: &[ProductKey],
-) -> Result<(ListedActivity, u64), AtlassianError> {
-    let mut found = HashMap::new();
-    let mut pages_read = 0u64;
-    let mut pages = admin.users(org);
-    while let Some(users) = pages.next_page().await? {
-        pages_read += 1;
-        for user in users {
-            if !accounts.contains(&user.account_id) {
-                continue;
-            }
-            for product in products {
-                let newest = user
-                    .product_access
-                    .iter()
-                    .filter(|p| &p.key == product)
-                    .filter(|p| p.url.as_deref().is_some_and(|url| site.is_site_url(url)))
-                    .filter_map(|p| p.last_active)
-                    .max();
-                if let Some(at) = newest {
-                    found.insert((user.account_id.clone(), product.clone()), at);
-                }
-            }
-        }
-    }
-    Ok((found, pages_read))
+enum DirectoryPage {
+    Users(Vec<DirectoryUser>),
+    End,
+    Unavailable,
 }

@@ -1,6 +1,7 @@
-//! The Organizations admin API (`https://api.atlassian.com/admin/v1/...`, Bearer org API key):
-//! organizations, managed users with per-product last activity, a user's last-active dates,
-//! and org-level suspend / restore / remove.
+//! The Organizations admin API (`https://api.atlassian.com/admin/...`, Bearer org API key):
+//! organizations, the v2 directory user search and the v1 managed-users listing with
+//! per-product last activity, a user's last-active dates, and org-level suspend / restore /
+//! remove.
 
 use crate::atlassian::error::AtlassianError;
 use crate::atlassian::http::{ApiClient, Call, Method};
@@ -147,11 +148,70 @@ pub struct ProductActivity {
 impl ProductActivity {
     /// Whether this entry is about the site with `cloud_id`.
     pub fn is_site(&self, cloud_id: &str) -> bool {
-        self.id
-            .as_deref()
-            .is_some_and(|id| id == cloud_id || id.ends_with(&format!("/{cloud_id}")))
+        is_site_ari(self.id.as_deref(), cloud_id)
     }
 }
+
+/// A user of the org's directories, managed or not, as the v2 user search returns it
+/// (`POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    /// The account id.
+    pub account_id: AccountId,
+    /// Person, customer or app.
+    #[serde(default)]
+    pub account_type: Option<AccountType>,
+    /// Active, inactive or closed (the account's lifecycle).
+    #[serde(default)]
+    pub account_status: Option<AccountStatus>,
+    /// `active`, `suspended` or `no_membership` in the directories.
+    #[serde(default)]
+    pub membership_status: Option<String>,
+    /// When the user was first added to a directory of the org.
+    #[serde(default, deserialize_with = "timestamp")]
+    pub added_to_org: Option<DateTime<Utc>>,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email, absent when hidden.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `managed` or `unmanaged`.
+    #[serde(default)]
+    pub claim_status: Option<String>,
+    /// Last activity per product and site (with `expand: ["productAccess"]`).
+    #[serde(default)]
+    pub product_access: Vec<DirectoryProductAccess>,
+}
+
+/// One product instance's last activity for a directory user (`productAccess[]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryProductAccess {
+    /// The product key.
+    pub key: ProductKey,
+    /// The product instance, an ARI such as `ari:cloud:jira::site/<cloud id>`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Last activity in this product on this site.
+    #[serde(default, deserialize_with = "timestamp")]
+    pub last_active_timestamp: Option<DateTime<Utc>>,
+}
+
+impl DirectoryProductAccess {
+    /// Whether this entry is about the site with `cloud_id`.
+    pub fn is_site(&self, cloud_id: &str) -> bool {
+        is_site_ari(self.id.as_deref(), cloud_id)
+    }
+}
+
+fn is_site_ari(id: Option<&str>, cloud_id: &str) -> bool {
+    id.is_some_and(|id| id == cloud_id || id.ends_with(&format!("/{cloud_id}")))
+}
+
+/// Users per page of the directory user search (the API's default is 50).
+pub const DIRECTORY_PAGE: u32 = 100;
 
 /// Accepts RFC 3339 timestamps and plain `YYYY-MM-DD` dates (midnight UTC).
 fn timestamp<'de, D: Deserializer<'de>>(
@@ -243,6 +303,18 @@ fn next_cursor(links: Option<Links>) -> Result<Option<PageToken>, AtlassianError
     }
 }
 
+/// The next page of a v2 search: `links.next` is the cursor itself (a link carrying a
+/// `cursor` parameter is accepted too).
+fn next_search_cursor(links: Option<Links>) -> Result<Option<PageToken>, AtlassianError> {
+    let Some(next) = links.and_then(|links| links.next).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if next.contains('?') || next.starts_with("http") {
+        return next_cursor(Some(Links { next: Some(next) }));
+    }
+    Ok(Some(PageToken::Cursor(next)))
+}
+
 fn with_cursor(call: Call, token: Option<&PageToken>) -> Call {
     match PageToken::cursor(token) {
         Some(cursor) => call.query("cursor", cursor),
@@ -308,6 +380,50 @@ impl AdminClient {
         Paged::new(None, move |token| {
             let org = org.clone();
             Box::pin(async move { self.users_page(&org, token.as_ref()).await })
+        })
+    }
+
+    /// One page of the org's directory users with their per-product activity
+    /// (`POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`, `expand`
+    /// `productAccess`). A read sent as POST: retried like an idempotent call.
+    pub async fn directory_users_page(
+        &self,
+        org: &OrgId,
+        directory: &str,
+        token: Option<&PageToken>,
+    ) -> Result<Page<DirectoryUser>, AtlassianError> {
+        let mut body = serde_json::json!({
+            "limit": DIRECTORY_PAGE,
+            "expand": ["productAccess"],
+        });
+        if let Some(cursor) = PageToken::cursor(token) {
+            body["cursor"] = serde_json::Value::from(cursor);
+        }
+        let call = Call::new(
+            Method::POST,
+            "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
+            &[org.as_str(), directory],
+        )
+        .json(body)
+        .idempotent(true);
+        let listing: Listing<DirectoryUser> = self.api.json(&call).await?;
+        Ok(Page {
+            items: listing.data,
+            next: next_search_cursor(listing.links)?,
+        })
+    }
+
+    /// Every user of the directory, page by page.
+    pub fn directory_users(&self, org: &OrgId, directory: &str) -> Paged<'_, DirectoryUser> {
+        let org = org.clone();
+        let directory = directory.to_owned();
+        Paged::new(None, move |token| {
+            let org = org.clone();
+            let directory = directory.clone();
+            Box::pin(async move {
+                self.directory_users_page(&org, &directory, token.as_ref())
+                    .await
+            })
         })
     }
 

@@ -54,6 +54,36 @@ pub struct AtlassianConfig {
     /// Retry, backoff and timeout policy shared by every API family.
     #[serde(default)]
     pub retry: RetrySettings,
+    /// How the sweep reads the org's users and their activity from the admin API:
+    /// `"directory"` (default) pages through the user search of the v2 directory API, which
+    /// covers managed and unmanaged accounts with their last activity per product and site
+    /// and their `addedToOrg`, so one call settles a page of users; `"managed"` pages through
+    /// the v1 managed-accounts listing and asks `last-active-dates` once per account it
+    /// leaves unsettled (unmanaged accounts, never-accessed products). `"directory"` needs
+    /// `cloud_id` (its entries name the site only by ARI) and falls back to `"managed"`
+    /// without one, or when the API key cannot use the v2 API (403/404).
+    #[serde(default)]
+    pub user_listing: UserListing,
+    /// The directory whose users the `"directory"` listing reads; `"-"` (default) means every
+    /// directory the API key administers.
+    #[serde(default = "default_directory_id")]
+    pub directory_id: String,
+}
+
+/// Which admin API listing the sweep reads activity from (see
+/// [`AtlassianConfig::user_listing`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserListing {
+    /// `POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`.
+    #[default]
+    Directory,
+    /// `GET /admin/v1/orgs/{orgId}/users` plus per-user `last-active-dates`.
+    Managed,
+}
+
+fn default_directory_id() -> String {
+    "-".to_owned()
 }
 
 fn parse_base_url<E: serde::de::Error>(text: &str) -> Result<Url, E> {
@@ -102,6 +132,8 @@ impl Default for AtlassianConfig {
             confluence: FamilyLimits::site_default(),
             jsm: FamilyLimits::jsm_default(),
             retry: RetrySettings::default(),
+            user_listing: UserListing::default(),
+            directory_id: default_directory_id(),
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::atlassian::error::{AtlassianError, MembershipChange, MembershipOutcom
 use crate::atlassian::http::{ApiClient, Call};
 use crate::atlassian::page::{Page, PageToken, Paged, next_offset};
 use crate::atlassian::product::{AccountId, GroupId, ProductKey};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 /// Page size for `startAt`/`maxResults` listings (the documented maximum of `group/member`).
@@ -111,6 +112,8 @@ struct PageBean<T> {
     start_at: Option<u64>,
     #[serde(default)]
     is_last: Option<bool>,
+    #[serde(default)]
+    total: Option<u64>,
     values: Vec<T>,
 }
 
@@ -199,13 +202,66 @@ impl JiraClient {
         token: Option<&PageToken>,
     ) -> Result<Page<JiraUser>, AtlassianError> {
         let start = PageToken::offset(token);
+        let bean = self
+            .group_members_bean(group, include_inactive, start)
+            .await?;
+        Ok(bean.into_page(start))
+    }
+
+    /// Every member of a group, read with up to `concurrency` pages in flight: the first page
+    /// gives `total`, the pages it implies are fetched concurrently (in order), and paging
+    /// then goes on from the last one until `isLast`, in case the group grew meanwhile.
+    pub async fn group_members_all(
+        &self,
+        group: &GroupId,
+        include_inactive: bool,
+        concurrency: usize,
+    ) -> Result<Vec<JiraUser>, AtlassianError> {
+        let first = self.group_members_bean(group, include_inactive, 0).await?;
+        let total = first.total;
+        let page = first.into_page(0);
+        let mut members = page.items;
+        let mut next = page.next;
+        if let (Some(PageToken::Offset(from)), Some(total)) = (&next, total)
+            && total > *from
+        {
+            let starts: Vec<u64> = (*from..total).step_by(PAGE_SIZE as usize).collect();
+            let pages = futures_util::stream::iter(starts.into_iter().map(|start| async move {
+                let bean = self
+                    .group_members_bean(group, include_inactive, start)
+                    .await?;
+                Ok::<_, AtlassianError>(bean.into_page(start))
+            }))
+            .buffered(concurrency.max(1));
+            futures_util::pin_mut!(pages);
+            while let Some(page) = pages.next().await {
+                let page = page?;
+                members.extend(page.items);
+                next = page.next;
+            }
+        }
+        while let Some(token) = next {
+            let page = self
+                .group_members_page(group, include_inactive, Some(&token))
+                .await?;
+            members.extend(page.items);
+            next = page.next;
+        }
+        Ok(members)
+    }
+
+    async fn group_members_bean(
+        &self,
+        group: &GroupId,
+        include_inactive: bool,
+        start: u64,
+    ) -> Result<PageBean<JiraUser>, AtlassianError> {
         let call = Call::get("/rest/api/3/group/member", &[])
             .query("groupId", group)
             .query("includeInactiveUsers", include_inactive)
             .query("startAt", start)
             .query("maxResults", PAGE_SIZE);
-        let bean: PageBean<JiraUser> = self.api.json(&call).await?;
-        Ok(bean.into_page(start))
+        self.api.json(&call).await
     }
 
     /// Every member of a group, page by page (`startAt`/`maxResults` until `isLast`).

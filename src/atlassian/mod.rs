@@ -15,10 +15,10 @@ pub mod product;
 pub mod transport;
 
 pub use admin::{
-    AccountStatus, AccountType, AdminClient, LastActiveDates, Org, OrgUser, ProductAccess,
-    ProductActivity,
+    AccountStatus, AccountType, AdminClient, DirectoryProductAccess, DirectoryUser,
+    LastActiveDates, Org, OrgUser, ProductAccess, ProductActivity,
 };
-pub use config::{AtlassianConfig, FamilyLimits, RetrySettings};
+pub use config::{AtlassianConfig, FamilyLimits, RetrySettings, UserListing};
 pub use confluence::{ConfluenceClient, ConfluenceGroup, ConfluenceUser};
 pub use error::{AtlassianError, MembershipChange, MembershipOutcome, classify_membership};
 pub use http::{

@@ -318,6 +318,20 @@ impl Config {
                 "is required with site credentials: the site name (acme for acme.atlassian.net) or atlassian.site_base_url",
             ));
         }
+        let directory = atlassian.directory_id.trim();
+        if directory.is_empty()
+            || !directory
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::key(
+                "atlassian.directory_id",
+                format!(
+                    "{:?} is not a directory id: use \"-\" (every directory) or the id from admin.atlassian.com",
+                    atlassian.directory_id
+                ),
+            ));
+        }
         Ok(())
     }
 

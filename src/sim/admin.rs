@@ -1,8 +1,10 @@
-//! Organizations admin API (`/admin/v1/...`, Bearer key): orgs, the managed-accounts
-//! listing with cursor pagination, last-active dates, suspend/restore/remove.
+//! Organizations admin API (`/admin/v1/...` and `/admin/v2/...`, Bearer key): orgs, the
+//! managed-accounts listing with cursor pagination, the v2 directory user search with
+//! `productAccess`, last-active dates, suspend/restore/remove.
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -18,6 +20,9 @@ use super::state::SimState;
 
 /// Users per page of `GET /orgs/{orgId}/users`.
 pub const USERS_PAGE: usize = 100;
+/// Default and largest page of the v2 directory user search.
+pub const SEARCH_PAGE_DEFAULT: usize = 50;
+pub const SEARCH_PAGE_MAX: usize = 100;
 /// Products per page of `last-active-dates`.
 pub const LAST_ACTIVE_PAGE: usize = 5;
 
@@ -26,6 +31,10 @@ pub(crate) fn router() -> Router<SimState> {
         .route("/admin/v1/orgs", get(orgs))
         .route("/admin/v1/orgs/{org_id}", get(org))
         .route("/admin/v1/orgs/{org_id}/users", get(users))
+        .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/search",
+            post(directory_search),
+        )
         .route(
             "/admin/v1/orgs/{org_id}/directory/users/{account_id}/last-active-dates",
             get(last_active_dates),
@@ -205,6 +214,128 @@ async fn users(
         links["prev"] = json!(page_url(offset.saturating_sub(USERS_PAGE)));
     }
     Ok(Json(json!({ "data": data, "meta": { "total": total }, "links": links })).into_response())
+}
+
+/// One user of the v2 directory search, with `productAccess` when asked for.
+fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
+    let u = w.user(uid);
+    let membership = if u.suspended { "suspended" } else { "active" };
+    let status = match (u.status.as_str(), u.suspended) {
+        ("active", false) => "active",
+        ("active", true) => "suspended",
+        _ => "deactivated",
+    };
+    let mut v = json!({
+        "accountId": u.account_id,
+        "accountType": u.account_type.as_str(),
+        "accountStatus": u.status.as_str(),
+        "membershipStatus": membership,
+        "status": status,
+        "addedToOrg": u.added_to_org.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "name": u.name,
+        "claimStatus": if u.managed { "managed" } else { "unmanaged" },
+        "picture": format!("https://avatar-management.services.atlassian.example/{}/128", u.account_id),
+    });
+    if let Some(e) = &u.email {
+        v["email"] = json!(e);
+    }
+    if product_access {
+        let mut acts: Vec<_> = u.activity.iter().collect();
+        acts.sort_by_key(|a| (a.site, a.product));
+        v["productAccess"] = acts
+            .iter()
+            .map(|a| {
+                let site = &w.sites[a.site as usize];
+                json!({
+                    "key": a.product.admin_key(),
+                    "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), site.cloud_id),
+                    "lastActiveTimestamp": a.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                })
+            })
+            .collect();
+    }
+    v
+}
+
+/// `POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`: every account in
+/// the directory, managed or not, in a stable order; `links.next` is the next cursor.
+async fn directory_search(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let bad =
+        |message: String| ApiError::bad_request(Family::Admin, message).with_code("ADMIN-400");
+    let w = sim.read();
+    if directory_id != "-" && directory_id != w.org_id {
+        return Err(ApiError::not_found(
+            Family::Admin,
+            format!("Directory {directory_id} not found."),
+        )
+        .with_code("ADMIN-404-3"));
+    }
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| bad(format!("The request body is not valid JSON: {e}")))?
+    };
+    if !request.is_object() {
+        return Err(bad("The request body must be a JSON object.".to_owned()));
+    }
+    let limit = match request.get("limit") {
+        None | Some(Value::Null) => SEARCH_PAGE_DEFAULT,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=SEARCH_PAGE_MAX as u64).contains(n))
+            .map(|n| n as usize)
+            .ok_or_else(|| bad(format!("limit must be between 1 and {SEARCH_PAGE_MAX}.")))?,
+    };
+    let expand: Vec<&str> = match request.get("expand") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .ok_or_else(|| bad("expand must list strings.".to_owned()))
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(_) => return Err(bad("expand must be an array.".to_owned())),
+    };
+    let cursor = match request.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(c.as_str()),
+        Some(_) => return Err(bad("cursor must be a string.".to_owned())),
+    };
+    let start = decode_cursor('d', cursor)?;
+    if start > w.users.len() {
+        return Err(
+            ApiError::bad_request(Family::Admin, "The cursor is past the end.")
+                .with_code("ADMIN-400-1"),
+        );
+    }
+    // Scan from the cursor's index: O(page), whatever the org's size.
+    let mut data = Vec::with_capacity(limit);
+    let mut next = start;
+    while next < w.users.len() && data.len() < limit {
+        let uid = next as u32;
+        next += 1;
+        if w.user(uid).in_directory {
+            data.push(directory_user_json(
+                &w,
+                uid,
+                expand.contains(&"productAccess"),
+            ));
+        }
+    }
+    let more = w.users[next..].iter().any(|u| u.in_directory);
+    let mut links = json!({ "self": cursor });
+    if more {
+        links["next"] = json!(encode_cursor('d', next));
+    }
+    Ok(Json(json!({ "data": data, "links": links })).into_response())
 }
 
 async fn last_active_dates(

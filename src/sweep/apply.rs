@@ -4,7 +4,7 @@
 //! aborts with an audit entry and changes nothing. Then each actionable item (`warn`,
 //! `remove`; state `pending` or `failed`) is re-checked just before acting (a running keep;
 //! activity since the plan when the plan is at least `sweep.recheck_after` old, read once
-//! per apply from the admin users listing, per user only where the listing has no date) and:
+//! per apply from the admin user listing, per user only for accounts it does not list) and:
 //! - `warn`: a `sweep_warnings` row (once per plan) and the warning handed to
 //!   [`super::notify::notify_warning`], in one transaction;
 //! - `remove`: the memberships the plan saw in the product's access groups
@@ -12,6 +12,12 @@
 //!   `action = 'removed'`, `run_id` = plan id) and committed FIRST, then removed one by one.
 //!   When Atlassian answers "not a member" on the first attempt, a `not_member` row of the
 //!   same run follows, so a restore does not add a group the user was not in.
+//!
+//! Items are taken 200 at a time in plan order; within a batch, the Jira removals, then the
+//! Confluence removals (then the warnings) run with up to the family's
+//! `atlassian.<family>.concurrency` items in flight, so the run is bound by the family's rate
+//! limit rather than by one call's latency after another. One family at a time: two
+//! families at full rate could together exceed a limit the site shares.
 //!
 //! Progress is the item's `state`: after a crash, `apply` on the same plan continues with
 //! the items not done. A journal row is unique per (account, product, site, group, plan), a
@@ -32,6 +38,7 @@ use super::plan::PlanSummary;
 use super::population::AccessGroup;
 use super::store::{self, PlanItem, PlanRecord};
 use crate::activity::SiteFilter;
+use crate::activity::api::{AdminActivity, ListedActivity, SiteDates};
 use crate::app::AppState;
 use crate::atlassian::{AccountId, GroupId, MembershipOutcome, ProductKey};
 use crate::audit;
@@ -205,44 +212,56 @@ pub async fn apply(
     if !dry_run {
         store::set_plan_status(&state.db, &plan.id, "applying").await?;
     }
-    let mut recheck = if dry_run {
+    let recheck = if dry_run {
         None
     } else {
         recheck_listing(state, &plan, options, &mut report).await?
-    };
+    }
+    .map(std::sync::Mutex::new);
     let mut handled = 0usize;
     let mut after = 0i64;
-    'outer: loop {
-        let batch = store::actionable_items(&state.db, &plan.id, after, 200).await?;
-        if batch.is_empty() {
+    loop {
+        let mut batch = store::actionable_items(&state.db, &plan.id, after, 200).await?;
+        let Some(last) = batch.last() else {
             break;
-        }
-        for item in batch {
-            after = item.id;
-            if options.stop_after.is_some_and(|n| handled >= n) {
+        };
+        after = last.id;
+        if let Some(n) = options.stop_after {
+            let room = n.saturating_sub(handled);
+            if batch.len() > room {
+                batch.truncate(room);
                 report.interrupted = true;
-                break 'outer;
             }
-            handled += 1;
-            let result = apply_item(
-                state,
-                &plan,
-                &summary,
-                recheck.as_mut(),
-                &item,
-                options,
-                &mut report,
-            )
-            .await;
-            if let Err(error) = result {
-                report.failed += 1;
-                tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
-                if !dry_run {
-                    let mut conn = state.db.pool().acquire().await?;
-                    store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
-                        .await?;
+        }
+        handled += batch.len();
+        for (lane, items) in lanes(state, batch) {
+            let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
+            let results = futures_util::stream::iter(items.into_iter().map(|item| {
+                let (plan, summary, recheck) = (&plan, &summary, recheck.as_ref());
+                async move {
+                    let mut delta = ApplyReport::default();
+                    let result =
+                        apply_item(state, plan, summary, recheck, &item, options, &mut delta).await;
+                    (item, result, delta)
+                }
+            }))
+            .buffer_unordered(concurrency);
+            futures_util::pin_mut!(results);
+            while let Some((item, result, delta)) = results.next().await {
+                report.absorb(delta);
+                if let Err(error) = result {
+                    report.failed += 1;
+                    tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
+                    if !dry_run {
+                        let mut conn = state.db.pool().acquire().await?;
+                        store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
+                            .await?;
+                    }
                 }
             }
+        }
+        if report.interrupted {
+            break;
         }
     }
     if !report.interrupted {
@@ -281,6 +300,59 @@ pub async fn apply(
     )
     .await?;
     Ok(report)
+}
+
+/// The API family an item's action goes through. A batch is applied one lane after the
+/// other, each with up to its family's `concurrency` items in flight, so that the family's
+/// own rate limit (not the latency of one call after another) bounds the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Lane {
+    Jira,
+    Confluence,
+    /// Warnings: the database and the outbox only.
+    Local,
+}
+
+impl Lane {
+    fn concurrency(self, state: &AppState) -> usize {
+        let limits = &state.config.atlassian;
+        let n = match self {
+            Lane::Jira | Lane::Local => limits.jira.concurrency,
+            Lane::Confluence => limits.confluence.concurrency,
+        };
+        (n as usize).max(1)
+    }
+}
+
+/// Splits a batch into lanes, keeping the plan's order within each.
+fn lanes(state: &AppState, batch: Vec<PlanItem>) -> BTreeMap<Lane, Vec<PlanItem>> {
+    let mut lanes: BTreeMap<Lane, Vec<PlanItem>> = BTreeMap::new();
+    for item in batch {
+        let lane = if item.decision != "remove" {
+            Lane::Local
+        } else if state.atlassian.jira.is_some()
+            && ProductKey::parse(&item.product).is_ok_and(|p| p.jira_application_key().is_some())
+        {
+            Lane::Jira
+        } else {
+            Lane::Confluence
+        };
+        lanes.entry(lane).or_default().push(item);
+    }
+    lanes
+}
+
+impl ApplyReport {
+    /// Adds what one item did.
+    fn absorb(&mut self, item: ApplyReport) {
+        self.warned += item.warned;
+        self.removed_users += item.removed_users;
+        self.removed_memberships += item.removed_memberships;
+        self.skipped += item.skipped;
+        self.failed += item.failed;
+        self.recheck_lookups += item.recheck_lookups;
+        self.would.extend(item.would);
+    }
 }
 
 /// The parts of the stored summary apply reads.
@@ -338,13 +410,57 @@ async fn finish_item(
 /// Activity re-read once per apply from the admin users listing, for the re-check before
 /// acting.
 struct Recheck {
-    listed: HashMap<(AccountId, ProductKey), DateTime<Utc>>,
-    /// Per-user answers, one call per account however many of its items need one.
+    listed: ListedActivity,
+    /// Per-user answers for accounts the listing does not cover (unmanaged accounts with the
+    /// managed listing), one call per account however many of its items need one.
     looked_up: HashMap<AccountId, Option<SiteDates>>,
 }
 
-/// Newest activity per product on the site, as `last-active-dates` gives it.
-type SiteDates = Vec<(ProductKey, DateTime<Utc>)>;
+impl Recheck {
+    /// Activity of `account` in `product` on the site since the listing, when known without
+    /// another call (`Err(())`: ask per user).
+    fn known(
+        &self,
+        account: &AccountId,
+        product: &ProductKey,
+    ) -> Result<Option<DateTime<Utc>>, ()> {
+        if let Some(at) = self.listed.newest.get(&(account.clone(), product.clone())) {
+            return Ok(Some(*at));
+        }
+        if self.listed.listed.contains(account) {
+            return Ok(None);
+        }
+        match self.looked_up.get(account) {
+            Some(dates) => Ok(dates.as_ref().and_then(|dates| {
+                dates
+                    .iter()
+                    .filter(|(key, _)| key == product)
+                    .map(|(_, at)| *at)
+                    .max()
+            })),
+            None => Err(()),
+        }
+    }
+}
+
+fn admin_activity<'a>(state: &'a AppState, site: &'a SiteFilter) -> Option<AdminActivity<'a>> {
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return None;
+    };
+    Some(AdminActivity::new(
+        admin,
+        org,
+        site,
+        &state.config.atlassian,
+    ))
+}
+
+fn site_filter(state: &AppState) -> SiteFilter {
+    SiteFilter {
+        cloud_id: state.config.atlassian.cloud_id.clone(),
+        site_name: state.config.atlassian.site_name.clone(),
+    }
+}
 
 /// Reads the listing for the re-check, unless the plan is younger than
 /// `sweep.recheck_after`, nothing is left to act on, or there is no admin API.
@@ -360,7 +476,8 @@ async fn recheck_listing(
     if age < after {
         return Ok(None);
     }
-    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+    let site = site_filter(state);
+    let Some(source) = admin_activity(state, &site) else {
         return Ok(None);
     };
     let products = config.product_keys();
@@ -374,23 +491,18 @@ async fn recheck_listing(
     if accounts.is_empty() {
         return Ok(None);
     }
-    let site = SiteFilter {
-        cloud_id: state.config.atlassian.cloud_id.clone(),
-        site_name: state.config.atlassian.site_name.clone(),
-    };
-    let (listed, pages) =
-        crate::activity::api::listed_activity(admin, org, &site, &accounts, &products).await?;
-    report.recheck_listing_pages = pages;
-    // Items the listing has no date for: one lookup per account, concurrently, up to
+    let listed = source.listed_activity(&accounts, &products).await?;
+    report.recheck_listing_pages = listed.pages;
+    // Accounts the listing does not cover: one lookup each, concurrently, up to
     // `atlassian.admin.concurrency`.
-    let missing: HashSet<AccountId> = pairs
+    let missing: HashSet<AccountId> = accounts
         .into_iter()
-        .filter(|pair| !listed.contains_key(pair))
-        .map(|(account, _)| account)
+        .filter(|account| !listed.listed.contains(account))
         .collect();
     let concurrency = (state.config.atlassian.admin.concurrency as usize).max(1);
+    let source = &source;
     let lookups = futures_util::stream::iter(missing.into_iter().map(|account| async move {
-        let dates = current_activity(state, &account).await;
+        let dates = source.site_dates(&account).await;
         (account, dates)
     }))
     .buffer_unordered(concurrency);
@@ -398,7 +510,7 @@ async fn recheck_listing(
     let mut looked_up = HashMap::new();
     while let Some((account, dates)) = lookups.next().await {
         report.recheck_lookups += 1;
-        looked_up.insert(account, dates?);
+        looked_up.insert(account, dates?.map(|(dates, _)| dates));
     }
     Ok(Some(Recheck { listed, looked_up }))
 }
@@ -409,36 +521,18 @@ async fn current_activity(
     state: &AppState,
     account: &AccountId,
 ) -> Result<Option<SiteDates>, SweepError> {
-    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+    let site = site_filter(state);
+    let Some(source) = admin_activity(state, &site) else {
         return Ok(None);
     };
-    let site = SiteFilter {
-        cloud_id: state.config.atlassian.cloud_id.clone(),
-        site_name: state.config.atlassian.site_name.clone(),
-    };
-    let dates = match admin.last_active_dates(org, account).await {
-        Ok(dates) => dates,
-        Err(crate::atlassian::AtlassianError::NotFound { .. }) => return Ok(None),
-        Err(error) => return Err(error.into()),
-    };
-    Ok(Some(
-        dates
-            .product_access
-            .iter()
-            .filter(|p| match site.cloud_id.as_deref() {
-                Some(cloud_id) => p.is_site(cloud_id),
-                None => p.url.as_deref().is_some_and(|u| site.is_site_url(u)),
-            })
-            .filter_map(|p| p.last_active.map(|at| (p.key.clone(), at)))
-            .collect(),
-    ))
+    Ok(source.site_dates(account).await?.map(|(dates, _)| dates))
 }
 
 async fn apply_item(
     state: &AppState,
     plan: &PlanRecord,
     summary: &PlanSummaryRead,
-    recheck: Option<&mut Recheck>,
+    recheck: Option<&std::sync::Mutex<Recheck>>,
     item: &PlanItem,
     options: &ApplyOptions,
     report: &mut ApplyReport,
@@ -475,25 +569,20 @@ async fn apply_item(
     // `sweep.recheck_after` old), from the listing read once per apply, else per user.
     let current = match recheck {
         Some(recheck) if !dry_run && config.product(&product).is_some() => {
-            match recheck.listed.get(&(account.clone(), product.clone())) {
-                Some(at) => Some(*at),
-                None => {
-                    if !recheck.looked_up.contains_key(&account) {
-                        report.recheck_lookups += 1;
-                        let dates = current_activity(state, &account).await?;
-                        recheck.looked_up.insert(account.clone(), dates);
-                    }
-                    recheck
-                        .looked_up
-                        .get(&account)
-                        .and_then(Option::as_ref)
-                        .and_then(|dates| {
-                            dates
-                                .iter()
-                                .filter(|(key, _)| key == &product)
-                                .map(|(_, at)| *at)
-                                .max()
-                        })
+            let lock = || {
+                recheck
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            };
+            let known = lock().known(&account, &product);
+            match known {
+                Ok(at) => at,
+                Err(()) => {
+                    report.recheck_lookups += 1;
+                    let dates = current_activity(state, &account).await?;
+                    let mut recheck = lock();
+                    recheck.looked_up.insert(account.clone(), dates);
+                    recheck.known(&account, &product).ok().flatten()
                 }
             }
         }

@@ -169,7 +169,12 @@ pub async fn plan(
         site_name: state.config.atlassian.site_name.clone(),
     };
     progress.set_message("reading access groups and members");
-    let population = population::read(&state.atlassian, config).await?;
+    let population = population::read(
+        &state.atlassian,
+        config,
+        state.config.atlassian.jira.concurrency as usize,
+    )
+    .await?;
     let mut summary = PlanSummary {
         findings: population
             .findings
@@ -248,9 +253,13 @@ pub async fn plan(
                 let org = state.atlassian.org_id.as_ref().ok_or_else(|| {
                     SweepError::Config("--source api needs atlassian.org_id".to_owned())
                 })?;
-                let concurrency = state.config.atlassian.admin.concurrency as usize;
-                let (set, stats) =
-                    crate::activity::api::collect(admin, org, &site, &wanted, concurrency).await?;
+                let source = crate::activity::api::AdminActivity::new(
+                    admin,
+                    org,
+                    &site,
+                    &state.config.atlassian,
+                );
+                let (set, stats) = source.collect(&wanted).await?;
                 activity.merge(set);
                 summary.api = Some(stats);
             }
@@ -451,8 +460,13 @@ pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
     }
     if let Some(api) = &summary.api {
         lines.push(format!(
-            "admin API: {} listing pages, {} per-user lookups",
-            api.listing_pages, api.per_user_calls
+            "admin API: {} {} listing pages, {} per-user lookups",
+            api.listing_pages,
+            match api.listing {
+                Some(crate::atlassian::UserListing::Managed) => "managed-user",
+                _ => "directory",
+            },
+            api.per_user_calls
         ));
     }
     if summary.csv_rows > 0 {

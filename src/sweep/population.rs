@@ -144,6 +144,7 @@ impl Population {
 pub async fn read(
     clients: &AtlassianClients,
     config: &SweepConfig,
+    concurrency: usize,
 ) -> Result<Population, PopulationError> {
     let products = config.product_keys();
     let mut population = Population::default();
@@ -210,11 +211,10 @@ pub async fn read(
     for index in 0..population.groups.len() {
         let id = population.groups[index].id.clone();
         if let Some(jira) = &clients.jira {
-            let mut pages = jira.group_members(&id, false);
-            while let Some(users) = pages.next_page().await? {
-                for user in users {
-                    population.member(&user).groups.push(index);
-                }
+            // Up to the Jira client's concurrency pages in flight: the member pages are most
+            // of a plan's calls, and one after another they would wait on each other.
+            for user in jira.group_members_all(&id, false, concurrency).await? {
+                population.member(&user).groups.push(index);
             }
         } else if let Some(confluence) = &clients.confluence {
             let mut pages = confluence.group_members(&id);

@@ -209,6 +209,103 @@ async fn admin_users_listing_follows_cursor_links_to_the_end() {
 }
 
 #[tokio::test]
+async fn directory_user_search_pages_every_account_with_its_activity() {
+    let sim = start(330).await;
+    let c = client();
+    let url = format!(
+        "{}/admin/v2/orgs/{}/directories/-/users/search",
+        sim.base_url(),
+        sim.config().org_id
+    );
+    let truth = sim.state().ground_truth();
+    let cloud_id = sim.config().cloud_id.clone();
+    let (mut seen, mut pages, mut cursor) = (HashSet::new(), 0, Value::Null);
+    loop {
+        let body = json!({ "limit": 100, "expand": ["productAccess"], "cursor": cursor });
+        let (s, page) = json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&body)).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        pages += 1;
+        let data = page["data"].as_array().expect("data");
+        assert!(data.len() <= 100);
+        for u in data {
+            let id = u["accountId"].as_str().expect("accountId").to_owned();
+            let seeded = truth.user(&id).expect("a seeded account");
+            assert_eq!(
+                u["claimStatus"],
+                if seeded.managed {
+                    "managed"
+                } else {
+                    "unmanaged"
+                }
+            );
+            assert!(u["addedToOrg"].is_string(), "{u}");
+            // A recently active seat holder shows a dated entry for this site.
+            if seeded.products.get(&Product::Confluence) == Some(&Category::Active) {
+                assert!(
+                    u["productAccess"]
+                        .as_array()
+                        .expect("productAccess")
+                        .iter()
+                        .any(|p| {
+                            p["key"] == "confluence"
+                                && p["id"].as_str().is_some_and(|a| a.ends_with(&cloud_id))
+                                && p["lastActiveTimestamp"].is_string()
+                        }),
+                    "{u}"
+                );
+            }
+            assert!(seen.insert(id), "no duplicates across pages");
+        }
+        match page["links"]["next"].as_str() {
+            Some(next) => cursor = json!(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4, "330 accounts at 100 a page");
+    assert_eq!(
+        seen.len(),
+        truth.users.len(),
+        "managed and unmanaged accounts alike"
+    );
+    assert!(truth.users.iter().any(|u| !u.managed));
+
+    // Without `expand`, no productAccess; the default page is 50.
+    let (s, page) = json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&json!({}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(50));
+    assert!(page["data"][0].get("productAccess").is_none());
+
+    // Bad requests are refused with the admin API's error shape.
+    for bad in [
+        json!({ "limit": 0 }),
+        json!({ "limit": 101 }),
+        json!({ "cursor": "garbage" }),
+        json!({ "expand": "productAccess" }),
+        json!([1, 2]),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&bad)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            body["errors"][0]["title"].is_string() || body["errors"][0]["detail"].is_string(),
+            "{body}"
+        );
+    }
+    let (s, _) = json_of(
+        admin(&sim, &c, reqwest::Method::POST, &url)
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let other = url.replace("/directories/-/", "/directories/no-such-directory/");
+    let (s, _) = json_of(admin(&sim, &c, reqwest::Method::POST, &other).json(&json!({}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = json_of(c.post(&url).bearer_auth("wrong-key").json(&json!({}))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn jira_group_members_page_with_start_at_and_is_last() {
     let sim = start(200).await;
     let c = client();

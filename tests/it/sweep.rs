@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use reseat::activity::csv::write;
 use reseat::app::AppState;
-use reseat::atlassian::{AtlassianConfig, FamilyLimits, ProductKey, RetrySettings};
+use reseat::atlassian::{AtlassianConfig, FamilyLimits, ProductKey, RetrySettings, UserListing};
 use reseat::sim::{Category, Product, SimConfig, SimHandle};
 use reseat::sweep::config::{Mode, ProductPolicy};
 use reseat::sweep::store::{self, PlanItem};
@@ -47,8 +47,14 @@ fn group_id(sim: &SimHandle, name: &str) -> reseat::atlassian::GroupId {
 /// A configuration that sweeps the three products, with permissive guards and no warning
 /// step (inactive means remove), so the plan maps one-to-one to the ground truth.
 async fn state_for(sim: &SimHandle, db: &TestDb, mode: Mode) -> AppState {
+    state_reading(sim, db, mode, UserListing::Directory).await
+}
+
+/// [`state_for`] with the admin API read through the given user listing.
+async fn state_reading(sim: &SimHandle, db: &TestDb, mode: Mode, listing: UserListing) -> AppState {
     let mut config = db.config();
     config.atlassian = atlassian_for(sim);
+    config.atlassian.user_listing = listing;
     let sweep = &mut config.sweep;
     sweep.mode = mode;
     for key in ["jira-software", "jira-service-desk"] {
@@ -426,6 +432,125 @@ fn assert_same(
     assert!(diff.is_empty(), "{diff:#?}");
 }
 
+/// Admin API calls of the simulator's log, by kind.
+fn admin_reads(sim: &SimHandle) -> (usize, usize, usize) {
+    let log = sim.state().log();
+    let count =
+        |pred: &dyn Fn(&reseat::sim::LogEntry) -> bool| log.iter().filter(|e| pred(e)).count();
+    (
+        count(&|e| e.method == "POST" && e.path.ends_with("/users/search")),
+        count(&|e| {
+            e.method == "GET" && e.path.starts_with("/admin/v1/") && e.path.ends_with("/users")
+        }),
+        count(&|e| e.path.ends_with("/last-active-dates")),
+    )
+}
+
+#[tokio::test]
+async fn both_admin_listings_give_the_same_plan_and_the_directory_needs_no_per_user_call() {
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let directory = state_for(&sim, &db, Mode::DryRun).await;
+        sim.state().clear_log();
+        let planned = reseat::sweep::plan(&directory, &[Source::Api], Utc::now(), &hidden())
+            .await
+            .unwrap();
+        let (searches, v1_pages, lookups) = admin_reads(&sim);
+        let accounts = sim.state().ground_truth().users.len();
+        assert_eq!(
+            searches,
+            accounts.div_ceil(100),
+            "one search call per 100 accounts"
+        );
+        assert_eq!(
+            (v1_pages, lookups),
+            (0, 0),
+            "no v1 listing, no per-user lookup"
+        );
+        let api = planned.summary.api.unwrap();
+        assert_eq!(
+            (api.listing, api.per_user_calls),
+            (Some(UserListing::Directory), 0)
+        );
+        let from_directory = store::items(&directory.db, &planned.plan_id).await.unwrap();
+        assert_same(
+            &decisions(&from_directory),
+            &expected(&sim),
+            &from_directory,
+        );
+        directory.db.close().await;
+
+        // The managed listing reaches the same plan, with per-user lookups for what it lacks.
+        let managed = state_reading(&sim, &db, Mode::DryRun, UserListing::Managed).await;
+        sim.state().clear_log();
+        let (_, from_managed) = plan_items(&managed, &[Source::Api]).await;
+        let (searches, v1_pages, lookups) = admin_reads(&sim);
+        assert_eq!(searches, 0);
+        assert!(
+            v1_pages > 0 && lookups > 0,
+            "{v1_pages} pages, {lookups} lookups"
+        );
+        assert_same(
+            &decisions(&from_managed),
+            &decisions(&from_directory),
+            &from_managed,
+        );
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn without_the_v2_api_the_plan_falls_back_to_the_managed_listing() {
+    let db = TestDb::sqlite();
+    let sim = reseat::sim::spawn(SimConfig {
+        users: 120,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // A directory id the org does not have: the v2 search answers 404 on its first page.
+    let mut config = db.config();
+    config.atlassian = atlassian_for(&sim);
+    config.atlassian.directory_id = "not-this-orgs-directory".into();
+    config.sweep.products.insert(
+        "confluence".into(),
+        ProductPolicy {
+            access_groups: vec![group_id(&sim, "confluence-users")],
+            ..ProductPolicy::default()
+        },
+    );
+    config.sweep.governance.block_on_multi_product_groups = false;
+    config.validate().unwrap();
+    let state = AppState::open(config).await.unwrap();
+    sim.state().clear_log();
+    let planned = reseat::sweep::plan(&state, &[Source::Api], Utc::now(), &hidden())
+        .await
+        .unwrap();
+    let (searches, v1_pages, _) = admin_reads(&sim);
+    assert_eq!(searches, 1, "one refused search");
+    assert!(v1_pages > 0);
+    assert_eq!(
+        planned.summary.api.unwrap().listing,
+        Some(UserListing::Managed)
+    );
+    let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+    // Warnings are on by default: the inactive are warned, and every activity was read.
+    assert!(
+        items.iter().any(|i| i.decision == "warn"),
+        "the plan was made"
+    );
+    assert!(
+        items.iter().all(|i| i.decision != "unknown"),
+        "activity read for all"
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_csv_export_gives_the_same_plan_as_the_api() {
     let db = TestDb::sqlite();
@@ -753,14 +878,18 @@ fn lookups_of(sim: &SimHandle, account: &str) -> usize {
 
 #[tokio::test]
 async fn a_user_active_again_since_the_plan_is_kept() {
-    for db in TestDb::all().await {
+    let mut runs = Vec::new();
+    for listing in [UserListing::Managed, UserListing::Directory] {
+        runs.extend(TestDb::all().await.into_iter().map(|db| (db, listing)));
+    }
+    for (db, listing) in runs {
         let sim = reseat::sim::spawn(SimConfig {
             users: USERS,
             ..SimConfig::default()
         })
         .await
         .unwrap();
-        let state = state_for(&sim, &db, Mode::Live).await;
+        let state = state_reading(&sim, &db, Mode::Live, listing).await;
         let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
         let truth = sim.state().ground_truth();
         let removal = |managed: bool| {
@@ -807,10 +936,20 @@ async fn a_user_active_again_since_the_plan_is_kept() {
         .await
         .unwrap();
         assert!(report.recheck_listing_pages > 0, "{report:?}");
-        assert!(report.recheck_lookups > 0, "{report:?}");
         assert!(report.skipped >= 2, "{report:?}");
         assert_eq!(lookups_of(&sim, &managed.account_id), 0, "listing answered");
-        assert_eq!(lookups_of(&sim, &unmanaged.account_id), 1, "asked per user");
+        if listing == UserListing::Managed {
+            // The v1 listing has managed accounts only.
+            assert!(report.recheck_lookups > 0, "{report:?}");
+            assert_eq!(lookups_of(&sim, &unmanaged.account_id), 1, "asked per user");
+        } else {
+            assert_eq!(report.recheck_lookups, 0, "{report:?}");
+            assert_eq!(
+                lookups_of(&sim, &unmanaged.account_id),
+                0,
+                "the directory lists it"
+            );
+        }
         let after = store::items(&state.db, &plan_id).await.unwrap();
         for item in [&managed, &unmanaged] {
             let row = after.iter().find(|i| i.id == item.id).unwrap();
