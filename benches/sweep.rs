@@ -29,9 +29,12 @@ use reseat::sweep::{ApplyOptions, Source};
 fn atlassian_for(sim: &SimHandle, rate: u32) -> AtlassianConfig {
     let c = sim.config();
     let url = url::Url::parse(&sim.base_url()).unwrap();
+    // `RESEAT_BENCH_CLIENT_RATE` (default: the simulator's limit) and
+    // `RESEAT_BENCH_CONCURRENCY` (default: each family's default) set the client side.
+    let client_rate = common::knob("CLIENT_RATE", u64::from(rate)) as u32;
     let limit = |f: FamilyLimits| FamilyLimits {
-        requests_per_second: rate,
-        ..f
+        requests_per_second: client_rate,
+        concurrency: common::knob("CONCURRENCY", u64::from(f.concurrency)) as u32,
     };
     AtlassianConfig {
         org_id: Some(c.org_id.clone()),
@@ -170,6 +173,19 @@ async fn main() {
     let hidden = indicatif::ProgressBar::hidden();
 
     // Plan.
+    if std::env::var_os("RESEAT_BENCH_PHASES").is_some() {
+        let started = Instant::now();
+        reseat::sweep::population::read(&state.atlassian, &state.config.sweep, 4)
+            .await
+            .unwrap();
+        println!("population read: {:?}", started.elapsed());
+        let started = Instant::now();
+        let admin = state.atlassian.admin.as_ref().unwrap();
+        let org = state.atlassian.org_id.clone().unwrap();
+        let mut pages = admin.directory_users(&org, "-");
+        while pages.next_page().await.unwrap().is_some() {}
+        println!("directory listing: {:?}", started.elapsed());
+    }
     sim.state().clear_log();
     let started = Instant::now();
     let planned = reseat::sweep::plan(&state, &[Source::Api], Utc::now(), &hidden)

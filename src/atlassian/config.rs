@@ -159,8 +159,9 @@ impl AtlassianConfig {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FamilyLimits {
-    /// Requests per second this client starts at most, nearly evenly spaced (bursts of 2% of
-    /// the rate at most). At least 1; set it a little under the upstream limit.
+    /// Requests this client starts in any one second at most, nearly evenly spaced (a burst
+    /// of 2% of the rate, taken from the sustained rate, so no second sees more). At least
+    /// 1; the upstream limit itself is safe from 100/s up.
     pub requests_per_second: u32,
     /// Requests in flight at once. At least 1.
     pub concurrency: u32,

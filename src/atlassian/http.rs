@@ -302,9 +302,21 @@ impl ApiClient {
         // the rate keeps that overshoot small while letting several requests go per timer
         // tick (waits are rounded to the millisecond, which alone would cap a strictly
         // spaced 500/s at about 330/s).
+        //
+        // A limiter that allows a burst of b at a sustained r starts up to r + b requests in
+        // some one-second window, and a fixed window upstream answers the extra b with 429s;
+        // so the sustained rate is r - b, and no second ever sees more than r. (Below 100/s
+        // the burst is one request: at most one over, rarely, for the full rate.)
         let burst = NonZeroU32::new(rate.get() / 50).unwrap_or(NonZeroU32::MIN);
-        let limiter =
-            RateLimiter::direct_with_clock(Quota::per_second(rate).allow_burst(burst), TokioClock);
+        let sustained = if burst.get() > 1 {
+            NonZeroU32::new(rate.get() - burst.get()).unwrap_or(NonZeroU32::MIN)
+        } else {
+            rate
+        };
+        let limiter = RateLimiter::direct_with_clock(
+            Quota::per_second(sustained).allow_burst(burst),
+            TokioClock,
+        );
         let permits = Semaphore::new(usize::try_from(limits.concurrency.max(1)).unwrap_or(1));
         Self {
             family,

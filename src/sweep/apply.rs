@@ -13,8 +13,8 @@
 //!   When Atlassian answers "not a member" on the first attempt, a `not_member` row of the
 //!   same run follows, so a restore does not add a group the user was not in.
 //!
-//! Items are taken 200 at a time in plan order; within a batch, the Jira removals, then the
-//! Confluence removals (then the warnings) run with up to the family's
+//! Items are taken in plan order, 200 at a time, in three passes: the Jira removals, the
+//! Confluence removals, then the warnings, each with up to the family's
 //! `atlassian.<family>.concurrency` items in flight, so the run is bound by the family's rate
 //! limit rather than by one call's latency after another. One family at a time: two
 //! families at full rate could together exceed a limit the site shares.
@@ -219,23 +219,27 @@ pub async fn apply(
     }
     .map(std::sync::Mutex::new);
     let mut handled = 0usize;
-    let mut after = 0i64;
-    loop {
-        let mut batch = store::actionable_items(&state.db, &plan.id, after, 200).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = last.id;
-        if let Some(n) = options.stop_after {
-            let room = n.saturating_sub(handled);
-            if batch.len() > room {
-                batch.truncate(room);
-                report.interrupted = true;
+    'lanes: for lane in [Lane::Jira, Lane::Confluence, Lane::Local] {
+        let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
+        let mut after = 0i64;
+        loop {
+            let batch = store::actionable_items(&state.db, &plan.id, after, 200).await?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = last.id;
+            let mut items: Vec<PlanItem> = batch
+                .into_iter()
+                .filter(|item| Lane::of(state, item) == lane)
+                .collect();
+            if let Some(n) = options.stop_after {
+                let room = n.saturating_sub(handled);
+                if items.len() > room {
+                    items.truncate(room);
+                    report.interrupted = true;
+                }
             }
-        }
-        handled += batch.len();
-        for (lane, items) in lanes(state, batch) {
-            let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
+            handled += items.len();
             let results = futures_util::stream::iter(items.into_iter().map(|item| {
                 let (plan, summary, recheck) = (&plan, &summary, recheck.as_ref());
                 async move {
@@ -259,9 +263,9 @@ pub async fn apply(
                     }
                 }
             }
-        }
-        if report.interrupted {
-            break;
+            if report.interrupted {
+                break 'lanes;
+            }
         }
     }
     if !report.interrupted {
@@ -302,7 +306,7 @@ pub async fn apply(
     Ok(report)
 }
 
-/// The API family an item's action goes through. A batch is applied one lane after the
+/// The API family an item's action goes through. The plan is applied one lane after the
 /// other, each with up to its family's `concurrency` items in flight, so that the family's
 /// own rate limit (not the latency of one call after another) bounds the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -314,6 +318,18 @@ enum Lane {
 }
 
 impl Lane {
+    fn of(state: &AppState, item: &PlanItem) -> Lane {
+        if item.decision != "remove" {
+            Lane::Local
+        } else if state.atlassian.jira.is_some()
+            && ProductKey::parse(&item.product).is_ok_and(|p| p.jira_application_key().is_some())
+        {
+            Lane::Jira
+        } else {
+            Lane::Confluence
+        }
+    }
+
     fn concurrency(self, state: &AppState) -> usize {
         let limits = &state.config.atlassian;
         let n = match self {
@@ -322,24 +338,6 @@ impl Lane {
         };
         (n as usize).max(1)
     }
-}
-
-/// Splits a batch into lanes, keeping the plan's order within each.
-fn lanes(state: &AppState, batch: Vec<PlanItem>) -> BTreeMap<Lane, Vec<PlanItem>> {
-    let mut lanes: BTreeMap<Lane, Vec<PlanItem>> = BTreeMap::new();
-    for item in batch {
-        let lane = if item.decision != "remove" {
-            Lane::Local
-        } else if state.atlassian.jira.is_some()
-            && ProductKey::parse(&item.product).is_ok_and(|p| p.jira_application_key().is_some())
-        {
-            Lane::Jira
-        } else {
-            Lane::Confluence
-        };
-        lanes.entry(lane).or_default().push(item);
-    }
-    lanes
 }
 
 impl ApplyReport {

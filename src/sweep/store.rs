@@ -96,7 +96,7 @@ pub async fn insert_items_in(
     plan_id: &str,
     items: &[NewItem],
 ) -> Result<(), sqlx::Error> {
-    for chunk in items.chunks(500) {
+    for chunk in items.chunks(50) {
         let mut sql = String::from(
             "INSERT INTO plan_items (plan_id, account_id, product, email, display_name, decision, \
              reason, last_active, threshold_days, access_groups, added_to_org) VALUES ",

@@ -224,6 +224,43 @@ async fn the_client_side_rate_limit_spaces_requests() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn no_second_sees_more_requests_than_the_configured_rate() {
+    let transport = Arc::new(Scripted::default());
+    let mut config = config("http://scripted.test");
+    config.jira.requests_per_second = 500;
+    config.jira.concurrency = 8;
+    let clients = AtlassianClients::with_transport(&config, transport.clone()).expect("clients");
+    let jira = clients.jira.as_ref().expect("jira");
+    // Idle first, so the limiter's burst is full, then 8 callers at once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let who = account();
+    let calls = (0..2_000).map(|_| jira.user_groups(&who));
+    futures_util::future::join_all(calls).await;
+    let sent: Vec<Instant> = transport
+        .sent
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, at)| *at)
+        .collect();
+    assert_eq!(sent.len(), 2_000);
+    // A fixed-window upstream counting from any request would never see more than 500.
+    let busiest = (0..sent.len())
+        .map(|i| {
+            sent[i..]
+                .iter()
+                .take_while(|t| **t - sent[i] < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(busiest <= 500, "{busiest} requests in one second");
+    // And the rate is still used: 2,000 requests take about 4 s, not much more.
+    let span = sent[sent.len() - 1] - sent[0];
+    assert!(span < Duration::from_millis(4_300), "{span:?}");
+}
+
 #[tokio::test]
 async fn a_503_then_200_succeeds_over_http() {
     let server = FakeServer::start(|_, count| match count {
