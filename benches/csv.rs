@@ -126,6 +126,7 @@ fn evaluate(path: &Path) {
                 added_to_org: activity.added_to_org,
                 kept_until: None,
                 warned_at: None,
+                active_elsewhere: None,
             };
             let policy = config.product(product).unwrap();
             let verdict = policy::evaluate(&config, policy, &facts, now);

@@ -1,15 +1,19 @@
 //! The sweep against a simulated org with a request-rate limit: `sweep plan` (api source)
 //! and a live `apply`, counting every upstream call in the simulator's log against the
 //! minimum (listing pages + group-member pages + one call per membership removed, plus the
-//! few discovery calls), and timing both against the rate-limit bound (calls / limit). In
-//! the same run, the naive approach (the listing, then `last-active-dates` for every seat
-//! holder) is executed with the same client and limit.
+//! few discovery calls), and timing both against the rate-limit bound (calls / limit). The
+//! plan reads activity from the v2 directory user search (the default). In the same run,
+//! on the same org: a plan through the v1 managed listing with per-user `last-active-dates`
+//! where it falls short (`user_listing = "managed"`), and the naive approach (the v1
+//! listing, then `last-active-dates` for every seat holder), with the same client and limit.
 //!
 //! The client's own `requests_per_second` is set to the simulator's limit for every family.
 //! `cargo bench --bench sweep`: `RESEAT_BENCH_USERS` (default 10,000) users,
-//! `RESEAT_BENCH_RATE` (default 500) requests/s; without `--bench`, 600 users at 200/s
-//! and no naive run. `RESEAT_BENCH_RECHECK_AFTER=0` makes apply re-check activity (default:
-//! the configuration's 1h, so the apply right after the plan does not).
+//! `RESEAT_BENCH_RATE` (default 500) requests/s, `RESEAT_BENCH_CLIENT_RATE` (default: the
+//! same) and `RESEAT_BENCH_CONCURRENCY` (default: each family's) for the client; without
+//! `--bench`, 600 users at 200/s and no comparison runs. `RESEAT_BENCH_RECHECK_AFTER=0`
+//! makes apply re-check activity (default: the configuration's 1h, so the apply right after
+//! the plan does not).
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::StreamExt;
 use reseat::app::AppState;
-use reseat::atlassian::{AccountId, AtlassianConfig, FamilyLimits};
+use reseat::atlassian::{AccountId, AtlassianConfig, FamilyLimits, UserListing};
 use reseat::sim::{LogEntry, SimConfig, SimHandle};
 use reseat::sweep::config::{Mode, ProductPolicy};
 use reseat::sweep::{ApplyOptions, Source};
@@ -59,10 +63,11 @@ fn group_id(sim: &SimHandle, name: &str) -> reseat::atlassian::GroupId {
 
 /// The configuration of the sweep tests: three products, the protected group, no warning
 /// step (inactive means remove), guards wide open.
-async fn state_for(sim: &SimHandle, db_url: &str, rate: u32) -> AppState {
+async fn state_for(sim: &SimHandle, db_url: &str, rate: u32, listing: UserListing) -> AppState {
     let mut config = reseat::config::Config::default();
     config.database.url = db_url.to_owned();
     config.atlassian = atlassian_for(sim, rate);
+    config.atlassian.user_listing = listing;
     let sweep = &mut config.sweep;
     sweep.mode = Mode::Live;
     for key in ["jira-software", "jira-service-desk"] {
@@ -169,23 +174,29 @@ async fn main() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("reseat.db").display());
-    let state = state_for(&sim, &db_url, rate).await;
+    let state = state_for(&sim, &db_url, rate, UserListing::Directory).await;
     let hidden = indicatif::ProgressBar::hidden();
 
-    // Plan.
-    if std::env::var_os("RESEAT_BENCH_PHASES").is_some() {
+    // The v1 managed listing with per-user lookups where it falls short, on the same org
+    // before anything changes (plan only, its own database): the other way to read activity.
+    let managed = if full {
+        let db_url = format!("sqlite://{}", dir.path().join("managed.db").display());
+        let managed = state_for(&sim, &db_url, rate, UserListing::Managed).await;
+        sim.state().clear_log();
         let started = Instant::now();
-        reseat::sweep::population::read(&state.atlassian, &state.config.sweep, 4)
+        let planned = reseat::sweep::plan(&managed, &[Source::Api], Utc::now(), &hidden)
             .await
             .unwrap();
-        println!("population read: {:?}", started.elapsed());
-        let started = Instant::now();
-        let admin = state.atlassian.admin.as_ref().unwrap();
-        let org = state.atlassian.org_id.clone().unwrap();
-        let mut pages = admin.directory_users(&org, "-");
-        while pages.next_page().await.unwrap().is_some() {}
-        println!("directory listing: {:?}", started.elapsed());
-    }
+        let time = started.elapsed();
+        let calls = Calls::of(&sim.state().log());
+        let api = planned.summary.api.unwrap_or_default();
+        managed.db.close().await;
+        Some((calls.total(), calls.limited, api.per_user_calls, time))
+    } else {
+        None
+    };
+
+    // Plan.
     sim.state().clear_log();
     let started = Instant::now();
     let planned = reseat::sweep::plan(&state, &[Source::Api], Utc::now(), &hidden)
@@ -251,7 +262,7 @@ async fn main() {
     let total_time = plan_time + apply_time;
 
     // The naive approach, with the same client: listing + one lookup per seat holder.
-    let naive = if full && wanted.len() <= 20_000 {
+    let naive = if full {
         sim.state().clear_log();
         let admin = state.atlassian.admin.as_ref().unwrap();
         let org = state.atlassian.org_id.clone().unwrap();
@@ -347,11 +358,19 @@ async fn main() {
         total_time.as_secs_f64() / bound(minimum).as_secs_f64()
     );
     let reseat_reads = listing + api.per_user_calls;
-    let naive_count = listing + wanted.len() as u64;
+    // The naive reads as executed (the v1 listing's pages + one lookup per seat holder).
+    let naive_count = naive.map_or(listing + wanted.len() as u64, |(calls, _, _)| calls);
     println!(
         "| activity reads: reseat (listing + per-user lookups) vs naive (listing + one per seat holder) | {reseat_reads} vs {naive_count} ({:.1}× fewer) |",
         naive_count as f64 / reseat_reads as f64
     );
+    if let Some((calls, limited, lookups, time)) = managed {
+        println!(
+            "| managed listing plan (v1 + per-user lookups), same org: calls ({lookups} lookups), 429s, wall time (bound {:.1} s) | {calls}, {limited}, {:.1} s |",
+            bound(calls).as_secs_f64(),
+            time.as_secs_f64()
+        );
+    }
     if let Some((calls, limited, time)) = naive {
         println!(
             "| naive run, executed: calls, 429s, wall time (bound {:.1} s) | {calls}, {limited}, {:.1} s |",

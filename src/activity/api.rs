@@ -194,6 +194,7 @@ impl<'a> AdminActivity<'a> {
                         .directory_newest(&user, product)
                         .map_or(Seen::Never, Seen::At);
                     activity.record(product.clone(), None, seen);
+                    activity.record_elsewhere(product, self.directory_elsewhere(&user, product));
                 }
                 activity.name = user.name;
                 activity.email = user.email;
@@ -241,6 +242,20 @@ impl<'a> AdminActivity<'a> {
             .max()
     }
 
+    /// Newest activity in `product` on the org's other sites.
+    fn directory_elsewhere(
+        &self,
+        user: &DirectoryUser,
+        product: &ProductKey,
+    ) -> Option<DateTime<Utc>> {
+        let cloud_id = self.site.cloud_id.as_deref()?;
+        user.product_access
+            .iter()
+            .filter(|p| &p.key == product && !p.is_site(cloud_id))
+            .filter_map(|p| p.last_active_timestamp)
+            .max()
+    }
+
     fn managed_newest(&self, user: &OrgUser, product: &ProductKey) -> Option<DateTime<Utc>> {
         user.product_access
             .iter()
@@ -276,6 +291,18 @@ impl<'a> AdminActivity<'a> {
                 let mut activity = UserActivity::new(account.clone());
                 let mut settled = true;
                 for product in products {
+                    let elsewhere = user
+                        .product_access
+                        .iter()
+                        .filter(|p| &p.key == product)
+                        .filter(|p| {
+                            !p.url
+                                .as_deref()
+                                .is_some_and(|url| self.site.is_site_url(url))
+                        })
+                        .filter_map(|p| p.last_active)
+                        .max();
+                    activity.record_elsewhere(product, elsewhere);
                     match self.managed_newest(&user, product) {
                         Some(at) => activity.record(product.clone(), Some(true), Seen::At(at)),
                         // Never accessed (needs `added_to_org`) or not listed here: ask.

@@ -53,6 +53,9 @@ pub struct ProductSeen {
     /// not say).
     pub access: Option<bool>,
     pub seen: Seen,
+    /// Newest activity in the product on another site of the org: never counted for this
+    /// site, only reported in the decision's reason.
+    pub elsewhere: Option<DateTime<Utc>>,
 }
 
 /// What the sources know about one user.
@@ -106,8 +109,33 @@ impl UserActivity {
                 product,
                 access,
                 seen,
+                elsewhere: None,
             }),
         }
+    }
+
+    /// Records activity in a product on another site (the newest is kept).
+    pub fn record_elsewhere(&mut self, product: &ProductKey, at: Option<DateTime<Utc>>) {
+        let Some(at) = at else { return };
+        if let Some(existing) = self.products.iter_mut().find(|p| &p.product == product) {
+            existing.elsewhere = Some(existing.elsewhere.map_or(at, |e| e.max(at)));
+        } else {
+            self.products.push(ProductSeen {
+                product: product.clone(),
+                access: None,
+                seen: Seen::Unknown,
+                elsewhere: Some(at),
+            });
+        }
+    }
+
+    /// Newest activity in a product on another site, when a source reported one.
+    pub fn elsewhere(&self, product: &ProductKey) -> Option<DateTime<Utc>> {
+        self.products
+            .iter()
+            .filter(|p| &p.product == product)
+            .filter_map(|p| p.elsewhere)
+            .max()
     }
 
     /// Merges another source's record of the same user into this one.
@@ -122,6 +150,7 @@ impl UserActivity {
         };
         self.org_admin |= other.org_admin;
         for p in other.products {
+            self.record_elsewhere(&p.product, p.elsewhere);
             self.record(p.product, p.access, p.seen);
         }
     }

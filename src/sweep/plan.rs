@@ -325,6 +325,7 @@ pub async fn plan(
                 added_to_org: seen_user.and_then(|u| u.added_to_org),
                 kept_until: keeps.get(&key).copied(),
                 warned_at,
+                active_elsewhere: seen_user.and_then(|u| u.elsewhere(product)),
             };
             let verdict = policy::evaluate(config, product_policy, &facts, now);
             if let Some(at) = verdict.last_active {

@@ -101,6 +101,9 @@ pub struct Facts {
     pub kept_until: Option<DateTime<Utc>>,
     /// When the user was last warned for this product, if after their last activity.
     pub warned_at: Option<DateTime<Utc>>,
+    /// Newest activity in the product on another site of the org: it does not count here,
+    /// and the reason says so.
+    pub active_elsewhere: Option<DateTime<Utc>>,
 }
 
 /// The outcome of an evaluation.
@@ -193,6 +196,13 @@ pub fn evaluate(
             )
         }
     };
+    let what = match facts.active_elsewhere {
+        Some(at) if facts.seen.at().is_none_or(|here| at > here) => format!(
+            "{what}; active on another site of the org {}, which does not count for this site",
+            day(at)
+        ),
+        _ => what,
+    };
     let ladder = &config.ladder;
     let warn_before = as_chrono(ladder.warn_before);
     if idle <= limit {
@@ -269,6 +279,7 @@ mod tests {
             added_to_org: None,
             kept_until: None,
             warned_at: None,
+            active_elsewhere: None,
         }
     }
 
@@ -306,6 +317,26 @@ mod tests {
         let v = evaluate(&config, &policy, &f, now);
         assert_eq!(v.decision, Decision::Remove, "{}", v.reason);
         assert!(v.reason.starts_with("never accessed"));
+    }
+
+    #[test]
+    fn activity_on_another_site_keeps_nothing_here_and_is_named() {
+        let (config, policy) = config(false);
+        let now = Utc::now();
+        let mut f = facts(Seen::At(ago(now, 200)));
+        f.active_elsewhere = Some(ago(now, 2));
+        let v = evaluate(&config, &policy, &f, now);
+        assert_eq!(v.decision, Decision::Remove, "{}", v.reason);
+        assert!(
+            v.reason.contains("active on another site of the org")
+                && v.reason.contains("does not count for this site"),
+            "{}",
+            v.reason
+        );
+        // Older than the activity here: not worth a mention.
+        f.active_elsewhere = Some(ago(now, 300));
+        let v = evaluate(&config, &policy, &f, now);
+        assert!(!v.reason.contains("another site"), "{}", v.reason);
     }
 
     #[test]

@@ -232,7 +232,7 @@ async fn the_plan_matches_the_ground_truth_with_reasons() {
                         .values()
                         .any(|c| *c == Category::ActiveElsewhereOnly)
             },
-            "never accessed",
+            "active on another site of the org",
         );
         // Customers hold no seat: no rows.
         for user in truth
