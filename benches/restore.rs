@@ -434,8 +434,9 @@ async fn burst(backend: &str, db_url: &str, k: &Knobs) {
             rate_limit: Some(k.rate),
             ..SimConfig::default()
         },
-        // As an admin would set it: a little under the upstream limit.
-        Some((k.rate * 98 / 100).max(1)),
+        // The upstream limit itself: the client keeps every second at or under it (its
+        // burst comes out of the sustained rate).
+        Some(k.rate),
         k.workers,
     )
     .await;

@@ -56,6 +56,23 @@ pub struct ListedActivity {
     pub pages: u64,
 }
 
+impl ListedActivity {
+    /// Records a listed account and its newest activity per product.
+    fn note(
+        &mut self,
+        account: &AccountId,
+        products: &[ProductKey],
+        newest: impl Fn(&ProductKey) -> Option<DateTime<Utc>>,
+    ) {
+        self.listed.insert(account.clone());
+        for product in products {
+            if let Some(at) = newest(product) {
+                self.newest.insert((account.clone(), product.clone()), at);
+            }
+        }
+    }
+}
+
 /// The admin API as a source of activity for one site.
 pub struct AdminActivity<'a> {
     admin: &'a AdminClient,
@@ -132,14 +149,9 @@ impl<'a> AdminActivity<'a> {
                 };
                 found.pages += 1;
                 for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
-                    found.listed.insert(user.account_id.clone());
-                    for product in products {
-                        if let Some(at) = self.directory_newest(user, product) {
-                            found
-                                .newest
-                                .insert((user.account_id.clone(), product.clone()), at);
-                        }
-                    }
+                    found.note(&user.account_id, products, |p| {
+                        self.directory_newest(user, p)
+                    });
                 }
             }
             if usable {
@@ -150,14 +162,7 @@ impl<'a> AdminActivity<'a> {
         while let Some(users) = pages.next_page().await? {
             found.pages += 1;
             for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
-                found.listed.insert(user.account_id.clone());
-                for product in products {
-                    if let Some(at) = self.managed_newest(user, product) {
-                        found
-                            .newest
-                            .insert((user.account_id.clone(), product.clone()), at);
-                    }
-                }
+                found.note(&user.account_id, products, |p| self.managed_newest(user, p));
             }
         }
         Ok(found)
