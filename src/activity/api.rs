@@ -150,7 +150,7 @@ impl<'a> AdminActivity<'a> {
                 found.pages += 1;
                 for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
                     found.note(&user.account_id, products, |p| {
-                        self.directory_newest(user, p)
+                        self.directory_newest(user, p, true)
                     });
                 }
             }
@@ -162,7 +162,9 @@ impl<'a> AdminActivity<'a> {
         while let Some(users) = pages.next_page().await? {
             found.pages += 1;
             for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
-                found.note(&user.account_id, products, |p| self.managed_newest(user, p));
+                found.note(&user.account_id, products, |p| {
+                    self.managed_newest(user, p, true)
+                });
             }
         }
         Ok(found)
@@ -196,10 +198,11 @@ impl<'a> AdminActivity<'a> {
                     // The listing names every product the user was ever active in: absent
                     // means never accessed, and `addedToOrg` starts the grace period.
                     let seen = self
-                        .directory_newest(&user, product)
+                        .directory_newest(&user, product, true)
                         .map_or(Seen::Never, Seen::At);
                     activity.record(product.clone(), None, seen);
-                    activity.record_elsewhere(product, self.directory_elsewhere(&user, product));
+                    activity
+                        .record_elsewhere(product, self.directory_newest(&user, product, false));
                 }
                 activity.name = user.name;
                 activity.email = user.email;
@@ -234,34 +237,28 @@ impl<'a> AdminActivity<'a> {
         }
     }
 
+    /// Newest activity in `product` on this site (`here`) or on the org's other sites.
     fn directory_newest(
         &self,
         user: &DirectoryUser,
         product: &ProductKey,
+        here: bool,
     ) -> Option<DateTime<Utc>> {
         let cloud_id = self.site.cloud_id.as_deref()?;
         user.product_access
             .iter()
-            .filter(|p| &p.key == product && p.is_site(cloud_id))
+            .filter(|p| &p.key == product && p.is_site(cloud_id) == here)
             .filter_map(|p| p.last_active_timestamp)
             .max()
     }
 
-    /// Newest activity in `product` on the org's other sites.
-    fn directory_elsewhere(
+    /// Newest activity in `product` on this site (`here`) or on other sites, by the URL.
+    fn managed_newest(
         &self,
-        user: &DirectoryUser,
+        user: &OrgUser,
         product: &ProductKey,
+        here: bool,
     ) -> Option<DateTime<Utc>> {
-        let cloud_id = self.site.cloud_id.as_deref()?;
-        user.product_access
-            .iter()
-            .filter(|p| &p.key == product && !p.is_site(cloud_id))
-            .filter_map(|p| p.last_active_timestamp)
-            .max()
-    }
-
-    fn managed_newest(&self, user: &OrgUser, product: &ProductKey) -> Option<DateTime<Utc>> {
         user.product_access
             .iter()
             .filter(|p| &p.key == product)
@@ -269,6 +266,7 @@ impl<'a> AdminActivity<'a> {
                 p.url
                     .as_deref()
                     .is_some_and(|url| self.site.is_site_url(url))
+                    == here
             })
             .filter_map(|p| p.last_active)
             .max()
@@ -296,19 +294,8 @@ impl<'a> AdminActivity<'a> {
                 let mut activity = UserActivity::new(account.clone());
                 let mut settled = true;
                 for product in products {
-                    let elsewhere = user
-                        .product_access
-                        .iter()
-                        .filter(|p| &p.key == product)
-                        .filter(|p| {
-                            !p.url
-                                .as_deref()
-                                .is_some_and(|url| self.site.is_site_url(url))
-                        })
-                        .filter_map(|p| p.last_active)
-                        .max();
-                    activity.record_elsewhere(product, elsewhere);
-                    match self.managed_newest(&user, product) {
+                    activity.record_elsewhere(product, self.managed_newest(&user, product, false));
+                    match self.managed_newest(&user, product, true) {
                         Some(at) => activity.record(product.clone(), Some(true), Seen::At(at)),
                         // Never accessed (needs `added_to_org`) or not listed here: ask.
                         None => settled = false,

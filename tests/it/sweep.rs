@@ -98,6 +98,16 @@ async fn state_with(
     AppState::open(config).await.unwrap()
 }
 
+/// A simulator seeded with `users` accounts.
+async fn seeded(users: usize) -> SimHandle {
+    reseat::sim::spawn(SimConfig {
+        users,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn hidden() -> indicatif::ProgressBar {
     indicatif::ProgressBar::hidden()
 }
@@ -163,12 +173,7 @@ async fn plan_items(state: &AppState, sources: &[Source]) -> (String, Vec<PlanIt
 #[tokio::test]
 async fn the_plan_matches_the_ground_truth_with_reasons() {
     for db in TestDb::all().await {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let state = state_for(&sim, &db, Mode::DryRun).await;
         let (_, items) = plan_items(&state, &[Source::Api]).await;
         let want = expected(&sim);
@@ -293,12 +298,7 @@ fn live() -> ApplyOptions {
 #[tokio::test]
 async fn apply_removes_exactly_the_planned_memberships_journal_first() {
     for db in TestDb::all().await {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let state = state_for(&sim, &db, Mode::Live).await;
         let before = memberships(&sim);
         let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
@@ -462,12 +462,7 @@ fn admin_reads(sim: &SimHandle) -> (usize, usize, usize) {
 #[tokio::test]
 async fn both_admin_listings_give_the_same_plan_and_the_directory_needs_no_per_user_call() {
     for db in TestDb::all().await {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let directory = state_for(&sim, &db, Mode::DryRun).await;
         sim.state().clear_log();
         let planned = reseat::sweep::plan(&directory, &[Source::Api], Utc::now(), &hidden())
@@ -520,12 +515,7 @@ async fn both_admin_listings_give_the_same_plan_and_the_directory_needs_no_per_u
 #[tokio::test]
 async fn without_the_v2_api_the_plan_falls_back_to_the_managed_listing() {
     let db = TestDb::sqlite();
-    let sim = reseat::sim::spawn(SimConfig {
-        users: 120,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = seeded(120).await;
     // A directory id the org does not have: the v2 search answers 404 on its first page.
     let state = state_with(&sim, &db, Mode::DryRun, |config| {
         config.atlassian.directory_id = "not-this-orgs-directory".into();
@@ -549,12 +539,7 @@ async fn without_the_v2_api_the_plan_falls_back_to_the_managed_listing() {
 #[tokio::test]
 async fn the_csv_export_gives_the_same_plan_as_the_api() {
     let db = TestDb::sqlite();
-    let sim = reseat::sim::spawn(SimConfig {
-        users: USERS,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = seeded(USERS).await;
     let state = state_for(&sim, &db, Mode::DryRun).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("export.csv");
@@ -572,12 +557,7 @@ async fn the_csv_export_gives_the_same_plan_as_the_api() {
 #[tokio::test]
 async fn malformed_csvs_are_reported_by_line_or_refused() {
     let db = TestDb::sqlite();
-    let sim = reseat::sim::spawn(SimConfig {
-        users: 150,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = seeded(150).await;
     let mut state = state_for(&sim, &db, Mode::DryRun).await;
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.csv");
@@ -651,12 +631,7 @@ async fn audit_actions(state: &AppState) -> Vec<String> {
 #[tokio::test]
 async fn guards_abort_before_any_change() {
     for db in TestDb::all().await {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let mut state = state_for(&sim, &db, Mode::Live).await;
         let before = memberships(&sim);
 
@@ -717,18 +692,8 @@ async fn guards_abort_before_any_change() {
 async fn a_stopped_apply_resumes_to_the_same_end_without_duplicates() {
     for db in TestDb::all().await {
         let other_db = TestDb::sqlite();
-        let sim_a = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        let sim_b = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim_a = seeded(USERS).await;
+        let sim_b = seeded(USERS).await;
         let interrupted = state_for(&sim_a, &db, Mode::Live).await;
         let straight = state_for(&sim_b, &other_db, Mode::Live).await;
 
@@ -780,12 +745,7 @@ async fn a_stopped_apply_resumes_to_the_same_end_without_duplicates() {
 #[tokio::test]
 async fn dry_run_changes_nothing_and_warnings_go_out_once() {
     let db = TestDb::sqlite();
-    let sim = reseat::sim::spawn(SimConfig {
-        users: 150,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = seeded(150).await;
     let dry = state_for(&sim, &db, Mode::DryRun).await;
     let before = memberships(&sim);
     let (plan_id, _) = plan_items(&dry, &[Source::Api]).await;
@@ -878,12 +838,7 @@ async fn a_user_active_again_since_the_plan_is_kept() {
         runs.extend(TestDb::all().await.into_iter().map(|db| (db, listing)));
     }
     for (db, listing) in runs {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let state = state_reading(&sim, &db, Mode::Live, listing).await;
         let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
         let truth = sim.state().ground_truth();
@@ -970,12 +925,7 @@ async fn a_user_active_again_since_the_plan_is_kept() {
 #[tokio::test]
 async fn a_membership_gone_before_apply_is_not_given_back_by_a_restore() {
     for db in TestDb::all().await {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let state = state_for(&sim, &db, Mode::Live).await;
         let (plan_id, items) = plan_items(&state, &[Source::Api]).await;
         let item = items
@@ -1027,12 +977,7 @@ async fn a_membership_gone_before_apply_is_not_given_back_by_a_restore() {
 #[tokio::test]
 async fn the_ladder_suspends_once_and_deletes_after_the_delay() {
     for db in TestDb::all().await {
-        let sim = reseat::sim::spawn(SimConfig {
-            users: USERS,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = seeded(USERS).await;
         let base = state_for(&sim, &db, Mode::DryRun).await;
         let mut config = (*base.config).clone();
         config.sweep.ladder.suspend = true;
