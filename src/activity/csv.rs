@@ -11,7 +11,9 @@
 //!   date per account, not per product: that date is an upper bound of every product's last
 //!   activity, so it can keep an idle seat but never remove an active one.
 //!
-//! Only the configured site's columns are read. A bad row is reported with its line number
+//! Only the configured site's columns count; other sites' `Last seen in` dates are kept
+//! apart, for the decision's reason ("active on another site"). A bad row is reported with
+//! its line number
 //! and skipped; [`CsvActivityReader::finish`] refuses the whole file when more than the
 //! configured share of rows is bad. Days are read as their last second (23:59:59 UTC), the
 //! later end, so a day-granular date never makes anybody look idle sooner.
@@ -108,6 +110,8 @@ struct Columns {
     /// The managed-accounts export's one date per account.
     last_active: Option<usize>,
     products: Vec<ProductColumns>,
+    /// `Last seen in <Product> - <other site>`: only for the decision's reason.
+    elsewhere: Vec<(ProductKey, usize)>,
 }
 
 /// Streams [`UserActivity`] records out of an export.
@@ -286,6 +290,13 @@ impl<R: Read> CsvActivityReader<R> {
             };
             activity.record(columns.product.clone(), access, seen);
         }
+        // Another site's dates only explain a decision: one that does not parse is ignored
+        // rather than costing the row.
+        for (product, i) in &self.columns.elsewhere {
+            if let Some(Ok(Seen::At(at))) = cell(Some(*i)).map(parse_seen) {
+                activity.record_elsewhere(product, Some(at));
+            }
+        }
         Ok(activity)
     }
 }
@@ -331,6 +342,7 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
     if let Some(id) = find(headers, "User id") {
         let mut products: Vec<ProductColumns> = Vec::new();
         let mut other_sites = Vec::new();
+        let mut elsewhere = Vec::new();
         for (i, header) in headers.iter().enumerate() {
             let (is_last_seen, rest) = match header.strip_prefix("Last seen in ") {
                 Some(rest) => (true, rest),
@@ -345,6 +357,9 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
             };
             if !site_matches(header_site, site) {
                 other_sites.extend(header_site.map(str::to_owned));
+                if is_last_seen {
+                    elsewhere.push((product, i));
+                }
                 continue;
             }
             let entry = match products.iter_mut().find(|p| p.product == product) {
@@ -396,6 +411,7 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
                 role: find(headers, "Org role"),
                 last_active: None,
                 products,
+                elsewhere,
             },
         ));
     }
@@ -427,6 +443,7 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
                 role: None,
                 last_active: Some(last_active),
                 products,
+                elsewhere: Vec::new(),
             },
         ));
     }
@@ -446,17 +463,43 @@ fn parse_status(text: &str) -> AccountStatus {
 
 /// A last-seen cell: a day, or one of the "never" spellings.
 pub fn parse_seen(text: &str) -> Result<Seen, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    if lower.starts_with("never") {
+    let text = text.trim();
+    if text
+        .get(..5)
+        .is_some_and(|start| start.eq_ignore_ascii_case("never"))
+    {
         return Ok(Seen::Never);
     }
     parse_day(text).map(Seen::At)
+}
+
+/// `01 Jan 2024`, the export's own format, without a general-purpose parser: a million-row
+/// file has millions of these. `None` sends the text to the general formats.
+fn export_day(text: &str) -> Option<NaiveDate> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let digits = |s: &str, len: std::ops::RangeInclusive<usize>| {
+        len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let mut parts = text.split(' ');
+    let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !digits(day, 1..=2) || !digits(year, 4..=4) {
+        return None;
+    }
+    let month = MONTHS
+        .iter()
+        .position(|name| name.eq_ignore_ascii_case(month))?;
+    NaiveDate::from_ymd_opt(year.parse().ok()?, month as u32 + 1, day.parse().ok()?)
 }
 
 /// `01 Jan 2024` (the export's format), `1 January 2024`, `2024-01-01` or an RFC 3339
 /// timestamp; a day is read as its last second.
 pub fn parse_day(text: &str) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
+    if let Some(end) = export_day(text).and_then(|day| day.and_hms_opt(23, 59, 59)) {
+        return Ok(end.and_utc());
+    }
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.to_utc());
     }
@@ -577,7 +620,13 @@ mod tests {
             Seen::At(parse_day("15 Mar 2024").unwrap()),
             "the acme-labs date must not count"
         );
+        // ... but it is kept apart, for the reason.
+        assert_eq!(
+            jane.elsewhere(&ProductKey::JIRA_SOFTWARE),
+            Some(parse_day("01 Jun 2024").unwrap())
+        );
         assert_eq!(jane.seen(&ProductKey::CONFLUENCE), Seen::Never);
+        assert_eq!(jane.elsewhere(&ProductKey::CONFLUENCE), None);
         assert_eq!(
             jane.added_to_org.unwrap().to_rfc3339(),
             "2020-01-01T23:59:59+00:00"
@@ -618,6 +667,31 @@ mod tests {
             refused.to_string().contains("4 of 5 rows are bad"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn export_days_read_the_same_by_the_fast_path_and_the_general_formats() {
+        for text in ["01 Jan 2024", "1 jan 2024", "29 Feb 2024", "31 DEC 1999"] {
+            let general = NaiveDate::parse_from_str(text, "%d %b %Y").unwrap();
+            assert_eq!(export_day(text), Some(general), "{text}");
+        }
+        for text in [
+            "31 Feb 2024",
+            "01 Jan 24",
+            "001 Jan 2024",
+            "01 Janu 2024",
+            "+1 Jan 2024",
+        ] {
+            assert_eq!(export_day(text), None, "{text}");
+        }
+        assert!(parse_day("31 Feb 2024").is_err());
+        assert!(
+            parse_day("1 January 2024").is_ok(),
+            "the general formats still apply"
+        );
+        assert_eq!(parse_seen("Never logged in"), Ok(Seen::Never));
+        assert_eq!(parse_seen(" never accessed "), Ok(Seen::Never));
+        assert!(parse_seen("Nev").is_err());
     }
 
     #[test]
