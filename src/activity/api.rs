@@ -247,7 +247,7 @@ impl<'a> AdminActivity<'a> {
         let cloud_id = self.site.cloud_id.as_deref()?;
         user.product_access
             .iter()
-            .filter(|p| &p.key == product && p.is_site(cloud_id) == here)
+            .filter(|p| p.key.as_ref() == Some(product) && p.is_site(cloud_id) == here)
             .filter_map(|p| p.last_active_timestamp)
             .max()
     }

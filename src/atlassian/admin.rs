@@ -189,8 +189,10 @@ pub struct DirectoryUser {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryProductAccess {
-    /// The product key.
-    pub key: ProductKey,
+    /// The product key; `None` for a key reseat cannot read, so that one odd entry does not
+    /// cost the page (it then counts for no product).
+    #[serde(default, deserialize_with = "lenient_key")]
+    pub key: Option<ProductKey>,
     /// The product instance, an ARI such as `ari:cloud:jira::site/<cloud id>`.
     #[serde(default)]
     pub id: Option<String>,
@@ -204,6 +206,10 @@ impl DirectoryProductAccess {
     pub fn is_site(&self, cloud_id: &str) -> bool {
         is_site_ari(self.id.as_deref(), cloud_id)
     }
+}
+
+fn lenient_key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ProductKey>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.and_then(|key| ProductKey::parse(&key).ok()))
 }
 
 fn is_site_ari(id: Option<&str>, cloud_id: &str) -> bool {
@@ -542,5 +548,59 @@ impl AdminClient {
             &[org.as_str(), account.as_str()],
         );
         self.api.execute(&call).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_page_decodes_and_an_odd_product_key_costs_only_its_entry() {
+        let page: Listing<DirectoryUser> = serde_json::from_value(serde_json::json!({
+            "data": [{
+                "accountId": "5b10ac8d82e05b22cc7d4ef5",
+                "accountType": "atlassian",
+                "accountStatus": "active",
+                "addedToOrg": "2023-01-01T00:00:00Z",
+                "claimStatus": "unmanaged",
+                "productAccess": [
+                    {"key": "jira-software", "id": "ari:cloud:jira::site/c1",
+                     "lastActiveTimestamp": "2024-01-02T03:04:05Z"},
+                    {"key": "not a key!", "id": "ari:cloud:other::site/c1"},
+                    {"id": "ari:cloud:jira::site/c2", "lastActiveTimestamp": "2024-02-01"}
+                ]
+            }],
+            "links": {"next": "b3BhcXVl"}
+        }))
+        .unwrap();
+        let user = &page.data[0];
+        assert_eq!(user.claim_status.as_deref(), Some("unmanaged"));
+        assert!(user.added_to_org.is_some());
+        let keys: Vec<_> = user.product_access.iter().map(|p| p.key.clone()).collect();
+        assert_eq!(keys, [Some(ProductKey::JIRA_SOFTWARE), None, None]);
+        assert!(user.product_access[0].is_site("c1"));
+        assert!(!user.product_access[2].is_site("c1"));
+        assert_eq!(
+            next_search_cursor(page.links).unwrap(),
+            Some(PageToken::Cursor("b3BhcXVl".into()))
+        );
+    }
+
+    #[test]
+    fn a_search_cursor_may_come_as_a_link() {
+        let links = Links {
+            next: Some("https://api.atlassian.com/admin/v2/x?cursor=abc".into()),
+        };
+        assert_eq!(
+            next_search_cursor(Some(links)).unwrap(),
+            Some(PageToken::Cursor("abc".into()))
+        );
+        assert_eq!(next_search_cursor(None).unwrap(), None);
+        let empty = Links {
+            next: Some(String::new()),
+        };
+        assert_eq!(next_search_cursor(Some(empty)).unwrap(), None);
     }
 }

@@ -344,7 +344,7 @@ async fn every_request_the_client_makes_conforms_to_the_specs() {
         .collect_all()
         .await
         .expect("directory users");
-    assert_eq!(directory[0].product_access[0].key, jsw);
+    assert_eq!(directory[0].product_access[0].key.as_ref(), Some(&jsw));
     assert!(directory[0].added_to_org.is_some());
     admin
         .last_active_dates(&org, &account)
