@@ -136,25 +136,17 @@ impl<'a> AdminActivity<'a> {
     ) -> Result<ListedActivity, AtlassianError> {
         let mut found = ListedActivity::default();
         if self.listing == UserListing::Directory {
-            let mut pages = self.admin.directory_users(self.org, self.directory);
-            let mut usable = true;
-            loop {
-                let users = match self.directory_page(&mut pages, found.pages).await? {
-                    DirectoryPage::Users(users) => users,
-                    DirectoryPage::End => break,
-                    DirectoryPage::Unavailable => {
-                        usable = false;
-                        break;
+            let pages = self
+                .read_directory(|users| {
+                    for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
+                        found.note(&user.account_id, products, |p| {
+                            self.directory_newest(user, p, true)
+                        });
                     }
-                };
-                found.pages += 1;
-                for user in users.iter().filter(|u| accounts.contains(&u.account_id)) {
-                    found.note(&user.account_id, products, |p| {
-                        self.directory_newest(user, p, true)
-                    });
-                }
-            }
-            if usable {
+                })
+                .await?;
+            if let Some(pages) = pages {
+                found.pages = pages;
                 return Ok(found);
             }
         }
@@ -180,60 +172,71 @@ impl<'a> AdminActivity<'a> {
             ..ApiStats::default()
         };
         let mut set = ActivitySet::new();
-        let mut pages = self.admin.directory_users(self.org, self.directory);
-        loop {
-            let users = match self.directory_page(&mut pages, stats.listing_pages).await? {
-                DirectoryPage::Users(users) => users,
-                DirectoryPage::End => break,
-                DirectoryPage::Unavailable => return Ok(None),
-            };
-            stats.listing_pages += 1;
-            stats.listed_users += users.len() as u64;
-            for user in users {
-                let Some((account, products)) = wanted.get_key_value(&user.account_id) else {
-                    continue;
-                };
-                let mut activity = UserActivity::new(account.clone());
-                for product in products {
-                    // The listing names every product the user was ever active in: absent
-                    // means never accessed, and `addedToOrg` starts the grace period.
-                    let seen = self
-                        .directory_newest(&user, product, true)
-                        .map_or(Seen::Never, Seen::At);
-                    activity.record(product.clone(), None, seen);
-                    activity
-                        .record_elsewhere(product, self.directory_newest(&user, product, false));
+        let mut listed_users = 0u64;
+        let pages = self
+            .read_directory(|users| {
+                listed_users += users.len() as u64;
+                for user in users {
+                    let Some((account, products)) = wanted.get_key_value(&user.account_id) else {
+                        continue;
+                    };
+                    let mut activity = UserActivity::new(account.clone());
+                    for product in products {
+                        // The listing names every product the user was ever active in: absent
+                        // means never accessed, and `addedToOrg` starts the grace period.
+                        let seen = self
+                            .directory_newest(&user, product, true)
+                            .map_or(Seen::Never, Seen::At);
+                        activity.record(product.clone(), None, seen);
+                        activity.record_elsewhere(
+                            product,
+                            self.directory_newest(&user, product, false),
+                        );
+                    }
+                    activity.name = user.name;
+                    activity.email = user.email;
+                    activity.account_type = user.account_type;
+                    activity.status = user.account_status;
+                    activity.added_to_org = user.added_to_org;
+                    set.insert(activity);
                 }
-                activity.name = user.name;
-                activity.email = user.email;
-                activity.account_type = user.account_type;
-                activity.status = user.account_status;
-                activity.added_to_org = user.added_to_org;
-                set.insert(activity);
-            }
-        }
+            })
+            .await?;
+        let Some(pages) = pages else {
+            return Ok(None);
+        };
+        stats.listing_pages = pages;
+        stats.listed_users = listed_users;
         stats.not_found = wanted.keys().filter(|a| set.get(a).is_none()).count() as u64;
         Ok(Some((set, stats)))
     }
 
-    async fn directory_page(
+    /// Reads the whole directory listing, page by page, into `each`. `None` when the v2 API
+    /// is not available to this key (403/404 on the first page), else the pages read.
+    async fn read_directory(
         &self,
-        pages: &mut crate::atlassian::Paged<'_, DirectoryUser>,
-        pages_read: u64,
-    ) -> Result<DirectoryPage, AtlassianError> {
-        match pages.next_page().await {
-            Ok(Some(users)) => Ok(DirectoryPage::Users(users)),
-            Ok(None) => Ok(DirectoryPage::End),
-            Err(error @ (AtlassianError::Forbidden { .. } | AtlassianError::NotFound { .. }))
-                if pages_read == 0 =>
-            {
-                tracing::warn!(
-                    %error,
-                    "the v2 directory user search is not available to this API key; reading the managed-user listing (set atlassian.user_listing = \"managed\" to skip this call)"
-                );
-                Ok(DirectoryPage::Unavailable)
+        mut each: impl FnMut(Vec<DirectoryUser>),
+    ) -> Result<Option<u64>, AtlassianError> {
+        let mut pages = self.admin.directory_users(self.org, self.directory);
+        let mut read = 0u64;
+        loop {
+            match pages.next_page().await {
+                Ok(Some(users)) => {
+                    read += 1;
+                    each(users);
+                }
+                Ok(None) => return Ok(Some(read)),
+                Err(
+                    error @ (AtlassianError::Forbidden { .. } | AtlassianError::NotFound { .. }),
+                ) if read == 0 => {
+                    tracing::warn!(
+                        %error,
+                        "the v2 directory user search is not available to this API key; reading the managed-user listing (set atlassian.user_listing = \"managed\" to skip this call)"
+                    );
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => Err(error),
         }
     }
 
@@ -376,9 +379,3 @@ impl<'a> AdminActivity<'a> {
 
 /// Newest activity per product on the site, as `last-active-dates` gives it.
 pub type SiteDates = Vec<(ProductKey, DateTime<Utc>)>;
-
-enum DirectoryPage {
-    Users(Vec<DirectoryUser>),
-    End,
-    Unavailable,
-}

@@ -212,6 +212,14 @@ pub struct SiteFilter {
 }
 
 impl SiteFilter {
+    /// The site `[atlassian]` configures.
+    pub fn of(config: &crate::atlassian::AtlassianConfig) -> Self {
+        SiteFilter {
+            cloud_id: config.cloud_id.clone(),
+            site_name: config.site_name.clone(),
+        }
+    }
+
     /// Whether a product URL (`https://acme.atlassian.net`) is this site's.
     pub fn is_site_url(&self, url: &str) -> bool {
         let Some(name) = self.site_name.as_deref() else {

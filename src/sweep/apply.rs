@@ -321,9 +321,7 @@ impl Lane {
     fn of(state: &AppState, item: &PlanItem) -> Lane {
         if item.decision != "remove" {
             Lane::Local
-        } else if state.atlassian.jira.is_some()
-            && ProductKey::parse(&item.product).is_ok_and(|p| p.jira_application_key().is_some())
-        {
+        } else if ProductKey::parse(&item.product).is_ok_and(|p| removes_via_jira(state, &p)) {
             Lane::Jira
         } else {
             Lane::Confluence
@@ -338,6 +336,12 @@ impl Lane {
         };
         (n as usize).max(1)
     }
+}
+
+/// Whether a product's memberships are removed through the Jira API (a Jira application,
+/// with Jira configured) rather than Confluence's.
+fn removes_via_jira(state: &AppState, product: &ProductKey) -> bool {
+    state.atlassian.jira.is_some() && product.jira_application_key().is_some()
 }
 
 impl ApplyReport {
@@ -453,13 +457,6 @@ fn admin_activity<'a>(state: &'a AppState, site: &'a SiteFilter) -> Option<Admin
     ))
 }
 
-fn site_filter(state: &AppState) -> SiteFilter {
-    SiteFilter {
-        cloud_id: state.config.atlassian.cloud_id.clone(),
-        site_name: state.config.atlassian.site_name.clone(),
-    }
-}
-
 /// Reads the listing for the re-check, unless the plan is younger than
 /// `sweep.recheck_after`, nothing is left to act on, or there is no admin API.
 async fn recheck_listing(
@@ -474,7 +471,7 @@ async fn recheck_listing(
     if age < after {
         return Ok(None);
     }
-    let site = site_filter(state);
+    let site = SiteFilter::of(&state.config.atlassian);
     let Some(source) = admin_activity(state, &site) else {
         return Ok(None);
     };
@@ -519,7 +516,7 @@ async fn current_activity(
     state: &AppState,
     account: &AccountId,
 ) -> Result<Option<SiteDates>, SweepError> {
-    let site = site_filter(state);
+    let site = SiteFilter::of(&state.config.atlassian);
     let Some(source) = admin_activity(state, &site) else {
         return Ok(None);
     };
@@ -762,8 +759,7 @@ async fn remove(
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
     for (group, fresh) in taken.iter().zip(fresh) {
-        let use_confluence =
-            product.jira_application_key().is_none() || state.atlassian.jira.is_none();
+        let use_confluence = !removes_via_jira(state, product);
         let outcome = match (&state.atlassian.confluence, &state.atlassian.jira) {
             (Some(confluence), _) if use_confluence => {
                 confluence.remove_from_group(&group.id, account).await?

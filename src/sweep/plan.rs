@@ -164,10 +164,7 @@ pub async fn plan(
         ));
     }
     let site_name = state.site().to_owned();
-    let site = SiteFilter {
-        cloud_id: state.config.atlassian.cloud_id.clone(),
-        site_name: state.config.atlassian.site_name.clone(),
-    };
+    let site = SiteFilter::of(&state.config.atlassian);
     progress.set_message("reading access groups and members");
     let population = population::read(
         &state.atlassian,
@@ -465,7 +462,9 @@ pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
             api.listing_pages,
             match api.listing {
                 Some(crate::atlassian::UserListing::Managed) => "managed-user",
-                _ => "directory",
+                Some(crate::atlassian::UserListing::Directory) => "directory",
+                // A plan stored before the listing was recorded.
+                None => "user",
             },
             api.per_user_calls
         ));
