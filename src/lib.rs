@@ -16,7 +16,7 @@ pub mod notify;
 pub mod queue;
 pub mod restore;
 pub mod schedule;
-pub mod sim;
+pub use reseat_sim as sim;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

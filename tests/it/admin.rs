@@ -474,8 +474,10 @@ async fn an_admin_clicks_through_in_a_real_browser() {
             std::env::var("RESEAT_REQUIRE_BROWSER").as_deref() != Ok("1"),
             "RESEAT_REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)"
         );
-        eprintln!(
-            "skipping the browser test: chromium is not installed (apt-get install chromium)"
+        crate::support::say_skipped(
+            "the headless-browser test of the admin pages",
+            "chromium is not installed; apt-get install chromium to run it \
+             (RESEAT_REQUIRE_BROWSER=1 makes its absence a failure)",
         );
         return;
     };

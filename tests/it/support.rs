@@ -8,6 +8,19 @@ use reseat::app::{App, AppState};
 use reseat::config::Config;
 use tokio::sync::oneshot;
 
+/// Says once per test process, on the terminal itself (past the test harness's output capture,
+/// so that it shows in a passing run), that a group of tests was skipped and how to run it.
+pub fn say_skipped(what: &'static str, how: &'static str) {
+    use std::io::Write as _;
+    static SAID: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if said.contains(&what) {
+        return;
+    }
+    said.push(what);
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}: {how}");
+}
+
 /// A database that exists for one test only.
 pub struct TestDb {
     pub url: String,
@@ -44,6 +57,12 @@ impl TestDb {
                 !required,
                 "RESEAT_REQUIRE_POSTGRES=1 but RESEAT_TEST_DATABASE_URL is not set"
             );
+            say_skipped(
+                "the PostgreSQL variants of the store tests",
+                "RESEAT_TEST_DATABASE_URL is not set; set it to \
+                 postgres://postgres@127.0.0.1:5432/postgres (any server where the user may \
+                 create databases) to run them",
+            );
             return None;
         };
         let name = format!("reseat_test_{}", uuid::Uuid::new_v4().simple());
@@ -51,6 +70,11 @@ impl TestDb {
             Ok(()) => {}
             Err(error) if !required => {
                 eprintln!("skipping PostgreSQL: {error}");
+                say_skipped(
+                    "the PostgreSQL variants of the store tests",
+                    "the server at RESEAT_TEST_DATABASE_URL does not answer; start it, or set \
+                     RESEAT_REQUIRE_POSTGRES=1 to make this a failure",
+                );
                 return None;
             }
             Err(error) => panic!("PostgreSQL required but unavailable at {admin_url}: {error}"),

@@ -8,7 +8,7 @@ use reseat::atlassian::{AccountId, GroupId, IssueKey, OrgId, ProductKey};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs/");
+const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/sim/specs/");
 const ENDPOINTS_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/atlassian-endpoints.md");
 
 struct Spec {
@@ -22,7 +22,7 @@ struct Spec {
 fn load(file: &str) -> Value {
     let path = format!("{SPECS}{file}");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read {path}: {e} (shared/specs must sit beside the repo)")
+        panic!("cannot read {path}: {e} (the vendored specs live in crates/sim/specs)")
     });
     serde_json::from_str(&text).expect("spec is JSON")
 }
