@@ -475,12 +475,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_kept_as_they_came() {
-        let key: ProductKey = serde_json::from_str("\"atlas\"").unwrap();
+        let key: ProductKey = serde_json::from_str("\"rovo-next\"").unwrap();
         assert!(!key.is_known());
-        assert_eq!(key.as_str(), "atlas");
-        assert_eq!(serde_json::to_string(&key).unwrap(), "\"atlas\"");
+        assert_eq!(key.as_str(), "rovo-next");
+        assert_eq!(serde_json::to_string(&key).unwrap(), "\"rovo-next\"");
         assert!(ProductKey::parse("").is_err());
-        assert!(ProductKey::parse("jira software").is_err());
+        assert!(ProductKey::parse("jira next gen").is_err());
     }
 
     #[test]
