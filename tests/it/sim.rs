@@ -1211,6 +1211,119 @@ async fn suspend_restore_and_remove_through_the_admin_api() {
 }
 
 #[tokio::test]
+async fn v2_directory_actions_suspend_restore_and_remove() {
+    let sim = start(40).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let who = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let org = sim.config().org_id.clone();
+    for directory in ["-", org.as_str()] {
+        let (s, body) = json_of(admin(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            &format!("/admin/v2/orgs/{org}/directories/{directory}/users/{who}"),
+        ))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["accountId"], json!(who));
+        assert_eq!(body["data"]["status"], "active");
+    }
+    let base = format!("/admin/v2/orgs/{org}/directories/-/users/{who}");
+    let send = |method: reqwest::Method, path: String| {
+        let r = admin(&sim, &c, method, &path);
+        async move { r.send().await.expect("answered") }
+    };
+
+    let r = send(reqwest::Method::POST, format!("{base}/suspend")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(u.suspended && u.products.is_empty() && !u.groups.is_empty());
+    let (_, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &base)).await;
+    assert_eq!(
+        (&body["data"]["status"], &body["data"]["membershipStatus"]),
+        (&json!("suspended"), &json!("suspended"))
+    );
+    let r = send(reqwest::Method::POST, format!("{base}/suspend")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NO_CONTENT,
+        "suspending twice is fine"
+    );
+
+    let r = send(reqwest::Method::POST, format!("{base}/restore")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.suspended && !u.products.is_empty());
+
+    let r = send(reqwest::Method::DELETE, base.clone()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.in_directory && u.groups.is_empty() && u.products.is_empty());
+
+    // Gone from the directory: every v2 action answers the documented not-found body.
+    for (method, path) in [
+        (reqwest::Method::GET, base.clone()),
+        (reqwest::Method::DELETE, base.clone()),
+        (reqwest::Method::POST, format!("{base}/suspend")),
+        (reqwest::Method::POST, format!("{base}/restore")),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, method.clone(), &path)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(body["errors"][0]["code"], "ADMIN-UAM-404-1", "{body}");
+        assert_eq!(body["errors"][0]["status"], "404");
+        assert_eq!(body["errors"][0]["title"], "Unknown Resource");
+    }
+    // A route that does not exist is the gateway's generic 404: no `errors`, no code.
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("{base}/suspend-access"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"code": 404, "message": "Not Found"}));
+    // Another directory, or another org, is not this one.
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/admin/v2/orgs/{org}/directories/not-ours/users/{who}/restore"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-3");
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/admin/v2/orgs/other/directories/-/users/{who}/restore"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-2");
+    let r = c
+        .post(format!("{}{base}/restore", sim.base_url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn banner_names_every_fact() {
     let sim = start(5).await;
     let b = sim::banner(&sim);

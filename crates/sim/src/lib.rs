@@ -189,7 +189,7 @@ fn router(state: SimState) -> Router {
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())
-        .fallback(jira::not_found)
+        .fallback(errors::route_not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::layer,
