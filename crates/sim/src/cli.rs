@@ -26,6 +26,10 @@ pub struct SimArgs {
     /// Share of requests (0 to 1) failing with 429, 500, 503, a timeout or a dropped connection.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fail_rate)]
     pub fail_rate: f64,
+    /// Share of mutations (0 to 1) that take effect and then lose their answer (the
+    /// connection closes before the response is written).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_lose_rate)]
+    pub lose_rate: f64,
     /// Seed of the generated org (same seed, same org).
     #[arg(long, default_value_t = SimConfig::default().seed)]
     pub seed: u64,
@@ -48,6 +52,10 @@ fn parse_fail_rate(s: &str) -> Result<f64, String> {
             "{r} is outside 0..=1; give a fail rate between 0 and 1, e.g. 0.05"
         ))
     }
+}
+
+fn parse_lose_rate(s: &str) -> Result<f64, String> {
+    parse_fail_rate(s).map_err(|e| e.replace("fail rate", "lose rate"))
 }
 
 fn parse_rate_limit(s: &str) -> Result<u32, String> {
@@ -73,6 +81,8 @@ impl SimArgs {
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
         let fail_rate = parse_fail_rate(&self.fail_rate.to_string())
             .map_err(|e| anyhow::anyhow!("--fail-rate: {e}"))?;
+        let lose_rate = parse_lose_rate(&self.lose_rate.to_string())
+            .map_err(|e| anyhow::anyhow!("--lose-rate: {e}"))?;
         if self.rate_limit == Some(0) {
             anyhow::bail!("--rate-limit: must be at least 1 request per second");
         }
@@ -83,6 +93,7 @@ impl SimArgs {
             latency: Duration::from_millis(self.latency_ms),
             rate_limit: self.rate_limit,
             fail_rate,
+            lose_rate,
             ..SimConfig::default()
         };
         if let Some(key) = &self.admin_key {
@@ -142,12 +153,17 @@ mod tests {
             "0.25",
             "--rate-limit",
             "9",
+            "--lose-rate",
+            "0.1",
             "--site-auth",
             "a@b.example:tok",
         ])
         .expect("valid flags");
         let c = args.to_config().expect("config");
-        assert_eq!((c.users, c.fail_rate, c.rate_limit), (12, 0.25, Some(9)));
+        assert_eq!(
+            (c.users, c.fail_rate, c.rate_limit, c.lose_rate),
+            (12, 0.25, Some(9), 0.1)
+        );
         assert_eq!(
             (c.site_email.as_str(), c.site_token.as_str()),
             ("a@b.example", "tok")
@@ -162,6 +178,7 @@ mod tests {
             &["--site-auth", "no-colon"],
             &["--site-auth", "a@b.example:"],
             &["--rate-limit", "0"],
+            &["--lose-rate", "2"],
         ] {
             let err = parse(bad).expect_err("rejected");
             let first = err.lines().next().unwrap_or_default();

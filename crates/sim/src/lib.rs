@@ -70,6 +70,8 @@ pub struct SimConfig {
     pub rate_limit: Option<u32>,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
+    /// Share (0..=1) of mutations whose answer is lost after they took effect.
+    pub lose_rate: f64,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -93,6 +95,7 @@ impl Default for SimConfig {
             latency: Duration::ZERO,
             rate_limit: None,
             fail_rate: 0.0,
+            lose_rate: 0.0,
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
@@ -186,7 +189,7 @@ fn router(state: SimState) -> Router {
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())
-        .fallback(jira::not_found)
+        .fallback(errors::route_not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::layer,
