@@ -1153,8 +1153,14 @@ async fn the_control_api_reads_and_changes_state_and_counts_calls() {
 }
 
 #[tokio::test]
-async fn suspend_restore_and_remove_through_the_admin_api() {
-    let sim = start(40).await;
+async fn the_legacy_profile_still_serves_the_v1_directory_actions() {
+    let sim = sim::spawn(SimConfig {
+        users: 40,
+        profile: sim::Profile::Legacy,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
     let c = client();
     let truth = sim.state().ground_truth();
     let who = truth
@@ -1320,6 +1326,63 @@ async fn v2_directory_actions_suspend_restore_and_remove() {
         .await
         .expect("answered");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_current_profile_retires_the_v1_directory_actions() {
+    let sim = start(40).await;
+    assert_eq!(sim.config().profile, sim::Profile::Current, "the default");
+    let c = client();
+    let who = sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let before = sim.state().user(&who).expect("user");
+    let base = format!(
+        "/admin/v1/orgs/{}/directory/users/{who}",
+        sim.config().org_id
+    );
+    for (method, path) in [
+        (reqwest::Method::POST, format!("{base}/suspend-access")),
+        (reqwest::Method::POST, format!("{base}/restore-access")),
+        (reqwest::Method::DELETE, base.clone()),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, method.clone(), &path)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(
+            body,
+            json!({"code": 404, "message": "Not Found"}),
+            "the route-not-found body, not a user-not-found one"
+        );
+    }
+    let after = sim.state().user(&who).expect("user");
+    assert_eq!(
+        (after.in_directory, after.suspended, after.groups.len()),
+        (before.in_directory, before.suspended, before.groups.len()),
+        "nothing changed"
+    );
+    // v1 reads that are still current stay.
+    let (s, _) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("{base}/last-active-dates"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, info) = json_of(c.get(format!("{}/_sim/info", sim.base_url()))).await;
+    assert_eq!(info["profile"], "current");
     sim.shutdown().await;
 }
 

@@ -13,6 +13,7 @@ use axum::routing::{delete, get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::Profile;
 use super::errors::{ApiError, ApiResult, Family, org_admin};
 use super::model::{AccountType, Product, World, products_in};
 use super::params::{Params, enc};
@@ -27,8 +28,9 @@ pub const SEARCH_PAGE_MAX: usize = 100;
 /// Products per page of `last-active-dates`.
 pub const LAST_ACTIVE_PAGE: usize = 5;
 
-pub(crate) fn router() -> Router<SimState> {
-    Router::new()
+/// The admin routes of a profile: the retired v1 directory actions only for `legacy`.
+pub(crate) fn router(profile: Profile) -> Router<SimState> {
+    let current = Router::new()
         .route("/admin/v1/orgs", get(orgs))
         .route("/admin/v1/orgs/{org_id}", get(org))
         .route("/admin/v1/orgs/{org_id}/users", get(users))
@@ -52,19 +54,23 @@ pub(crate) fn router() -> Router<SimState> {
         .route(
             "/admin/v1/orgs/{org_id}/directory/users/{account_id}/last-active-dates",
             get(last_active_dates),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
-            post(suspend),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
-            post(restore),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
-            delete(remove),
-        )
+        );
+    match profile {
+        Profile::Current => current,
+        Profile::Legacy => current
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
+                post(suspend),
+            )
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
+                post(restore),
+            )
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
+                delete(remove),
+            ),
+    }
 }
 
 fn encode_cursor(kind: char, offset: usize) -> String {

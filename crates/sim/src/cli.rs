@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{SimConfig, banner, spawn};
+use super::{Profile, SimConfig, banner, spawn};
 
 /// Flags of `reseat sim`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
+    /// The platform modelled: `current` (today's Atlassian Cloud) or `legacy` (also the
+    /// retired v1 directory actions, to test a fallback).
+    #[arg(long, value_enum, default_value_t = Profile::Current)]
+    pub profile: Profile,
     /// Port to listen on, on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8081)]
     pub port: u16,
@@ -88,6 +92,7 @@ impl SimArgs {
         }
         let mut config = SimConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            profile: self.profile,
             users: self.users,
             seed: self.seed,
             latency: Duration::from_millis(self.latency_ms),
@@ -155,6 +160,8 @@ mod tests {
             "9",
             "--lose-rate",
             "0.1",
+            "--profile",
+            "legacy",
             "--site-auth",
             "a@b.example:tok",
         ])
@@ -163,6 +170,15 @@ mod tests {
         assert_eq!(
             (c.users, c.fail_rate, c.rate_limit, c.lose_rate),
             (12, 0.25, Some(9), 0.1)
+        );
+        assert_eq!(c.profile, super::Profile::Legacy);
+        assert_eq!(
+            parse(&[])
+                .expect("defaults")
+                .to_config()
+                .expect("config")
+                .profile,
+            super::Profile::Current
         );
         assert_eq!(
             (c.site_email.as_str(), c.site_token.as_str()),
@@ -179,6 +195,7 @@ mod tests {
             &["--site-auth", "a@b.example:"],
             &["--rate-limit", "0"],
             &["--lose-rate", "2"],
+            &["--profile", "2019"],
         ] {
             let err = parse(bad).expect_err("rejected");
             let first = err.lines().next().unwrap_or_default();
