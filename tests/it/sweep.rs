@@ -345,7 +345,7 @@ async fn apply_removes_exactly_the_planned_memberships_journal_first() {
         assert_eq!(rows.len(), expected_gone.len());
         // The restore side reads them back.
         let first = removals[0];
-        let facts = reseat::restore::store::journal_removed_groups(
+        let facts = reseat::ledger::taken_groups(
             &state.db,
             &first.account_id,
             &first.product,
@@ -802,7 +802,7 @@ async fn dry_run_changes_nothing_and_warnings_go_out_once() {
     assert_eq!(memberships(&sim), before, "warnings remove nothing");
     // A user who asked to keep access is kept in the next plan.
     let kept = items.iter().find(|i| i.decision == "warn").unwrap();
-    store::add_keep(
+    reseat::ledger::keeps::add_keep(
         &live_state.db,
         &kept.account_id,
         &kept.product,
@@ -952,22 +952,23 @@ async fn a_membership_gone_before_apply_is_not_given_back_by_a_restore() {
         .fetch_all(state.db.pool())
         .await
         .unwrap();
+        // The intent before the call, then "not a member" to the first removal ever sent.
         assert!(
-            actions.contains(&(left.clone(), "removed".to_owned())),
+            actions.contains(&(left.clone(), "removing".to_owned())),
+            "{actions:?}"
+        );
+        assert!(
+            !actions.contains(&(left.clone(), "removed".to_owned())),
             "{actions:?}"
         );
         assert!(
             actions.contains(&(left.clone(), "not_member".to_owned())),
             "{actions:?}"
         );
-        let back = reseat::restore::store::journal_removed_groups(
-            &state.db,
-            &item.account_id,
-            &item.product,
-            state.site(),
-        )
-        .await
-        .unwrap();
+        let back =
+            reseat::ledger::taken_groups(&state.db, &item.account_id, &item.product, state.site())
+                .await
+                .unwrap();
         assert!(back.iter().all(|g| g.name != left), "{back:?}");
         assert_eq!(back.len(), groups.len() - 1);
         sim.shutdown().await;
