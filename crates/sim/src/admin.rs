@@ -34,6 +34,7 @@ pub(crate) fn router(profile: Profile) -> Router<SimState> {
         .route("/admin/v1/orgs", get(orgs))
         .route("/admin/v1/orgs/{org_id}", get(org))
         .route("/admin/v1/orgs/{org_id}/users", get(users))
+        .route("/admin/v2/orgs/{org_id}/directories", get(directories))
         .route(
             "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/search",
             post(directory_search),
@@ -585,6 +586,28 @@ fn v2_directory_user(w: &World, account_id: &str) -> ApiResult<u32> {
     w.uid(account_id)
         .filter(|u| w.user(*u).in_directory)
         .ok_or_else(unknown_directory_user)
+}
+
+/// `GET /admin/v2/orgs/{orgId}/directories` (`MultiDirectoryUserDirectoryPage`): the org's
+/// one directory, whose id is the org id; with `accountId`, only if it holds that account.
+async fn directories(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let p = Params::parse(q.as_deref());
+    let w = sim.read();
+    let holds = p
+        .get("accountId")
+        .is_none_or(|account| w.uid(account).is_some_and(|u| w.user(u).in_directory));
+    let data: Vec<Value> = if holds {
+        vec![json!({ "directoryId": w.org_id, "name": w.org_name })]
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({ "data": data, "links": {} })).into_response())
 }
 
 /// `GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`:
