@@ -37,6 +37,10 @@ pub struct SimArgs {
     /// Seed of the generated org (same seed, same org).
     #[arg(long, default_value_t = SimConfig::default().seed)]
     pub seed: u64,
+    /// `productAccess[].key` of Jira Service Management in the v2 user search (no source
+    /// confirms the platform's key; see docs/simulator.md).
+    #[arg(long, default_value = super::DEFAULT_JSM_KEY)]
+    pub jsm_key: String,
     /// Bearer key the admin API accepts.
     #[arg(long)]
     pub admin_key: Option<String>,
@@ -101,6 +105,10 @@ impl SimArgs {
             lose_rate,
             ..SimConfig::default()
         };
+        if self.jsm_key.trim().is_empty() {
+            anyhow::bail!("--jsm-key: must not be empty");
+        }
+        config.jsm_key = self.jsm_key.clone();
         if let Some(key) = &self.admin_key {
             if key.trim().is_empty() {
                 anyhow::bail!("--admin-key: must not be empty");

@@ -48,6 +48,8 @@ pub const DEFAULT_ORG_ID: &str = "5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f";
 pub const DEFAULT_CLOUD_ID: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
 /// Default site name (`acme.atlassian.net`).
 pub const DEFAULT_SITE_NAME: &str = "acme";
+/// Default `productAccess[].key` of Jira Service Management (see [`SimConfig::jsm_key`]).
+pub const DEFAULT_JSM_KEY: &str = "jira-servicedesk";
 /// Default Bearer key of the admin API.
 pub const DEFAULT_ADMIN_KEY: &str = "sim-admin-key";
 /// Default email of the site-admin Basic credential.
@@ -107,6 +109,10 @@ pub struct SimConfig {
     pub fail_rate: f64,
     /// Share (0..=1) of mutations whose answer is lost after they took effect.
     pub lose_rate: f64,
+    /// `productAccess[].key` of Jira Service Management in the v2 user search. No source
+    /// confirms the platform's current key; the default, `jira-servicedesk`, is the resource
+    /// owner in JSM's site ARI, the way `jira` and `confluence` are for theirs.
+    pub jsm_key: String,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -132,6 +138,7 @@ impl Default for SimConfig {
             rate_limit: None,
             fail_rate: 0.0,
             lose_rate: 0.0,
+            jsm_key: DEFAULT_JSM_KEY.to_owned(),
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),

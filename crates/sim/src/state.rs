@@ -215,6 +215,7 @@ impl SimState {
             managed: new
                 .managed
                 .unwrap_or(account_type == AccountType::Atlassian),
+            synced: new.synced.unwrap_or(false),
             in_directory: true,
             name: new.name,
             email: new.email,
@@ -241,6 +242,9 @@ impl SimState {
             }
             if let Some(s) = patch.suspended {
                 u.suspended = s;
+            }
+            if let Some(s) = patch.synced {
+                u.synced = s;
             }
         });
         Ok(user_view(&w, uid))
