@@ -54,6 +54,9 @@ pub struct ApplyOptions {
     pub confirmed: bool,
     /// Test hook: stop (as if killed) after this many items were handled.
     pub stop_after: Option<usize>,
+    /// Advanced by one per item handled (its length is set to the items to apply); the
+    /// run's row (`sweep_runs.items_*`) follows too, for the dashboard's progress page.
+    pub progress: indicatif::ProgressBar,
 }
 
 impl Default for ApplyOptions {
@@ -62,6 +65,7 @@ impl Default for ApplyOptions {
             now: Utc::now(),
             confirmed: false,
             stop_after: None,
+            progress: indicatif::ProgressBar::hidden(),
         }
     }
 }
@@ -153,10 +157,25 @@ pub fn check_guards(
     Ok(())
 }
 
-/// Applies a plan (the newest when `plan_id` is `None`).
+/// Applies a plan (the newest when `plan_id` is `None`), holding the site's apply lease for
+/// the whole run ([`super::run_lease`]): a second apply meanwhile stops with
+/// [`SweepError::Busy`].
 #[tracing::instrument(skip_all, fields(plan = plan_id.unwrap_or("latest")))]
 pub async fn apply(
     state: &AppState,
+    plan_id: Option<&str>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, SweepError> {
+    let lease = super::run_lease::acquire(&state.db, state.site()).await?;
+    let result = apply_leased(state, &lease, plan_id, options).await;
+    lease.release().await;
+    result
+}
+
+/// [`apply`] under a lease the caller holds (`reseat sweep` holds it from the plan on).
+pub async fn apply_leased(
+    state: &AppState,
+    lease: &super::run_lease::ApplyLease,
     plan_id: Option<&str>,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, SweepError> {
@@ -172,7 +191,16 @@ pub async fn apply(
     .ok_or_else(|| SweepError::NoPlan(plan_id.map(str::to_owned)))?;
     let summary: PlanSummaryRead = serde_json::from_str(&plan.summary).unwrap_or_default();
     let mode = if dry_run { "dry-run" } else { "live" };
-    let run_id = store::start_run(&state.db, "apply", Some(&plan.id), mode).await?;
+    let run_id = lease.run_id().to_owned();
+    store::start_run(
+        &state.db,
+        &run_id,
+        "apply",
+        Some(&plan.id),
+        mode,
+        &plan.site,
+    )
+    .await?;
     let mut report = ApplyReport {
         plan_id: plan.id.clone(),
         run_id: run_id.clone(),
@@ -218,7 +246,12 @@ pub async fn apply(
         recheck_listing(state, &plan, options, &mut report).await?
     }
     .map(std::sync::Mutex::new);
+    let total = store::actionable_pairs(&state.db, &plan.id).await?.len() as u64;
+    options.progress.set_length(total);
+    options.progress.set_position(0);
+    store::set_run_progress(&state.db, &run_id, total, 0, 0).await?;
     let mut handled = 0usize;
+    let mut progressed = 0u64;
     'lanes: for lane in [Lane::Jira, Lane::Confluence, Lane::Local] {
         let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
         let mut after = 0i64;
@@ -253,6 +286,8 @@ pub async fn apply(
             futures_util::pin_mut!(results);
             while let Some((item, result, delta)) = results.next().await {
                 report.absorb(delta);
+                progressed += 1;
+                options.progress.inc(1);
                 if let Err(error) = result {
                     report.failed += 1;
                     tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
@@ -263,6 +298,7 @@ pub async fn apply(
                     }
                 }
             }
+            store::set_run_progress(&state.db, &run_id, total, progressed, report.failed).await?;
             if report.interrupted {
                 break 'lanes;
             }

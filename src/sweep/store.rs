@@ -289,26 +289,100 @@ pub async fn record_warning_in(
     Ok(done.rows_affected() == 1)
 }
 
-/// Starts a run row; returns its id.
+/// Starts the run row `id` (the id its apply lease names) of a plan on a site.
 pub async fn start_run(
     db: &Db,
+    id: &str,
     kind: &str,
     plan_id: Option<&str>,
     mode: &str,
-) -> Result<String, sqlx::Error> {
-    let id = uuid::Uuid::now_v7().to_string();
+    site: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO sweep_runs (id, kind, plan_id, status, mode, started_at) \
-         VALUES ($1, $2, $3, 'running', $4, $5)",
+        "INSERT INTO sweep_runs (id, kind, plan_id, status, mode, started_at, site) \
+         VALUES ($1, $2, $3, 'running', $4, $5, $6)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(kind)
     .bind(plan_id)
     .bind(mode)
     .bind(now_ms())
+    .bind(site)
     .execute(db.pool())
     .await?;
-    Ok(id)
+    Ok(())
+}
+
+/// Records how far a running apply is: items handled (done, skipped or failed) of the total.
+pub async fn set_run_progress(
+    db: &Db,
+    id: &str,
+    total: u64,
+    done: u64,
+    failed: u64,
+) -> Result<(), sqlx::Error> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE sweep_runs SET items_total = $1, items_done = $2, items_failed = $3 WHERE id = $4",
+    )
+    .bind(n(total))
+    .bind(n(done))
+    .bind(n(failed))
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// A run row with its progress.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub kind: String,
+    pub plan_id: Option<String>,
+    pub status: String,
+    pub mode: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub summary: String,
+    pub error: Option<String>,
+    pub items_total: i64,
+    pub items_done: i64,
+    pub items_failed: i64,
+}
+
+const RUN_COLUMNS: &str = "id, kind, plan_id, status, mode, started_at, finished_at, summary, \
+    error, items_total, items_done, items_failed";
+
+pub async fn get_run(db: &Db, id: &str) -> Result<Option<RunRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RUN_COLUMNS} FROM sweep_runs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// The newest apply run of a plan.
+pub async fn latest_run_of(db: &Db, plan_id: &str) -> Result<Option<RunRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RUN_COLUMNS} FROM sweep_runs WHERE plan_id = $1 AND kind = 'apply' \
+         ORDER BY started_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(plan_id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Apply runs of a plan that ended (any status but `running`).
+pub async fn finished_runs_of(db: &Db, plan_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sweep_runs WHERE plan_id = $1 AND kind = 'apply' \
+         AND status <> 'running'",
+    )
+    .bind(plan_id)
+    .fetch_one(db.pool())
+    .await
 }
 
 /// Ends a run: completed | aborted | failed | interrupted.
