@@ -13,7 +13,7 @@ use serde_json::json;
 use super::rules::{self, Channel, Decision, Facts, GroupFact, Seats, Verdict};
 use super::store::{self, Outcome, RestoreRequest};
 use crate::app::AppState;
-use crate::atlassian::{AccountId, AtlassianError, IssueKey, JiraUser, ProductKey};
+use crate::atlassian::{AccountId, ApiFamily, AtlassianError, IssueKey, JiraUser, ProductKey};
 use crate::audit;
 use crate::ledger::{self, JournalEntry};
 use crate::queue::{HandlerFuture, Job, JobError, JobHandler};
@@ -258,7 +258,7 @@ async fn decide_and_apply_claimed(
                     )
                     .into());
                 };
-                admin.restore_access(org, &subject.account).await?;
+                admin.restore(org, &subject.account).await?;
             }
             add_groups(state, &subject, &verdict).await?;
             verify_groups(state, &subject, &verdict).await?;
@@ -398,7 +398,7 @@ async fn resolve(
     };
     let product = || -> Result<ProductKey, Failure> {
         let key = text("product").ok_or_else(|| deny("no product in the request".into()))?;
-        ProductKey::parse(&key).map_err(|e| deny(e.to_string()))
+        ProductKey::from_request_text(&key).map_err(|e| deny(e.to_string()))
     };
     match channel {
         Channel::Jsm => resolve_jsm(state, &text("issueKey").unwrap_or_default()).await,
@@ -472,12 +472,11 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
             .product_values
             .get(&value)
             .cloned()
-            .or_else(|| ProductKey::parse(&value).ok())
-            .or_else(|| ProductKey::from_csv_product_name(&value))
+            .or_else(|| ProductKey::from_request_text(&value).ok())
             .ok_or_else(|| {
                 Failure::Stop(Stop::Deny {
-                    reason: format!("the request names an unknown product {value:?}"),
-                    message: format!("reseat does not manage the product {value:?}."),
+                    reason: format!("the request's product field {value:?} names no product"),
+                    message: "The request does not say which product to restore.".into(),
                 })
             })?,
         None => config.default_product.clone().ok_or_else(|| {
@@ -617,16 +616,27 @@ async fn gather_facts(
 
 async fn add_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> Result<(), Failure> {
     for group in &verdict.groups_to_add {
-        if subject.product == ProductKey::CONFLUENCE {
-            let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
-                AtlassianError::Invalid("the Confluence API is not configured".into())
-            })?;
-            confluence.add_to_group(&group.id, &subject.account).await?;
-        } else {
-            let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
-                AtlassianError::Invalid("the Jira site API is not configured".into())
-            })?;
-            jira.add_to_group(&group.id, &subject.account).await?;
+        // The product table says which API changes the product's seats: never a guess.
+        match subject.product.family() {
+            Some(ApiFamily::Confluence) => {
+                let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
+                    AtlassianError::Invalid("the Confluence API is not configured".into())
+                })?;
+                confluence.add_to_group(&group.id, &subject.account).await?;
+            }
+            Some(ApiFamily::Jira) => {
+                let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
+                    AtlassianError::Invalid("the Jira site API is not configured".into())
+                })?;
+                jira.add_to_group(&group.id, &subject.account).await?;
+            }
+            None => {
+                return Err(AtlassianError::Invalid(format!(
+                    "reseat cannot change access to {}: it is neither a Jira application nor Confluence",
+                    subject.product
+                ))
+                .into());
+            }
         }
     }
     Ok(())

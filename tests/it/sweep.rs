@@ -265,6 +265,67 @@ async fn the_plan_matches_the_ground_truth_with_reasons() {
 }
 
 /// Memberships of every seeded account, by group name.
+/// The v2 search names Jira `jira` today (the simulator's default), and may name a product
+/// with a key reseat has never seen: here Jira Service Management's. Activity on the site
+/// under that key may be any product's, so the user's seats there are `unknown`, never a
+/// removal, and nobody the simulator has active is planned for removal.
+#[tokio::test]
+async fn activity_under_a_product_key_reseat_does_not_know_is_unknown_never_a_removal() {
+    const NEW_KEY: &str = "jira-service-next";
+    for db in TestDb::all().await {
+        let sim = reseat::sim::spawn(SimConfig {
+            users: USERS,
+            jsm_key: NEW_KEY.into(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = state_for(&sim, &db, Mode::DryRun).await;
+        let (_, items) = plan_items(&state, &[Source::Api]).await;
+        let want = expected(&sim);
+        assert_eq!(items.len(), want.len(), "no extra or missing rows");
+        let truth = sim.state().ground_truth();
+        let (mut unknown, mut removals) = (0, 0);
+        for user in &truth.users {
+            // Any JSM activity on this site: the listing has an entry under NEW_KEY.
+            let cloud_id = &sim.config().cloud_id;
+            let unattributable = sim
+                .state()
+                .user(&user.account_id)
+                .unwrap()
+                .activity
+                .iter()
+                .any(|a| a.product == Product::JiraServiceDesk && &a.cloud_id == cloud_id);
+            for item in items.iter().filter(|i| i.account_id == user.account_id) {
+                let category = user.products.get(&sim_product(&item.product));
+                assert!(
+                    !(category == Some(&Category::Active) && item.decision == "remove"),
+                    "an active user planned for removal: {item:?}"
+                );
+                let wanted = &want[&(item.account_id.clone(), item.product.clone())];
+                if unattributable && wanted != "exempt" {
+                    assert_eq!(
+                        item.decision,
+                        "unknown",
+                        "{}: {}",
+                        db.backend_name(),
+                        item.reason
+                    );
+                    assert!(item.reason.contains(NEW_KEY), "{}", item.reason);
+                    unknown += 1;
+                } else {
+                    assert_eq!(&item.decision, wanted, "{}", item.reason);
+                    removals += usize::from(item.decision == "remove");
+                }
+            }
+        }
+        assert!(
+            unknown > 0 && removals > 0,
+            "{unknown} unknown, {removals} removals"
+        );
+    }
+}
+
 fn memberships(sim: &SimHandle) -> BTreeSet<(String, String)> {
     sim.state()
         .groups()
