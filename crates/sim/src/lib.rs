@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use cli::{SimArgs, run};
-pub use faults::{FaultKind, FaultPatch, FaultSettings, LogEntry};
+pub use faults::{FamilyLimits, FaultKind, FaultPatch, FaultSettings, LogEntry};
 pub use model::{AccountStatus, AccountType, Product};
 pub use seed::{Category, GroundTruth, SeededUser};
 pub use state::{SimError, SimState};
@@ -103,8 +103,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Latency added to every Atlassian request.
     pub latency: Duration,
-    /// Requests per second over all Atlassian routes; `None` for no limit.
+    /// Requests per second over all Atlassian routes together; `None` for no limit.
     pub rate_limit: Option<u32>,
+    /// Each API family's own requests per second (admin, Jira, Confluence, JSM), counted
+    /// separately; default none.
+    pub family_rate_limits: FamilyLimits,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
     /// Share (0..=1) of mutations whose answer is lost after they took effect.
@@ -136,6 +139,7 @@ impl Default for SimConfig {
             seed: 42,
             latency: Duration::ZERO,
             rate_limit: None,
+            family_rate_limits: FamilyLimits::default(),
             fail_rate: 0.0,
             lose_rate: 0.0,
             jsm_key: DEFAULT_JSM_KEY.to_owned(),

@@ -401,6 +401,7 @@ fn initial_faults(c: &SimConfig) -> FaultSettings {
     FaultSettings {
         latency_ms: c.latency.as_millis() as u64,
         rate_limit: c.rate_limit.filter(|r| *r > 0),
+        family_rate_limits: c.family_rate_limits.normalized(),
         fail_rate: c.fail_rate.clamp(0.0, 1.0),
         lose_rate: c.lose_rate.clamp(0.0, 1.0),
         ..FaultSettings::default()
