@@ -1325,6 +1325,141 @@ async fn a_lost_answer_changes_state_and_leaves_the_client_without_a_status() {
 }
 
 #[tokio::test]
+async fn membership_changes_show_after_the_consistency_delay() {
+    let sim = sim::spawn(SimConfig {
+        users: 60,
+        consistency: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let c = client();
+    let st = sim.state();
+    let target = st
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.account_type == sim::AccountType::Atlassian
+                && u.account_status == sim::AccountStatus::Active
+                && !u.suspended
+                && u.products[&Product::JiraSoftware] == Category::NoAccess
+                && u.products[&Product::Confluence] != Category::NoAccess
+        })
+        .expect("an active person in Confluence without Jira Software")
+        .account_id
+        .clone();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let add = || {
+        site(
+            &sim,
+            &c,
+            reqwest::Method::POST,
+            &format!("/rest/api/3/group/user?groupId={gid}"),
+        )
+        .json(&json!({"accountId": target}))
+        .send()
+    };
+    assert_eq!(add().await.expect("answered").status(), StatusCode::CREATED);
+    // Accepted, not yet visible: a read-back shows the old membership, and the same add is
+    // accepted again.
+    let (_, groups) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("/rest/api/3/user/groups?accountId={target}"),
+    ))
+    .await;
+    assert!(
+        !groups
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["groupId"] == gid.as_str()),
+        "{groups}"
+    );
+    assert_eq!(add().await.expect("answered").status(), StatusCode::CREATED);
+    let cgid = group_id(&sim, seed::GROUP_CONFLUENCE);
+    let confluence_member = st
+        .group_members(seed::GROUP_CONFLUENCE)
+        .expect("group")
+        .contains(&target);
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/wiki/rest/api/group/userByGroupId?groupId={cgid}&accountId={target}"),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(st.pending_changes(), 3);
+    assert!(
+        !st.user(&target)
+            .expect("user")
+            .products
+            .contains(&Product::JiraSoftware)
+    );
+
+    // 30 s later (tokio's clock, paused and advanced: no sleeping) every change shows.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(29)).await;
+    assert_eq!(st.pending_changes(), 3, "not yet");
+    assert!(
+        !st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(
+        st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    assert_eq!(st.pending_changes(), 0);
+    let u = st.user(&target).expect("user");
+    assert!(u.products.contains(&Product::JiraSoftware));
+    if confluence_member {
+        assert!(
+            !st.group_members(seed::GROUP_CONFLUENCE)
+                .expect("group")
+                .contains(&target)
+        );
+    }
+    tokio::time::resume();
+
+    // The delay changes at run time; settle() shows what is queued at once.
+    st.set_faults(sim::FaultPatch {
+        consistency_ms: Some(60_000),
+        ..Default::default()
+    })
+    .expect("patch");
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/rest/api/3/group/user?groupId={gid}&accountId={target}"),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    st.settle();
+    assert!(
+        !st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_same_seed_gives_the_same_org() {
     let a = start(150).await;
     let b = start(150).await;

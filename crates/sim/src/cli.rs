@@ -47,6 +47,10 @@ pub struct SimArgs {
     /// connection closes before the response is written).
     #[arg(long, default_value_t = 0.0, value_parser = parse_lose_rate)]
     pub lose_rate: f64,
+    /// Delay in milliseconds before group-membership changes made through the APIs become
+    /// visible to reads (eventual consistency).
+    #[arg(long, default_value_t = 0)]
+    pub consistency_ms: u64,
     /// Seed of the generated org (same seed, same org).
     #[arg(long, default_value_t = SimConfig::default().seed)]
     pub seed: u64,
@@ -113,6 +117,7 @@ impl SimArgs {
             users: self.users,
             seed: self.seed,
             latency: Duration::from_millis(self.latency_ms),
+            consistency: Duration::from_millis(self.consistency_ms),
             rate_limit: self.rate_limit,
             family_rate_limits: super::FamilyLimits {
                 admin: self.admin_rate_limit,

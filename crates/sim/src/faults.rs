@@ -100,6 +100,9 @@ pub struct FaultSettings {
     /// Whether `lose_rate` applies only to mutations (`POST`, `PUT`, `PATCH`, `DELETE`,
     /// except the read-only `POST .../search`); default true.
     pub lose_mutations_only: bool,
+    /// Delay before a membership change an API accepted becomes visible to reads, in
+    /// milliseconds (eventual consistency; 0 = at once).
+    pub consistency_ms: u64,
 }
 
 impl Default for FaultSettings {
@@ -119,6 +122,7 @@ impl Default for FaultSettings {
             timeout_ms: 30_000,
             lose_rate: 0.0,
             lose_mutations_only: true,
+            consistency_ms: 0,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct FaultPatch {
     pub lose_rate: Option<f64>,
     /// Whether lost answers hit only mutations.
     pub lose_mutations_only: Option<bool>,
+    /// New consistency delay; changes already accepted keep their time.
+    pub consistency_ms: Option<u64>,
 }
 
 impl FaultSettings {
@@ -161,6 +167,9 @@ impl FaultSettings {
         }
         if let Some(m) = patch.lose_mutations_only {
             self.lose_mutations_only = m;
+        }
+        if let Some(c) = patch.consistency_ms {
+            self.consistency_ms = c;
         }
         if let Some(k) = patch.fail_kinds {
             if k.is_empty() {

@@ -12,6 +12,7 @@
 mod admin;
 mod cli;
 mod confluence;
+mod consistency;
 mod control;
 mod errors;
 pub mod faults;
@@ -116,6 +117,9 @@ pub struct SimConfig {
     /// confirms the platform's current key; the default, `jira-servicedesk`, is the resource
     /// owner in JSM's site ARI, the way `jira` and `confluence` are for theirs.
     pub jsm_key: String,
+    /// Delay before membership changes made through the APIs become visible to reads
+    /// (eventual consistency); default 0, at once.
+    pub consistency: Duration,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -143,6 +147,7 @@ impl Default for SimConfig {
             fail_rate: 0.0,
             lose_rate: 0.0,
             jsm_key: DEFAULT_JSM_KEY.to_owned(),
+            consistency: Duration::ZERO,
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
