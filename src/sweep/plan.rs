@@ -280,7 +280,7 @@ pub async fn plan(
 
     progress.set_message("deciding");
     let warnings = store::latest_warnings(&state.db, &site_name).await?;
-    let keeps = store::active_keeps(&state.db, &site_name, now).await?;
+    let keeps = crate::ledger::keeps::active_keeps(&state.db, &site_name, now).await?;
     let mut items = Vec::new();
     let mut members: Vec<&Member> = population.members.values().collect();
     members.sort_by(|a, b| a.account_id.cmp(&b.account_id));
