@@ -239,6 +239,7 @@ fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
     if let Some(e) = &u.email {
         v["email"] = json!(e);
     }
+    v["managementSource"] = json!(super::roles::management_source(w, uid));
     if product_access {
         let mut acts: Vec<_> = u.activity.iter().collect();
         acts.sort_by_key(|a| (a.site, a.product));
@@ -309,6 +310,16 @@ async fn directory_search(
         Some(Value::String(c)) => Some(c.as_str()),
         Some(_) => return Err(bad("cursor must be a string.".to_owned())),
     };
+    let strings = |name: &str| -> Vec<String> {
+        match request.get(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (resources, role_ids) = (strings("resourceIds"), strings("roleIds"));
     let start = decode_cursor('d', cursor)?;
     if start > w.users.len() {
         return Err(
@@ -322,7 +333,7 @@ async fn directory_search(
     while next < w.users.len() && data.len() < limit {
         let uid = next as u32;
         next += 1;
-        if w.user(uid).in_directory {
+        if w.user(uid).in_directory && super::roles::search_keeps(&w, uid, &resources, &role_ids) {
             data.push(directory_user_json(
                 &w,
                 uid,
@@ -330,7 +341,9 @@ async fn directory_search(
             ));
         }
     }
-    let more = w.users[next..].iter().any(|u| u.in_directory);
+    let more = (next..w.users.len()).any(|i| {
+        w.users[i].in_directory && super::roles::search_keeps(&w, i as u32, &resources, &role_ids)
+    });
     let mut links = json!({ "self": cursor });
     if more {
         links["next"] = json!(encode_cursor('d', next));

@@ -290,6 +290,9 @@ async fn add_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     if !w.add_member(gid, uid) {
         let name = &w.group(gid).name;
         return Err(bad(format!(
@@ -315,6 +318,9 @@ async fn remove_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     if !w.remove_member(gid, uid) {
         let name = &w.group(gid).name;
         return Err(bad(format!(

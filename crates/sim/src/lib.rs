@@ -21,6 +21,7 @@ pub mod jsm_model;
 pub mod model;
 mod net;
 mod params;
+pub mod roles;
 pub mod seed;
 mod state;
 mod views;
@@ -183,6 +184,7 @@ pub fn banner(handle: &SimHandle) -> String {
 fn router(state: SimState) -> Router {
     let atlassian = Router::new()
         .merge(admin::router())
+        .merge(roles::router())
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())
