@@ -1,0 +1,3 @@
+//! The ledger: what reseat took away and gave back, kept in the database.
+
+pub mod roles;
