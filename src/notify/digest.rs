@@ -85,22 +85,12 @@ pub async fn collect(
         }
     });
 
-    let reclaimed: Vec<(String, i64)> = sqlx::query_as::<Any, (String, i64)>(
-        "SELECT product, COUNT(DISTINCT account_id) FROM journal j \
-         WHERE action = 'removed' AND created_at >= $1 \
-           AND NOT EXISTS (SELECT 1 FROM journal n WHERE n.action = 'not_member' \
-               AND n.account_id = j.account_id AND n.product = j.product AND n.site = j.site \
-               AND n.group_id = j.group_id AND n.id > j.id) \
-         GROUP BY product ORDER BY product",
-    )
-    .bind(since_ms)
-    .fetch_all(&mut *conn)
-    .await?;
-    let reclaimed = reclaimed
+    let reclaimed = crate::ledger::journal::reclaimed_per_product(&mut *conn, since_ms)
+        .await?
         .into_iter()
         .map(|(product, seats)| ReclaimedSeats {
             product_name: product_name(&product),
-            seats: u64::try_from(seats).unwrap_or_default(),
+            seats,
         })
         .collect();
 

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::rules::{self, Channel, Decision, Facts, GroupFact, Seats, Verdict};
-use super::store::{self, JournalEntry, Outcome, RestoreRequest};
+use super::store::{self, Outcome, RestoreRequest};
 use crate::app::AppState;
-use crate::atlassian::{AccountId, AtlassianError, IssueKey, JiraUser, ProductKey};
+use crate::atlassian::{AccountId, ApiFamily, AtlassianError, IssueKey, JiraUser, ProductKey};
 use crate::audit;
+use crate::ledger::{self, JournalEntry};
 use crate::queue::{HandlerFuture, Job, JobError, JobHandler};
 
 /// The `restore.process` job handler.
@@ -60,6 +61,8 @@ enum Stop {
 
 enum Failure {
     Stop(Stop),
+    /// The seat is being changed (a removal of it runs): try again after this wait.
+    Busy(std::time::Duration),
     Upstream(AtlassianError),
     Db(sqlx::Error),
 }
@@ -118,6 +121,12 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
             finish(state, &request, outcome, "restore.denied").await?;
         }
         Err(Failure::Db(error)) => return Err(db_error(error)),
+        Err(Failure::Busy(after)) => {
+            return Err(JobError::Retry {
+                message: "a removal of this seat is running".into(),
+                after: Some(after),
+            });
+        }
         Err(Failure::Upstream(error)) if error.is_temporary() && !last_attempt => {
             let after = match &error {
                 AtlassianError::RateLimited { retry_after } => *retry_after,
@@ -182,6 +191,36 @@ async fn decide_and_apply(
     channel: Channel,
 ) -> Result<(), Failure> {
     let subject = resolve(state, request, channel).await?;
+    // Taking and giving back a seat never interleave: a removal of this seat that runs now
+    // ends first, and what the journal says was taken is read only once it has.
+    let seat = ledger::Seat::new(
+        subject.account.as_str(),
+        subject.product.as_str(),
+        state.site(),
+    );
+    let claim = match ledger::seat::claim(
+        &state.db,
+        &seat,
+        &ledger::seat::restore_holder(&request.id),
+        ledger::seat::CLAIM_TTL,
+        ledger::seat::RESTORE_PATIENCE,
+    )
+    .await?
+    {
+        Ok(claim) => claim,
+        Err(busy) => return Err(Failure::Busy(busy.retry_in())),
+    };
+    let result = decide_and_apply_claimed(state, request, channel, subject).await;
+    claim.release().await;
+    result
+}
+
+async fn decide_and_apply_claimed(
+    state: &AppState,
+    request: &RestoreRequest,
+    channel: Channel,
+    subject: Subject,
+) -> Result<(), Failure> {
     let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
         AtlassianError::Invalid(
             "the Jira site API is not configured (atlassian.site_email, site_api_token)".into(),
@@ -210,7 +249,7 @@ async fn decide_and_apply(
     match verdict.decision {
         Decision::Approve => {
             // The sweep's ladder suspended the account org-wide: lift that first.
-            let suspension = crate::sweep::store::open_suspension(&state.db, account).await?;
+            let suspension = ledger::suspensions::open_suspension(&state.db, account).await?;
             if suspension.is_some() {
                 let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id)
                 else {
@@ -219,7 +258,7 @@ async fn decide_and_apply(
                     )
                     .into());
                 };
-                admin.restore_access(org, &subject.account).await?;
+                admin.restore(org, &subject.account).await?;
             }
             add_groups(state, &subject, &verdict).await?;
             // The direct roles the sweep revoked come back too (journaled per request).
@@ -232,10 +271,10 @@ async fn decide_and_apply(
             verify_groups(state, &subject, &verdict).await?;
             let mut tx = state.db.pool().begin().await?;
             if let Some(id) = suspension {
-                crate::sweep::store::close_suspension_in(
+                ledger::suspensions::close_suspension_in(
                     &mut tx,
                     id,
-                    crate::sweep::store::SuspensionEnd::Restored,
+                    ledger::SuspensionEnd::Restored,
                     chrono::Utc::now(),
                 )
                 .await?;
@@ -252,7 +291,7 @@ async fn decide_and_apply(
                 .await?;
             }
             for group in &verdict.groups_to_add {
-                store::journal_restored_in(
+                ledger::journal::journal_restored_in(
                     &mut tx,
                     &JournalEntry {
                         account_id: account,
@@ -366,7 +405,7 @@ async fn resolve(
     };
     let product = || -> Result<ProductKey, Failure> {
         let key = text("product").ok_or_else(|| deny("no product in the request".into()))?;
-        ProductKey::parse(&key).map_err(|e| deny(e.to_string()))
+        ProductKey::from_request_text(&key).map_err(|e| deny(e.to_string()))
     };
     match channel {
         Channel::Jsm => resolve_jsm(state, &text("issueKey").unwrap_or_default()).await,
@@ -440,12 +479,11 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
             .product_values
             .get(&value)
             .cloned()
-            .or_else(|| ProductKey::parse(&value).ok())
-            .or_else(|| ProductKey::from_csv_product_name(&value))
+            .or_else(|| ProductKey::from_request_text(&value).ok())
             .ok_or_else(|| {
                 Failure::Stop(Stop::Deny {
-                    reason: format!("the request names an unknown product {value:?}"),
-                    message: format!("reseat does not manage the product {value:?}."),
+                    reason: format!("the request's product field {value:?} names no product"),
+                    message: "The request does not say which product to restore.".into(),
                 })
             })?,
         None => config.default_product.clone().ok_or_else(|| {
@@ -512,7 +550,9 @@ pub async fn explain(
         Err(Failure::Db(error)) => {
             return Err(AtlassianError::Invalid(format!("database: {error}")));
         }
-        Err(Failure::Stop(_)) => return Err(AtlassianError::Invalid("cannot gather facts".into())),
+        Err(Failure::Stop(_) | Failure::Busy(_)) => {
+            return Err(AtlassianError::Invalid("cannot gather facts".into()));
+        }
     };
     Ok(rules::evaluate(
         &facts,
@@ -534,7 +574,7 @@ async fn gather_facts(
             None => Vec::new(),
         },
     };
-    let journal_groups = store::journal_removed_groups(
+    let journal_groups = ledger::taken_groups(
         &state.db,
         subject.account.as_str(),
         subject.product.as_str(),
@@ -564,7 +604,7 @@ async fn gather_facts(
         // made (`sweep_suspensions`) is reseat's own step, which a restore lifts; any other
         // suspension or deactivation still blocks.
         active: user.active
-            || crate::sweep::store::open_suspension(&state.db, subject.account.as_str())
+            || ledger::suspensions::open_suspension(&state.db, subject.account.as_str())
                 .await?
                 .is_some(),
         suspended: false,
@@ -583,16 +623,27 @@ async fn gather_facts(
 
 async fn add_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> Result<(), Failure> {
     for group in &verdict.groups_to_add {
-        if subject.product == ProductKey::CONFLUENCE {
-            let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
-                AtlassianError::Invalid("the Confluence API is not configured".into())
-            })?;
-            confluence.add_to_group(&group.id, &subject.account).await?;
-        } else {
-            let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
-                AtlassianError::Invalid("the Jira site API is not configured".into())
-            })?;
-            jira.add_to_group(&group.id, &subject.account).await?;
+        // The product table says which API changes the product's seats: never a guess.
+        match subject.product.family() {
+            Some(ApiFamily::Confluence) => {
+                let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
+                    AtlassianError::Invalid("the Confluence API is not configured".into())
+                })?;
+                confluence.add_to_group(&group.id, &subject.account).await?;
+            }
+            Some(ApiFamily::Jira) => {
+                let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
+                    AtlassianError::Invalid("the Jira site API is not configured".into())
+                })?;
+                jira.add_to_group(&group.id, &subject.account).await?;
+            }
+            None => {
+                return Err(AtlassianError::Invalid(format!(
+                    "reseat cannot change access to {}: it is neither a Jira application nor Confluence",
+                    subject.product
+                ))
+                .into());
+            }
         }
     }
     Ok(())

@@ -40,9 +40,9 @@ use super::store::{self, PlanItem, PlanRecord};
 use crate::activity::SiteFilter;
 use crate::activity::api::{AdminActivity, ListedActivity, SiteDates};
 use crate::app::AppState;
-use crate::atlassian::{AccountId, GroupId, MembershipOutcome, ProductKey};
+use crate::atlassian::{AccountId, ApiFamily, GroupId, MembershipOutcome, ProductKey};
 use crate::audit;
-use crate::restore::store::{JournalEntry, journal_not_member_in, journal_removed_in};
+use crate::ledger::{self, JournalEntry};
 use crate::store::time::{from_ms, to_ms};
 
 /// How to apply.
@@ -54,6 +54,9 @@ pub struct ApplyOptions {
     pub confirmed: bool,
     /// Test hook: stop (as if killed) after this many items were handled.
     pub stop_after: Option<usize>,
+    /// Advanced by one per item handled (its length is set to the items to apply); the
+    /// run's row (`sweep_runs.items_*`) follows too, for the dashboard's progress page.
+    pub progress: indicatif::ProgressBar,
 }
 
 impl Default for ApplyOptions {
@@ -62,6 +65,7 @@ impl Default for ApplyOptions {
             now: Utc::now(),
             confirmed: false,
             stop_after: None,
+            progress: indicatif::ProgressBar::hidden(),
         }
     }
 }
@@ -157,10 +161,25 @@ pub fn check_guards(
     Ok(())
 }
 
-/// Applies a plan (the newest when `plan_id` is `None`).
+/// Applies a plan (the newest when `plan_id` is `None`), holding the site's apply lease for
+/// the whole run ([`super::run_lease`]): a second apply meanwhile stops with
+/// [`SweepError::Busy`].
 #[tracing::instrument(skip_all, fields(plan = plan_id.unwrap_or("latest")))]
 pub async fn apply(
     state: &AppState,
+    plan_id: Option<&str>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, SweepError> {
+    let lease = super::run_lease::acquire(&state.db, state.site()).await?;
+    let result = apply_leased(state, &lease, plan_id, options).await;
+    lease.release().await;
+    result
+}
+
+/// [`apply`] under a lease the caller holds (`reseat sweep` holds it from the plan on).
+pub async fn apply_leased(
+    state: &AppState,
+    lease: &super::run_lease::ApplyLease,
     plan_id: Option<&str>,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, SweepError> {
@@ -176,7 +195,16 @@ pub async fn apply(
     .ok_or_else(|| SweepError::NoPlan(plan_id.map(str::to_owned)))?;
     let summary: PlanSummaryRead = serde_json::from_str(&plan.summary).unwrap_or_default();
     let mode = if dry_run { "dry-run" } else { "live" };
-    let run_id = store::start_run(&state.db, "apply", Some(&plan.id), mode).await?;
+    let run_id = lease.run_id().to_owned();
+    store::start_run(
+        &state.db,
+        &run_id,
+        "apply",
+        Some(&plan.id),
+        mode,
+        &plan.site,
+    )
+    .await?;
     let mut report = ApplyReport {
         plan_id: plan.id.clone(),
         run_id: run_id.clone(),
@@ -222,7 +250,12 @@ pub async fn apply(
         recheck_listing(state, &plan, options, &mut report).await?
     }
     .map(std::sync::Mutex::new);
+    let total = store::actionable_pairs(&state.db, &plan.id).await?.len() as u64;
+    options.progress.set_length(total);
+    options.progress.set_position(0);
+    store::set_run_progress(&state.db, &run_id, total, 0, 0).await?;
     let mut handled = 0usize;
+    let mut progressed = 0u64;
     'lanes: for lane in [Lane::Jira, Lane::Confluence, Lane::Local] {
         let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
         let mut after = 0i64;
@@ -234,7 +267,7 @@ pub async fn apply(
             after = last.id;
             let mut items: Vec<PlanItem> = batch
                 .into_iter()
-                .filter(|item| Lane::of(state, item) == lane)
+                .filter(|item| Lane::of(item) == lane)
                 .collect();
             if let Some(n) = options.stop_after {
                 let room = n.saturating_sub(handled);
@@ -257,6 +290,8 @@ pub async fn apply(
             futures_util::pin_mut!(results);
             while let Some((item, result, delta)) = results.next().await {
                 report.absorb(delta);
+                progressed += 1;
+                options.progress.inc(1);
                 if let Err(error) = result {
                     report.failed += 1;
                     tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
@@ -267,6 +302,7 @@ pub async fn apply(
                     }
                 }
             }
+            store::set_run_progress(&state.db, &run_id, total, progressed, report.failed).await?;
             if report.interrupted {
                 break 'lanes;
             }
@@ -323,13 +359,18 @@ enum Lane {
 }
 
 impl Lane {
-    fn of(state: &AppState, item: &PlanItem) -> Lane {
+    fn of(item: &PlanItem) -> Lane {
         if item.decision != "remove" {
             Lane::Local
-        } else if ProductKey::parse(&item.product).is_ok_and(|p| removes_via_jira(state, &p)) {
-            Lane::Jira
         } else {
-            Lane::Confluence
+            match ProductKey::parse(&item.product)
+                .ok()
+                .and_then(|p| p.family())
+            {
+                Some(ApiFamily::Confluence) => Lane::Confluence,
+                // A product without a family is refused when its removal is sent.
+                Some(ApiFamily::Jira) | None => Lane::Jira,
+            }
         }
     }
 
@@ -341,12 +382,6 @@ impl Lane {
         };
         (n as usize).max(1)
     }
-}
-
-/// Whether a product's memberships are removed through the Jira API (a Jira application,
-/// with Jira configured) rather than Confluence's.
-fn removes_via_jira(state: &AppState, product: &ProductKey) -> bool {
-    state.atlassian.jira.is_some() && product.jira_application_key().is_some()
 }
 
 impl ApplyReport {
@@ -550,7 +585,7 @@ async fn apply_item(
 
     // A keep recorded since the plan wins.
     if let Some(until) =
-        store::kept_until(&state.db, &item.account_id, &item.product, site, now).await?
+        ledger::keeps::kept_until(&state.db, &item.account_id, &item.product, site, now).await?
     {
         report.skipped += 1;
         let outcome = format!(
@@ -723,8 +758,15 @@ async fn remove(
         )));
     }
     let names: Vec<&str> = taken.iter().map(|g| g.name.as_str()).collect();
+    // How the seat is held (`plan_items.billing`): what reseat cannot change keeps the seat
+    // billed whatever it takes, so it takes nothing and says who must act.
+    let billing = super::roles::Billing::parse(&item.billing);
+    let blockers = if billing.checked {
+        billing.blockers()
+    } else {
+        Vec::new()
+    };
     if dry_run {
-        let blockers = super::roles::Billing::parse(&item.billing).blockers();
         report.would.push(format!(
             "{} {}: remove from {}{}",
             item.account_id,
@@ -742,15 +784,9 @@ async fn remove(
         ));
         return Ok(());
     }
-    // How the seat is held (`plan_items.billing`): what reseat cannot change keeps the seat
-    // billed whatever it takes, so it takes nothing and says who must act.
-    let billing = super::roles::Billing::parse(&item.billing);
-    if billing.checked {
-        let blockers = billing.blockers();
-        if !blockers.is_empty() {
-            let outcome = format!("still billed: {}", blockers.join("; "));
-            return still_billed(state, plan, item, &outcome, report).await;
-        }
+    if !blockers.is_empty() {
+        let outcome = format!("still billed: {}", blockers.join("; "));
+        return still_billed(state, plan, item, &outcome, report).await;
     }
     let taken: Vec<AccessGroup> = taken
         .into_iter()
@@ -763,15 +799,85 @@ async fn remove(
                     .is_none_or(|b| b.modifiable)
         })
         .collect();
-    let direct_roles = billing.direct_roles();
-    if taken.is_empty() && direct_roles.is_empty() {
+    if taken.is_empty() && billing.direct_roles().is_empty() {
         finish_item(state, item, "done", "no access group membership left").await?;
         return Ok(());
     }
-    // Journal first, committed before any membership or role changes. `fresh`: this attempt
-    // wrote the row, so no earlier attempt of this run can have removed the membership.
-    let mut fresh = Vec::with_capacity(taken.len());
+    // Taking and giving back this seat never interleave: hold its claim from the last
+    // check to the removal email.
+    let seat = ledger::Seat::new(&item.account_id, &item.product, &plan.site);
+    let claim = match ledger::seat::try_claim(
+        &state.db,
+        &seat,
+        &ledger::seat::removal_holder(&plan.id),
+        ledger::seat::CLAIM_TTL,
+    )
+    .await?
+    {
+        Ok(claim) => claim,
+        Err(busy) if busy.is_restore() => {
+            report.skipped += 1;
+            finish_item(
+                state,
+                item,
+                "skipped",
+                "kept: the user asked for access, a restore is running",
+            )
+            .await?;
+            return Ok(());
+        }
+        Err(busy) => {
+            return Err(SweepError::Config(format!(
+                "the seat is being changed by {}; applying again later continues",
+                busy.holder
+            )));
+        }
+    };
+    let result = remove_claimed(state, plan, item, account, product, &seat, &taken, report).await;
+    claim.release().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn remove_claimed(
+    state: &AppState,
+    plan: &PlanRecord,
+    item: &PlanItem,
+    account: &AccountId,
+    product: &ProductKey,
+    seat: &ledger::Seat,
+    taken: &[AccessGroup],
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    // The owner asked for access, or to keep it, after the plan was made: the plan is out
+    // of date for this seat.
+    if let Some(why) = ledger::seat::asked_since(&state.db, seat, plan.created_at).await? {
+        report.skipped += 1;
+        finish_item(state, item, "skipped", &format!("kept: {why}")).await?;
+        return Ok(());
+    }
+    // The intent first, committed before any membership changes (`removing`).
+    let entries: Vec<JournalEntry<'_>> = taken
+        .iter()
+        .map(|group| JournalEntry {
+            account_id: &item.account_id,
+            product: &item.product,
+            site: &plan.site,
+            group_id: group.id.as_str(),
+            group_name: &group.name,
+            run_id: Some(&plan.id),
+            request_id: None,
+            reason: &item.reason,
+        })
+        .collect();
+    let mut intents = Vec::with_capacity(entries.len());
     let mut tx = state.db.pool().begin().await?;
+    for entry in &entries {
+        intents.push(ledger::journal::begin_removal_in(&mut tx, entry).await?);
+    }
+    // The direct roles, journaled as roles, in the same commit.
+    let billing = super::roles::Billing::parse(&item.billing);
+    let direct_roles = billing.direct_roles();
     super::roles::journal_revokes_in(
         &mut tx,
         &billing,
@@ -782,63 +888,43 @@ async fn remove(
         &item.reason,
     )
     .await?;
-    for group in &taken {
-        fresh.push(
-            journal_removed_in(
-                &mut tx,
-                &JournalEntry {
-                    account_id: &item.account_id,
-                    product: &item.product,
-                    site: &plan.site,
-                    group_id: group.id.as_str(),
-                    group_name: &group.name,
-                    run_id: Some(&plan.id),
-                    request_id: None,
-                    reason: &item.reason,
-                },
-            )
-            .await?,
-        );
-    }
     tx.commit().await?;
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
-    for (group, fresh) in taken.iter().zip(fresh) {
-        let use_confluence = !removes_via_jira(state, product);
-        let outcome = match (&state.atlassian.confluence, &state.atlassian.jira) {
-            (Some(confluence), _) if use_confluence => {
+    for ((group, entry), intent) in taken.iter().zip(&entries).zip(intents) {
+        // The product table says which API changes the product's seats: never a guess.
+        let outcome = match (
+            product.family(),
+            &state.atlassian.jira,
+            &state.atlassian.confluence,
+        ) {
+            (Some(ApiFamily::Jira), Some(jira), _) => {
+                jira.remove_from_group(&group.id, account).await?
+            }
+            (Some(ApiFamily::Confluence), _, Some(confluence)) => {
                 confluence.remove_from_group(&group.id, account).await?
             }
-            (_, Some(jira)) => jira.remove_from_group(&group.id, account).await?,
-            _ => {
-                return Err(SweepError::Config(
-                    "removing access needs the site API credentials".to_owned(),
-                ));
+            (Some(family), _, _) => {
+                return Err(SweepError::Config(format!(
+                    "removing {product} access needs the {family:?} site API credentials"
+                )));
+            }
+            (None, _, _) => {
+                return Err(SweepError::Config(format!(
+                    "reseat cannot change access to {product}: it is neither a Jira application nor Confluence"
+                )));
             }
         };
-        match outcome {
-            MembershipOutcome::AlreadyInPlace if fresh => {
-                // Left the group since the plan: reseat took nothing, a restore adds nothing.
-                let mut conn = state.db.pool().acquire().await?;
-                journal_not_member_in(
-                    &mut conn,
-                    &JournalEntry {
-                        account_id: &item.account_id,
-                        product: &item.product,
-                        site: &plan.site,
-                        group_id: group.id.as_str(),
-                        group_name: &group.name,
-                        run_id: Some(&plan.id),
-                        request_id: None,
-                        reason: "not a member when the sweep removed it",
-                    },
-                )
-                .await?;
-                not_member.push(&group.name);
-            }
-            // A resumed item: an earlier attempt of this run may have removed it; the
-            // `removed` row stands (a restore gives it back).
-            MembershipOutcome::AlreadyInPlace | MembershipOutcome::Changed => {
+        let answer = match outcome {
+            MembershipOutcome::Changed => ledger::journal::RemovalAnswer::Removed,
+            MembershipOutcome::AlreadyInPlace => ledger::journal::RemovalAnswer::NotMember,
+        };
+        let mut conn = state.db.pool().acquire().await?;
+        match ledger::journal::removal_answered_in(&mut conn, entry, intent, answer).await? {
+            // Left the group since the plan, and no removal was ever sent: reseat took
+            // nothing, a restore adds nothing.
+            ledger::journal::Recorded::NotMember => not_member.push(&group.name),
+            ledger::journal::Recorded::Removed => {
                 report.removed_memberships += 1;
                 removed_names.push(&group.name);
             }
@@ -945,7 +1031,8 @@ async fn suspend_step(
         return Ok(());
     }
     let dry_run = config.mode == Mode::DryRun;
-    let candidates = store::suspension_candidates(&state.db, &plan.id, dry_run).await?;
+    let candidates =
+        ledger::suspensions::suspension_candidates(&state.db, &plan.id, dry_run).await?;
     if candidates.is_empty() {
         return Ok(());
     }
@@ -968,7 +1055,7 @@ async fn suspend_step(
         let Ok(account) = AccountId::parse(account_id.as_str()) else {
             continue;
         };
-        if let Err(error) = admin.suspend_access(org, &account).await {
+        if let Err(error) = admin.suspend(org, &account).await {
             report.failed += 1;
             tracing::warn!(account = %account_id, %error, "suspension failed");
             audit::record(
@@ -985,7 +1072,7 @@ async fn suspend_step(
             continue;
         }
         let mut tx = state.db.pool().begin().await?;
-        store::record_suspension_in(
+        ledger::suspensions::record_suspension_in(
             &mut tx,
             &account_id,
             &plan.site,
@@ -1029,17 +1116,17 @@ async fn delete_step(
         return Ok(());
     };
     let dry_run = config.mode == Mode::DryRun;
-    let due = store::suspensions_due(&state.db, &plan.site, before).await?;
+    let due = ledger::suspensions::suspensions_due(&state.db, &plan.site, before).await?;
     for (id, account_id, suspended_at) in due {
-        if store::restored_since(&state.db, &account_id, suspended_at).await? {
+        if ledger::journal::restored_since(&state.db, &account_id, suspended_at).await? {
             // A restore gave access back since: the account stays; the suspension is over
             // for the ladder.
             if !dry_run {
                 let mut conn = state.db.pool().acquire().await?;
-                store::close_suspension_in(
+                ledger::suspensions::close_suspension_in(
                     &mut conn,
                     id,
-                    store::SuspensionEnd::Restored,
+                    ledger::SuspensionEnd::Restored,
                     options.now,
                 )
                 .await?;
@@ -1062,9 +1149,11 @@ async fn delete_step(
         let Ok(account) = AccountId::parse(account_id.as_str()) else {
             continue;
         };
+        // Only the API's own word that the account is not in the directory counts as gone;
+        // a 404 from a route that does not exist is a failure, never a deletion.
         let already_gone = match admin.remove_from_directory(org, &account).await {
-            Ok(()) => false,
-            Err(crate::atlassian::AtlassianError::NotFound { .. }) => true,
+            Ok(crate::atlassian::DirectoryRemoval::Removed) => false,
+            Ok(crate::atlassian::DirectoryRemoval::AlreadyGone) => true,
             Err(error) => {
                 report.failed += 1;
                 tracing::warn!(account = %account_id, %error, "removal from the directory failed");
@@ -1072,7 +1161,13 @@ async fn delete_step(
             }
         };
         let mut tx = state.db.pool().begin().await?;
-        store::close_suspension_in(&mut tx, id, store::SuspensionEnd::Deleted, options.now).await?;
+        ledger::suspensions::close_suspension_in(
+            &mut tx,
+            id,
+            ledger::SuspensionEnd::Deleted,
+            options.now,
+        )
+        .await?;
         audit::record_in(
             &mut tx,
             audit::Entry {

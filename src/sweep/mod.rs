@@ -18,6 +18,7 @@ pub mod plan;
 pub mod policy;
 pub mod population;
 pub mod roles;
+pub mod run_lease;
 pub mod schedule;
 pub mod store;
 
@@ -50,4 +51,30 @@ pub enum SweepError {
     NoPlan(Option<String>),
     #[error("sweep: sweep.mode is live and this changes Atlassian: re-run with --yes to confirm")]
     NeedsConfirmation,
+    /// Another apply holds the site's lease ([`run_lease`]).
+    #[error("sweep: another apply is running on {site}: {running}")]
+    Busy {
+        site: String,
+        running: String,
+        holder: String,
+    },
+}
+
+/// `reseat sweep` and the schedule: plans from `sources`, then applies that plan, under one
+/// apply lease held from before the plan to the end of the apply ([`run_lease`]).
+pub async fn plan_and_apply(
+    state: &crate::app::AppState,
+    sources: &[Source],
+    bar: &indicatif::ProgressBar,
+    options: &ApplyOptions,
+) -> Result<(Planned, ApplyReport), SweepError> {
+    let lease = run_lease::acquire(&state.db, state.site()).await?;
+    let result = async {
+        let planned = plan(state, sources, options.now, bar).await?;
+        let report = apply::apply_leased(state, &lease, Some(&planned.plan_id), options).await;
+        Ok((planned, report?))
+    }
+    .await;
+    lease.release().await;
+    result
 }

@@ -311,7 +311,7 @@ pub async fn plan(
 
     progress.set_message("deciding");
     let warnings = store::latest_warnings(&state.db, &site_name).await?;
-    let keeps = store::active_keeps(&state.db, &site_name, now).await?;
+    let keeps = crate::ledger::keeps::active_keeps(&state.db, &site_name, now).await?;
     let mut items = Vec::new();
     let mut billings: Vec<super::roles::Billing> = Vec::new();
     let mut role_wanted = Vec::new();
@@ -356,6 +356,7 @@ pub async fn plan(
                 kept_until: keeps.get(&key).copied(),
                 warned_at,
                 active_elsewhere: seen_user.and_then(|u| u.elsewhere(product)),
+                unattributed: seen_user.and_then(|u| u.unattributed()),
             };
             let verdict = policy::evaluate(config, product_policy, &facts, now);
             if let Some(at) = verdict.last_active {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use reqwest::redirect::Policy;
 use reseat::config::Config;
-use reseat::restore::store::{self as restore_store, JournalEntry};
+use reseat::ledger::JournalEntry;
+use reseat::restore::store as restore_store;
 use reseat::sim::model::Product;
 use reseat::sim::seed;
 use reseat::sim::{NewRequest as SimRequest, SimConfig, SimHandle};
@@ -184,7 +185,7 @@ impl Env {
             if !grants {
                 continue;
             }
-            restore_store::journal_removed_in(
+            reseat::ledger::journal::journal_removed_in(
                 &mut conn,
                 &JournalEntry {
                     account_id: &account,

@@ -365,6 +365,7 @@ async fn idp_managed_groups_and_accounts_refuse_membership_changes() {
             managed: None,
             added_to_org: None,
             groups: vec![],
+            synced: None,
         })
         .unwrap();
     let fresh = reseat::atlassian::AccountId::parse(fresh.account_id).unwrap();

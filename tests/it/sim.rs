@@ -1,7 +1,7 @@
 //! The Atlassian simulator as its users see it: credentials, the three pagination styles,
 //! membership changes moving product access and seat counts, faults, seeding, `/_sim/`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
@@ -303,6 +303,259 @@ async fn directory_user_search_pages_every_account_with_its_activity() {
     let (s, _) = json_of(c.post(&url).bearer_auth("wrong-key").json(&json!({}))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     sim.shutdown().await;
+}
+
+/// Every entry of the v2 user search with these expands, by account id.
+async fn search_all(sim: &SimHandle, c: &Client, expand: Value) -> HashMap<String, Value> {
+    let url = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (mut all, mut cursor) = (HashMap::new(), Value::Null);
+    loop {
+        let body = json!({ "limit": 100, "expand": expand, "cursor": cursor });
+        let (s, page) = json_of(admin(sim, c, reqwest::Method::POST, &url).json(&body)).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        for u in page["data"].as_array().expect("data") {
+            let id = u["accountId"].as_str().expect("accountId").to_owned();
+            assert!(all.insert(id, u.clone()).is_none(), "no duplicates");
+        }
+        match page["links"]["next"].as_str() {
+            Some(next) => cursor = json!(next),
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn v2_user_search_models_todays_platform() {
+    let sim = start(150).await;
+    let c = client();
+    let st = sim.state();
+    let truth = st.ground_truth();
+    let person = |pick: &dyn Fn(&seed::SeededUser) -> bool| {
+        truth
+            .users
+            .iter()
+            .find(|u| u.account_type == sim::AccountType::Atlassian && pick(u))
+            .expect("a seeded person")
+            .account_id
+            .clone()
+    };
+    let active = |u: &seed::SeededUser| {
+        u.managed && !u.suspended && !u.org_admin && u.account_status == sim::AccountStatus::Active
+    };
+    let jira_user =
+        person(&|u| active(u) && u.products[&Product::JiraSoftware] == Category::Active);
+    let jsm_user =
+        person(&|u| active(u) && u.products[&Product::JiraServiceDesk] == Category::Active);
+    let synced = person(&|u| active(u) && u.account_id != jira_user && u.account_id != jsm_user);
+    st.update_user(
+        &synced,
+        sim::UserPatch {
+            synced: Some(true),
+            ..Default::default()
+        },
+    )
+    .expect("patch");
+    let inactive = person(&|u| u.account_status == sim::AccountStatus::Inactive);
+    let closed = person(&|u| u.account_status == sim::AccountStatus::Closed);
+    let suspended = person(&|u| u.suspended && u.account_status == sim::AccountStatus::Active);
+    let unmanaged = person(&|u| !u.managed);
+    let removed =
+        person(&|u| active(u) && ![&jira_user, &jsm_user, &synced].contains(&&u.account_id));
+    let r = admin(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!(
+            "/admin/v2/orgs/{}/directories/-/users/{removed}",
+            sim.config().org_id
+        ),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    let all = search_all(
+        &sim,
+        &c,
+        json!(["productAccess", "groups", "platformRoles"]),
+    )
+    .await;
+    let keys: HashSet<String> = all
+        .values()
+        .flat_map(|u| u["productAccess"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["key"].as_str().expect("key").to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        ["jira", "jira-servicedesk", "confluence"]
+            .map(str::to_owned)
+            .into(),
+        "today's app keys, no jira-software"
+    );
+    let has_key = |id: &str, key: &str| {
+        all[id]["productAccess"]
+            .as_array()
+            .expect("productAccess")
+            .iter()
+            .any(|p| {
+                p["key"] == key
+                    && p["id"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("ari:cloud:jira::site/"))
+            })
+    };
+    assert!(has_key(&jira_user, "jira"), "{}", all[&jira_user]);
+    assert!(has_key(&jsm_user, "jira-servicedesk"), "{}", all[&jsm_user]);
+
+    let status = |id: &str| {
+        (
+            all[id]["status"].as_str().unwrap_or_default().to_owned(),
+            all[id]["membershipStatus"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(status(&jira_user), pair("active", "active"));
+    assert_eq!(status(&suspended), pair("suspended", "suspended"));
+    assert_eq!(status(&inactive).0, "deactivated");
+    assert_eq!(status(&closed).0, "for_deletion");
+    assert_eq!(all[&closed]["forDeletion"], true);
+    assert_eq!(
+        status(&removed),
+        pair("not_invited", "no_membership"),
+        "a managed account removed from the directory is still listed, in no directory"
+    );
+    assert_eq!(all[&synced]["managementSource"], "synced");
+    assert_eq!(all[&jira_user]["managementSource"], "invited");
+    assert_eq!(all[&unmanaged]["managementSource"], Value::Null);
+
+    // groups and platformRoles expands: the site admin is an org admin in org-admins.
+    let admin_id = &truth.users[0].account_id;
+    let groups: Vec<&str> = all[admin_id]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["name"].as_str().expect("name"))
+        .collect();
+    assert!(groups.contains(&seed::GROUP_ORG_ADMINS), "{groups:?}");
+    assert_eq!(
+        all[admin_id]["platformRoles"],
+        json!(["atlassian/org-admin"])
+    );
+    assert_eq!(all[&jira_user]["platformRoles"], json!([]));
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let in_jira_group = all[&jira_user]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .any(|g| g["id"] == gid.as_str());
+    let jira_groups = st.user(&jira_user).expect("user").groups;
+    assert_eq!(
+        in_jira_group,
+        jira_groups.iter().any(|g| g.id == gid),
+        "the expand lists the account's groups"
+    );
+    let plain = search_all(&sim, &c, json!([])).await;
+    let u = &plain[&jira_user];
+    assert!(
+        u.get("groups").is_none()
+            && u.get("platformRoles").is_none()
+            && u.get("productAccess").is_none(),
+        "{u}"
+    );
+
+    // Above the limit bound: 400 in the user-management error shape.
+    let url = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (s, body) =
+        json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&json!({"limit": 101}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-UAM-400-1", "{body}");
+    sim.shutdown().await;
+
+    // The Jira Service Management key is configurable.
+    let other = sim::spawn(SimConfig {
+        users: 150,
+        jsm_key: "jira-service-management".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let all = search_all(&other, &c, json!(["productAccess"])).await;
+    assert!(
+        all[&jsm_user]["productAccess"]
+            .as_array()
+            .expect("productAccess")
+            .iter()
+            .any(|p| p["key"] == "jira-service-management"),
+        "{}",
+        all[&jsm_user]
+    );
+    other.shutdown().await;
+}
+
+#[tokio::test]
+async fn last_active_dates_pages_with_a_bare_cursor_and_the_legacy_profile_with_urls() {
+    for profile in [sim::Profile::Current, sim::Profile::Legacy] {
+        let sim = sim::spawn(SimConfig {
+            users: 20,
+            profile,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("spawn");
+        let c = client();
+        let id = sim.state().ground_truth().users[2].account_id.clone();
+        let when = chrono::Utc::now() - chrono::Duration::days(3);
+        let other = sim.state().other_cloud_id();
+        for p in Product::ALL {
+            for site in [None, Some(other.as_str())] {
+                sim.state()
+                    .set_last_active(&id, p, site, Some(when))
+                    .expect("set");
+            }
+        }
+        let path = format!(
+            "/admin/v1/orgs/{}/directory/users/{id}/last-active-dates",
+            sim.config().org_id
+        );
+        let (s, first) = json_of(admin(&sim, &c, reqwest::Method::GET, &path)).await;
+        assert_eq!(s, StatusCode::OK, "{first}");
+        let next = first["links"]["next"]
+            .as_str()
+            .expect("a second page")
+            .to_owned();
+        let url = match profile {
+            sim::Profile::Current => {
+                assert!(
+                    !next.contains('/') && !next.contains('='),
+                    "a bare cursor: {next}"
+                );
+                format!("{path}?cursor={next}")
+            }
+            sim::Profile::Legacy => {
+                assert!(
+                    next.starts_with("http") && next.contains("cursor="),
+                    "{next}"
+                );
+                next
+            }
+        };
+        let (s, second) = json_of(admin(&sim, &c, reqwest::Method::GET, &url)).await;
+        assert_eq!(s, StatusCode::OK, "{second}");
+        let n = |b: &Value| b["data"]["product_access"].as_array().map_or(0, Vec::len);
+        assert_eq!(n(&first) + n(&second), 6, "3 products on 2 sites");
+        assert!(second["links"].get("next").is_none());
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -613,12 +866,7 @@ async fn confluence_membership_changes_show_in_the_admin_listing() {
         .create_user(sim::NewUser {
             name: "Zed Newcomer".into(),
             email: Some("zed@acme.example".into()),
-            account_id: None,
-            account_type: None,
-            account_status: None,
-            managed: None,
-            added_to_org: None,
-            groups: vec![],
+            ..Default::default()
         })
         .expect("user")
         .account_id;
@@ -836,6 +1084,130 @@ async fn dropped_connections_and_timeouts_leave_the_client_without_a_response() 
 }
 
 #[tokio::test]
+async fn a_lost_answer_changes_state_and_leaves_the_client_without_a_status() {
+    let sim = start(60).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let target = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.account_type == sim::AccountType::Atlassian
+                && u.account_status == sim::AccountStatus::Active
+                && !u.suspended
+                && u.products[&Product::JiraSoftware] == Category::NoAccess
+        })
+        .expect("an active person without Jira Software")
+        .account_id
+        .clone();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let r = c
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"lose_rate": 1.0}))
+        .send()
+        .await
+        .expect("answered");
+    let (s, settings) = (r.status(), r.json::<Value>().await.expect("json"));
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            settings["lose_rate"].as_f64(),
+            settings["lose_mutations_only"].as_bool()
+        ),
+        (Some(1.0), Some(true))
+    );
+
+    // Reads (and the read-only POST search) are answered: only mutations lose answers.
+    let (s, _) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let search = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (s, _) = json_of(admin(&sim, &c, reqwest::Method::POST, &search).json(&json!({}))).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let err = site(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/rest/api/3/group/user?groupId={gid}"),
+    )
+    .json(&json!({"accountId": target}))
+    .send()
+    .await
+    .expect_err("the answer is lost");
+    assert!(!err.is_timeout() && err.status().is_none(), "{err}");
+    assert!(
+        sim.state()
+            .group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target),
+        "the add took effect although no answer came back"
+    );
+    let logged = sim
+        .state()
+        .log()
+        .into_iter()
+        .find(|e| e.method == "POST" && e.path == "/rest/api/3/group/user")
+        .expect("logged");
+    assert_eq!(
+        (logged.status, logged.fault),
+        (0, Some(sim::FaultKind::Lost))
+    );
+
+    // The retry a client makes sees the effect of the first attempt.
+    c.put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"lose_rate": 0.0}))
+        .send()
+        .await
+        .expect("answered");
+    let (s, body) = json_of(
+        site(
+            &sim,
+            &c,
+            reqwest::Method::POST,
+            &format!("/rest/api/3/group/user?groupId={gid}"),
+        )
+        .json(&json!({"accountId": target})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "already a member: {body}");
+
+    // `lose_mutations_only: false` loses reads too; a bad rate is refused.
+    sim.state()
+        .set_faults(sim::FaultPatch {
+            lose_rate: Some(1.0),
+            lose_mutations_only: Some(false),
+            ..Default::default()
+        })
+        .expect("valid patch");
+    site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    )
+    .send()
+    .await
+    .expect_err("a lost read");
+    let r = c
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"lose_rate": 1.5}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_same_seed_gives_the_same_org() {
     let a = start(150).await;
     let b = start(150).await;
@@ -1029,8 +1401,14 @@ async fn the_control_api_reads_and_changes_state_and_counts_calls() {
 }
 
 #[tokio::test]
-async fn suspend_restore_and_remove_through_the_admin_api() {
-    let sim = start(40).await;
+async fn the_legacy_profile_still_serves_the_v1_directory_actions() {
+    let sim = sim::spawn(SimConfig {
+        users: 40,
+        profile: sim::Profile::Legacy,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
     let c = client();
     let truth = sim.state().ground_truth();
     let who = truth
@@ -1083,6 +1461,176 @@ async fn suspend_restore_and_remove_through_the_admin_api() {
     ))
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn v2_directory_actions_suspend_restore_and_remove() {
+    let sim = start(40).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let who = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let org = sim.config().org_id.clone();
+    for directory in ["-", org.as_str()] {
+        let (s, body) = json_of(admin(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            &format!("/admin/v2/orgs/{org}/directories/{directory}/users/{who}"),
+        ))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["accountId"], json!(who));
+        assert_eq!(body["data"]["status"], "active");
+    }
+    let base = format!("/admin/v2/orgs/{org}/directories/-/users/{who}");
+    let send = |method: reqwest::Method, path: String| {
+        let r = admin(&sim, &c, method, &path);
+        async move { r.send().await.expect("answered") }
+    };
+
+    let r = send(reqwest::Method::POST, format!("{base}/suspend")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(u.suspended && u.products.is_empty() && !u.groups.is_empty());
+    let (_, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &base)).await;
+    assert_eq!(
+        (&body["data"]["status"], &body["data"]["membershipStatus"]),
+        (&json!("suspended"), &json!("suspended"))
+    );
+    let r = send(reqwest::Method::POST, format!("{base}/suspend")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NO_CONTENT,
+        "suspending twice is fine"
+    );
+
+    let r = send(reqwest::Method::POST, format!("{base}/restore")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.suspended && !u.products.is_empty());
+
+    let r = send(reqwest::Method::DELETE, base.clone()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.in_directory && u.groups.is_empty() && u.products.is_empty());
+
+    // Gone from the directory: every v2 action answers the documented not-found body.
+    for (method, path) in [
+        (reqwest::Method::GET, base.clone()),
+        (reqwest::Method::DELETE, base.clone()),
+        (reqwest::Method::POST, format!("{base}/suspend")),
+        (reqwest::Method::POST, format!("{base}/restore")),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, method.clone(), &path)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(body["errors"][0]["code"], "ADMIN-UAM-404-1", "{body}");
+        assert_eq!(body["errors"][0]["status"], "404");
+        assert_eq!(body["errors"][0]["title"], "Unknown Resource");
+    }
+    // A route that does not exist is the gateway's generic 404: no `errors`, no code.
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("{base}/suspend-access"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"code": 404, "message": "Not Found"}));
+    // Another directory, or another org, is not this one.
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/admin/v2/orgs/{org}/directories/not-ours/users/{who}/restore"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-3");
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/admin/v2/orgs/other/directories/-/users/{who}/restore"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-2");
+    let r = c
+        .post(format!("{}{base}/restore", sim.base_url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_current_profile_retires_the_v1_directory_actions() {
+    let sim = start(40).await;
+    assert_eq!(sim.config().profile, sim::Profile::Current, "the default");
+    let c = client();
+    let who = sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let before = sim.state().user(&who).expect("user");
+    let base = format!(
+        "/admin/v1/orgs/{}/directory/users/{who}",
+        sim.config().org_id
+    );
+    for (method, path) in [
+        (reqwest::Method::POST, format!("{base}/suspend-access")),
+        (reqwest::Method::POST, format!("{base}/restore-access")),
+        (reqwest::Method::DELETE, base.clone()),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, method.clone(), &path)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(
+            body,
+            json!({"code": 404, "message": "Not Found"}),
+            "the route-not-found body, not a user-not-found one"
+        );
+    }
+    let after = sim.state().user(&who).expect("user");
+    assert_eq!(
+        (after.in_directory, after.suspended, after.groups.len()),
+        (before.in_directory, before.suspended, before.groups.len()),
+        "nothing changed"
+    );
+    // v1 reads that are still current stay.
+    let (s, _) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("{base}/last-active-dates"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, info) = json_of(c.get(format!("{}/_sim/info", sim.base_url()))).await;
+    assert_eq!(info["profile"], "current");
     sim.shutdown().await;
 }
 

@@ -1,6 +1,7 @@
 //! Organizations admin API (`/admin/v1/...` and `/admin/v2/...`, Bearer key): orgs, the
 //! managed-accounts listing with cursor pagination, the v2 directory user search with
-//! `productAccess`, last-active dates, suspend/restore/remove.
+//! `productAccess`, last-active dates, and the directory actions: v2 user details,
+//! suspend, restore and remove (and their v1 forms).
 
 use axum::Json;
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::routing::{delete, get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::Profile;
 use super::errors::{ApiError, ApiResult, Family, org_admin};
 use super::model::{AccountType, Product, World, products_in};
 use super::params::{Params, enc};
@@ -26,31 +28,49 @@ pub const SEARCH_PAGE_MAX: usize = 100;
 /// Products per page of `last-active-dates`.
 pub const LAST_ACTIVE_PAGE: usize = 5;
 
-pub(crate) fn router() -> Router<SimState> {
-    Router::new()
+/// The admin routes of a profile: the retired v1 directory actions only for `legacy`.
+pub(crate) fn router(profile: Profile) -> Router<SimState> {
+    let current = Router::new()
         .route("/admin/v1/orgs", get(orgs))
         .route("/admin/v1/orgs/{org_id}", get(org))
         .route("/admin/v1/orgs/{org_id}/users", get(users))
+        .route("/admin/v2/orgs/{org_id}/directories", get(directories))
         .route(
             "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/search",
             post(directory_search),
         )
         .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/{account_id}",
+            get(v2_user_details).delete(v2_remove),
+        )
+        .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/{account_id}/suspend",
+            post(v2_suspend),
+        )
+        .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/{account_id}/restore",
+            post(v2_restore),
+        )
+        .route(
             "/admin/v1/orgs/{org_id}/directory/users/{account_id}/last-active-dates",
             get(last_active_dates),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
-            post(suspend),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
-            post(restore),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
-            delete(remove),
-        )
+        );
+    match profile {
+        Profile::Current => current,
+        Profile::Legacy => current
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
+                post(suspend),
+            )
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
+                post(restore),
+            )
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
+                delete(remove),
+            ),
+    }
 }
 
 fn encode_cursor(kind: char, offset: usize) -> String {
@@ -81,6 +101,25 @@ fn check_org(sim: &SimState, headers: &HeaderMap, org_id: &str) -> ApiResult<()>
             format!("Organization {org_id} not found."),
         )
         .with_code("ADMIN-404-2"));
+    }
+    Ok(())
+}
+
+/// The org check plus the directory: `-` (every directory) or the org's one directory,
+/// whose id the simulator makes the org id.
+fn check_directory(
+    sim: &SimState,
+    headers: &HeaderMap,
+    org_id: &str,
+    directory_id: &str,
+) -> ApiResult<()> {
+    check_org(sim, headers, org_id)?;
+    if directory_id != "-" && directory_id != sim.config().org_id {
+        return Err(ApiError::not_found(
+            Family::Admin,
+            format!("Directory {directory_id} not found."),
+        )
+        .with_code("ADMIN-404-3"));
     }
     Ok(())
 }
@@ -216,14 +255,59 @@ async fn users(
     Ok(Json(json!({ "data": data, "meta": { "total": total }, "links": links })).into_response())
 }
 
-/// One user of the v2 directory search, with `productAccess` when asked for.
-fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
+/// What a v2 user answer carries beyond the base fields (the search's `expand`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Expand {
+    product_access: bool,
+    groups: bool,
+    platform_roles: bool,
+}
+
+/// `status` and `membershipStatus` of a v2 user. `status` is the composite the model
+/// documents: `not_invited` for an account in none of the org's directories (a managed
+/// account removed from the directory), `for_deletion` for a closed account (deleted, its
+/// data scheduled for deletion), `deactivated`, `suspended`, `active`.
+fn v2_statuses(u: &super::model::User) -> (&'static str, &'static str) {
+    use super::model::AccountStatus as S;
+    let membership = match (u.in_directory, u.suspended) {
+        (false, _) => "no_membership",
+        (true, true) => "suspended",
+        (true, false) => "active",
+    };
+    let status = match (u.status, membership) {
+        (S::Closed, _) => "for_deletion",
+        (S::Inactive, _) => "deactivated",
+        (S::Active, "no_membership") => "not_invited",
+        (S::Active, "suspended") => "suspended",
+        (S::Active, _) => "active",
+    };
+    (status, membership)
+}
+
+/// Organization-level admin roles (`platformRoles`): org admins are the members of a
+/// group with `accessType` `site-admin` (the seeded `org-admins`).
+fn platform_roles(w: &World, uid: u32) -> Vec<&'static str> {
+    let admin = w
+        .user(uid)
+        .groups
+        .iter()
+        .any(|g| w.group(*g).access_type == Some("site-admin"));
+    if admin {
+        vec!["atlassian/org-admin"]
+    } else {
+        Vec::new()
+    }
+}
+
+/// One user of the v2 directory API (`MultiDirectoryUser`), the search's entries and the
+/// details' `data`.
+fn directory_user_json(sim: &SimState, w: &World, uid: u32, expand: Expand) -> Value {
     let u = w.user(uid);
-    let membership = if u.suspended { "suspended" } else { "active" };
-    let status = match (u.status.as_str(), u.suspended) {
-        ("active", false) => "active",
-        ("active", true) => "suspended",
-        _ => "deactivated",
+    let (status, membership) = v2_statuses(u);
+    let management_source = match (u.managed, u.synced) {
+        (false, _) => Value::Null,
+        (true, true) => json!("synced"),
+        (true, false) => json!("invited"),
     };
     let mut v = json!({
         "accountId": u.account_id,
@@ -234,13 +318,17 @@ fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
         "addedToOrg": u.added_to_org.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "name": u.name,
         "claimStatus": if u.managed { "managed" } else { "unmanaged" },
+        "managementSource": management_source,
         "picture": format!("https://avatar-management.services.atlassian.example/{}/128", u.account_id),
     });
+    if u.status == super::model::AccountStatus::Closed {
+        v["forDeletion"] = json!(true);
+    }
     if let Some(e) = &u.email {
         v["email"] = json!(e);
     }
-    v["managementSource"] = json!(super::roles::management_source(w, uid));
-    if product_access {
+    if expand.product_access {
+        let jsm_key = &sim.config().jsm_key;
         let mut acts: Vec<_> = u.activity.iter().collect();
         acts.sort_by_key(|a| (a.site, a.product));
         v["productAccess"] = acts
@@ -248,35 +336,43 @@ fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
             .map(|a| {
                 let site = &w.sites[a.site as usize];
                 json!({
-                    "key": a.product.admin_key(),
+                    "key": a.product.v2_key(jsm_key),
                     "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), site.cloud_id),
                     "lastActiveTimestamp": a.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 })
             })
             .collect();
     }
+    if expand.groups {
+        v["groups"] = u
+            .groups
+            .iter()
+            .map(|g| json!({ "id": w.group(*g).id, "name": w.group(*g).name }))
+            .collect();
+    }
+    if expand.platform_roles {
+        v["platformRoles"] = json!(platform_roles(w, uid));
+    }
     v
 }
 
 /// `POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`: every account in
-/// the directory, managed or not, in a stable order; `links.next` is the next cursor.
+/// the directory, managed or not, and the managed accounts in none (`not_invited`), in a
+/// stable order; `links.next` is the next cursor. Above [`SEARCH_PAGE_MAX`], and for any
+/// other bad body, 400 `ADMIN-UAM-400-1`.
 async fn directory_search(
     State(sim): State<SimState>,
     headers: HeaderMap,
     Path((org_id, directory_id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
-    check_org(&sim, &headers, &org_id)?;
-    let bad =
-        |message: String| ApiError::bad_request(Family::Admin, message).with_code("ADMIN-400");
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let bad = |message: String| {
+        ApiError::bad_request(Family::Admin, message)
+            .with_code("ADMIN-UAM-400-1")
+            .with_title("Bad Request")
+    };
     let w = sim.read();
-    if directory_id != "-" && directory_id != w.org_id {
-        return Err(ApiError::not_found(
-            Family::Admin,
-            format!("Directory {directory_id} not found."),
-        )
-        .with_code("ADMIN-404-3"));
-    }
     let request: Value = if body.is_empty() {
         json!({})
     } else {
@@ -294,17 +390,24 @@ async fn directory_search(
             .map(|n| n as usize)
             .ok_or_else(|| bad(format!("limit must be between 1 and {SEARCH_PAGE_MAX}.")))?,
     };
-    let expand: Vec<&str> = match request.get("expand") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .ok_or_else(|| bad("expand must list strings.".to_owned()))
-            })
-            .collect::<ApiResult<_>>()?,
+    let mut expand = Expand::default();
+    match request.get("expand") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for i in items {
+                match i.as_str() {
+                    Some("productAccess") => expand.product_access = true,
+                    Some("groups") => expand.groups = true,
+                    Some("platformRoles") => expand.platform_roles = true,
+                    // Counted resources are not modelled; asking for them is allowed.
+                    Some("counts.resources") => {}
+                    Some(other) => return Err(bad(format!("expand: unknown value '{other}'."))),
+                    None => return Err(bad("expand must list strings.".to_owned())),
+                }
+            }
+        }
         Some(_) => return Err(bad("expand must be an array.".to_owned())),
-    };
+    }
     let cursor = match request.get("cursor") {
         None | Some(Value::Null) => None,
         Some(Value::String(c)) => Some(c.as_str()),
@@ -327,22 +430,19 @@ async fn directory_search(
                 .with_code("ADMIN-400-1"),
         );
     }
+    let listed = |u: &super::model::User| u.in_directory || u.managed;
     // Scan from the cursor's index: O(page), whatever the org's size.
     let mut data = Vec::with_capacity(limit);
     let mut next = start;
     while next < w.users.len() && data.len() < limit {
         let uid = next as u32;
         next += 1;
-        if w.user(uid).in_directory && super::roles::search_keeps(&w, uid, &resources, &role_ids) {
-            data.push(directory_user_json(
-                &w,
-                uid,
-                expand.contains(&"productAccess"),
-            ));
+        if listed(w.user(uid)) && super::roles::search_keeps(&w, uid, &resources, &role_ids) {
+            data.push(directory_user_json(&sim, &w, uid, expand));
         }
     }
     let more = (next..w.users.len()).any(|i| {
-        w.users[i].in_directory && super::roles::search_keeps(&w, i as u32, &resources, &role_ids)
+        listed(&w.users[i]) && super::roles::search_keeps(&w, i as u32, &resources, &role_ids)
     });
     let mut links = json!({ "self": cursor });
     if more {
@@ -390,15 +490,21 @@ async fn last_active_dates(
             })
         })
         .collect();
+    // `links.next` is the bare next cursor (`CursorNextPageModel`) on today's platform; the
+    // legacy profile gives the URL of the next page, as the API used to.
     let mut links = json!({});
     if end < acts.len() {
-        links["next"] = json!(format!(
-            "{}/admin/v1/orgs/{}/directory/users/{}/last-active-dates?cursor={}",
-            sim.base_url(),
-            w.org_id,
-            u.account_id,
-            enc(&encode_cursor('p', end))
-        ));
+        let cursor = encode_cursor('p', end);
+        links["next"] = match sim.config().profile {
+            Profile::Current => json!(cursor),
+            Profile::Legacy => json!(format!(
+                "{}/admin/v1/orgs/{}/directory/users/{}/last-active-dates?cursor={}",
+                sim.base_url(),
+                w.org_id,
+                u.account_id,
+                enc(&cursor)
+            )),
+        };
     }
     Ok(Json(json!({
         "data": {
@@ -465,11 +571,110 @@ async fn remove(
     check_org(&sim, &headers, &org_id)?;
     let mut w = sim.write();
     let uid = directory_user(&w, &account_id)?;
-    // Removal from the directory takes every product away; group memberships go too.
+    remove_from_directory(&mut w, uid);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Removal from the directory takes every product away; group memberships go too.
+fn remove_from_directory(w: &mut World, uid: u32) {
     let groups = w.user(uid).groups.clone();
     for g in groups {
         w.remove_member(g, uid);
     }
     w.update_user(uid, |u| u.in_directory = false);
+}
+
+/// The v2 directory API's answer for an account that is not in the directory: 404 with the
+/// user-management error `ADMIN-UAM-404-1` "Unknown Resource" (the body the live API gives,
+/// as clients of it record). A route that does not exist answers differently (see
+/// `errors::route_not_found`), so a client can tell "this user is gone" from "this call is gone".
+fn unknown_directory_user() -> ApiError {
+    ApiError::not_found(Family::Admin, "One or more user not found in the directory")
+        .with_code("ADMIN-UAM-404-1")
+        .with_title("Unknown Resource")
+}
+
+fn v2_directory_user(w: &World, account_id: &str) -> ApiResult<u32> {
+    w.uid(account_id)
+        .filter(|u| w.user(*u).in_directory)
+        .ok_or_else(unknown_directory_user)
+}
+
+/// `GET /admin/v2/orgs/{orgId}/directories` (`MultiDirectoryUserDirectoryPage`): the org's
+/// one directory, whose id is the org id; with `accountId`, only if it holds that account.
+async fn directories(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let p = Params::parse(q.as_deref());
+    let w = sim.read();
+    let holds = p
+        .get("accountId")
+        .is_none_or(|account| w.uid(account).is_some_and(|u| w.user(u).in_directory));
+    let data: Vec<Value> = if holds {
+        vec![json!({ "directoryId": w.org_id, "name": w.org_name })]
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+}
+
+/// `GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`:
+/// `{"data": MultiDirectoryUserDetailsData}`.
+async fn v2_user_details(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let w = sim.read();
+    let uid = v2_directory_user(&w, &account_id)?;
+    let all = Expand {
+        product_access: false,
+        groups: false,
+        platform_roles: true,
+    };
+    Ok(Json(json!({ "data": directory_user_json(&sim, &w, uid, all) })).into_response())
+}
+
+/// `POST .../users/{accountId}/suspend`: 204; access to every app goes, memberships stay.
+async fn v2_suspend(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let mut w = sim.write();
+    let uid = v2_directory_user(&w, &account_id)?;
+    w.update_user(uid, |u| u.suspended = true);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST .../users/{accountId}/restore`: 204; the account regains its memberships' access.
+async fn v2_restore(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let mut w = sim.write();
+    let uid = v2_directory_user(&w, &account_id)?;
+    w.update_user(uid, |u| u.suspended = false);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE .../users/{accountId}`: 204; the account leaves the directory and every group.
+async fn v2_remove(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let mut w = sim.write();
+    let uid = v2_directory_user(&w, &account_id)?;
+    remove_from_directory(&mut w, uid);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -49,6 +49,8 @@ pub const DEFAULT_ORG_ID: &str = "5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f";
 pub const DEFAULT_CLOUD_ID: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
 /// Default site name (`acme.atlassian.net`).
 pub const DEFAULT_SITE_NAME: &str = "acme";
+/// Default `productAccess[].key` of Jira Service Management (see [`SimConfig::jsm_key`]).
+pub const DEFAULT_JSM_KEY: &str = "jira-servicedesk";
 /// Default Bearer key of the admin API.
 pub const DEFAULT_ADMIN_KEY: &str = "sim-admin-key";
 /// Default email of the site-admin Basic credential.
@@ -56,11 +58,46 @@ pub const DEFAULT_SITE_EMAIL: &str = "admin@acme.example";
 /// Default API token of the site-admin Basic credential.
 pub const DEFAULT_SITE_TOKEN: &str = "sim-site-token";
 
+/// Which platform the simulator models.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Today's Atlassian Cloud: the v2 directory actions only; the retired v1
+    /// `suspend-access`, `restore-access` and v1 directory `DELETE` answer the gateway's
+    /// generic route-not-found 404.
+    #[default]
+    Current,
+    /// Also serves the retired v1 directory actions, to test a client's fallback.
+    Legacy,
+}
+
+impl Profile {
+    /// Wire and flag name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Current => "current",
+            Profile::Legacy => "legacy",
+        }
+    }
+}
+
 /// How to start a simulator.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     /// Address to listen on; default `127.0.0.1:0` (a free port).
     pub listen: SocketAddr,
+    /// The platform modelled; default [`Profile::Current`].
+    pub profile: Profile,
     /// Accounts to seed, including the site admin and the viewer (at least 2).
     pub users: usize,
     /// Seed of the generated org; the same seed gives the same org.
@@ -71,6 +108,12 @@ pub struct SimConfig {
     pub rate_limit: Option<u32>,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
+    /// Share (0..=1) of mutations whose answer is lost after they took effect.
+    pub lose_rate: f64,
+    /// `productAccess[].key` of Jira Service Management in the v2 user search. No source
+    /// confirms the platform's current key; the default, `jira-servicedesk`, is the resource
+    /// owner in JSM's site ARI, the way `jira` and `confluence` are for theirs.
+    pub jsm_key: String,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -89,11 +132,14 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            profile: Profile::Current,
             users: 500,
             seed: 42,
             latency: Duration::ZERO,
             rate_limit: None,
             fail_rate: 0.0,
+            lose_rate: 0.0,
+            jsm_key: DEFAULT_JSM_KEY.to_owned(),
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
@@ -183,12 +229,12 @@ pub fn banner(handle: &SimHandle) -> String {
 /// Every route: the Atlassian APIs behind the fault layer, and `/_sim/` beside it.
 fn router(state: SimState) -> Router {
     let atlassian = Router::new()
-        .merge(admin::router())
+        .merge(admin::router(state.config().profile))
         .merge(roles::router())
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())
-        .fallback(jira::not_found)
+        .fallback(errors::route_not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::layer,

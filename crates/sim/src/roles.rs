@@ -114,7 +114,6 @@ pub(crate) struct RoleBook {
     /// Direct assignments per user: product → roles.
     direct: BTreeMap<Uid, BTreeMap<Product, BTreeSet<String>>>,
     inferred: BTreeMap<Uid, Vec<Inferred>>,
-    synced_users: HashSet<Uid>,
     synced_groups: HashSet<Gid>,
 }
 
@@ -139,20 +138,10 @@ impl RoleBook {
         set
     }
 
-    /// Whether an identity provider manages the account.
-    pub fn user_synced(&self, uid: Uid) -> bool {
-        self.synced_users.contains(&uid)
-    }
-
     /// Whether the group is synced from an identity provider.
     pub fn group_synced(&self, gid: Gid) -> bool {
         self.synced_groups.contains(&gid)
     }
-}
-
-/// `managementSource` of a directory user: `synced` for IdP-provisioned accounts.
-pub(crate) fn management_source(w: &World, uid: Uid) -> Option<&'static str> {
-    w.access_roles.user_synced(uid).then_some("synced")
 }
 
 /// Why a membership change of `uid` in `gid` is refused (IdP-managed), if it is.
@@ -163,7 +152,7 @@ pub(crate) fn membership_refusal(w: &World, gid: Gid, uid: Uid) -> Option<String
             w.group(gid).name
         ));
     }
-    if w.access_roles.user_synced(uid) {
+    if w.user(uid).synced {
         return Some(format!(
             "You can't change the group memberships of '{}' because this account is managed by an identity provider. Change it in your identity provider instead.",
             w.user(uid).account_id
@@ -561,11 +550,7 @@ impl SimState {
         let uid = w
             .uid(account_id)
             .ok_or_else(|| SimError::UnknownUser(account_id.to_owned()))?;
-        if synced {
-            w.access_roles.synced_users.insert(uid);
-        } else {
-            w.access_roles.synced_users.remove(&uid);
-        }
+        w.users[uid as usize].synced = synced;
         Ok(())
     }
 
@@ -617,6 +602,7 @@ impl SimState {
                 managed: Some(true),
                 added_to_org: Some(since - Duration::days(30)),
                 groups,
+                synced: None,
             })?;
             self.set_last_active(&user.account_id, product, None, Some(since))?;
             Ok(user.account_id)

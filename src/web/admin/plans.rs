@@ -387,6 +387,7 @@ pub async fn apply(
         now: Utc::now(),
         confirmed: true,
         stop_after: None,
+        progress: indicatif::ProgressBar::hidden(),
     };
     let (report, error) = match crate::sweep::apply(&state, Some(&id), &options).await {
         Ok(report) => (Some(report), None),
