@@ -413,6 +413,16 @@ async fn directory_search(
         Some(Value::String(c)) => Some(c.as_str()),
         Some(_) => return Err(bad("cursor must be a string.".to_owned())),
     };
+    let strings = |name: &str| -> Vec<String> {
+        match request.get(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (resources, role_ids) = (strings("resourceIds"), strings("roleIds"));
     let start = decode_cursor('d', cursor)?;
     if start > w.users.len() {
         return Err(
@@ -427,11 +437,13 @@ async fn directory_search(
     while next < w.users.len() && data.len() < limit {
         let uid = next as u32;
         next += 1;
-        if listed(w.user(uid)) {
+        if listed(w.user(uid)) && super::roles::search_keeps(&w, uid, &resources, &role_ids) {
             data.push(directory_user_json(&sim, &w, uid, expand));
         }
     }
-    let more = w.users[next..].iter().any(listed);
+    let more = (next..w.users.len()).any(|i| {
+        listed(&w.users[i]) && super::roles::search_keeps(&w, i as u32, &resources, &role_ids)
+    });
     let mut links = json!({ "self": cursor });
     if more {
         links["next"] = json!(encode_cursor('d', next));

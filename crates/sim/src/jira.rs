@@ -286,6 +286,9 @@ async fn add_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     if w.group(gid).members.binary_search(&uid).is_ok() {
         let name = &w.group(gid).name;
         return Err(bad(format!(
@@ -314,6 +317,9 @@ async fn remove_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     if w.group(gid).members.binary_search(&uid).is_err() {
         let name = &w.group(gid).name;
         return Err(bad(format!(

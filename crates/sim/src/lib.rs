@@ -22,6 +22,7 @@ pub mod jsm_model;
 pub mod model;
 mod net;
 mod params;
+pub mod roles;
 pub mod seed;
 mod state;
 mod views;
@@ -238,6 +239,7 @@ pub fn banner(handle: &SimHandle) -> String {
 fn router(state: SimState) -> Router {
     let atlassian = Router::new()
         .merge(admin::router(state.config().profile))
+        .merge(roles::router())
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())
