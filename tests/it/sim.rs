@@ -470,11 +470,48 @@ async fn v2_user_search_models_todays_platform() {
         "{u}"
     );
 
-    // Above the limit bound: 400 in the user-management error shape.
+    // Filters: account ids, status, claim status, a search term; emails with searchTerm is 400.
     let url = format!(
         "/admin/v2/orgs/{}/directories/-/users/search",
         sim.config().org_id
     );
+    let ids = |body: Value| {
+        let r = admin(&sim, &c, reqwest::Method::POST, &url).json(&body);
+        async move {
+            let (s, page) = json_of(r).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|u| u["accountId"].as_str().expect("id").to_owned())
+                .collect::<HashSet<String>>()
+        }
+    };
+    assert_eq!(
+        ids(json!({"accountIds": [jira_user, closed]})).await,
+        HashSet::from([jira_user.clone(), closed.clone()])
+    );
+    assert_eq!(
+        ids(json!({"status": ["not_invited"]})).await,
+        HashSet::from([removed.clone()])
+    );
+    let unmanaged_page = ids(json!({"claimStatus": "unmanaged", "limit": 100})).await;
+    assert!(unmanaged_page.contains(&unmanaged) && !unmanaged_page.contains(&jira_user));
+    let name = st.user(&jsm_user).expect("user").name;
+    assert!(
+        ids(json!({"searchTerm": name.to_uppercase()}))
+            .await
+            .contains(&jsm_user)
+    );
+    let (s, _) = json_of(
+        admin(&sim, &c, reqwest::Method::POST, &url)
+            .json(&json!({"searchTerm": "a", "emails": ["a@b.example"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Above the limit bound: 400 in the user-management error shape.
     let (s, body) =
         json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&json!({"limit": 101}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
