@@ -73,6 +73,16 @@ pub(crate) fn user_json(sim: &SimState, w: &World, uid: Uid) -> Value {
     v
 }
 
+/// A user as a group-member page gives it: the spec's `UserDetails`, which is closed to
+/// extra fields, so no `locale` (which `User` has).
+fn user_details_json(sim: &SimState, w: &World, uid: Uid) -> Value {
+    let mut v = user_json(sim, w, uid);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("locale");
+    }
+    v
+}
+
 fn role_json(sim: &SimState, w: &World, role: &JiraRole) -> Value {
     let names = |gs: &[Gid]| {
         gs.iter()
@@ -245,7 +255,7 @@ async fn group_member(
         .get(start.min(list.len())..(start + max).min(list.len()))
         .unwrap_or_default()
         .iter()
-        .map(|u| user_json(&sim, &w, *u))
+        .map(|u| user_details_json(&sim, &w, *u))
         .collect();
     let self_url = format!(
         "{}/rest/api/3/group/member?groupId={}&includeInactiveUsers={inactive}",
