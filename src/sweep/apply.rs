@@ -13,11 +13,13 @@
 //!   When Atlassian answers "not a member" on the first attempt, a `not_member` row of the
 //!   same run follows, so a restore does not add a group the user was not in.
 //!
-//! Items are taken in plan order, 200 at a time, in three passes: the Jira removals, the
-//! Confluence removals, then the warnings, each with up to the family's
-//! `atlassian.<family>.concurrency` items in flight, so the run is bound by the family's rate
-//! limit rather than by one call's latency after another. One family at a time: two
-//! families at full rate could together exceed a limit the site shares.
+//! Items are taken in plan order, 200 at a time, in lanes: the Jira removals and the
+//! Confluence removals side by side (Atlassian limits each API family on its own), then the
+//! warnings, each lane with up to its family's `atlassian.<family>.concurrency` items in
+//! flight, so the run is bound by the busiest family's rate limit rather than by one call's
+//! latency after another or by the families' limits one after the other. The admin calls
+//! of a removal (role revokes, the read-back) go through the one admin client and its
+//! limiter, whichever lane sends them. A dry run takes the lanes one after the other.
 //!
 //! Progress is the item's `state`: after a crash, `apply` on the same plan continues with
 //! the items not done. A journal row is unique per (account, product, site, group, plan), a
@@ -259,60 +261,43 @@ pub async fn apply_leased(
     options.progress.set_length(total);
     options.progress.set_position(0);
     store::set_run_progress(&state.db, &run_id, total, 0, 0).await?;
-    let mut handled = 0usize;
-    let mut progressed = 0u64;
-    'lanes: for lane in [Lane::Jira, Lane::Confluence, Lane::Local] {
-        let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
-        let mut after = 0i64;
-        loop {
-            let batch = store::actionable_items(&state.db, &plan.id, after, 200).await?;
-            let Some(last) = batch.last() else {
-                break;
-            };
-            after = last.id;
-            let mut items: Vec<PlanItem> = batch
-                .into_iter()
-                .filter(|item| Lane::of(item) == lane)
-                .collect();
-            if let Some(n) = options.stop_after {
-                let room = n.saturating_sub(handled);
-                if items.len() > room {
-                    items.truncate(room);
-                    report.interrupted = true;
-                }
-            }
-            handled += items.len();
-            let results = futures_util::stream::iter(items.into_iter().map(|item| {
-                let (plan, summary, recheck) = (&plan, &summary, recheck.as_ref());
-                async move {
-                    let mut delta = ApplyReport::default();
-                    let result =
-                        apply_item(state, plan, summary, recheck, &item, options, &mut delta).await;
-                    (item, result, delta)
-                }
-            }))
-            .buffer_unordered(concurrency);
-            futures_util::pin_mut!(results);
-            while let Some((item, result, delta)) = results.next().await {
-                report.absorb(delta);
-                progressed += 1;
-                options.progress.inc(1);
-                if let Err(error) = result {
-                    report.failed += 1;
-                    tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
-                    if !dry_run {
-                        let mut conn = state.db.pool().acquire().await?;
-                        store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
-                            .await?;
-                    }
-                }
-            }
-            store::set_run_progress(&state.db, &run_id, total, progressed, report.failed).await?;
-            if report.interrupted {
-                break 'lanes;
-            }
-        }
+    // The Jira and Confluence lanes side by side (each family has its own upstream limit
+    // and its own `concurrency`), then the warnings.
+    let run = LaneRun {
+        state,
+        plan: &plan,
+        summary: &summary,
+        recheck: recheck.as_ref(),
+        options,
+        run_id: &run_id,
+        total,
+        dry_run,
+        shared: std::sync::Mutex::new(LaneProgress {
+            report,
+            handled: 0,
+            progressed: 0,
+        }),
+        progress_write: tokio::sync::Mutex::new(()),
+    };
+    if dry_run {
+        // One item at a time, in plan order: the report's `would` list reads the same
+        // every time.
+        run.lane(Lane::Jira).await?;
+        run.lane(Lane::Confluence).await?;
+    } else {
+        let (jira, confluence) =
+            futures_util::join!(run.lane(Lane::Jira), run.lane(Lane::Confluence));
+        jira?;
+        confluence?;
     }
+    if !run.interrupted() {
+        run.lane(Lane::Local).await?;
+    }
+    let mut report = run
+        .shared
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .report;
     if !report.interrupted {
         suspend_step(state, &plan, options, &mut report).await?;
         delete_step(state, &plan, options, &mut report).await?;
@@ -352,8 +337,120 @@ pub async fn apply_leased(
     Ok(report)
 }
 
-/// The API family an item's action goes through. The plan is applied one lane after the
-/// other, each with up to its family's `concurrency` items in flight, so that the family's
+/// One apply's lanes: what they share (the report, the `stop_after` budget, the progress).
+struct LaneRun<'a> {
+    state: &'a AppState,
+    plan: &'a PlanRecord,
+    summary: &'a PlanSummary,
+    recheck: Option<&'a std::sync::Mutex<Recheck>>,
+    options: &'a ApplyOptions,
+    run_id: &'a str,
+    total: u64,
+    dry_run: bool,
+    shared: std::sync::Mutex<LaneProgress>,
+    /// Serializes the run row's progress writes, so that it never goes backwards.
+    progress_write: tokio::sync::Mutex<()>,
+}
+
+struct LaneProgress {
+    report: ApplyReport,
+    /// Items taken so far (the `stop_after` budget).
+    handled: usize,
+    progressed: u64,
+}
+
+impl LaneRun<'_> {
+    fn shared(&self) -> std::sync::MutexGuard<'_, LaneProgress> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn interrupted(&self) -> bool {
+        self.shared().report.interrupted
+    }
+
+    /// Applies the lane's items in plan order, 200 at a time, up to the family's
+    /// `concurrency` in flight.
+    async fn lane(&self, lane: Lane) -> Result<(), SweepError> {
+        let (state, options) = (self.state, self.options);
+        let concurrency = if self.dry_run {
+            1
+        } else {
+            lane.concurrency(state)
+        };
+        let mut after = 0i64;
+        loop {
+            if self.interrupted() {
+                return Ok(());
+            }
+            let batch = store::actionable_items(&state.db, &self.plan.id, after, 200).await?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = last.id;
+            let mut items: Vec<PlanItem> = batch
+                .into_iter()
+                .filter(|item| Lane::of(item) == lane)
+                .collect();
+            {
+                let mut shared = self.shared();
+                if let Some(n) = options.stop_after {
+                    let room = n.saturating_sub(shared.handled);
+                    if items.len() > room {
+                        items.truncate(room);
+                        shared.report.interrupted = true;
+                    }
+                }
+                shared.handled += items.len();
+            }
+            let results = futures_util::stream::iter(items.into_iter().map(|item| async move {
+                let mut delta = ApplyReport::default();
+                let result = apply_item(
+                    state,
+                    self.plan,
+                    self.summary,
+                    self.recheck,
+                    &item,
+                    options,
+                    &mut delta,
+                )
+                .await;
+                (item, result, delta)
+            }))
+            .buffer_unordered(concurrency);
+            futures_util::pin_mut!(results);
+            while let Some((item, result, delta)) = results.next().await {
+                {
+                    let mut shared = self.shared();
+                    shared.report.absorb(delta);
+                    shared.progressed += 1;
+                    if result.is_err() {
+                        shared.report.failed += 1;
+                    }
+                }
+                options.progress.inc(1);
+                if let Err(error) = result {
+                    tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
+                    if !self.dry_run {
+                        let mut conn = state.db.pool().acquire().await?;
+                        store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
+                            .await?;
+                    }
+                }
+            }
+            let _write = self.progress_write.lock().await;
+            let (progressed, failed) = {
+                let shared = self.shared();
+                (shared.progressed, shared.report.failed)
+            };
+            store::set_run_progress(&state.db, self.run_id, self.total, progressed, failed).await?;
+        }
+    }
+}
+
+/// The API family an item's action goes through. The Jira and Confluence lanes run side by
+/// side, each with up to its family's `concurrency` items in flight, so that each family's
 /// own rate limit (not the latency of one call after another) bounds the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Lane {
