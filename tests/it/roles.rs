@@ -300,6 +300,22 @@ async fn each_way_a_jira_seat_is_held_is_explained_freed_or_still_billed_and_res
                     .count() as u32,
             "the seat count follows the roles"
         );
+        // The one count of reclaimed seats counts the freed seats, direct roles included,
+        // and none still billed.
+        let mut conn = state.db.pool().acquire().await.unwrap();
+        let reclaimed: Vec<String> = reseat::ledger::journal::reclaimed_seats(&mut conn, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.product == "jira-software")
+            .map(|s| s.account_id)
+            .collect();
+        drop(conn);
+        for (way, account) in env.accounts() {
+            let freed = [&w.default_group, &w.direct_role, &w.both].contains(&&account);
+            assert_eq!(reclaimed.contains(&account), freed, "{way}");
+        }
+
         // The API, the plan page, the overview and the CSV show the seats still billed.
         let api: serde_json::Value = env
             .app
