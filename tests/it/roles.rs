@@ -387,7 +387,7 @@ async fn each_way_a_jira_seat_is_held_is_explained_freed_or_still_billed_and_res
         );
 
         // A restore gives back exactly the groups and roles taken.
-        for account in [&w.both, &w.default_group] {
+        for account in [&w.both, &w.default_group, &w.direct_role] {
             let body = json!({ "accountId": account, "product": "jira-software" }).to_string();
             let response = env
                 .app
@@ -407,6 +407,11 @@ async fn each_way_a_jira_seat_is_held_is_explained_freed_or_still_billed_and_res
         assert_eq!(
             env.roles(&w.both),
             vec![role(jsw, ROLE_USER, &["direct", "group_direct"])]
+        );
+        assert_eq!(
+            env.roles(&w.direct_role),
+            vec![role(jsw, ROLE_USER, &["direct"])],
+            "a seat held by a direct role only comes back too"
         );
         assert_eq!(
             env.roles(&w.inferred),
