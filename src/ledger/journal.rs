@@ -335,3 +335,15 @@ pub async fn journal_removed_in(
 ) -> Result<bool, sqlx::Error> {
     insert_in(conn, "removed", entry).await
 }
+
+/// Seats (account, product, site) reseat gave something back to since `since` (UTC ms).
+pub async fn restored_seats(conn: &mut AnyConnection, since: i64) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT account_id, product, site FROM journal \
+         WHERE action = 'restored' AND created_at >= $1) seats",
+    )
+    .bind(since)
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}

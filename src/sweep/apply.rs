@@ -70,8 +70,10 @@ impl Default for ApplyOptions {
     }
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+/// What a run did, stored as `sweep_runs.summary`: THE contract of that column, written by
+/// apply and read by the digest, the admin pages and the API ([`ApplyReport::parse`]).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct ApplyReport {
     pub plan_id: String,
     pub run_id: String,
@@ -193,7 +195,10 @@ pub async fn apply_leased(
         None => store::latest_plan(&state.db).await?,
     }
     .ok_or_else(|| SweepError::NoPlan(plan_id.map(str::to_owned)))?;
-    let summary: PlanSummaryRead = serde_json::from_str(&plan.summary).unwrap_or_default();
+    // The summary's counts feed the guards: one that does not parse, or does not match the
+    // plan's items, stops the run before any change.
+    let summary = PlanSummary::parse(&plan.id, &plan.summary)?;
+    check_summary_matches_items(state, &plan, &summary).await?;
     let mode = if dry_run { "dry-run" } else { "live" };
     let run_id = lease.run_id().to_owned();
     store::start_run(
@@ -211,7 +216,7 @@ pub async fn apply_leased(
         dry_run,
         ..ApplyReport::default()
     };
-    if let Err(message) = check_guards(config, &summary.as_summary(), options.now) {
+    if let Err(message) = check_guards(config, &summary, options.now) {
         audit::record(
             &state.db,
             audit::Entry {
@@ -385,6 +390,18 @@ impl Lane {
 }
 
 impl ApplyReport {
+    /// Parses a stored `sweep_runs.summary` (`{}` for a run that stopped before acting).
+    pub fn parse(run_id: &str, text: &str) -> Result<ApplyReport, SweepError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            SweepError::Summary(format!(
+                "run {run_id}: the stored summary does not parse at `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        })
+    }
+
     /// Adds what one item did.
     fn absorb(&mut self, item: ApplyReport) {
         self.warned += item.warned;
@@ -399,45 +416,29 @@ impl ApplyReport {
     }
 }
 
-/// The parts of the stored summary apply reads.
-#[derive(Debug, Default, serde::Deserialize)]
-struct PlanSummaryRead {
-    #[serde(default)]
-    products: BTreeMap<String, ProductCounts>,
-    #[serde(default)]
-    access_groups: BTreeMap<String, Vec<AccessGroup>>,
-    #[serde(default)]
-    newest_activity: Option<i64>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct ProductCounts {
-    #[serde(default)]
-    users: u64,
-    #[serde(default)]
-    decisions: BTreeMap<String, u64>,
-}
-
-impl PlanSummaryRead {
-    fn as_summary(&self) -> PlanSummary {
-        PlanSummary {
-            products: self
-                .products
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        super::plan::ProductSummary {
-                            users: v.users,
-                            decisions: v.decisions.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            newest_activity: self.newest_activity,
-            ..PlanSummary::default()
+/// The summary's per-product decision counts must be the plan's items' (the guards read
+/// the summary).
+async fn check_summary_matches_items(
+    state: &AppState,
+    plan: &PlanRecord,
+    summary: &PlanSummary,
+) -> Result<(), SweepError> {
+    let counted = store::decision_counts(&state.db, &plan.id).await?;
+    let mut summarized: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (product, counts) in &summary.products {
+        for (decision, n) in &counts.decisions {
+            if *n > 0 {
+                summarized.insert((product.clone(), decision.clone()), *n);
+            }
         }
     }
+    if counted != summarized {
+        return Err(SweepError::Summary(format!(
+            "plan {}: the stored summary's counts do not match its items; nothing changed",
+            plan.id
+        )));
+    }
+    Ok(())
 }
 
 async fn finish_item(
@@ -568,7 +569,7 @@ async fn current_activity(
 async fn apply_item(
     state: &AppState,
     plan: &PlanRecord,
-    summary: &PlanSummaryRead,
+    summary: &PlanSummary,
     recheck: Option<&std::sync::Mutex<Recheck>>,
     item: &PlanItem,
     options: &ApplyOptions,
@@ -722,7 +723,7 @@ struct PlannedGroup {
 async fn remove(
     state: &AppState,
     plan: &PlanRecord,
-    summary: &PlanSummaryRead,
+    summary: &PlanSummary,
     item: &PlanItem,
     account: &AccountId,
     product: &ProductKey,
@@ -736,7 +737,14 @@ async fn remove(
         .unwrap_or_default();
     // The memberships the plan saw (from the group-member pages), with the products each
     // group grants: no per-user read before acting.
-    let planned: Vec<PlannedGroup> = serde_json::from_str(&item.access_groups).unwrap_or_default();
+    // Unreadable: an error (the item fails and stays to apply), never "nothing to remove".
+    let planned: Vec<PlannedGroup> =
+        serde_json::from_str(&item.access_groups).map_err(|error| {
+            SweepError::Summary(format!(
+                "plan item {}: access_groups does not parse ({error}); nothing removed",
+                item.id
+            ))
+        })?;
     let taken: Vec<AccessGroup> = planned
         .into_iter()
         .map(|g| {

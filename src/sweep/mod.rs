@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod job;
 pub mod notify;
 pub mod plan;
 pub mod policy;
@@ -51,6 +52,9 @@ pub enum SweepError {
     NoPlan(Option<String>),
     #[error("sweep: sweep.mode is live and this changes Atlassian: re-run with --yes to confirm")]
     NeedsConfirmation,
+    /// A stored plan or run summary that does not parse, or does not match its items.
+    #[error("sweep: {0}")]
+    Summary(String),
     /// Another apply holds the site's lease ([`run_lease`]).
     #[error("sweep: another apply is running on {site}: {running}")]
     Busy {

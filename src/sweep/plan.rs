@@ -49,7 +49,7 @@ impl Source {
 }
 
 /// Counts of one product in a plan.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ProductSummary {
     /// Users holding the product on the site.
     pub users: u64,
@@ -57,8 +57,12 @@ pub struct ProductSummary {
     pub decisions: BTreeMap<String, u64>,
 }
 
-/// What a plan found, stored as `plans.summary`.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a plan found, stored as `plans.summary`: THE contract of that column, written by
+/// the plan and read by apply (its guards), the admin pages and the API. A stored summary
+/// that does not parse ([`PlanSummary::parse`]) is an error that stops its reader; it never
+/// reads as empty counts.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PlanSummary {
     pub products: BTreeMap<String, ProductSummary>,
     pub findings: Vec<String>,
@@ -72,6 +76,31 @@ pub struct PlanSummary {
     /// Admin API calls spent on how seats are held (absent: roles not checked).
     #[serde(default)]
     pub roles: Option<super::roles::RoleStats>,
+}
+
+impl PlanSummary {
+    /// Parses a stored `plans.summary`.
+    pub fn parse(plan_id: &str, text: &str) -> Result<PlanSummary, SweepError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            SweepError::Summary(format!(
+                "plan {plan_id}: the stored summary does not parse at `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        })
+    }
+
+    /// Decision counts summed over products.
+    pub fn decision_totals(&self) -> BTreeMap<String, u64> {
+        let mut totals = BTreeMap::new();
+        for counts in self.products.values() {
+            for (decision, n) in &counts.decisions {
+                *totals.entry(decision.clone()).or_insert(0) += n;
+            }
+        }
+        totals
+    }
 }
 
 /// A stored plan.

@@ -169,6 +169,24 @@ pub async fn items(db: &Db, plan_id: &str) -> Result<Vec<PlanItem>, sqlx::Error>
     .await
 }
 
+/// Items per (product, decision) of a plan.
+pub async fn decision_counts(
+    db: &Db,
+    plan_id: &str,
+) -> Result<std::collections::BTreeMap<(String, String), u64>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT product, decision, COUNT(*) FROM plan_items WHERE plan_id = $1 \
+         GROUP BY product, decision",
+    )
+    .bind(plan_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(p, d, n)| ((p, d), u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
 /// Items still to apply (pending, or failed on an earlier attempt) with a decision that
 /// acts and not excluded by an admin, in plan order, after `after_id`, at most `limit`.
 pub async fn actionable_items(

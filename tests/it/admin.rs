@@ -601,6 +601,12 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     browser.screenshot(&shots.join("apply.png")).await;
     browser.click_and_wait("form button.danger").await;
+    // The apply is a queued job: the page shows it queued, then its progress and outcome.
+    let text = browser.text().await;
+    assert!(text.contains("Apply: queued"), "{text}");
+    env.app.drain_queue().await;
+    let here = browser.eval("location.href").await;
+    browser.goto(here.as_str().unwrap()).await;
     let text = browser.text().await;
     assert!(text.contains("Plan applied"), "{text}");
     assert!(

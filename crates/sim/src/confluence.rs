@@ -243,7 +243,9 @@ async fn add_member(
         return Err(bad(refused));
     }
     // Adding an existing member is accepted and changes nothing (see docs/simulator.md).
-    w.add_member(gid, uid);
+    sim.change_eventually(&mut w, move |w| {
+        w.add_member(gid, uid);
+    });
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -261,7 +263,9 @@ async fn remove_member(
         return Err(bad(refused));
     }
     // The spec: "A 204 is returned if the user is not part of the group."
-    w.remove_member(gid, uid);
+    sim.change_eventually(&mut w, move |w| {
+        w.remove_member(gid, uid);
+    });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -73,6 +73,16 @@ pub(crate) fn user_json(sim: &SimState, w: &World, uid: Uid) -> Value {
     v
 }
 
+/// A user as a group-member page gives it: the spec's `UserDetails`, which is closed to
+/// extra fields, so no `locale` (which `User` has).
+fn user_details_json(sim: &SimState, w: &World, uid: Uid) -> Value {
+    let mut v = user_json(sim, w, uid);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("locale");
+    }
+    v
+}
+
 fn role_json(sim: &SimState, w: &World, role: &JiraRole) -> Value {
     let names = |gs: &[Gid]| {
         gs.iter()
@@ -245,7 +255,7 @@ async fn group_member(
         .get(start.min(list.len())..(start + max).min(list.len()))
         .unwrap_or_default()
         .iter()
-        .map(|u| user_json(&sim, &w, *u))
+        .map(|u| user_details_json(&sim, &w, *u))
         .collect();
     let self_url = format!(
         "{}/rest/api/3/group/member?groupId={}&includeInactiveUsers={inactive}",
@@ -289,12 +299,15 @@ async fn add_user(
     if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
         return Err(bad(refused));
     }
-    if !w.add_member(gid, uid) {
+    if w.group(gid).members.binary_search(&uid).is_ok() {
         let name = &w.group(gid).name;
         return Err(bad(format!(
             "Cannot add user '{account_id}', user is already a member of '{name}'"
         )));
     }
+    sim.change_eventually(&mut w, move |w| {
+        w.add_member(gid, uid);
+    });
     let mut g = group_json(&sim, &w, gid);
     g["expand"] = json!("users");
     Ok((StatusCode::CREATED, Json(g)).into_response())
@@ -317,12 +330,15 @@ async fn remove_user(
     if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
         return Err(bad(refused));
     }
-    if !w.remove_member(gid, uid) {
+    if w.group(gid).members.binary_search(&uid).is_err() {
         let name = &w.group(gid).name;
         return Err(bad(format!(
             "Cannot remove user '{account_id}' from group '{name}' since user is not a member of '{name}'"
         )));
     }
+    sim.change_eventually(&mut w, move |w| {
+        w.remove_member(gid, uid);
+    });
     Ok(StatusCode::OK.into_response())
 }
 

@@ -12,6 +12,7 @@
 mod admin;
 mod cli;
 mod confluence;
+mod consistency;
 mod control;
 mod errors;
 pub mod faults;
@@ -24,6 +25,8 @@ mod params;
 pub mod roles;
 pub mod seed;
 mod state;
+#[cfg(feature = "validate")]
+pub mod validate;
 mod views;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -34,7 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use cli::{SimArgs, run};
-pub use faults::{FaultKind, FaultPatch, FaultSettings, LogEntry};
+pub use faults::{FamilyLimits, FaultKind, FaultPatch, FaultSettings, LogEntry};
 pub use model::{AccountStatus, AccountType, Product};
 pub use seed::{Category, GroundTruth, SeededUser};
 pub use state::{SimError, SimState};
@@ -104,8 +107,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Latency added to every Atlassian request.
     pub latency: Duration,
-    /// Requests per second over all Atlassian routes; `None` for no limit.
+    /// Requests per second over all Atlassian routes together; `None` for no limit.
     pub rate_limit: Option<u32>,
+    /// Each API family's own requests per second (admin, Jira, Confluence, JSM), counted
+    /// separately; default none.
+    pub family_rate_limits: FamilyLimits,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
     /// Share (0..=1) of mutations whose answer is lost after they took effect.
@@ -114,6 +120,14 @@ pub struct SimConfig {
     /// confirms the platform's current key; the default, `jira-servicedesk`, is the resource
     /// owner in JSM's site ARI, the way `jira` and `confluence` are for theirs.
     pub jsm_key: String,
+    /// Delay before membership changes made through the APIs become visible to reads
+    /// (eventual consistency); default 0, at once.
+    pub consistency: Duration,
+    /// Check every JSON answer against the vendored OpenAPI documents and record the
+    /// violations ([`SimState::spec_violations`]); a [`SimHandle`] with violations panics
+    /// when dropped. Needs the `validate` feature; the default is on exactly when it is
+    /// built (reseat's tests build it, so every simulator they spawn validates).
+    pub validate_responses: bool,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -137,9 +151,12 @@ impl Default for SimConfig {
             seed: 42,
             latency: Duration::ZERO,
             rate_limit: None,
+            family_rate_limits: FamilyLimits::default(),
             fail_rate: 0.0,
             lose_rate: 0.0,
             jsm_key: DEFAULT_JSM_KEY.to_owned(),
+            consistency: Duration::ZERO,
+            validate_responses: cfg!(feature = "validate"),
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
@@ -155,7 +172,7 @@ pub struct SimHandle {
     base_url: String,
     state: SimState,
     shutdown: CancellationToken,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl SimHandle {
@@ -175,16 +192,43 @@ impl SimHandle {
     }
 
     /// Stops serving; held (timeout-fault) requests are dropped at once.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        if let Err(e) = self.task.await {
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
             tracing::warn!(error = %e, "simulator task ended abnormally");
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    /// With `validate_responses`, a simulator whose answers violated the vendored specs
+    /// fails the test that used it (unless that test is failing already).
+    fn drop(&mut self) {
+        let violations = self.state.spec_violations();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} simulator answer(s) violate the vendored OpenAPI documents:\n{}",
+                violations.len(),
+                violations
+                    .iter()
+                    .take(20)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
 }
 
 /// Seeds an org, binds `config.listen` and serves until [`SimHandle::shutdown`].
 pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
+    if config.validate_responses && !cfg!(feature = "validate") {
+        return Err(std::io::Error::other(
+            "validate_responses needs reseat-sim built with the validate feature",
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let mut addr = listener.local_addr()?;
     if addr.ip().is_unspecified() {
@@ -208,7 +252,7 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
         base_url,
         state,
         shutdown,
-        task,
+        task: Some(task),
     })
 }
 
