@@ -26,6 +26,10 @@ struct Env {
 }
 
 async fn env(db: TestDb) -> Env {
+    env_with(db, |_| {}).await
+}
+
+async fn env_with(db: TestDb, adjust: impl FnOnce(&mut reseat::config::Config)) -> Env {
     let sim = reseat::sim::spawn(SimConfig {
         users: 60,
         ..SimConfig::default()
@@ -61,6 +65,7 @@ async fn env(db: TestDb) -> Env {
     }];
     config.sweep.limits.max_removal_percent = 100.0;
     config.sweep.limits.max_inactive_percent = 100.0;
+    adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;
     Env {
         sim,
@@ -524,4 +529,68 @@ async fn idp_managed_groups_and_accounts_refuse_membership_changes() {
 
 fn group_id(sim: &SimHandle, name: &str) -> String {
     sim.state().group(name).unwrap().id
+}
+
+#[tokio::test]
+async fn the_read_back_waits_out_eventual_consistency_within_the_window_only() {
+    for (window, freed) in [(Duration::from_secs(20), true), (Duration::ZERO, false)] {
+        for db in TestDb::all().await {
+            let env = env_with(db, |config| config.sweep.verify_window = window).await;
+            let state = &env.app.state;
+            let planned = reseat::sweep::plan(
+                state,
+                &[Source::Api],
+                Utc::now(),
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+            .unwrap();
+            // Changes show 1.2 s after Atlassian accepted them (scaled down from the
+            // documented 30 s).
+            env.sim
+                .state()
+                .set_faults(reseat::sim::FaultPatch {
+                    consistency_ms: Some(1_200),
+                    ..reseat::sim::FaultPatch::default()
+                })
+                .unwrap();
+            let report = reseat::sweep::apply(
+                state,
+                Some(&planned.plan_id),
+                &ApplyOptions {
+                    confirmed: true,
+                    ..ApplyOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.failed, 0, "{report:?}");
+            let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+            let w = &env.ways;
+            for account in [&w.default_group, &w.direct_role, &w.both] {
+                let item = env.item(&items, account);
+                let emails = env.removal_emails(account).await;
+                if freed {
+                    assert_eq!(item.state, "done", "{item:?}");
+                    assert_eq!(emails, 1);
+                } else {
+                    // Past the window the seat still shows: reported, never "removed".
+                    assert_eq!(item.state, "still_billed", "{item:?}");
+                    assert!(
+                        item.outcome
+                            .as_deref()
+                            .unwrap()
+                            .contains("still shows after the removal"),
+                        "{item:?}"
+                    );
+                    assert_eq!(emails, 0);
+                }
+            }
+            env.sim.state().settle();
+            for account in [&w.default_group, &w.direct_role, &w.both] {
+                assert!(!env.sim.state().holds_seat(account, Product::JiraSoftware));
+            }
+            env.sim.shutdown().await;
+        }
+    }
 }
