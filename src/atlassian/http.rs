@@ -102,6 +102,10 @@ pub(crate) struct Call {
     query: Vec<(&'static str, String)>,
     body: Option<serde_json::Value>,
     idempotent: bool,
+    /// Never re-sent once it may have reached the server: a transport error (even one that
+    /// looks like a refused connection) or a 5xx fails it, and the caller, which journaled
+    /// its intent, decides (a removal: "not a member" after a re-send proves nothing).
+    send_once: bool,
 }
 
 impl Call {
@@ -128,6 +132,7 @@ impl Call {
             query: Vec::new(),
             body: None,
             idempotent,
+            send_once: false,
         }
     }
 
@@ -148,6 +153,13 @@ impl Call {
     /// Declares whether sending this call twice has the same effect as once.
     pub(crate) fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// See [`Call::send_once`]; also makes the call non-idempotent for the retry policy.
+    pub(crate) fn send_once(mut self) -> Self {
+        self.send_once = true;
+        self.idempotent = false;
         self
     }
 
@@ -378,6 +390,16 @@ impl ApiClient {
                 self.wait_for_rate_limit().await;
                 self.transport.send(request.clone()).await
             };
+            let outcome = match outcome {
+                // Maybe received and acted on: not re-sent (see `Call::send_once`).
+                Err(error) if call.send_once => {
+                    return Err(AtlassianError::Transient {
+                        status: None,
+                        message: format!("no answer, the call may have taken effect: {error:?}"),
+                    });
+                }
+                other => other,
+            };
             let (error, wait) = match verdict(outcome, call.idempotent) {
                 Verdict::Done(response) => return Ok(response),
                 Verdict::Fail(error) => return Err(error),
@@ -416,7 +438,8 @@ impl ApiClient {
     /// Adds (`POST ?groupId=` with `{accountId}`) or removes (`DELETE ?groupId=&accountId=`)
     /// a group member; Jira and Confluence spell these calls the same way. The add is retried
     /// like an idempotent call: a repeat answers "already a member", which
-    /// [`classify_membership`] counts as success, as it does "not a member" for a remove.
+    /// [`classify_membership`] counts as success. The remove is never re-sent here
+    /// ([`Call::send_once`]): its caller journals the intent and re-sends it.
     pub(crate) async fn change_membership(
         &self,
         change: MembershipChange,
@@ -429,9 +452,12 @@ impl ApiClient {
                 .query("groupId", group)
                 .json(serde_json::json!({ "accountId": account }))
                 .idempotent(true),
+            // A removal is sent once per call: the sweep journaled its intent and re-sends
+            // it itself, knowing that "not a member" after a re-send proves nothing.
             MembershipChange::Remove => Call::new(Method::DELETE, template, &[])
                 .query("groupId", group)
-                .query("accountId", account),
+                .query("accountId", account)
+                .send_once(),
         };
         classify_membership(change, self.execute(&call).await)
     }

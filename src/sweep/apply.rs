@@ -731,12 +731,13 @@ async fn remove(
     // The memberships the plan saw (from the group-member pages), with the products each
     // group grants: no per-user read before acting.
     // Unreadable: an error (the item fails and stays to apply), never "nothing to remove".
-    let planned: Vec<PlannedGroup> = serde_json::from_str(&item.access_groups).map_err(|error| {
-        SweepError::Summary(format!(
-            "plan item {}: access_groups does not parse ({error}); nothing removed",
-            item.id
-        ))
-    })?;
+    let planned: Vec<PlannedGroup> =
+        serde_json::from_str(&item.access_groups).map_err(|error| {
+            SweepError::Summary(format!(
+                "plan item {}: access_groups does not parse ({error}); nothing removed",
+                item.id
+            ))
+        })?;
     let taken: Vec<AccessGroup> = planned
         .into_iter()
         .map(|g| {
@@ -810,6 +811,39 @@ async fn remove(
     result
 }
 
+/// Sends one removal through the product's API family (the product table says which).
+async fn remove_membership(
+    state: &AppState,
+    product: &ProductKey,
+    group: &GroupId,
+    account: &AccountId,
+) -> Result<MembershipOutcome, SweepError> {
+    Ok(
+        match (
+            product.family(),
+            &state.atlassian.jira,
+            &state.atlassian.confluence,
+        ) {
+            (Some(ApiFamily::Jira), Some(jira), _) => {
+                jira.remove_from_group(group, account).await?
+            }
+            (Some(ApiFamily::Confluence), _, Some(confluence)) => {
+                confluence.remove_from_group(group, account).await?
+            }
+            (Some(family), _, _) => {
+                return Err(SweepError::Config(format!(
+                    "removing {product} access needs the {family:?} site API credentials"
+                )));
+            }
+            (None, _, _) => {
+                return Err(SweepError::Config(format!(
+                    "reseat cannot change access to {product}: it is neither a Jira application nor Confluence"
+                )));
+            }
+        },
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn remove_claimed(
     state: &AppState,
@@ -850,28 +884,24 @@ async fn remove_claimed(
     tx.commit().await?;
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
-    for ((group, entry), intent) in taken.iter().zip(&entries).zip(intents) {
-        // The product table says which API changes the product's seats: never a guess.
-        let outcome = match (
-            product.family(),
-            &state.atlassian.jira,
-            &state.atlassian.confluence,
-        ) {
-            (Some(ApiFamily::Jira), Some(jira), _) => {
-                jira.remove_from_group(&group.id, account).await?
-            }
-            (Some(ApiFamily::Confluence), _, Some(confluence)) => {
-                confluence.remove_from_group(&group.id, account).await?
-            }
-            (Some(family), _, _) => {
-                return Err(SweepError::Config(format!(
-                    "removing {product} access needs the {family:?} site API credentials"
-                )));
-            }
-            (None, _, _) => {
-                return Err(SweepError::Config(format!(
-                    "reseat cannot change access to {product}: it is neither a Jira application nor Confluence"
-                )));
+    for ((group, entry), mut intent) in taken.iter().zip(&entries).zip(intents) {
+        // The client sends a removal once; a transient failure (no answer, 5xx) may have
+        // taken effect, so it is re-sent here, and from then on "not a member" proves
+        // nothing (`first_send` is off).
+        let retry = &state.config.atlassian.retry;
+        let mut attempt = 1u32;
+        let outcome = loop {
+            match remove_membership(state, product, &group.id, account).await {
+                Ok(outcome) => break outcome,
+                Err(SweepError::Atlassian(error))
+                    if error.is_temporary() && attempt < retry.max_attempts.max(1) =>
+                {
+                    tracing::debug!(attempt, %error, "removal unanswered; sending it again");
+                    intent.first_send = false;
+                    tokio::time::sleep(retry.base_delay.saturating_mul(attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
             }
         };
         let answer = match outcome {

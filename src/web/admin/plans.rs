@@ -1,7 +1,6 @@
 //! Plans: the list, one plan's rows with filters and exclusion, applying with a
 //! confirmation step, and planning from an uploaded admin export CSV.
 
-
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
@@ -380,15 +379,16 @@ async fn progress_of(
     job_id: Option<i64>,
 ) -> Result<Option<Progress>, PageError> {
     let job = match job_id {
-        Some(id) => state
-            .queue
-            .get(id)
-            .await?
-            .filter(|job| job.kind == crate::sweep::job::APPLY_JOB && job.payload.contains(plan_id)),
+        Some(id) => state.queue.get(id).await?.filter(|job| {
+            job.kind == crate::sweep::job::APPLY_JOB && job.payload.contains(plan_id)
+        }),
         None => None,
     };
     let run = crate::sweep::store::latest_run_of(&state.db, plan_id).await?;
-    let run = run.filter(|run| job.as_ref().is_none_or(|job| run.started_at >= job.created_at));
+    let run = run.filter(|run| {
+        job.as_ref()
+            .is_none_or(|job| run.started_at >= job.created_at)
+    });
     let mut progress = match (&job, run) {
         (None, None) => return Ok(None),
         (_, Some(run)) => {
@@ -426,7 +426,11 @@ async fn progress_of(
     if let Some(job) = job {
         match job.state.as_str() {
             "dead" => {
-                progress.status = if job.last_error.as_deref().is_some_and(|e| e.contains("another apply is running")) {
+                progress.status = if job
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("another apply is running"))
+                {
                     "refused".into()
                 } else {
                     "failed".into()
