@@ -627,3 +627,364 @@ async fn two_processes_migrating_at_once_both_start() {
         b.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_restore_arriving_while_the_sweep_removes_the_seat_runs_right_after_it() {
+    for db in TestDb::all().await {
+        let sim = sim(150).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_for(&sim, &db, dir.path());
+        let app = spawn_configured(db, config, axum::Router::new()).await;
+        let (plan_id, items) = plan(&app.state).await;
+        let before = memberships(&sim);
+        // Every call now takes a while: the window between the intent and the answer.
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(300),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        let state = app.state.clone();
+        let plan_for_apply = plan_id.clone();
+        let sweep = tokio::spawn(async move {
+            reseat::sweep::apply(&state, Some(&plan_for_apply), &live()).await
+        });
+        // Wait for a seat whose removal is under way: its intent is journaled, its answer
+        // not yet.
+        let (account, product): (String, String) = loop {
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT account_id, product FROM journal j WHERE action = 'removing' \
+                 AND NOT EXISTS (SELECT 1 FROM journal d WHERE d.account_id = j.account_id \
+                 AND d.product = j.product AND d.action IN ('removed', 'not_member')) LIMIT 1",
+            )
+            .fetch_optional(app.state.db.pool())
+            .await
+            .unwrap();
+            if let Some(row) = row {
+                break row;
+            }
+            tokio::task::yield_now().await;
+        };
+        // The owner asks for access back right now.
+        reseat::restore::store::accept(
+            &app.state.queue,
+            reseat::restore::store::NewRequest {
+                channel: reseat::restore::rules::Channel::Webhook,
+                idempotency_key: "during-the-removal".into(),
+                account_id: Some(account.clone()),
+                product: Some(product.clone()),
+                payload: json!({ "accountId": account, "product": product }),
+            },
+        )
+        .await
+        .unwrap();
+        app.drain_queue().await;
+        let report = sweep.await.unwrap().unwrap();
+        assert_eq!(report.failed, 0);
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(0),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        app.drain_queue().await;
+        // The user has access: every membership of the seat is back.
+        let item = items
+            .iter()
+            .find(|i| i.account_id == account && i.product == product)
+            .unwrap();
+        let planned: Vec<serde_json::Value> = serde_json::from_str(&item.access_groups).unwrap();
+        let now = memberships(&sim);
+        for group in &planned {
+            let key = (account.clone(), group["name"].as_str().unwrap().to_owned());
+            assert!(
+                before.contains(&key) && now.contains(&key),
+                "{key:?} is back"
+            );
+        }
+        let status: String = sqlx::query_scalar(
+            "SELECT status FROM restore_requests WHERE idempotency_key = 'during-the-removal'",
+        )
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(status, "restored");
+        // The journal says restored last, after the removal.
+        let actions: Vec<String> = sqlx::query_scalar(
+            "SELECT action FROM journal WHERE account_id = $1 AND product = $2 ORDER BY id",
+        )
+        .bind(&account)
+        .bind(&product)
+        .fetch_all(app.state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            actions.last().map(String::as_str),
+            Some("restored"),
+            "{actions:?}"
+        );
+        assert!(actions.contains(&"removed".to_owned()), "{actions:?}");
+        assert!(
+            reseat::ledger::taken_groups(&app.state.db, &account, &product, app.state.site())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The emails come in that order: the removal, then the restore.
+        if let Some(email) = &item.email {
+            let templates: Vec<String> = sqlx::query_scalar(
+                "SELECT template FROM email_outbox WHERE to_addr = $1 ORDER BY id",
+            )
+            .bind(email)
+            .fetch_all(app.state.db.pool())
+            .await
+            .unwrap();
+            let removal = templates.iter().position(|t| t == "removal");
+            let restored = templates.iter().position(|t| t == "restored");
+            assert!(removal.is_some() && restored.is_some(), "{templates:?}");
+            assert!(removal < restored, "{templates:?}");
+        }
+        sim.shutdown().await;
+    }
+}
+
+/// Writes `config` as a file the `reseat` binary reads, secrets included.
+fn write_config(config: &Config, sim: &SimHandle, path: &std::path::Path) {
+    let mut value = toml::Value::try_from(config).unwrap();
+    let table = value.as_table_mut().unwrap();
+    let atlassian = table["atlassian"].as_table_mut().unwrap();
+    atlassian.insert(
+        "admin_api_key".into(),
+        sim.config().admin_key.clone().into(),
+    );
+    atlassian.insert(
+        "site_api_token".into(),
+        sim.config().site_token.clone().into(),
+    );
+    let links = table["links"].as_table_mut().unwrap();
+    links.insert(
+        "keys".into(),
+        toml::Value::Table(toml::map::Map::from_iter([(
+            "demo".to_owned(),
+            "a-link-signing-key-of-more-than-32-chars".into(),
+        )])),
+    );
+    table.remove("restore");
+    std::fs::write(path, toml::to_string(&value).unwrap()).unwrap();
+}
+
+fn reseat_cli(config: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(crate::support::reseat_bin());
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RESEAT_DATABASE__URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Two processes of `reseat` with the same arguments at once: (exit code, stderr) of each.
+async fn twice_at_once(config: &std::path::Path, args: &[&str]) -> Vec<(i32, String)> {
+    let (a, b) = tokio::join!(
+        reseat_cli(config, args).output(),
+        reseat_cli(config, args).output()
+    );
+    let mut results: Vec<(i32, String)> = [a.unwrap(), b.unwrap()]
+        .into_iter()
+        .map(|o| {
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stderr).to_string(),
+            )
+        })
+        .collect();
+    results.sort();
+    results
+}
+
+fn assert_one_ran_one_refused(results: &[(i32, String)]) {
+    assert_eq!(results[0].0, 0, "{results:?}");
+    assert_eq!(
+        results[1].0, 3,
+        "the second exits at once with code 3: {results:?}"
+    );
+    let refusal = results[1].1.trim_end();
+    assert!(!refusal.contains('\n'), "one line: {refusal}");
+    assert!(
+        refusal.starts_with("sweep: another apply is running on ") && refusal.contains("run "),
+        "{refusal}"
+    );
+}
+
+#[tokio::test]
+async fn two_cli_applies_and_two_cli_sweeps_at_once_one_runs_the_other_refuses() {
+    for db in TestDb::all().await {
+        let sim = sim(150).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_for(&sim, &db, dir.path());
+        // The terminal shows warnings and errors only (PostgreSQL's notices are info).
+        config.log.level = "warn".into();
+        let file = dir.path().join("reseat.toml");
+        write_config(&config, &sim, &file);
+        let app = spawn_configured(db, config, axum::Router::new()).await;
+        let (_, items) = plan(&app.state).await;
+        let before = memberships(&sim);
+        // Calls take a little while, so the first run still holds the lease when the second
+        // starts.
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(20),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        let results = twice_at_once(&file, &["sweep", "apply", "--yes"]).await;
+        assert_one_ran_one_refused(&results);
+        let removed = removed_per_seat(&before, &memberships(&sim), &items);
+        assert!(!removed.is_empty());
+        assert_eq!(taken(&app.state, &items).await, removed);
+        // Two `reseat sweep` (plan and apply) at once, on the restored org.
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(0),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        restore_everyone(&app, &sim, &before, &removed).await;
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(20),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        let plans_before = count(&app.state, "SELECT COUNT(*) FROM plans").await;
+        let results = twice_at_once(&file, &["sweep", "--yes"]).await;
+        assert_one_ran_one_refused(&results);
+        assert_eq!(
+            count(&app.state, "SELECT COUNT(*) FROM plans").await,
+            plans_before + 1,
+            "the refused sweep did not even plan"
+        );
+        let after = memberships(&sim);
+        assert!(
+            after.len() < before.len(),
+            "the sweep that ran removed seats"
+        );
+        assert_eq!(
+            count(
+                &app.state,
+                "SELECT COUNT(*) FROM journal WHERE action = 'not_member'"
+            )
+            .await,
+            0
+        );
+        sim.shutdown().await;
+    }
+}
+
+/// (memberships, removed journal rows, removal emails) of a finished apply.
+async fn end_state(
+    sim: &SimHandle,
+    state: &AppState,
+) -> (
+    BTreeSet<(String, String)>,
+    Vec<(String, String, String)>,
+    Vec<String>,
+) {
+    let mut journal: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT account_id, product, group_name FROM journal WHERE action = 'removed'",
+    )
+    .fetch_all(state.db.pool())
+    .await
+    .unwrap();
+    journal.sort();
+    let mut emails: Vec<String> =
+        sqlx::query_scalar("SELECT to_addr FROM email_outbox WHERE template = 'removal'")
+            .fetch_all(state.db.pool())
+            .await
+            .unwrap();
+    emails.sort();
+    (memberships(sim), journal, emails)
+}
+
+#[tokio::test]
+async fn apply_killed_ten_times_at_random_points_ends_as_an_uninterrupted_run() {
+    use rand::Rng as _;
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        // The same org twice: one applied straight, one killed ten times.
+        let (straight_sim, killed_sim) = (sim(150).await, sim(150).await);
+        let straight_db = TestDb::sqlite();
+        let dir = tempfile::tempdir().unwrap();
+        let straight_dir = tempfile::tempdir().unwrap();
+        let straight_config = config_for(&straight_sim, &straight_db, straight_dir.path());
+        let straight = spawn_configured(straight_db, straight_config, axum::Router::new()).await;
+        let config = config_for(&killed_sim, &db, dir.path());
+        let file = dir.path().join("reseat.toml");
+        write_config(&config, &killed_sim, &file);
+        let killed = spawn_configured(db, config, axum::Router::new()).await;
+        let (straight_plan, _) = plan(&straight.state).await;
+        let (_, items) = plan(&killed.state).await;
+        reseat::sweep::apply(&straight.state, Some(&straight_plan), &live())
+            .await
+            .unwrap();
+        killed_sim
+            .state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(10),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        let removals = items.iter().filter(|i| i.decision == "remove").count() as i64;
+        let mut rng = rand::rng();
+        for round in 0..10 {
+            let mut child = reseat_cli(&file, &["sweep", "apply", "--yes"])
+                .spawn()
+                .unwrap();
+            // A random point of the run (it takes about a second here).
+            let at = Duration::from_millis(rng.random_range(50..1_200));
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.unwrap();
+                    assert!(status.success(), "{backend} round {round}: {status}");
+                }
+                () = tokio::time::sleep(at) => {
+                    child.start_kill().unwrap();
+                    child.wait().await.unwrap();
+                }
+            }
+        }
+        let output = reseat_cli(&file, &["sweep", "apply", "--yes"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let done = count(
+            &killed.state,
+            "SELECT COUNT(*) FROM plan_items WHERE decision = 'remove' AND state = 'done'",
+        )
+        .await;
+        assert_eq!(done, removals, "{backend}");
+        let (a, b) = (
+            end_state(&straight_sim, &straight.state).await,
+            end_state(&killed_sim, &killed.state).await,
+        );
+        assert_eq!(a.0, b.0, "{backend}: the same memberships left");
+        assert_eq!(
+            a.1, b.1,
+            "{backend}: the same removals journaled, once each"
+        );
+        assert_eq!(
+            a.2, b.2,
+            "{backend}: the same removal emails, no duplicates"
+        );
+        straight_sim.shutdown().await;
+        killed_sim.shutdown().await;
+    }
+}
