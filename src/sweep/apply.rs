@@ -885,9 +885,9 @@ async fn remove_claimed(
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
     for ((group, entry), mut intent) in taken.iter().zip(&entries).zip(intents) {
-        // The client sends a removal once; a transient failure (no answer, 5xx) may have
-        // taken effect, so it is re-sent here, and from then on "not a member" proves
-        // nothing (`first_send` is off).
+        // The client gave up after a transient failure (no answer, 5xx) that may have taken
+        // effect: re-sent here, and from then on "not a member" proves nothing
+        // (`first_send` is off).
         let retry = &state.config.atlassian.retry;
         let mut attempt = 1u32;
         let outcome = loop {

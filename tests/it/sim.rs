@@ -1028,6 +1028,123 @@ async fn the_rate_limit_is_enforced_with_headers() {
 }
 
 #[tokio::test]
+async fn each_api_family_has_its_own_rate_limit_with_the_real_headers() {
+    let sim = sim::spawn(SimConfig {
+        users: 20,
+        family_rate_limits: sim::FamilyLimits {
+            admin: Some(3),
+            jira: Some(5),
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let c = client();
+    let started = Instant::now();
+    let (mut ok, mut limited) = (0u64, None);
+    for _ in 0..30 {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/rest/api/3/applicationrole",
+        )
+        .send()
+        .await
+        .expect("answered");
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        };
+        assert_eq!(h("x-ratelimit-limit").as_deref(), Some("5"));
+        assert!(h("x-ratelimit-reset").is_some_and(|t| t.ends_with('Z')));
+        if r.status() == StatusCode::OK {
+            ok += 1;
+        } else if limited.is_none() {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            limited = Some((
+                h("retry-after"),
+                h("x-ratelimit-remaining"),
+                h("ratelimit-reason"),
+            ));
+            let body: Value = r.json().await.expect("json");
+            assert!(body["errorMessages"].is_array(), "Jira's shape: {body}");
+        }
+    }
+    let windows = started.elapsed().as_secs() + 1;
+    assert!(
+        ok <= 5 * windows,
+        "{ok} Jira requests passed in {windows} windows"
+    );
+    let (retry, remaining, reason) = limited.expect("a 429");
+    assert!(retry.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+    assert_eq!(remaining.as_deref(), Some("0"));
+    assert_eq!(reason.as_deref(), Some("jira-burst-based"));
+
+    // Jira's limit is spent; the admin API counts on its own, Confluence has none.
+    let (s, _) = json_of(admin(&sim, &c, reqwest::Method::GET, "/admin/v1/orgs")).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "another family is not limited by Jira's count"
+    );
+    for _ in 0..20 {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/wiki/rest/api/group?limit=1",
+        )
+        .send()
+        .await
+        .expect("answered");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("x-ratelimit-limit").is_none());
+    }
+    let mut admin_limited = None;
+    for _ in 0..20 {
+        let r = admin(&sim, &c, reqwest::Method::GET, "/admin/v1/orgs")
+            .send()
+            .await
+            .expect("answered");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            admin_limited = r
+                .headers()
+                .get("ratelimit-reason")
+                .map(|v| v.to_str().unwrap_or_default().to_owned());
+            let body: Value = r.json().await.expect("json");
+            assert_eq!(body["code"], 429, "the admin proxy's shape: {body}");
+            break;
+        }
+    }
+    assert_eq!(admin_limited.as_deref(), Some("admin-burst-based"));
+
+    // Limits change at run time; 0 lifts one.
+    let (s, settings) = json_of(
+        c.put(format!("{}/_sim/faults", sim.base_url()))
+            .json(&json!({"family_rate_limits": {"admin": 0, "jira": 0}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(settings["family_rate_limits"]["jira"], Value::Null);
+    for _ in 0..20 {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/rest/api/3/applicationrole",
+        )
+        .send()
+        .await
+        .expect("answered");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn dropped_connections_and_timeouts_leave_the_client_without_a_response() {
     let sim = start(20).await;
     let c = client();
@@ -1204,6 +1321,141 @@ async fn a_lost_answer_changes_state_and_leaves_the_client_without_a_status() {
         .await
         .expect("answered");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn membership_changes_show_after_the_consistency_delay() {
+    let sim = sim::spawn(SimConfig {
+        users: 60,
+        consistency: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let c = client();
+    let st = sim.state();
+    let target = st
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.account_type == sim::AccountType::Atlassian
+                && u.account_status == sim::AccountStatus::Active
+                && !u.suspended
+                && u.products[&Product::JiraSoftware] == Category::NoAccess
+                && u.products[&Product::Confluence] != Category::NoAccess
+        })
+        .expect("an active person in Confluence without Jira Software")
+        .account_id
+        .clone();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let add = || {
+        site(
+            &sim,
+            &c,
+            reqwest::Method::POST,
+            &format!("/rest/api/3/group/user?groupId={gid}"),
+        )
+        .json(&json!({"accountId": target}))
+        .send()
+    };
+    assert_eq!(add().await.expect("answered").status(), StatusCode::CREATED);
+    // Accepted, not yet visible: a read-back shows the old membership, and the same add is
+    // accepted again.
+    let (_, groups) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("/rest/api/3/user/groups?accountId={target}"),
+    ))
+    .await;
+    assert!(
+        !groups
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["groupId"] == gid.as_str()),
+        "{groups}"
+    );
+    assert_eq!(add().await.expect("answered").status(), StatusCode::CREATED);
+    let cgid = group_id(&sim, seed::GROUP_CONFLUENCE);
+    let confluence_member = st
+        .group_members(seed::GROUP_CONFLUENCE)
+        .expect("group")
+        .contains(&target);
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/wiki/rest/api/group/userByGroupId?groupId={cgid}&accountId={target}"),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(st.pending_changes(), 3);
+    assert!(
+        !st.user(&target)
+            .expect("user")
+            .products
+            .contains(&Product::JiraSoftware)
+    );
+
+    // 30 s later (tokio's clock, paused and advanced: no sleeping) every change shows.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(29)).await;
+    assert_eq!(st.pending_changes(), 3, "not yet");
+    assert!(
+        !st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(
+        st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    assert_eq!(st.pending_changes(), 0);
+    let u = st.user(&target).expect("user");
+    assert!(u.products.contains(&Product::JiraSoftware));
+    if confluence_member {
+        assert!(
+            !st.group_members(seed::GROUP_CONFLUENCE)
+                .expect("group")
+                .contains(&target)
+        );
+    }
+    tokio::time::resume();
+
+    // The delay changes at run time; settle() shows what is queued at once.
+    st.set_faults(sim::FaultPatch {
+        consistency_ms: Some(60_000),
+        ..Default::default()
+    })
+    .expect("patch");
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/rest/api/3/group/user?groupId={gid}&accountId={target}"),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    st.settle();
+    assert!(
+        !st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
     sim.shutdown().await;
 }
 

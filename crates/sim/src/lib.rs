@@ -12,6 +12,7 @@
 mod admin;
 mod cli;
 mod confluence;
+mod consistency;
 mod control;
 mod errors;
 pub mod faults;
@@ -33,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use cli::{SimArgs, run};
-pub use faults::{FaultKind, FaultPatch, FaultSettings, LogEntry};
+pub use faults::{FamilyLimits, FaultKind, FaultPatch, FaultSettings, LogEntry};
 pub use model::{AccountStatus, AccountType, Product};
 pub use seed::{Category, GroundTruth, SeededUser};
 pub use state::{SimError, SimState};
@@ -103,8 +104,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Latency added to every Atlassian request.
     pub latency: Duration,
-    /// Requests per second over all Atlassian routes; `None` for no limit.
+    /// Requests per second over all Atlassian routes together; `None` for no limit.
     pub rate_limit: Option<u32>,
+    /// Each API family's own requests per second (admin, Jira, Confluence, JSM), counted
+    /// separately; default none.
+    pub family_rate_limits: FamilyLimits,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
     /// Share (0..=1) of mutations whose answer is lost after they took effect.
@@ -113,6 +117,9 @@ pub struct SimConfig {
     /// confirms the platform's current key; the default, `jira-servicedesk`, is the resource
     /// owner in JSM's site ARI, the way `jira` and `confluence` are for theirs.
     pub jsm_key: String,
+    /// Delay before membership changes made through the APIs become visible to reads
+    /// (eventual consistency); default 0, at once.
+    pub consistency: Duration,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -136,9 +143,11 @@ impl Default for SimConfig {
             seed: 42,
             latency: Duration::ZERO,
             rate_limit: None,
+            family_rate_limits: FamilyLimits::default(),
             fail_rate: 0.0,
             lose_rate: 0.0,
             jsm_key: DEFAULT_JSM_KEY.to_owned(),
+            consistency: Duration::ZERO,
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
