@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use super::SweepError;
 use super::config::Mode;
+use super::item::ItemState;
 use super::notify::{RemovalNotice, WarningNotice, notify_removal, notify_warning};
 use super::plan::PlanSummary;
 use super::population::AccessGroup;
@@ -298,8 +299,13 @@ pub async fn apply_leased(
                     tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
                     if !dry_run {
                         let mut conn = state.db.pool().acquire().await?;
-                        store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
-                            .await?;
+                        store::set_item_state_in(
+                            &mut conn,
+                            item.id,
+                            ItemState::Failed,
+                            &error.to_string(),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -437,12 +443,29 @@ async fn check_summary_matches_items(
 async fn finish_item(
     state: &AppState,
     item: &PlanItem,
-    item_state: &str,
+    item_state: ItemState,
     outcome: &str,
 ) -> Result<(), SweepError> {
     let mut conn = state.db.pool().acquire().await?;
-    store::set_item_state_in(&mut conn, item.id, item_state, outcome).await?;
-    Ok(())
+    set_state_in(&mut conn, item, item_state, outcome).await
+}
+
+/// Moves an item on (a compare-and-set): an item that changed meanwhile is an error, and
+/// the surrounding transaction, if any, is not committed.
+async fn set_state_in(
+    conn: &mut sqlx::AnyConnection,
+    item: &PlanItem,
+    item_state: ItemState,
+    outcome: &str,
+) -> Result<(), SweepError> {
+    if store::set_item_state_in(conn, item.id, item_state, outcome).await? {
+        Ok(())
+    } else {
+        Err(SweepError::Config(format!(
+            "plan item {} changed while it was applied; not marked {item_state}",
+            item.id
+        )))
+    }
 }
 
 /// Activity re-read once per apply from the admin users listing, for the re-check before
@@ -592,7 +615,7 @@ async fn apply_item(
                 item.account_id, item.product
             ));
         } else {
-            finish_item(state, item, "skipped", &outcome).await?;
+            finish_item(state, item, ItemState::Skipped, &outcome).await?;
         }
         return Ok(());
     }
@@ -628,7 +651,7 @@ async fn apply_item(
         if now - at - lag <= limit {
             report.skipped += 1;
             let outcome = format!("kept: active again on {}", at.format("%Y-%m-%d"));
-            finish_item(state, item, "skipped", &outcome).await?;
+            finish_item(state, item, ItemState::Skipped, &outcome).await?;
             return Ok(());
         }
     }
@@ -701,7 +724,7 @@ async fn warn(
         }
         format!("warned; removal from {}", remove_after.format("%Y-%m-%d"))
     };
-    store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    set_state_in(&mut tx, item, ItemState::Done, &outcome).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -773,7 +796,13 @@ async fn remove(
         return Ok(());
     }
     if taken.is_empty() {
-        finish_item(state, item, "done", "no access group membership left").await?;
+        finish_item(
+            state,
+            item,
+            ItemState::Done,
+            "no access group membership left",
+        )
+        .await?;
         return Ok(());
     }
     // Taking and giving back this seat never interleave: hold its claim from the last
@@ -793,7 +822,7 @@ async fn remove(
             finish_item(
                 state,
                 item,
-                "skipped",
+                ItemState::Skipped,
                 "kept: the user asked for access, a restore is running",
             )
             .await?;
@@ -859,7 +888,7 @@ async fn remove_claimed(
     // of date for this seat.
     if let Some(why) = ledger::seat::asked_since(&state.db, seat, plan.created_at).await? {
         report.skipped += 1;
-        finish_item(state, item, "skipped", &format!("kept: {why}")).await?;
+        finish_item(state, item, ItemState::Skipped, &format!("kept: {why}")).await?;
         return Ok(());
     }
     // The intent first, committed before any membership changes (`removing`).
@@ -921,14 +950,14 @@ async fn remove_claimed(
     }
     if removed_names.is_empty() {
         let outcome = format!("not a member of {} any more", not_member.join(", "));
-        finish_item(state, item, "done", &outcome).await?;
+        finish_item(state, item, ItemState::Done, &outcome).await?;
         return Ok(());
     }
     let names = removed_names;
     report.removed_users += 1;
     let outcome = format!("removed from {}", names.join(", "));
     let mut tx = state.db.pool().begin().await?;
-    store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    set_state_in(&mut tx, item, ItemState::Done, &outcome).await?;
     notify_removal(
         state,
         &mut tx,
