@@ -261,6 +261,13 @@ async fn decide_and_apply_claimed(
                 admin.restore(org, &subject.account).await?;
             }
             add_groups(state, &subject, &verdict).await?;
+            // The direct roles the sweep revoked come back too (journaled per request).
+            crate::sweep::roles::regrant(state, &subject.account, &subject.product, &request.id)
+                .await
+                .map_err(|e| match e {
+                    crate::sweep::roles::RoleError::Upstream(e) => Failure::Upstream(e),
+                    crate::sweep::roles::RoleError::Db(e) => Failure::Db(e),
+                })?;
             verify_groups(state, &subject, &verdict).await?;
             let mut tx = state.db.pool().begin().await?;
             if let Some(id) = suspension {

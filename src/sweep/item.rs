@@ -4,14 +4,13 @@
 //! ([`super::store::set_item_state_in`]).
 //!
 //! ```text
-//! pending ──► done | skipped | failed
-//! failed  ──► done | skipped | failed      (applying the plan again retries it)
-//! done, skipped: final
+//! pending ──► done | skipped | failed | still_billed
+//! failed  ──► done | skipped | failed | still_billed   (applying again retries it)
+//! done, skipped, still_billed: final
 //! ```
 //!
-//! A new outcome that needs its own state (e.g. memberships removed while the seat is
-//! still billed, to verify later) is added here with its transitions; the outcome text
-//! (`plan_items.outcome`) says the details.
+//! A new outcome that needs its own state is added here with its transitions; the outcome
+//! text (`plan_items.outcome`) says the details.
 
 /// Where a plan item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -25,14 +24,18 @@ pub enum ItemState {
     Skipped,
     /// The last attempt failed; applying the plan again retries it.
     Failed,
+    /// What reseat could remove is removed, but the seat is still billed (a role or group
+    /// reseat may not change): an admin looks at it.
+    StillBilled,
 }
 
 impl ItemState {
-    pub const ALL: [ItemState; 4] = [
+    pub const ALL: [ItemState; 5] = [
         ItemState::Pending,
         ItemState::Done,
         ItemState::Skipped,
         ItemState::Failed,
+        ItemState::StillBilled,
     ];
 
     /// As stored in `plan_items.state`.
@@ -42,6 +45,7 @@ impl ItemState {
             ItemState::Done => "done",
             ItemState::Skipped => "skipped",
             ItemState::Failed => "failed",
+            ItemState::StillBilled => "still_billed",
         }
     }
 
@@ -88,6 +92,8 @@ mod tests {
         assert!(ItemState::Failed.can_become(ItemState::Failed));
         assert!(!ItemState::Done.can_become(ItemState::Failed));
         assert!(!ItemState::Skipped.can_become(ItemState::Done));
+        assert!(!ItemState::StillBilled.can_become(ItemState::Done));
+        assert!(ItemState::Failed.can_become(ItemState::StillBilled));
         assert!(!ItemState::Pending.can_become(ItemState::Pending));
         assert_eq!(
             ItemState::Done.reachable_from(),

@@ -11,6 +11,7 @@ mod ledger;
 mod notify;
 mod queue;
 mod restore;
+mod roles;
 mod schedule;
 mod server;
 mod sim;
