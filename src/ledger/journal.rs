@@ -8,10 +8,11 @@
 //! - `not_member`: reseat took nothing. Written only when Atlassian answered "not a member"
 //!   to the FIRST removal reseat ever sent for this membership since it last gave it back:
 //!   the `removing` row of this attempt was new, no other `removing` / `removed` row of the
-//!   membership exists since its latest `restored` (or ever), and the call went out once
-//!   (the client never re-sends a removal after a lost answer). The caller holds the seat's
-//!   claim ([`super::seat`]) and the site's apply lease, so no other removal of it can be in
-//!   flight. In every other case, "not a member" proves nothing (a retry after a lost
+//!   membership exists since its latest `restored` (or ever), and no earlier attempt may
+//!   have acted (the client answers `Changed` for "not a member" after a lost answer, a
+//!   time-out or a 5xx; the sweep's own re-send clears `first_send`). The caller holds
+//!   the seat's claim ([`super::seat`]) and the site's apply lease, so no other removal of
+//!   it can be in flight. In every other case, "not a member" proves nothing (a retry after a lost
 //!   answer, a second apply of the plan, another plan): the journal keeps what the plan saw
 //!   and writes `removed`.
 //! - `restored`: a restore re-added it (once per group and request).
@@ -272,7 +273,9 @@ pub async fn journal_counts(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx:
 }
 
 /// One seat reclaimed: reseat removed at least one of its memberships (a `removed` row, not
-/// compensated by a `not_member`), first at `removed_at` (UTC ms) within the period asked.
+/// compensated by a `not_member`) or revoked a direct role (`role_journal`, the item `done`),
+/// first at `removed_at` (UTC ms) within the period asked; never a seat whose plan item
+/// ended `still_billed`.
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct ReclaimedSeats {
     pub account_id: String,
@@ -288,12 +291,24 @@ pub async fn reclaimed_seats(
     since: i64,
 ) -> Result<Vec<ReclaimedSeats>, sqlx::Error> {
     sqlx::query_as::<Any, ReclaimedSeats>(
-        "SELECT j.account_id, j.product, j.site, MIN(j.created_at) AS removed_at FROM journal j \
-         WHERE j.action = 'removed' AND j.created_at >= $1 \
-           AND NOT EXISTS (SELECT 1 FROM journal n WHERE n.action = 'not_member' \
-               AND n.account_id = j.account_id AND n.product = j.product AND n.site = j.site \
-               AND n.group_id = j.group_id AND n.id > j.id) \
-         GROUP BY j.account_id, j.product, j.site ORDER BY j.product, j.account_id",
+        // Memberships removed, and direct roles revoked by an item that ended `done`; a
+        // seat whose plan item ended `still_billed` was not reclaimed.
+        "SELECT t.account_id, t.product, t.site, MIN(t.at) AS removed_at FROM ( \
+           SELECT j.account_id, j.product, j.site, j.run_id, j.created_at AS at FROM journal j \
+           WHERE j.action = 'removed' AND j.created_at >= $1 \
+             AND NOT EXISTS (SELECT 1 FROM journal n WHERE n.action = 'not_member' \
+                 AND n.account_id = j.account_id AND n.product = j.product AND n.site = j.site \
+                 AND n.group_id = j.group_id AND n.id > j.id) \
+           UNION ALL \
+           SELECT r.account_id, r.product, r.site, r.run_id, r.created_at AS at FROM role_journal r \
+           WHERE r.action = 'revoked' AND r.created_at >= $1 \
+             AND EXISTS (SELECT 1 FROM plan_items p WHERE p.plan_id = r.run_id \
+                 AND p.account_id = r.account_id AND p.product = r.product AND p.state = 'done') \
+         ) t \
+         WHERE NOT EXISTS (SELECT 1 FROM plan_items b WHERE b.plan_id = t.run_id \
+             AND b.account_id = t.account_id AND b.product = t.product \
+             AND b.state = 'still_billed') \
+         GROUP BY t.account_id, t.product, t.site ORDER BY t.product, t.account_id",
     )
     .bind(since)
     .fetch_all(conn)

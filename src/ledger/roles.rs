@@ -120,3 +120,38 @@ pub async fn still_billed_count(db: &Db, plan_id: &str) -> Result<i64, sqlx::Err
     .await?;
     Ok(n)
 }
+
+/// A seat that stayed billed after a removal, for the identity-provider admin.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StillBilled {
+    pub account_id: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub product: String,
+    /// JSON: why the seat bills.
+    pub billing: String,
+    /// What keeps it and who must act.
+    pub outcome: Option<String>,
+}
+
+/// Every `still_billed` item of a plan, in plan order.
+pub async fn still_billed_items(db: &Db, plan_id: &str) -> Result<Vec<StillBilled>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, email, display_name, product, billing, outcome FROM plan_items \
+         WHERE plan_id = $1 AND state = 'still_billed' ORDER BY id",
+    )
+    .bind(plan_id)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// The newest plan with seats still billed after its removals, and how many.
+pub async fn latest_still_billed(db: &Db) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.plan_id, COUNT(*) FROM plan_items i JOIN plans p ON p.id = i.plan_id \
+         WHERE i.state = 'still_billed' GROUP BY i.plan_id, p.created_at \
+         ORDER BY p.created_at DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await
+}

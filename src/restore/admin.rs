@@ -88,7 +88,7 @@ pub fn approved_verdict(
             });
         }
     }
-    if groups.is_empty() {
+    if groups.is_empty() && facts.journal_roles.is_empty() {
         return Verdict {
             decision: Decision::Manual,
             rule: Some(format!("approved by {}", approval.by)),

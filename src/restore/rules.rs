@@ -149,6 +149,10 @@ pub struct Facts {
     pub groups: Vec<GroupFact>,
     /// Groups reseat removed for this product and site and has not given back.
     pub journal_groups: Vec<GroupFact>,
+    /// Direct roles reseat revoked for this product and site and has not given back (a
+    /// restore grants them back).
+    #[serde(default)]
+    pub journal_roles: Vec<String>,
     pub seats: Seats,
 }
 
@@ -392,7 +396,7 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
         );
     }
     if let Some(wanted) = rule.removed_by_reseat {
-        let removed = !facts.journal_groups.is_empty();
+        let removed = !facts.journal_groups.is_empty() || !facts.journal_roles.is_empty();
         condition!(
             removed == wanted,
             format!(
@@ -439,13 +443,17 @@ fn decide(rule: &Rule, facts: &Facts, trace: Vec<RuleTrace>) -> Verdict {
                 .unwrap_or_else(|| "An administrator will review the request.".into()),
             Vec::new(),
         ),
-        Decision::Approve if !facts.journal_groups.is_empty() => verdict(
-            Decision::Approve,
-            rule.message
-                .clone()
-                .unwrap_or_else(|| "Access restored.".into()),
-            facts.journal_groups.clone(),
-        ),
+        Decision::Approve
+            if !facts.journal_groups.is_empty() || !facts.journal_roles.is_empty() =>
+        {
+            verdict(
+                Decision::Approve,
+                rule.message
+                    .clone()
+                    .unwrap_or_else(|| "Access restored.".into()),
+                facts.journal_groups.clone(),
+            )
+        }
         Decision::Approve if !rule.grant_groups.is_empty() => verdict(
             Decision::Approve,
             rule.message

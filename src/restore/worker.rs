@@ -617,6 +617,16 @@ async fn gather_facts(
             })
             .collect(),
         journal_groups,
+        journal_roles: crate::ledger::roles::taken_roles(
+            &state.db,
+            subject.account.as_str(),
+            subject.product.as_str(),
+            state.site(),
+        )
+        .await?
+        .into_iter()
+        .map(|taken| taken.role)
+        .collect(),
         seats,
     })
 }

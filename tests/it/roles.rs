@@ -15,6 +15,9 @@ use serde_json::json;
 
 use crate::support::{TestApp, TestDb, spawn_configured};
 
+const TOKEN: &str = "test-api-token-0123456789";
+const PASSWORD: &str = "correct horse battery staple";
+
 struct Env {
     sim: SimHandle,
     app: TestApp,
@@ -23,6 +26,10 @@ struct Env {
 }
 
 async fn env(db: TestDb) -> Env {
+    env_with(db, |_| {}).await
+}
+
+async fn env_with(db: TestDb, adjust: impl FnOnce(&mut reseat::config::Config)) -> Env {
     let sim = reseat::sim::spawn(SimConfig {
         users: 60,
         ..SimConfig::default()
@@ -46,8 +53,19 @@ async fn env(db: TestDb) -> Env {
         family.requests_per_second = 1000;
         family.concurrency = 8;
     }
+    config.admin.api_tokens = vec![reseat::web::config::ApiToken {
+        name: "ci".into(),
+        token_sha256: reseat::web::config::hash_token(TOKEN),
+    }];
+    config.admin.users = vec![reseat::web::config::AdminUser {
+        name: "ana".into(),
+        password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
+            .unwrap()
+            .into(),
+    }];
     config.sweep.limits.max_removal_percent = 100.0;
     config.sweep.limits.max_inactive_percent = 100.0;
+    adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;
     Env {
         sim,
@@ -101,9 +119,55 @@ impl Env {
         names
     }
 
+    /// A signed-in admin's session cookie.
+    async fn admin_cookie(&self) -> String {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(self.app.url("/admin/login")).send().await.unwrap();
+        let cookie = cookie_of(&page, "reseat_admin_login");
+        let text = page.text().await.unwrap();
+        let start = text.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &text[start..start + text[start..].find('"').unwrap()];
+        let response = http
+            .post(self.app.url("/admin/login"))
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf), ("name", "ana"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        cookie_of(&response, "reseat_admin")
+    }
+
+    async fn page(&self, path: &str, cookie: &str) -> String {
+        let response = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().await.unwrap()
+    }
+
     fn roles(&self, account: &str) -> Vec<RoleView> {
         self.sim.state().roles_of(account).unwrap()
     }
+}
+
+fn cookie_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap()
 }
 
 fn role(product: Product, role: &str, methods: &[&str]) -> RoleView {
@@ -241,6 +305,82 @@ async fn each_way_a_jira_seat_is_held_is_explained_freed_or_still_billed_and_res
                     .count() as u32,
             "the seat count follows the roles"
         );
+        // The one count of reclaimed seats counts the freed seats, direct roles included,
+        // and none still billed.
+        let mut conn = state.db.pool().acquire().await.unwrap();
+        let reclaimed: Vec<String> = reseat::ledger::journal::reclaimed_seats(&mut conn, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.product == "jira-software")
+            .map(|s| s.account_id)
+            .collect();
+        drop(conn);
+        for (way, account) in env.accounts() {
+            let freed = [&w.default_group, &w.direct_role, &w.both].contains(&&account);
+            assert_eq!(reclaimed.contains(&account), freed, "{way}");
+        }
+
+        // The API, the plan page, the overview and the CSV show the seats still billed.
+        let api: serde_json::Value = env
+            .app
+            .client
+            .get(env.app.url(&format!(
+                "/api/v1/plans/{}/items?product=jira-software&decision=remove&limit=500",
+                planned.plan_id
+            )))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entry = api["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["account_id"] == w.idp_group.as_str())
+            .unwrap();
+        assert_eq!(entry["state"], "still_billed", "{entry}");
+        assert_eq!(
+            entry["billing"]["groups"][0]["modifiable"], false,
+            "{entry}"
+        );
+        assert!(
+            entry["bills_through"]
+                .as_str()
+                .unwrap()
+                .contains("okta-jira-users")
+        );
+        let cookie = env.admin_cookie().await;
+        let page = env
+            .page(&format!("/admin/plans/{}", planned.plan_id), &cookie)
+            .await;
+        assert!(
+            page.contains("<strong>3</strong> seats are still billed"),
+            "{page}"
+        );
+        assert!(page.contains("role atlassian/user (direct, group_direct)"));
+        let overview = env.page("/admin", &cookie).await;
+        assert!(overview.contains("<strong>3</strong> seats are still billed"));
+        let csv = env
+            .page(
+                &format!("/admin/plans/{}/still-billed.csv", planned.plan_id),
+                &cookie,
+            )
+            .await;
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        assert!(lines[0].starts_with("account_id,email,display_name,product,bills_through"));
+        for account in [&w.inferred, &w.idp_group, &w.idp_account] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(account.as_str())),
+                "{csv}"
+            );
+        }
+        assert!(csv.contains("synced from your identity provider: remove the user from it there"));
+
         // Roles were journaled as roles.
         let history = reseat::ledger::roles::history(&state.db, &w.both)
             .await
@@ -252,7 +392,7 @@ async fn each_way_a_jira_seat_is_held_is_explained_freed_or_still_billed_and_res
         );
 
         // A restore gives back exactly the groups and roles taken.
-        for account in [&w.both, &w.default_group] {
+        for account in [&w.both, &w.default_group, &w.direct_role] {
             let body = json!({ "accountId": account, "product": "jira-software" }).to_string();
             let response = env
                 .app
@@ -272,6 +412,11 @@ async fn each_way_a_jira_seat_is_held_is_explained_freed_or_still_billed_and_res
         assert_eq!(
             env.roles(&w.both),
             vec![role(jsw, ROLE_USER, &["direct", "group_direct"])]
+        );
+        assert_eq!(
+            env.roles(&w.direct_role),
+            vec![role(jsw, ROLE_USER, &["direct"])],
+            "a seat held by a direct role only comes back too"
         );
         assert_eq!(
             env.roles(&w.inferred),
@@ -384,4 +529,68 @@ async fn idp_managed_groups_and_accounts_refuse_membership_changes() {
 
 fn group_id(sim: &SimHandle, name: &str) -> String {
     sim.state().group(name).unwrap().id
+}
+
+#[tokio::test]
+async fn the_read_back_waits_out_eventual_consistency_within_the_window_only() {
+    for (window, freed) in [(Duration::from_secs(20), true), (Duration::ZERO, false)] {
+        for db in TestDb::all().await {
+            let env = env_with(db, |config| config.sweep.verify_window = window).await;
+            let state = &env.app.state;
+            let planned = reseat::sweep::plan(
+                state,
+                &[Source::Api],
+                Utc::now(),
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+            .unwrap();
+            // Changes show 1.2 s after Atlassian accepted them (scaled down from the
+            // documented 30 s).
+            env.sim
+                .state()
+                .set_faults(reseat::sim::FaultPatch {
+                    consistency_ms: Some(1_200),
+                    ..reseat::sim::FaultPatch::default()
+                })
+                .unwrap();
+            let report = reseat::sweep::apply(
+                state,
+                Some(&planned.plan_id),
+                &ApplyOptions {
+                    confirmed: true,
+                    ..ApplyOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.failed, 0, "{report:?}");
+            let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+            let w = &env.ways;
+            for account in [&w.default_group, &w.direct_role, &w.both] {
+                let item = env.item(&items, account);
+                let emails = env.removal_emails(account).await;
+                if freed {
+                    assert_eq!(item.state, "done", "{item:?}");
+                    assert_eq!(emails, 1);
+                } else {
+                    // Past the window the seat still shows: reported, never "removed".
+                    assert_eq!(item.state, "still_billed", "{item:?}");
+                    assert!(
+                        item.outcome
+                            .as_deref()
+                            .unwrap()
+                            .contains("still shows after the removal"),
+                        "{item:?}"
+                    );
+                    assert_eq!(emails, 0);
+                }
+            }
+            env.sim.state().settle();
+            for account in [&w.default_group, &w.direct_role, &w.both] {
+                assert!(!env.sim.state().holds_seat(account, Product::JiraSoftware));
+            }
+            env.sim.shutdown().await;
+        }
+    }
 }

@@ -18,7 +18,8 @@
 //! every API ([`membership_refusal`]).
 //!
 //! Routes: a user's and a group's role assignments (v2), a group's details (v2), grant and
-//! revoke (v1).
+//! revoke (v1). Grants and revokes become visible after the consistency delay
+//! ([`super::consistency`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -396,7 +397,10 @@ async fn assign(
     let mut w = sim.write();
     let uid = directory_uid(&w, &user_id)?;
     let (product, role) = role_body(&w, &body)?;
-    set_direct(&mut w, uid, product, &role, true);
+    // Visible to reads after the configured consistency delay, like every admin change.
+    sim.change_eventually(&mut w, move |w| {
+        set_direct(w, uid, product, &role, true);
+    });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -412,7 +416,10 @@ async fn revoke(
     let mut w = sim.write();
     let uid = directory_uid(&w, &user_id)?;
     let (product, role) = role_body(&w, &body)?;
-    set_direct(&mut w, uid, product, &role, false);
+    // Visible to reads after the configured consistency delay, like every admin change.
+    sim.change_eventually(&mut w, move |w| {
+        set_direct(w, uid, product, &role, false);
+    });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

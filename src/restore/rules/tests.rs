@@ -18,6 +18,7 @@ fn facts() -> Facts {
         email: Some("ana@example.com".into()),
         groups: vec![group("g-staff", "staff")],
         journal_groups: vec![group("g-jira", "jira-software-users")],
+        journal_roles: Vec::new(),
         seats: Seats::Remaining(10),
     }
 }

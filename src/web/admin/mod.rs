@@ -21,6 +21,7 @@ pub mod pages;
 mod people;
 mod plans;
 mod requests;
+mod still_billed;
 pub mod store;
 
 /// One admin route.
@@ -75,6 +76,13 @@ pub const ROUTES: &[AdminRoute] = &[
     route("/admin/plans/{id}", Method::GET, false, false, || {
         get(plans::show)
     }),
+    route(
+        "/admin/plans/{id}/still-billed.csv",
+        Method::GET,
+        false,
+        false,
+        || get(still_billed::csv),
+    ),
     route("/admin/plans/{id}/items", Method::POST, false, true, || {
         post(plans::exclude)
     }),

@@ -183,6 +183,8 @@ struct OverviewPage {
     queue: crate::queue::QueueStats,
     request_counts: Vec<(String, i64)>,
     last_run: Option<RunView>,
+    /// The newest plan whose removals left seats billed, and how many.
+    still_billed: Option<(String, i64)>,
 }
 
 /// Days the overview charts cover.
@@ -248,6 +250,7 @@ async fn overview_page(
         queue,
         request_counts,
         last_run,
+        still_billed: crate::ledger::roles::latest_still_billed(&state.db).await?,
     })
 }
 

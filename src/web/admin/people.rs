@@ -271,7 +271,7 @@ pub async fn audit_csv(
 }
 
 /// Prefixes `'` to a value starting with a character spreadsheets treat as a formula.
-fn spreadsheet_safe(value: &str) -> String {
+pub(super) fn spreadsheet_safe(value: &str) -> String {
     if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {

@@ -86,6 +86,8 @@ pub struct ItemView {
     pub reason: String,
     pub last_active: String,
     pub state: String,
+    /// The groups and roles the seat bills through.
+    pub bills_through: String,
     pub excluded: bool,
     /// Still open to exclusion (pending or failed).
     pub selectable: bool,
@@ -107,6 +109,7 @@ impl From<ItemRow> for ItemView {
                 Some(outcome) if !outcome.is_empty() => format!("{} ({outcome})", row.state),
                 _ => row.state,
             },
+            bills_through: crate::sweep::roles::Billing::parse(&row.billing).explain(),
             excluded: row.excluded != 0,
         }
     }
@@ -123,6 +126,8 @@ struct PlanPage {
     product: String,
     decision: String,
     items: Vec<ItemView>,
+    /// Seats still billed after apply (state `still_billed`).
+    still_billed: i64,
     previous: Option<String>,
     next: Option<String>,
     notice: Option<String>,
@@ -212,6 +217,7 @@ pub async fn show(
         product,
         decision,
         items,
+        still_billed: crate::ledger::roles::still_billed_count(&state.db, &id).await?,
         notice,
     })
 }

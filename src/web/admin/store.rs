@@ -246,6 +246,8 @@ pub struct ItemRow {
     pub excluded: i64,
     pub state: String,
     pub outcome: Option<String>,
+    /// JSON: why the seat bills.
+    pub billing: String,
 }
 
 /// A page of a plan's rows, optionally of one product and one decision.
@@ -259,7 +261,7 @@ pub async fn plan_rows(
 ) -> Result<Vec<ItemRow>, sqlx::Error> {
     sqlx::query_as::<Any, ItemRow>(
         "SELECT id, account_id, product, email, display_name, decision, reason, last_active, \
-         excluded, state, outcome FROM plan_items WHERE plan_id = $1 \
+         excluded, state, outcome, billing FROM plan_items WHERE plan_id = $1 \
          AND ($2 IS NULL OR product = $2) AND ($3 IS NULL OR decision = $3) \
          ORDER BY id LIMIT $4 OFFSET $5",
     )

@@ -61,20 +61,30 @@ pub struct PlanItemView {
     pub reason: String,
     pub last_active: Option<DateTime<Utc>>,
     pub threshold_days: Option<i64>,
-    /// `pending`, `done`, `skipped` or `failed`.
+    /// `pending`, `done`, `skipped`, `failed` or `still_billed` (removed what reseat could,
+    /// but a billable role keeps the seat).
     pub state: String,
     pub applied_at: Option<DateTime<Utc>>,
     /// The user's access groups of the product when planned: `[{"id", "name"}]`.
     #[schema(value_type = Vec<Object>)]
     pub access_groups: serde_json::Value,
     pub added_to_org: Option<DateTime<Utc>>,
-    /// What apply did (or, in dry-run, would do).
+    /// What apply did (or, in dry-run, would do); for `still_billed`, what keeps the seat
+    /// and who must act.
     pub outcome: Option<String>,
+    /// Why the seat bills: `{checked, resource, groups: [{id, name, modifiable}], roles:
+    /// [{role, methods}], account_synced, note}`.
+    #[schema(value_type = Object)]
+    pub billing: serde_json::Value,
+    /// The same in words: the groups and roles that grant the seat.
+    pub bills_through: String,
 }
 
 impl From<PlanItem> for PlanItemView {
     fn from(item: PlanItem) -> PlanItemView {
         PlanItemView {
+            billing: json_text(&item.billing),
+            bills_through: crate::sweep::roles::Billing::parse(&item.billing).explain(),
             access_groups: json_text(&item.access_groups),
             id: item.id,
             plan_id: item.plan_id,
