@@ -3,7 +3,7 @@
 //! Atlassian limits them): `sweep plan` (api source) and a live `apply`, counting every
 //! upstream call in the simulator's log, per family, against the minimum (listing pages +
 //! discovery + group-member pages + one call per change, memberships and role revokes,
-//! + the per-user role-assignment reads: one per removal candidate in the plan, one
+//! and the per-user role-assignment reads: one per removal candidate in the plan, one
 //! read-back per seat acted on), and timing plan + apply against the bound of the busiest
 //! family (its calls / its limit). Every 10th holder of each product also holds it by a
 //! direct role, every 200th by an inferred one.
@@ -374,7 +374,7 @@ async fn main() {
     let plan_time = started.elapsed();
     let plan_log = sim.state().log();
     let plan_calls = Calls::of(&plan_log);
-    let api = planned.summary.api.clone().unwrap_or_default();
+    let api = planned.summary.api.unwrap_or_default();
     let roles = planned.summary.roles.clone().unwrap_or_default();
     // Pages of each group fetched once?
     let mut distinct_pages: HashSet<(String, Option<String>)> = HashSet::new();
