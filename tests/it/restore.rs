@@ -1275,3 +1275,152 @@ async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
         env.sim.shutdown().await;
     }
 }
+
+/// Runs `serve`'s queue worker until `stop` is set.
+fn poll_queue(
+    env: &Env,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let worker = env.app.worker.named("serve");
+    tokio::spawn(async move {
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if worker.run_once().await.unwrap() == reseat::queue::WorkerOutcome::Idle {
+                tokio::task::yield_now().await;
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_link_posted_while_its_queued_job_runs_restores_once() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let account = env.staff()[0].account_id.clone();
+        let before = env.group_ids(&account);
+        let removed = env.remove_like_a_sweep(&account).await;
+        let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+        let url = env.app.url(&format!("/restore/{token}"));
+        let page = env.app.client.get(&url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "latency_ms": 20 })).unwrap())
+            .unwrap();
+        let adds_before = env.sim.state().calls("POST", "/rest/api/3/group/user");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let polling = poll_queue(&env, stop.clone());
+        let response = env
+            .app
+            .client
+            .post(&url)
+            .form(&[("csrf", &csrf)])
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        polling.await.unwrap();
+        assert_eq!(response.status(), 200, "{backend}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("access is back"), "{backend}: {page}");
+        env.app.drain_queue().await;
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'")
+                .await,
+            1,
+            "{backend}"
+        );
+        assert_eq!(env.group_ids(&account), before, "{backend}");
+        assert_eq!(
+            env.sim.state().calls("POST", "/rest/api/3/group/user") - adds_before,
+            removed.len(),
+            "{backend}: one add per removed group"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+                .await,
+            1,
+            "{backend}: one audit row"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+                .await,
+            1,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_a_fifth_of_upstream_calls_failing_each_jsm_request_gets_one_comment() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 400,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(40)
+            .map(|u| u.account_id)
+            .collect();
+        let mut issues = Vec::new();
+        for account in &staff {
+            env.remove_like_a_sweep(account).await;
+            issues.push(env.portal_request(account));
+        }
+        for issue in &issues {
+            assert_eq!(env.jsm(issue).await.0, 202);
+        }
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "fail_rate": 0.2 })).unwrap())
+            .unwrap();
+        for _ in 0..200 {
+            env.app.drain_queue().await;
+            let open = env
+                .count(
+                    "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                     OR replied_at IS NULL",
+                )
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "fail_rate": 0.0 })).unwrap())
+            .unwrap();
+        for issue in &issues {
+            let request = env.sim.state().request(issue).unwrap();
+            let public: Vec<_> = request.comments.iter().filter(|c| c.public).collect();
+            assert_eq!(public.len(), 1, "{backend}: {issue}: {public:?}");
+            assert!(public[0].body.contains("has been restored"));
+            assert_eq!(request.status, "Resolved", "{backend}: {issue}");
+        }
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+                .await,
+            staff.len() as i64,
+            "{backend}: one email each"
+        );
+    }
+}
