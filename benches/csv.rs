@@ -127,6 +127,7 @@ fn evaluate(path: &Path) {
                 kept_until: None,
                 warned_at: None,
                 active_elsewhere: None,
+                unattributed: activity.unattributed(),
             };
             let policy = config.product(product).unwrap();
             let verdict = policy::evaluate(&config, policy, &facts, now);

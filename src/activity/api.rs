@@ -193,6 +193,9 @@ impl<'a> AdminActivity<'a> {
                             self.directory_newest(&user, product, false),
                         );
                     }
+                    for what in self.directory_unattributed(&user) {
+                        activity.record_unattributed(what);
+                    }
                     activity.name = user.name;
                     activity.email = user.email;
                     activity.account_type = user.account_type;
@@ -240,7 +243,10 @@ impl<'a> AdminActivity<'a> {
         }
     }
 
-    /// Newest activity in `product` on this site (`here`) or on the org's other sites.
+    /// Newest activity in `product` on this site (`here`) or on the org's other sites. On
+    /// this site, an entry reseat cannot attribute to a product counts for every product:
+    /// it may be this one's (the plan makes such a seat `unknown`; the re-check before
+    /// acting then sees it as activity and leaves the seat alone).
     fn directory_newest(
         &self,
         user: &DirectoryUser,
@@ -250,12 +256,26 @@ impl<'a> AdminActivity<'a> {
         let cloud_id = self.site.cloud_id.as_deref()?;
         user.product_access
             .iter()
-            .filter(|p| p.key.as_ref() == Some(product) && p.is_site(cloud_id) == here)
+            .filter(|p| p.is_site(cloud_id) == here)
+            .filter(|p| p.key.as_ref() == Some(product) || (here && !attributable(p.key.as_ref())))
             .filter_map(|p| p.last_active_timestamp)
             .max()
     }
 
-    /// Newest activity in `product` on this site (`here`) or on other sites, by the URL.
+    /// This site's entries of a directory user that name no product reseat knows.
+    fn directory_unattributed(&self, user: &DirectoryUser) -> Vec<String> {
+        let Some(cloud_id) = self.site.cloud_id.as_deref() else {
+            return Vec::new();
+        };
+        user.product_access
+            .iter()
+            .filter(|p| p.is_site(cloud_id) && !attributable(p.key.as_ref()))
+            .map(|p| unattributed_entry(p.key.as_ref(), p.id.as_deref()))
+            .collect()
+    }
+
+    /// Newest activity in `product` on this site (`here`) or on other sites, by the URL; on
+    /// this site, unattributable entries count for every product (see `directory_newest`).
     fn managed_newest(
         &self,
         user: &OrgUser,
@@ -264,13 +284,13 @@ impl<'a> AdminActivity<'a> {
     ) -> Option<DateTime<Utc>> {
         user.product_access
             .iter()
-            .filter(|p| &p.key == product)
             .filter(|p| {
                 p.url
                     .as_deref()
                     .is_some_and(|url| self.site.is_site_url(url))
                     == here
             })
+            .filter(|p| &p.key == product || (here && !p.key.is_known()))
             .filter_map(|p| p.last_active)
             .max()
     }
@@ -304,6 +324,14 @@ impl<'a> AdminActivity<'a> {
                         None => settled = false,
                     }
                 }
+                for entry in user.product_access.iter().filter(|p| {
+                    !p.key.is_known() && p.url.as_deref().is_some_and(|u| self.site.is_site_url(u))
+                }) {
+                    activity.record_unattributed(unattributed_entry(
+                        Some(&entry.key),
+                        entry.url.as_deref(),
+                    ));
+                }
                 activity.name = Some(user.name);
                 activity.email = user.email;
                 activity.account_type = Some(user.account_type);
@@ -336,10 +364,13 @@ impl<'a> AdminActivity<'a> {
             };
             let mut activity = UserActivity::new(account.clone());
             activity.added_to_org = added_to_org;
+            for (key, _) in dates.iter().filter(|(key, _)| !key.is_known()) {
+                activity.record_unattributed(unattributed_entry(Some(key), None));
+            }
             for product in &products {
                 let newest = dates
                     .iter()
-                    .filter(|(key, _)| key == product)
+                    .filter(|(key, _)| key == product || !key.is_known())
                     .map(|(_, at)| *at)
                     .max();
                 // The endpoint lists only products with activity: absent means never accessed.
@@ -374,6 +405,23 @@ impl<'a> AdminActivity<'a> {
             .filter_map(|p| p.last_active.map(|at| (p.key.clone(), at)))
             .collect();
         Ok(Some((on_site, dates.added_to_org)))
+    }
+}
+
+/// Whether an activity entry names a product reseat knows (managed or not).
+fn attributable(key: Option<&ProductKey>) -> bool {
+    key.is_some_and(ProductKey::is_known)
+}
+
+/// How the plan's reason names an entry no product could be attributed to.
+fn unattributed_entry(key: Option<&ProductKey>, place: Option<&str>) -> String {
+    let key = match key {
+        Some(key) => format!("product key {:?}", key.as_str()),
+        None => "an unreadable product key".to_owned(),
+    };
+    match place {
+        Some(place) => format!("{key} at {place}"),
+        None => key,
     }
 }
 

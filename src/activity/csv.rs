@@ -352,7 +352,7 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
             if !is_last_seen && header_site.is_none() {
                 continue;
             }
-            let Some(product) = ProductKey::from_csv_product_name(name) else {
+            let Some(product) = ProductKey::from_display_name(name) else {
                 continue;
             };
             if !site_matches(header_site, site) {
@@ -362,7 +362,18 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
                 }
                 continue;
             }
-            let entry = match products.iter_mut().find(|p| p.product == product) {
+            // Several columns may name one product ("Jira" beside "Jira Software" after the
+            // rename, or a header repeated in a merged file): each is read, and the newest
+            // activity wins when the row is recorded.
+            let free = |p: &ProductColumns| {
+                p.product == product
+                    && if is_last_seen {
+                        p.last_seen.is_none()
+                    } else {
+                        p.access.is_none()
+                    }
+            };
+            let entry = match products.iter_mut().find(|p| free(p)) {
                 Some(entry) => entry,
                 None => {
                     products.push(ProductColumns {
@@ -425,7 +436,7 @@ fn recognise(headers: &[String], site: &SiteFilter) -> Result<(Layout, Columns),
             .iter()
             .enumerate()
             .filter_map(|(i, h)| {
-                ProductKey::from_csv_product_name(h).map(|product| ProductColumns {
+                ProductKey::from_display_name(h).map(|product| ProductColumns {
                     product,
                     access: Some(i),
                     last_seen: None,
@@ -543,7 +554,7 @@ pub mod write {
         .map(str::to_owned)
         .into();
         for p in products {
-            let name = p.csv_product_name().unwrap_or(p.as_str());
+            let name = p.display_name();
             header.push(format!("{name} - {site}"));
             header.push(format!("Last seen in {name} - {site}"));
         }

@@ -71,6 +71,10 @@ pub struct UserActivity {
     /// The CSV's `Org role` says admin.
     pub org_admin: bool,
     pub products: Vec<ProductSeen>,
+    /// Activity entries for this site that the source could not attribute to a product
+    /// (unknown or unreadable keys), described for the plan's reason. Any makes every
+    /// product of the user on the site `unknown`.
+    pub unattributed: Vec<String>,
 }
 
 impl UserActivity {
@@ -84,6 +88,7 @@ impl UserActivity {
             added_to_org: None,
             org_admin: false,
             products: Vec::new(),
+            unattributed: Vec::new(),
         }
     }
 
@@ -129,6 +134,18 @@ impl UserActivity {
         }
     }
 
+    /// Records an activity entry for this site that no product could be attributed to.
+    pub fn record_unattributed(&mut self, what: String) {
+        if !self.unattributed.contains(&what) {
+            self.unattributed.push(what);
+        }
+    }
+
+    /// The unattributed entries, as the plan's reason names them.
+    pub fn unattributed(&self) -> Option<String> {
+        (!self.unattributed.is_empty()).then(|| self.unattributed.join(", "))
+    }
+
     /// Newest activity in a product on another site, when a source reported one.
     pub fn elsewhere(&self, product: &ProductKey) -> Option<DateTime<Utc>> {
         self.products
@@ -149,6 +166,9 @@ impl UserActivity {
             (a, b) => a.or(b),
         };
         self.org_admin |= other.org_admin;
+        for what in other.unattributed {
+            self.record_unattributed(what);
+        }
         for p in other.products {
             self.record_elsewhere(&p.product, p.elsewhere);
             self.record(p.product, p.access, p.seen);

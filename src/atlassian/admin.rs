@@ -295,30 +295,24 @@ struct RawActivity {
     last_active_timestamp: Option<DateTime<Utc>>,
 }
 
-/// The next page of an admin listing: the `cursor` parameter of `links.next`.
+/// The next page of an admin listing. `links.next` comes as a link carrying a `cursor`
+/// parameter (the v1 users listing) or as the bare cursor (the v2 search, and
+/// `last-active-dates` in the current model): both are accepted everywhere.
 fn next_cursor(links: Option<Links>) -> Result<Option<PageToken>, AtlassianError> {
     let Some(next) = links.and_then(|links| links.next).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
+    let is_link = next.contains('?') || next.starts_with("http") || next.starts_with('/');
+    if !is_link {
+        return Ok(Some(PageToken::Cursor(next)));
+    }
     match query_param(&next, "cursor") {
         Some(cursor) if !cursor.is_empty() => Ok(Some(PageToken::Cursor(cursor))),
         _ => Err(AtlassianError::Decode {
             endpoint: "admin API".to_owned(),
-            message: format!("links.next has no cursor parameter: {next:?}"),
+            message: format!("links.next is a link without a cursor parameter: {next:?}"),
         }),
     }
-}
-
-/// The next page of a v2 search: `links.next` is the cursor itself (a link carrying a
-/// `cursor` parameter is accepted too).
-fn next_search_cursor(links: Option<Links>) -> Result<Option<PageToken>, AtlassianError> {
-    let Some(next) = links.and_then(|links| links.next).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if next.contains('?') || next.starts_with("http") {
-        return next_cursor(Some(Links { next: Some(next) }));
-    }
-    Ok(Some(PageToken::Cursor(next)))
 }
 
 fn with_cursor(call: Call, token: Option<&PageToken>) -> Call {
@@ -332,11 +326,69 @@ fn with_cursor(call: Call, token: Option<&PageToken>) -> Call {
 #[derive(Debug)]
 pub struct AdminClient {
     api: ApiClient,
+    /// `atlassian.directory_id`: the directory the v2 directory actions act in; `"-"` means
+    /// every directory of the org that holds the account.
+    directory: String,
+}
+
+/// What removing an account from the directory found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryRemoval {
+    /// The account was in the directory and the removal was accepted.
+    Removed,
+    /// The API says, before any removal of ours was sent, that no directory holds the
+    /// account, or answers the documented unknown-user error: it is already gone.
+    AlreadyGone,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DirectoryModel {
+    #[serde(default)]
+    directory_id: Option<String>,
 }
 
 impl AdminClient {
-    pub(crate) fn new(api: ApiClient) -> Self {
-        Self { api }
+    pub(crate) fn new(api: ApiClient, directory: String) -> Self {
+        Self { api, directory }
+    }
+
+    /// The directories of the org that hold the account
+    /// (`GET /admin/v2/orgs/{orgId}/directories?accountId=`), every page.
+    pub async fn directories_of(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<Vec<String>, AtlassianError> {
+        let mut found = Vec::new();
+        let mut token: Option<PageToken> = None;
+        loop {
+            let call = with_cursor(
+                Call::get("/admin/v2/orgs/{orgId}/directories", &[org.as_str()])
+                    .query("accountId", account.as_str()),
+                token.as_ref(),
+            );
+            let listing: Listing<DirectoryModel> = self.api.json(&call).await?;
+            found.extend(listing.data.into_iter().filter_map(|d| d.directory_id));
+            match next_cursor(listing.links)? {
+                Some(next) => token = Some(next),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    /// The directories a directory action for `account` acts in: the configured one, or,
+    /// for `"-"`, every directory that holds the account.
+    async fn action_directories(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<Vec<String>, AtlassianError> {
+        if self.directory == "-" {
+            self.directories_of(org, account).await
+        } else {
+            Ok(vec![self.directory.clone()])
+        }
     }
 
     /// One page of the organizations the key administers (`GET /admin/v1/orgs`).
@@ -415,7 +467,7 @@ impl AdminClient {
         let listing: Listing<DirectoryUser> = self.api.json(&call).await?;
         Ok(Page {
             items: listing.data,
-            next: next_search_cursor(listing.links)?,
+            next: next_cursor(listing.links)?,
         })
     }
 
@@ -491,63 +543,81 @@ impl AdminClient {
         }
     }
 
-    /// Suspends the user's access to every app of the org. A POST, but it sets a state:
-    /// sending it twice suspends once, so it is retried like an idempotent call.
-    pub async fn suspend_access(
-        &self,
-        org: &OrgId,
-        account: &AccountId,
-    ) -> Result<(), AtlassianError> {
-        self.access_action(
-            org,
-            account,
-            "/admin/v1/orgs/{orgId}/directory/users/{accountId}/suspend-access",
-        )
-        .await
+    /// Suspends the account's access in its directories (v2
+    /// `POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend`):
+    /// it keeps its roles and groups, and is not billed. A POST, but it sets a state: sending
+    /// it twice suspends once, so it is retried like an idempotent call.
+    pub async fn suspend(&self, org: &OrgId, account: &AccountId) -> Result<(), AtlassianError> {
+        for directory in self.action_directories(org, account).await? {
+            self.directory_action(
+                org,
+                &directory,
+                account,
+                "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
-    /// Restores the user's access (undoes [`AdminClient::suspend_access`]); state-setting,
-    /// hence retried like an idempotent call.
-    pub async fn restore_access(
-        &self,
-        org: &OrgId,
-        account: &AccountId,
-    ) -> Result<(), AtlassianError> {
-        self.access_action(
-            org,
-            account,
-            "/admin/v1/orgs/{orgId}/directory/users/{accountId}/restore-access",
-        )
-        .await
+    /// Restores the account's access in its directories (v2 `.../users/{accountId}/restore`;
+    /// undoes [`AdminClient::suspend`]); state-setting, hence retried like an idempotent call.
+    pub async fn restore(&self, org: &OrgId, account: &AccountId) -> Result<(), AtlassianError> {
+        for directory in self.action_directories(org, account).await? {
+            self.directory_action(
+                org,
+                &directory,
+                account,
+                "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/restore",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
-    /// Suspend and restore: a POST, but it sets a state (twice = once), so it is retried like
-    /// an idempotent call.
-    async fn access_action(
+    async fn directory_action(
         &self,
         org: &OrgId,
+        directory: &str,
         account: &AccountId,
         template: &'static str,
     ) -> Result<(), AtlassianError> {
-        let call =
-            Call::new(Method::POST, template, &[org.as_str(), account.as_str()]).idempotent(true);
+        let call = Call::new(
+            Method::POST,
+            template,
+            &[org.as_str(), directory, account.as_str()],
+        )
+        .idempotent(true);
         self.api.execute(&call).await
     }
 
-    /// Removes the user from the org directory (queued by Atlassian). A retried DELETE whose
-    /// first attempt landed answers 404; callers treat `NotFound` here as "already removed"
-    /// only if they know the account existed.
+    /// Removes the account from its directories (v2
+    /// `DELETE /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`; queued by
+    /// Atlassian). Only the API's documented unknown-user error counts as "already gone": a
+    /// 404 of a route that does not exist is an error, never a deletion.
     pub async fn remove_from_directory(
         &self,
         org: &OrgId,
         account: &AccountId,
-    ) -> Result<(), AtlassianError> {
-        let call = Call::new(
-            Method::DELETE,
-            "/admin/v1/orgs/{orgId}/directory/users/{accountId}",
-            &[org.as_str(), account.as_str()],
-        );
-        self.api.execute(&call).await
+    ) -> Result<DirectoryRemoval, AtlassianError> {
+        let directories = self.action_directories(org, account).await?;
+        if directories.is_empty() {
+            return Ok(DirectoryRemoval::AlreadyGone);
+        }
+        let mut outcome = DirectoryRemoval::AlreadyGone;
+        for directory in directories {
+            let call = Call::new(
+                Method::DELETE,
+                "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}",
+                &[org.as_str(), &directory, account.as_str()],
+            );
+            match self.api.execute(&call).await {
+                Ok(()) => outcome = DirectoryRemoval::Removed,
+                Err(error) if error.is_documented_not_found() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(outcome)
     }
 }
 
@@ -583,24 +653,36 @@ mod tests {
         assert!(user.product_access[0].is_site("c1"));
         assert!(!user.product_access[2].is_site("c1"));
         assert_eq!(
-            next_search_cursor(page.links).unwrap(),
+            next_cursor(page.links).unwrap(),
             Some(PageToken::Cursor("b3BhcXVl".into()))
         );
     }
 
     #[test]
-    fn a_search_cursor_may_come_as_a_link() {
+    fn links_next_is_a_bare_cursor_or_a_link_on_every_listing() {
+        let bare = Links {
+            next: Some("eyJwYWdlIjoyfQ==".into()),
+        };
+        assert_eq!(
+            next_cursor(Some(bare)).unwrap(),
+            Some(PageToken::Cursor("eyJwYWdlIjoyfQ==".into()))
+        );
+        let no_cursor = Links {
+            next: Some("https://api.atlassian.com/admin/v1/orgs/o/users?page=2".into()),
+        };
+        assert!(next_cursor(Some(no_cursor)).is_err());
+
         let links = Links {
             next: Some("https://api.atlassian.com/admin/v2/x?cursor=abc".into()),
         };
         assert_eq!(
-            next_search_cursor(Some(links)).unwrap(),
+            next_cursor(Some(links)).unwrap(),
             Some(PageToken::Cursor("abc".into()))
         );
-        assert_eq!(next_search_cursor(None).unwrap(), None);
+        assert_eq!(next_cursor(None).unwrap(), None);
         let empty = Links {
             next: Some(String::new()),
         };
-        assert_eq!(next_search_cursor(Some(empty)).unwrap(), None);
+        assert_eq!(next_cursor(Some(empty)).unwrap(), None);
     }
 }

@@ -82,6 +82,20 @@ pub enum UserListing {
     Managed,
 }
 
+/// A site as reseat keys it: `acme` for `acme`, `acme.atlassian.net`,
+/// `https://acme.atlassian.net/` alike (lower-cased). Other text is kept, trimmed.
+pub fn site_key(text: &str) -> String {
+    let text = text.trim().to_ascii_lowercase();
+    let text = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .unwrap_or(&text);
+    let text = text.trim_end_matches('/');
+    text.strip_suffix(".atlassian.net")
+        .unwrap_or(text)
+        .to_owned()
+}
+
 fn default_directory_id() -> String {
     "-".to_owned()
 }
@@ -229,6 +243,22 @@ impl Default for RetrySettings {
             max_retry_wait: Duration::from_secs(300),
             timeout: Duration::from_secs(30),
         }
+    }
+}
+
+#[cfg(test)]
+mod site_key_tests {
+    #[test]
+    fn a_site_is_the_same_under_every_spelling() {
+        for spelling in [
+            "acme",
+            "ACME",
+            "acme.atlassian.net",
+            "https://acme.atlassian.net/",
+        ] {
+            assert_eq!(super::site_key(spelling), "acme", "{spelling}");
+        }
+        assert_eq!(super::site_key(" a1b2-c3 "), "a1b2-c3");
     }
 }
 

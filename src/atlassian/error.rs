@@ -30,6 +30,10 @@ pub enum AtlassianError {
     NotFound {
         /// The upstream explanation.
         message: String,
+        /// The admin API's error code (`errors[].code`, e.g. `ADMIN-UAM-404-1`), when the
+        /// body carries one. A 404 without it may be a route that does not exist, which
+        /// proves nothing about the user or group it named.
+        code: Option<String>,
     },
     /// 409: the request conflicts with the current state (or, on `users/search`, ran >10 s).
     #[error("conflict at Atlassian (409): {message}")]
@@ -77,7 +81,10 @@ impl AtlassianError {
         match status {
             401 => Self::Unauthorized { message },
             403 => Self::Forbidden { message },
-            404 => Self::NotFound { message },
+            404 => Self::NotFound {
+                message,
+                code: admin_error_code(body),
+            },
             409 => Self::Conflict { message },
             429 => Self::RateLimited { retry_after },
             500..=599 => Self::Transient {
@@ -107,7 +114,7 @@ impl AtlassianError {
         match self {
             Self::Unauthorized { message }
             | Self::Forbidden { message }
-            | Self::NotFound { message }
+            | Self::NotFound { message, .. }
             | Self::Conflict { message }
             | Self::Transient { message, .. }
             | Self::Permanent { message, .. } => Some(message),
@@ -120,6 +127,28 @@ impl AtlassianError {
         matches!(self, Self::RateLimited { .. } | Self::Transient { .. })
     }
 }
+
+/// The first `errors[].code` of an admin API error body (`{"errors":[{"code":"ADMIN-UAM-404-1",...}]}`).
+fn admin_error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value
+        .get("errors")?
+        .as_array()?
+        .iter()
+        .find_map(|error| error.get("code")?.as_str().map(str::to_owned))
+}
+
+impl AtlassianError {
+    /// Whether this is the admin API's documented "unknown resource" answer
+    /// (`ADMIN-UAM-404-1`) for the account or group the call named: only that proves the
+    /// thing is gone. A plain 404 (a route that does not exist, a proxy) never does.
+    pub fn is_documented_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { code: Some(code), .. } if code == ADMIN_NOT_FOUND)
+    }
+}
+
+/// The admin API's error code for an unknown user, group or other resource.
+pub const ADMIN_NOT_FOUND: &str = "ADMIN-UAM-404-1";
 
 /// Pulls a readable message out of an Atlassian error body, whichever API wrote it.
 pub(crate) fn upstream_message(body: &[u8]) -> String {

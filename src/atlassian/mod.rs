@@ -15,10 +15,10 @@ pub mod product;
 pub mod transport;
 
 pub use admin::{
-    AccountStatus, AccountType, AdminClient, DirectoryProductAccess, DirectoryUser,
-    LastActiveDates, Org, OrgUser, ProductAccess, ProductActivity,
+    AccountStatus, AccountType, AdminClient, DirectoryProductAccess, DirectoryRemoval,
+    DirectoryUser, LastActiveDates, Org, OrgUser, ProductAccess, ProductActivity,
 };
-pub use config::{AtlassianConfig, FamilyLimits, RetrySettings, UserListing};
+pub use config::{AtlassianConfig, FamilyLimits, RetrySettings, UserListing, site_key};
 pub use confluence::{ConfluenceClient, ConfluenceGroup, ConfluenceUser};
 pub use error::{AtlassianError, MembershipChange, MembershipOutcome, classify_membership};
 pub use http::{
@@ -30,7 +30,7 @@ pub use jsm::{
     Transition,
 };
 pub use page::{Page, PageToken, Paged};
-pub use product::{AccountId, GroupId, InvalidId, IssueKey, OrgId, ProductKey};
+pub use product::{AccountId, ApiFamily, GroupId, InvalidId, IssueKey, OrgId, ProductKey};
 
 use http::ApiClient;
 use secrecy::SecretString;
@@ -73,14 +73,17 @@ impl AtlassianClients {
         let retry = config.retry;
         let admin = config.admin_api_key.as_ref().map(|key| {
             let key = SecretString::from(key.expose().to_owned());
-            AdminClient::new(ApiClient::new(
-                "admin",
-                config.admin_base_url.clone(),
-                Auth::Bearer(key),
-                config.admin,
-                retry,
-                transport.clone(),
-            ))
+            AdminClient::new(
+                ApiClient::new(
+                    "admin",
+                    config.admin_base_url.clone(),
+                    Auth::Bearer(key),
+                    config.admin,
+                    retry,
+                    transport.clone(),
+                ),
+                config.directory_id.clone(),
+            )
         });
         let site_auth = match (&config.site_email, &config.site_api_token) {
             (Some(email), Some(token)) => Some(Auth::Basic {

@@ -110,76 +110,134 @@ typed_id!(
     IssueKey, "issue key", &[]
 );
 
+/// How reseat changes who holds a product's seat on a site: through the Jira platform API
+/// (`/rest/api/3/group/user`, Jira application roles) or the Confluence API
+/// (`/wiki/rest/api/group/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiFamily {
+    /// A Jira application (Jira, Jira Service Management, Jira Product Discovery).
+    Jira,
+    /// Confluence.
+    Confluence,
+}
+
 /// One row of the product table: how one product is named in each place it appears.
 struct ProductNames {
     product: KnownProduct,
-    /// `product_access[].key` in the Organizations admin API.
+    /// The canonical key: `product_access[].key` of the v1 admin API. Stored plans, journal
+    /// rows and config sections use it.
     admin_key: &'static str,
+    /// `productAccess[].key` spellings of the v2 directory user search (`jira`,
+    /// `confluence`, ...). No source confirms the Jira Service Management one, so every
+    /// spelling seen in Atlassian's APIs is accepted.
+    v2_keys: &'static [&'static str],
     /// Jira application role key (`/rest/api/3/applicationrole`, `group/bulk?applicationKey=`),
     /// when the product is a Jira application.
     jira_application_key: Option<&'static str>,
-    /// Product names used in admin CSV export column headers (`<Product> - <site>`,
-    /// `Last seen in <Product> - <site>`), first is the current one.
-    csv_names: &'static [&'static str],
-    /// Further spellings accepted when parsing (config files, older APIs).
+    /// Display names, the current one first, then older ones: admin CSV export headers
+    /// (`<App> - <site>`, `Last seen in <App> - <site>`), JSM request fields, emails.
+    display_names: &'static [&'static str],
+    /// Further spellings accepted when parsing (config files, request bodies, older APIs).
     aliases: &'static [&'static str],
+    /// Which API changes its seats; `None` for products reseat knows by name but cannot
+    /// manage (their activity is attributed, never acted on).
+    family: Option<ApiFamily>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum KnownProduct {
-    JiraSoftware,
+    Jira,
     JiraServiceManagement,
     Confluence,
-    JiraWorkManagement,
     JiraProductDiscovery,
+    Bitbucket,
+    Trello,
+    Opsgenie,
+    Statuspage,
+    Loom,
+    Compass,
+    Goals,
 }
 
-/// The one place product names are mapped. `"Jira"` in current exports is the merged Jira app
-/// (formerly Jira Software); older exports said `"Jira Software"`.
+/// The one place product names are mapped. Jira Software and Jira Work Management are one
+/// app, "Jira", since 2024: both old names (and the `jira-core` key) mean it. The Jira
+/// platform API still names its application `jira-software`.
 const PRODUCTS: &[ProductNames] = &[
     ProductNames {
-        product: KnownProduct::JiraSoftware,
+        product: KnownProduct::Jira,
         admin_key: "jira-software",
+        v2_keys: &["jira", "jira-software"],
         jira_application_key: Some("jira-software"),
-        csv_names: &["Jira", "Jira Software"],
-        aliases: &[],
+        display_names: &["Jira", "Jira Software", "Jira Work Management", "Jira Core"],
+        aliases: &["jira-core", "jira-work-management", "jwm"],
+        family: Some(ApiFamily::Jira),
     },
     ProductNames {
         product: KnownProduct::JiraServiceManagement,
         admin_key: "jira-service-desk",
+        v2_keys: &[
+            "jira-service-management",
+            "jira-servicedesk",
+            "jira-service-desk",
+            "jira-servicemanagement",
+        ],
         jira_application_key: Some("jira-servicedesk"),
-        csv_names: &["Jira Service Management", "Jira Service Desk"],
-        aliases: &["jira-servicedesk", "jira-servicemanagement", "jsm"],
+        display_names: &["Jira Service Management", "Jira Service Desk"],
+        aliases: &["jsm", "service-management"],
+        family: Some(ApiFamily::Jira),
     },
     ProductNames {
         product: KnownProduct::Confluence,
         admin_key: "confluence",
+        v2_keys: &["confluence"],
         jira_application_key: None,
-        csv_names: &["Confluence"],
+        display_names: &["Confluence"],
         aliases: &[],
-    },
-    ProductNames {
-        product: KnownProduct::JiraWorkManagement,
-        admin_key: "jira-core",
-        jira_application_key: Some("jira-core"),
-        csv_names: &["Jira Work Management", "Jira Core"],
-        aliases: &[],
+        family: Some(ApiFamily::Confluence),
     },
     ProductNames {
         product: KnownProduct::JiraProductDiscovery,
         admin_key: "jira-product-discovery",
+        v2_keys: &["jira-product-discovery"],
         jira_application_key: Some("jira-product-discovery"),
-        csv_names: &["Jira Product Discovery"],
-        aliases: &[],
+        display_names: &["Jira Product Discovery"],
+        aliases: &["jpd"],
+        family: Some(ApiFamily::Jira),
     },
+    unmanaged(KnownProduct::Bitbucket, "bitbucket", &["Bitbucket"]),
+    unmanaged(KnownProduct::Trello, "trello", &["Trello"]),
+    unmanaged(KnownProduct::Opsgenie, "opsgenie", &["Opsgenie"]),
+    unmanaged(KnownProduct::Statuspage, "statuspage", &["Statuspage"]),
+    unmanaged(KnownProduct::Loom, "loom", &["Loom"]),
+    unmanaged(KnownProduct::Compass, "compass", &["Compass"]),
+    unmanaged(KnownProduct::Goals, "townsquare", &["Goals", "Atlas"]),
 ];
+
+/// A product reseat knows by name, so that its activity is attributed, but does not manage.
+const fn unmanaged(
+    product: KnownProduct,
+    key: &'static str,
+    display_names: &'static [&'static str],
+) -> ProductNames {
+    ProductNames {
+        product,
+        admin_key: key,
+        v2_keys: &[],
+        jira_application_key: None,
+        display_names,
+        aliases: &[],
+        family: None,
+    }
+}
 
 /// An Atlassian product. Open: keys reseat does not know are kept exactly as they came, so a
 /// new product in an API response is reported, not refused.
 ///
-/// The canonical spelling ([`ProductKey::as_str`], serde) is the admin API key
-/// (`jira-software`, `jira-service-desk`, `confluence`); parsing also accepts Jira application
-/// keys (`jira-servicedesk`) and the aliases in the product table.
+/// The canonical spelling ([`ProductKey::as_str`], serde) is the v1 admin API key
+/// (`jira-software`, `jira-service-desk`, `confluence`); parsing accepts every spelling in
+/// the product table: v2 keys (`jira`), Jira application keys (`jira-servicedesk`), aliases
+/// and display names old and new.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ProductKey(Repr);
 
@@ -190,8 +248,8 @@ enum Repr {
 }
 
 impl ProductKey {
-    /// Jira Software (the "Jira" app).
-    pub const JIRA_SOFTWARE: ProductKey = ProductKey(Repr::Known(KnownProduct::JiraSoftware));
+    /// Jira (formerly Jira Software and Jira Work Management).
+    pub const JIRA_SOFTWARE: ProductKey = ProductKey(Repr::Known(KnownProduct::Jira));
     /// Jira Service Management (agents hold the seat).
     pub const JIRA_SERVICE_MANAGEMENT: ProductKey =
         ProductKey(Repr::Known(KnownProduct::JiraServiceManagement));
@@ -205,13 +263,18 @@ impl ProductKey {
         }
     }
 
-    /// Parses any spelling of a product key (admin key, Jira application key, alias).
-    /// Unknown non-empty keys are kept as they are (lower-cased, trimmed).
+    /// Parses any spelling of a product: admin key, v2 key, Jira application key, alias, or
+    /// display name old or new (`Jira`, `Jira Software`, `Jira Service Desk`, ...), in any
+    /// case. Unknown non-empty keys are kept as they are (lower-cased, trimmed).
     pub fn parse(text: &str) -> Result<Self, InvalidId> {
+        if let Some(known) = Self::from_display_name(text) {
+            return Ok(known);
+        }
         let key = text.trim().to_ascii_lowercase();
         check("product key", &key, &['.'])?;
         let known = PRODUCTS.iter().find(|row| {
             row.admin_key == key
+                || row.v2_keys.contains(&key.as_str())
                 || row.jira_application_key == Some(key.as_str())
                 || row.aliases.contains(&key.as_str())
         });
@@ -221,23 +284,37 @@ impl ProductKey {
         })
     }
 
-    /// From `product_access[].key` of the admin API.
-    pub fn from_admin_key(key: &str) -> Result<Self, InvalidId> {
-        Self::parse(key)
+    /// A product as a person or a form names it (a JSM field, an automation body): any
+    /// spelling [`ProductKey::parse`] accepts; a name reseat does not know is kept as a key
+    /// made of it (`Jira Align` → `jira-align`), so that the request reaches an
+    /// administrator instead of being refused.
+    pub fn from_request_text(text: &str) -> Result<Self, InvalidId> {
+        if let Ok(key) = Self::parse(text) {
+            return Ok(key);
+        }
+        let mut slug = String::new();
+        for c in text.trim().chars() {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                slug.push(c.to_ascii_lowercase());
+            } else if !slug.ends_with('-') && !slug.is_empty() {
+                slug.push('-');
+            }
+        }
+        Self::parse(slug.trim_end_matches('-'))
     }
 
-    /// From a Jira application role key (`jira-software`, `jira-servicedesk`, ...).
-    pub fn from_jira_application_key(key: &str) -> Result<Self, InvalidId> {
-        Self::parse(key)
-    }
-
-    /// From the product part of an admin CSV export header (`Jira`, `Jira Software`,
-    /// `Jira Service Management`, `Confluence`). `None` for products reseat does not map.
-    pub fn from_csv_product_name(name: &str) -> Option<Self> {
+    /// From a display name, old or new (`Jira`, `Jira Software`, `Jira Work Management`,
+    /// `Jira Service Management`, `Jira Service Desk`, `Confluence`), as admin CSV export
+    /// headers and JSM fields write them. `None` for names reseat does not know.
+    pub fn from_display_name(name: &str) -> Option<Self> {
         let name = name.trim();
         PRODUCTS
             .iter()
-            .find(|row| row.csv_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            .find(|row| {
+                row.display_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name))
+            })
             .map(|row| ProductKey(Repr::Known(row.product)))
     }
 
@@ -254,18 +331,32 @@ impl ProductKey {
         self.as_str()
     }
 
-    /// The Jira application role key, if this product is a Jira application. Unknown keys are
-    /// passed through, since Jira may know applications reseat does not.
+    /// The Jira application role key, if this product is a Jira application reseat knows.
     pub fn jira_application_key(&self) -> Option<&str> {
-        match &self.0 {
-            Repr::Known(_) => self.names().and_then(|row| row.jira_application_key),
-            Repr::Other(key) => Some(key),
+        self.names().and_then(|row| row.jira_application_key)
+    }
+
+    /// Which API changes this product's seats; `None` for a product reseat cannot manage
+    /// (unknown keys included): configuring one is an error, never a guess.
+    pub fn family(&self) -> Option<ApiFamily> {
+        self.names().and_then(|row| row.family)
+    }
+
+    /// The product's current display name (`Jira`, `Jira Service Management`,
+    /// `Confluence`); the key itself for a product reseat does not know.
+    pub fn display_name(&self) -> &str {
+        match self
+            .names()
+            .and_then(|row| row.display_names.first().copied())
+        {
+            Some(name) => name,
+            None => self.as_str(),
         }
     }
 
-    /// The product name used in current admin CSV export headers.
-    pub fn csv_product_name(&self) -> Option<&'static str> {
-        self.names().and_then(|row| row.csv_names.first().copied())
+    /// Every display name of the product, current first (for CSV headers).
+    pub fn display_names(&self) -> &'static [&'static str] {
+        self.names().map_or(&[], |row| row.display_names)
     }
 
     /// Whether reseat knows this product (false for keys kept as they came).
@@ -312,43 +403,84 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jsm_has_three_spellings_and_one_meaning() {
-        let from_admin = ProductKey::from_admin_key("jira-service-desk").unwrap();
-        let from_jira = ProductKey::from_jira_application_key("jira-servicedesk").unwrap();
-        let from_csv = ProductKey::from_csv_product_name("Jira Service Management").unwrap();
-        assert_eq!(from_admin, ProductKey::JIRA_SERVICE_MANAGEMENT);
-        assert_eq!(from_jira, from_admin);
-        assert_eq!(from_csv, from_admin);
-        assert_eq!(from_admin.admin_key(), "jira-service-desk");
-        assert_eq!(from_admin.jira_application_key(), Some("jira-servicedesk"));
-        assert_eq!(
-            from_admin.csv_product_name(),
-            Some("Jira Service Management")
-        );
+    fn jsm_has_many_spellings_and_one_meaning() {
+        for spelling in [
+            "jira-service-desk",
+            "jira-servicedesk",
+            "jira-service-management",
+            "jira-servicemanagement",
+            "jsm",
+            "Jira Service Management",
+            "jira service desk",
+        ] {
+            assert_eq!(
+                ProductKey::parse(spelling).unwrap(),
+                ProductKey::JIRA_SERVICE_MANAGEMENT,
+                "{spelling}"
+            );
+        }
+        let jsm = ProductKey::JIRA_SERVICE_MANAGEMENT;
+        assert_eq!(jsm.as_str(), "jira-service-desk");
+        assert_eq!(jsm.jira_application_key(), Some("jira-servicedesk"));
+        assert_eq!(jsm.display_name(), "Jira Service Management");
+        assert_eq!(jsm.family(), Some(ApiFamily::Jira));
     }
 
     #[test]
-    fn csv_jira_and_jira_software_are_the_same_product() {
+    fn jira_is_one_app_under_every_old_and_new_name() {
+        for spelling in [
+            "jira",
+            "Jira",
+            "jira-software",
+            "Jira Software",
+            "Jira Work Management",
+            "jira-core",
+            "Jira Core",
+        ] {
+            assert_eq!(
+                ProductKey::parse(spelling).unwrap(),
+                ProductKey::JIRA_SOFTWARE,
+                "{spelling}"
+            );
+        }
+        assert_eq!(ProductKey::JIRA_SOFTWARE.display_name(), "Jira");
         assert_eq!(
-            ProductKey::from_csv_product_name("Jira"),
-            Some(ProductKey::JIRA_SOFTWARE)
+            ProductKey::JIRA_SOFTWARE.jira_application_key(),
+            Some("jira-software")
         );
-        assert_eq!(
-            ProductKey::from_csv_product_name("Jira Software"),
-            Some(ProductKey::JIRA_SOFTWARE)
-        );
-        assert_eq!(ProductKey::from_csv_product_name("Bitbucket"), None);
         assert_eq!(ProductKey::CONFLUENCE.jira_application_key(), None);
+        assert_eq!(ProductKey::CONFLUENCE.family(), Some(ApiFamily::Confluence));
+    }
+
+    #[test]
+    fn products_reseat_cannot_manage_have_no_api_family() {
+        let bitbucket = ProductKey::from_display_name("Bitbucket").unwrap();
+        assert!(bitbucket.is_known());
+        assert_eq!(bitbucket.family(), None);
+        let new_app = ProductKey::parse("jira-new-thing").unwrap();
+        assert!(!new_app.is_known());
+        assert_eq!(new_app.family(), None);
+        assert_eq!(new_app.jira_application_key(), None);
+        assert_eq!(new_app.display_name(), "jira-new-thing");
+        assert_eq!(ProductKey::from_display_name("Jira Align"), None);
+        let named = ProductKey::from_request_text(" Jira Align ").unwrap();
+        assert_eq!(named.as_str(), "jira-align");
+        assert!(!named.is_known());
+        assert_eq!(
+            ProductKey::from_request_text("Jira Service Desk").unwrap(),
+            ProductKey::JIRA_SERVICE_MANAGEMENT
+        );
+        assert!(ProductKey::from_request_text("  ").is_err());
     }
 
     #[test]
     fn unknown_keys_are_kept_as_they_came() {
-        let key: ProductKey = serde_json::from_str("\"atlas\"").unwrap();
+        let key: ProductKey = serde_json::from_str("\"rovo-next\"").unwrap();
         assert!(!key.is_known());
-        assert_eq!(key.as_str(), "atlas");
-        assert_eq!(serde_json::to_string(&key).unwrap(), "\"atlas\"");
+        assert_eq!(key.as_str(), "rovo-next");
+        assert_eq!(serde_json::to_string(&key).unwrap(), "\"rovo-next\"");
         assert!(ProductKey::parse("").is_err());
-        assert!(ProductKey::parse("jira software").is_err());
+        assert!(ProductKey::parse("jira next gen").is_err());
     }
 
     #[test]

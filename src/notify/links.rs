@@ -112,6 +112,9 @@ pub enum TokenRejection {
     /// The link was already used once.
     #[error("already used")]
     AlreadyUsed,
+    /// Correctly signed, but for another site than the one this service manages.
+    #[error("wrong site")]
+    WrongSite,
 }
 
 impl TokenRejection {
@@ -125,6 +128,7 @@ impl TokenRejection {
             TokenRejection::Expired => "expired",
             TokenRejection::Unknown => "unknown",
             TokenRejection::AlreadyUsed => "already_used",
+            TokenRejection::WrongSite => "wrong_site",
         }
     }
 }
@@ -321,7 +325,9 @@ impl LinkSigner {
             purpose,
             account_id: account_id.to_string(),
             product: product.to_string(),
-            site: site.to_string(),
+            // `acme` and `acme.atlassian.net` are one site: the token carries the form the
+            // service compares.
+            site: crate::atlassian::site_key(site),
             expires_at: to_ms(expires),
             key_id: key_id.clone(),
         };

@@ -293,12 +293,14 @@ fn parse_email(email: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A product reseat manages; anything else is refused at the door.
+/// The product a request names, through the product table. A product reseat knows but does
+/// not manage here is refused at the door; a name reseat does not know at all is accepted
+/// and goes to an administrator (the rules send it to `manual`), never declined.
 pub fn parse_product(state: &AppState, product: Option<String>) -> Result<ProductKey, ApiError> {
     let product = product.ok_or_else(|| ApiError::BadRequest("missing field product".into()))?;
-    let key =
-        ProductKey::parse(product.trim()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    if state.config.sweep.product(&key).is_none() {
+    let key = ProductKey::from_request_text(&product)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    if key.is_known() && state.config.sweep.product(&key).is_none() {
         return Err(ApiError::Unprocessable(format!(
             "product {:?} is not managed by reseat",
             key.as_str()

@@ -289,8 +289,8 @@ async fn usable(state: &AppState, token: &str, purpose: Purpose) -> Result<Token
         Ok(claims) => claims,
         Err(rejection) => return Err(rejected(state, purpose, rejection).await),
     };
-    if claims.site != state.site() {
-        return Err(rejected(state, purpose, TokenRejection::Unknown).await);
+    if crate::atlassian::site_key(&claims.site) != crate::atlassian::site_key(state.site()) {
+        return Err(rejected(state, purpose, TokenRejection::WrongSite).await);
     }
     let checked = match state.db.pool().acquire().await {
         Ok(mut conn) => state.notify.links.check(&mut conn, &claims).await,

@@ -11,10 +11,7 @@ use crate::notify::templates::{Declined, Pending, Restored};
 /// A product's name as people know it.
 pub fn product_name(product: Option<&str>) -> String {
     match product.map(ProductKey::parse) {
-        Some(Ok(key)) => key
-            .csv_product_name()
-            .map(str::to_owned)
-            .unwrap_or_else(|| key.as_str().to_owned()),
+        Some(Ok(key)) => key.display_name().to_owned(),
         Some(Err(_)) | None => "the product".to_owned(),
     }
 }

@@ -236,6 +236,21 @@ pub struct Verdict {
 
 /// Decides a request. `offboarding_groups` are names or ids from `restore.offboarding_groups`.
 pub fn evaluate(facts: &Facts, rules: &[Rule], offboarding_groups: &[String]) -> Verdict {
+    // A product the product table does not know (a new app, a typo in a form): an
+    // administrator decides, the requester is not refused for reseat's ignorance.
+    if !facts.product.is_known() {
+        return Verdict {
+            decision: Decision::Manual,
+            rule: None,
+            guard: None,
+            message: format!(
+                "reseat does not know the product {:?} named in the request; an administrator will review it.",
+                facts.product.as_str()
+            ),
+            groups_to_add: Vec::new(),
+            trace: Vec::new(),
+        };
+    }
     if let Some(guard) = guard(facts, offboarding_groups) {
         return Verdict {
             decision: Decision::Deny,

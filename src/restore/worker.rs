@@ -22,7 +22,9 @@ use super::rules::{self, Channel, Decision, Facts, GroupFact, Seats, Verdict};
 use super::status::Status;
 use super::store::{self, JournalEntry, Outcome, RestoreRequest};
 use crate::app::AppState;
-use crate::atlassian::{AccountId, AtlassianError, GroupId, IssueKey, JiraUser, ProductKey};
+use crate::atlassian::{
+    AccountId, ApiFamily, AtlassianError, GroupId, IssueKey, JiraUser, ProductKey,
+};
 use crate::audit;
 use crate::queue::{HandlerFuture, Job, JobError, JobHandler, Worker, WorkerOutcome};
 
@@ -407,7 +409,7 @@ async fn decide_holding_seat(
                     )
                     .into());
                 };
-                admin.restore_access(org, &subject.account).await?;
+                admin.restore(org, &subject.account).await?;
             }
             give_back(state, subject, &verdict.groups_to_add).await?;
             let missing = missing_groups(state, subject, &verdict.groups_to_add).await?;
@@ -711,7 +713,7 @@ async fn resolve(
     };
     let product = || -> Result<ProductKey, Failure> {
         let key = text("product").ok_or_else(|| deny("no product in the request".into()))?;
-        ProductKey::parse(&key).map_err(|e| deny(e.to_string()))
+        ProductKey::from_request_text(&key).map_err(|e| deny(e.to_string()))
     };
     match channel {
         Channel::Jsm => resolve_jsm(state, &text("issueKey").unwrap_or_default()).await,
@@ -785,12 +787,11 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
             .product_values
             .get(&value)
             .cloned()
-            .or_else(|| ProductKey::parse(&value).ok())
-            .or_else(|| ProductKey::from_csv_product_name(&value))
+            .or_else(|| ProductKey::from_request_text(&value).ok())
             .ok_or_else(|| {
                 Failure::Stop(Stop::Deny {
-                    reason: format!("the request names an unknown product {value:?}"),
-                    message: format!("reseat does not manage the product {value:?}."),
+                    reason: format!("the request's product field {value:?} names no product"),
+                    message: "The request does not say which product to restore.".into(),
                 })
             })?,
         None => config.default_product.clone().ok_or_else(|| {
@@ -934,16 +935,27 @@ async fn add_groups(
     groups: &[GroupFact],
 ) -> Result<(), Failure> {
     for group in groups {
-        if subject.product == ProductKey::CONFLUENCE {
-            let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
-                AtlassianError::Invalid("the Confluence API is not configured".into())
-            })?;
-            confluence.add_to_group(&group.id, &subject.account).await?;
-        } else {
-            let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
-                AtlassianError::Invalid("the Jira site API is not configured".into())
-            })?;
-            jira.add_to_group(&group.id, &subject.account).await?;
+        // The product table says which API changes the product's seats: never a guess.
+        match subject.product.family() {
+            Some(ApiFamily::Confluence) => {
+                let confluence = state.atlassian.confluence.as_ref().ok_or_else(|| {
+                    AtlassianError::Invalid("the Confluence API is not configured".into())
+                })?;
+                confluence.add_to_group(&group.id, &subject.account).await?;
+            }
+            Some(ApiFamily::Jira) => {
+                let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
+                    AtlassianError::Invalid("the Jira site API is not configured".into())
+                })?;
+                jira.add_to_group(&group.id, &subject.account).await?;
+            }
+            None => {
+                return Err(AtlassianError::Invalid(format!(
+                    "reseat cannot change access to {}: it is neither a Jira application nor Confluence",
+                    subject.product
+                ))
+                .into());
+            }
         }
     }
     Ok(())

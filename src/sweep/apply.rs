@@ -40,7 +40,7 @@ use super::store::{self, PlanItem, PlanRecord};
 use crate::activity::SiteFilter;
 use crate::activity::api::{AdminActivity, ListedActivity, SiteDates};
 use crate::app::AppState;
-use crate::atlassian::{AccountId, GroupId, MembershipOutcome, ProductKey};
+use crate::atlassian::{AccountId, ApiFamily, GroupId, MembershipOutcome, ProductKey};
 use crate::audit;
 use crate::restore::store::{JournalEntry, journal_not_member_in, journal_removed_in};
 use crate::store::time::{from_ms, to_ms};
@@ -230,7 +230,7 @@ pub async fn apply(
             after = last.id;
             let mut items: Vec<PlanItem> = batch
                 .into_iter()
-                .filter(|item| Lane::of(state, item) == lane)
+                .filter(|item| Lane::of(item) == lane)
                 .collect();
             if let Some(n) = options.stop_after {
                 let room = n.saturating_sub(handled);
@@ -318,13 +318,18 @@ enum Lane {
 }
 
 impl Lane {
-    fn of(state: &AppState, item: &PlanItem) -> Lane {
+    fn of(item: &PlanItem) -> Lane {
         if item.decision != "remove" {
             Lane::Local
-        } else if ProductKey::parse(&item.product).is_ok_and(|p| removes_via_jira(state, &p)) {
-            Lane::Jira
         } else {
-            Lane::Confluence
+            match ProductKey::parse(&item.product)
+                .ok()
+                .and_then(|p| p.family())
+            {
+                Some(ApiFamily::Confluence) => Lane::Confluence,
+                // A product without a family is refused when its removal is sent.
+                Some(ApiFamily::Jira) | None => Lane::Jira,
+            }
         }
     }
 
@@ -336,12 +341,6 @@ impl Lane {
         };
         (n as usize).max(1)
     }
-}
-
-/// Whether a product's memberships are removed through the Jira API (a Jira application,
-/// with Jira configured) rather than Confluence's.
-fn removes_via_jira(state: &AppState, product: &ProductKey) -> bool {
-    state.atlassian.jira.is_some() && product.jira_application_key().is_some()
 }
 
 impl ApplyReport {
@@ -759,16 +758,27 @@ async fn remove(
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
     for (group, fresh) in taken.iter().zip(fresh) {
-        let use_confluence = !removes_via_jira(state, product);
-        let outcome = match (&state.atlassian.confluence, &state.atlassian.jira) {
-            (Some(confluence), _) if use_confluence => {
+        // The product table says which API changes the product's seats: never a guess.
+        let outcome = match (
+            product.family(),
+            &state.atlassian.jira,
+            &state.atlassian.confluence,
+        ) {
+            (Some(ApiFamily::Jira), Some(jira), _) => {
+                jira.remove_from_group(&group.id, account).await?
+            }
+            (Some(ApiFamily::Confluence), _, Some(confluence)) => {
                 confluence.remove_from_group(&group.id, account).await?
             }
-            (_, Some(jira)) => jira.remove_from_group(&group.id, account).await?,
-            _ => {
-                return Err(SweepError::Config(
-                    "removing access needs the site API credentials".to_owned(),
-                ));
+            (Some(family), _, _) => {
+                return Err(SweepError::Config(format!(
+                    "removing {product} access needs the {family:?} site API credentials"
+                )));
+            }
+            (None, _, _) => {
+                return Err(SweepError::Config(format!(
+                    "reseat cannot change access to {product}: it is neither a Jira application nor Confluence"
+                )));
             }
         };
         match outcome {
@@ -877,7 +887,7 @@ async fn suspend_step(
         let Ok(account) = AccountId::parse(account_id.as_str()) else {
             continue;
         };
-        if let Err(error) = admin.suspend_access(org, &account).await {
+        if let Err(error) = admin.suspend(org, &account).await {
             report.failed += 1;
             tracing::warn!(account = %account_id, %error, "suspension failed");
             audit::record(
@@ -971,9 +981,11 @@ async fn delete_step(
         let Ok(account) = AccountId::parse(account_id.as_str()) else {
             continue;
         };
+        // Only the API's own word that the account is not in the directory counts as gone;
+        // a 404 from a route that does not exist is a failure, never a deletion.
         let already_gone = match admin.remove_from_directory(org, &account).await {
-            Ok(()) => false,
-            Err(crate::atlassian::AtlassianError::NotFound { .. }) => true,
+            Ok(crate::atlassian::DirectoryRemoval::Removed) => false,
+            Ok(crate::atlassian::DirectoryRemoval::AlreadyGone) => true,
             Err(error) => {
                 report.failed += 1;
                 tracing::warn!(account = %account_id, %error, "removal from the directory failed");

@@ -268,6 +268,17 @@ impl SweepConfig {
             let place = format!("sweep.products.{key}");
             let product =
                 ProductKey::parse(key).map_err(|e| ConfigError::key(&place, e.to_string()))?;
+            if product.family().is_none() {
+                return Err(ConfigError::key(
+                    &place,
+                    format!(
+                        "reseat cannot manage {}: it is neither a Jira application nor Confluence \
+                         (managed products: jira-software (Jira), jira-service-desk (Jira Service \
+                         Management), jira-product-discovery, confluence)",
+                        product.display_name()
+                    ),
+                ));
+            }
             if seen.contains(&product) {
                 return Err(ConfigError::key(
                     &place,

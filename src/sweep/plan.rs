@@ -323,6 +323,7 @@ pub async fn plan(
                 kept_until: keeps.get(&key).copied(),
                 warned_at,
                 active_elsewhere: seen_user.and_then(|u| u.elsewhere(product)),
+                unattributed: seen_user.and_then(|u| u.unattributed()),
             };
             let verdict = policy::evaluate(config, product_policy, &facts, now);
             if let Some(at) = verdict.last_active {

@@ -104,6 +104,9 @@ pub struct Facts {
     /// Newest activity in the product on another site of the org: it does not count here,
     /// and the reason says so.
     pub active_elsewhere: Option<DateTime<Utc>>,
+    /// Activity on this site that a source could not attribute to a product (an unknown or
+    /// unreadable product key): it may be this product's, so the seat is `unknown`.
+    pub unattributed: Option<String>,
 }
 
 /// The outcome of an evaluation.
@@ -151,8 +154,17 @@ pub fn evaluate(
             None,
         );
     }
-    let lag = as_chrono(config.lag_margin);
     let inactive_days = days(policy.inactive_after);
+    if let Some(what) = &facts.unattributed {
+        return verdict(
+            Decision::Unknown,
+            format!(
+                "activity on this site that reseat cannot attribute to a product ({what}): it may be this product's, so nothing is done"
+            ),
+            Some(inactive_days),
+        );
+    }
+    let lag = as_chrono(config.lag_margin);
     // `idle` is how long the user has been idle by the data, less the lag margin.
     let (idle, limit, threshold, what) = match facts.seen {
         Seen::Unknown => {
@@ -280,6 +292,7 @@ mod tests {
             kept_until: None,
             warned_at: None,
             active_elsewhere: None,
+            unattributed: None,
         }
     }
 
@@ -337,6 +350,23 @@ mod tests {
         f.active_elsewhere = Some(ago(now, 300));
         let v = evaluate(&config, &policy, &f, now);
         assert!(!v.reason.contains("another site"), "{}", v.reason);
+    }
+
+    #[test]
+    fn activity_reseat_cannot_attribute_makes_the_seat_unknown() {
+        let (config, policy) = config(false);
+        let now = Utc::now();
+        let mut f = facts(Seen::Never);
+        f.added_to_org = Some(ago(now, 400));
+        assert_eq!(
+            evaluate(&config, &policy, &f, now).decision,
+            Decision::Remove
+        );
+        f.unattributed = Some("product key \"jira-next\"".into());
+        let v = evaluate(&config, &policy, &f, now);
+        assert_eq!(v.decision, Decision::Unknown);
+        assert!(v.reason.contains("cannot attribute"), "{}", v.reason);
+        assert!(v.reason.contains("jira-next"), "{}", v.reason);
     }
 
     #[test]

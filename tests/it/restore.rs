@@ -232,6 +232,51 @@ impl Env {
 }
 
 #[tokio::test]
+async fn a_product_named_jira_is_restored_and_one_reseat_does_not_know_goes_to_an_admin() {
+    let env = env().await;
+    let staff = env.staff();
+    let account = staff[0].account_id.clone();
+    let before = env.group_ids(&account);
+    env.remove_like_a_sweep(&account).await;
+    // "Jira" is today's name of Jira Software: the same product.
+    let (status, body) = env
+        .webhook(
+            "msg_named_jira",
+            &json!({ "accountId": account, "product": "Jira" }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().unwrap().to_string();
+    env.app.drain_queue().await;
+    assert_eq!(env.request_status(&id).await, "restored");
+    assert_eq!(env.group_ids(&account), before);
+
+    // A product the product table does not know is not declined: an admin decides.
+    let other = staff[1].account_id.clone();
+    let groups = env.group_ids(&other);
+    let (status, body) = env
+        .webhook(
+            "msg_unknown_product",
+            &json!({ "accountId": other, "product": "Jira Align" }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["requestId"].as_str().unwrap().to_string();
+    env.app.drain_queue().await;
+    let request = store::get(&env.app.state.db, &id).await.unwrap().unwrap();
+    assert_eq!(request.status, "pending");
+    assert!(
+        request
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("does not know the product")),
+        "{:?}",
+        request.message
+    );
+    assert_eq!(env.group_ids(&other), groups, "nothing was added");
+}
+
+#[tokio::test]
 async fn each_channel_gives_back_exactly_the_journaled_groups() {
     let env = env().await;
     let staff = env.staff();
@@ -937,6 +982,65 @@ async fn issue_link(env: &Env, purpose: reseat::notify::Purpose, account: &str) 
         .await
         .unwrap();
     link.token
+}
+
+async fn issue_link_for_site(env: &Env, account: &str, site: &str) -> String {
+    let state = &env.app.state;
+    let mut conn = state.db.pool().acquire().await.unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::days(7);
+    let link = state
+        .notify
+        .links
+        .issue(
+            &mut conn,
+            reseat::notify::Purpose::Restore,
+            account,
+            "jira-software",
+            site,
+            expires,
+        )
+        .await
+        .unwrap();
+    link.token
+}
+
+#[tokio::test]
+async fn a_link_for_the_site_works_under_every_spelling_and_another_sites_says_why_not() {
+    let env = env().await;
+    let staff = env.staff()[0].clone();
+    let account = staff.account_id.clone();
+    let site = env.app.state.site().to_owned();
+    for spelling in [
+        format!("{site}.atlassian.net"),
+        format!("https://{}.atlassian.net/", site.to_uppercase()),
+    ] {
+        let token = issue_link_for_site(&env, &account, &spelling).await;
+        let url = env.app.url(&format!("/restore/{token}"));
+        let response = env.app.client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{spelling}");
+        assert!(
+            response.text().await.unwrap().contains("Restore my access"),
+            "{spelling}"
+        );
+    }
+    let token = issue_link_for_site(&env, &account, "other-site.atlassian.net").await;
+    let response = env
+        .app
+        .client
+        .get(env.app.url(&format!("/restore/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'link.rejected'")
+            .fetch_all(env.app.state.db.pool())
+            .await
+            .unwrap();
+    assert!(
+        reasons.iter().any(|d| d.contains("wrong_site")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]

@@ -836,6 +836,130 @@ async fn dropped_connections_and_timeouts_leave_the_client_without_a_response() 
 }
 
 #[tokio::test]
+async fn a_lost_answer_changes_state_and_leaves_the_client_without_a_status() {
+    let sim = start(60).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let target = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.account_type == sim::AccountType::Atlassian
+                && u.account_status == sim::AccountStatus::Active
+                && !u.suspended
+                && u.products[&Product::JiraSoftware] == Category::NoAccess
+        })
+        .expect("an active person without Jira Software")
+        .account_id
+        .clone();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let r = c
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"lose_rate": 1.0}))
+        .send()
+        .await
+        .expect("answered");
+    let (s, settings) = (r.status(), r.json::<Value>().await.expect("json"));
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            settings["lose_rate"].as_f64(),
+            settings["lose_mutations_only"].as_bool()
+        ),
+        (Some(1.0), Some(true))
+    );
+
+    // Reads (and the read-only POST search) are answered: only mutations lose answers.
+    let (s, _) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let search = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (s, _) = json_of(admin(&sim, &c, reqwest::Method::POST, &search).json(&json!({}))).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let err = site(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/rest/api/3/group/user?groupId={gid}"),
+    )
+    .json(&json!({"accountId": target}))
+    .send()
+    .await
+    .expect_err("the answer is lost");
+    assert!(!err.is_timeout() && err.status().is_none(), "{err}");
+    assert!(
+        sim.state()
+            .group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target),
+        "the add took effect although no answer came back"
+    );
+    let logged = sim
+        .state()
+        .log()
+        .into_iter()
+        .find(|e| e.method == "POST" && e.path == "/rest/api/3/group/user")
+        .expect("logged");
+    assert_eq!(
+        (logged.status, logged.fault),
+        (0, Some(sim::FaultKind::Lost))
+    );
+
+    // The retry a client makes sees the effect of the first attempt.
+    c.put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"lose_rate": 0.0}))
+        .send()
+        .await
+        .expect("answered");
+    let (s, body) = json_of(
+        site(
+            &sim,
+            &c,
+            reqwest::Method::POST,
+            &format!("/rest/api/3/group/user?groupId={gid}"),
+        )
+        .json(&json!({"accountId": target})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "already a member: {body}");
+
+    // `lose_mutations_only: false` loses reads too; a bad rate is refused.
+    sim.state()
+        .set_faults(sim::FaultPatch {
+            lose_rate: Some(1.0),
+            lose_mutations_only: Some(false),
+            ..Default::default()
+        })
+        .expect("valid patch");
+    site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        "/rest/api/3/applicationrole",
+    )
+    .send()
+    .await
+    .expect_err("a lost read");
+    let r = c
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"lose_rate": 1.5}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_same_seed_gives_the_same_org() {
     let a = start(150).await;
     let b = start(150).await;
@@ -1029,8 +1153,14 @@ async fn the_control_api_reads_and_changes_state_and_counts_calls() {
 }
 
 #[tokio::test]
-async fn suspend_restore_and_remove_through_the_admin_api() {
-    let sim = start(40).await;
+async fn the_legacy_profile_still_serves_the_v1_directory_actions() {
+    let sim = sim::spawn(SimConfig {
+        users: 40,
+        profile: sim::Profile::Legacy,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
     let c = client();
     let truth = sim.state().ground_truth();
     let who = truth
@@ -1083,6 +1213,176 @@ async fn suspend_restore_and_remove_through_the_admin_api() {
     ))
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn v2_directory_actions_suspend_restore_and_remove() {
+    let sim = start(40).await;
+    let c = client();
+    let truth = sim.state().ground_truth();
+    let who = truth
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let org = sim.config().org_id.clone();
+    for directory in ["-", org.as_str()] {
+        let (s, body) = json_of(admin(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            &format!("/admin/v2/orgs/{org}/directories/{directory}/users/{who}"),
+        ))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["accountId"], json!(who));
+        assert_eq!(body["data"]["status"], "active");
+    }
+    let base = format!("/admin/v2/orgs/{org}/directories/-/users/{who}");
+    let send = |method: reqwest::Method, path: String| {
+        let r = admin(&sim, &c, method, &path);
+        async move { r.send().await.expect("answered") }
+    };
+
+    let r = send(reqwest::Method::POST, format!("{base}/suspend")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(u.suspended && u.products.is_empty() && !u.groups.is_empty());
+    let (_, body) = json_of(admin(&sim, &c, reqwest::Method::GET, &base)).await;
+    assert_eq!(
+        (&body["data"]["status"], &body["data"]["membershipStatus"]),
+        (&json!("suspended"), &json!("suspended"))
+    );
+    let r = send(reqwest::Method::POST, format!("{base}/suspend")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NO_CONTENT,
+        "suspending twice is fine"
+    );
+
+    let r = send(reqwest::Method::POST, format!("{base}/restore")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.suspended && !u.products.is_empty());
+
+    let r = send(reqwest::Method::DELETE, base.clone()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let u = sim.state().user(&who).expect("user");
+    assert!(!u.in_directory && u.groups.is_empty() && u.products.is_empty());
+
+    // Gone from the directory: every v2 action answers the documented not-found body.
+    for (method, path) in [
+        (reqwest::Method::GET, base.clone()),
+        (reqwest::Method::DELETE, base.clone()),
+        (reqwest::Method::POST, format!("{base}/suspend")),
+        (reqwest::Method::POST, format!("{base}/restore")),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, method.clone(), &path)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(body["errors"][0]["code"], "ADMIN-UAM-404-1", "{body}");
+        assert_eq!(body["errors"][0]["status"], "404");
+        assert_eq!(body["errors"][0]["title"], "Unknown Resource");
+    }
+    // A route that does not exist is the gateway's generic 404: no `errors`, no code.
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("{base}/suspend-access"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"code": 404, "message": "Not Found"}));
+    // Another directory, or another org, is not this one.
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/admin/v2/orgs/{org}/directories/not-ours/users/{who}/restore"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-3");
+    let (s, body) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::POST,
+        &format!("/admin/v2/orgs/other/directories/-/users/{who}/restore"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-404-2");
+    let r = c
+        .post(format!("{}{base}/restore", sim.base_url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_current_profile_retires_the_v1_directory_actions() {
+    let sim = start(40).await;
+    assert_eq!(sim.config().profile, sim::Profile::Current, "the default");
+    let c = client();
+    let who = sim
+        .state()
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.managed
+                && !u.suspended
+                && u.account_status == sim::AccountStatus::Active
+                && u.products.values().any(|c| *c != Category::NoAccess)
+        })
+        .expect("an active managed user with access")
+        .account_id
+        .clone();
+    let before = sim.state().user(&who).expect("user");
+    let base = format!(
+        "/admin/v1/orgs/{}/directory/users/{who}",
+        sim.config().org_id
+    );
+    for (method, path) in [
+        (reqwest::Method::POST, format!("{base}/suspend-access")),
+        (reqwest::Method::POST, format!("{base}/restore-access")),
+        (reqwest::Method::DELETE, base.clone()),
+    ] {
+        let (s, body) = json_of(admin(&sim, &c, method.clone(), &path)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(
+            body,
+            json!({"code": 404, "message": "Not Found"}),
+            "the route-not-found body, not a user-not-found one"
+        );
+    }
+    let after = sim.state().user(&who).expect("user");
+    assert_eq!(
+        (after.in_directory, after.suspended, after.groups.len()),
+        (before.in_directory, before.suspended, before.groups.len()),
+        "nothing changed"
+    );
+    // v1 reads that are still current stay.
+    let (s, _) = json_of(admin(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("{base}/last-active-dates"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, info) = json_of(c.get(format!("{}/_sim/info", sim.base_url()))).await;
+    assert_eq!(info["profile"], "current");
     sim.shutdown().await;
 }
 

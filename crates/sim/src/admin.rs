@@ -1,6 +1,7 @@
 //! Organizations admin API (`/admin/v1/...` and `/admin/v2/...`, Bearer key): orgs, the
 //! managed-accounts listing with cursor pagination, the v2 directory user search with
-//! `productAccess`, last-active dates, suspend/restore/remove.
+//! `productAccess`, last-active dates, and the directory actions: v2 user details,
+//! suspend, restore and remove (and their v1 forms).
 
 use axum::Json;
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::routing::{delete, get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::Profile;
 use super::errors::{ApiError, ApiResult, Family, org_admin};
 use super::model::{AccountType, Product, World, products_in};
 use super::params::{Params, enc};
@@ -26,31 +28,49 @@ pub const SEARCH_PAGE_MAX: usize = 100;
 /// Products per page of `last-active-dates`.
 pub const LAST_ACTIVE_PAGE: usize = 5;
 
-pub(crate) fn router() -> Router<SimState> {
-    Router::new()
+/// The admin routes of a profile: the retired v1 directory actions only for `legacy`.
+pub(crate) fn router(profile: Profile) -> Router<SimState> {
+    let current = Router::new()
         .route("/admin/v1/orgs", get(orgs))
         .route("/admin/v1/orgs/{org_id}", get(org))
         .route("/admin/v1/orgs/{org_id}/users", get(users))
+        .route("/admin/v2/orgs/{org_id}/directories", get(directories))
         .route(
             "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/search",
             post(directory_search),
         )
         .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/{account_id}",
+            get(v2_user_details).delete(v2_remove),
+        )
+        .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/{account_id}/suspend",
+            post(v2_suspend),
+        )
+        .route(
+            "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/{account_id}/restore",
+            post(v2_restore),
+        )
+        .route(
             "/admin/v1/orgs/{org_id}/directory/users/{account_id}/last-active-dates",
             get(last_active_dates),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
-            post(suspend),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
-            post(restore),
-        )
-        .route(
-            "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
-            delete(remove),
-        )
+        );
+    match profile {
+        Profile::Current => current,
+        Profile::Legacy => current
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}/suspend-access",
+                post(suspend),
+            )
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}/restore-access",
+                post(restore),
+            )
+            .route(
+                "/admin/v1/orgs/{org_id}/directory/users/{account_id}",
+                delete(remove),
+            ),
+    }
 }
 
 fn encode_cursor(kind: char, offset: usize) -> String {
@@ -81,6 +101,25 @@ fn check_org(sim: &SimState, headers: &HeaderMap, org_id: &str) -> ApiResult<()>
             format!("Organization {org_id} not found."),
         )
         .with_code("ADMIN-404-2"));
+    }
+    Ok(())
+}
+
+/// The org check plus the directory: `-` (every directory) or the org's one directory,
+/// whose id the simulator makes the org id.
+fn check_directory(
+    sim: &SimState,
+    headers: &HeaderMap,
+    org_id: &str,
+    directory_id: &str,
+) -> ApiResult<()> {
+    check_org(sim, headers, org_id)?;
+    if directory_id != "-" && directory_id != sim.config().org_id {
+        return Err(ApiError::not_found(
+            Family::Admin,
+            format!("Directory {directory_id} not found."),
+        )
+        .with_code("ADMIN-404-3"));
     }
     Ok(())
 }
@@ -265,17 +304,10 @@ async fn directory_search(
     Path((org_id, directory_id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
-    check_org(&sim, &headers, &org_id)?;
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
     let bad =
         |message: String| ApiError::bad_request(Family::Admin, message).with_code("ADMIN-400");
     let w = sim.read();
-    if directory_id != "-" && directory_id != w.org_id {
-        return Err(ApiError::not_found(
-            Family::Admin,
-            format!("Directory {directory_id} not found."),
-        )
-        .with_code("ADMIN-404-3"));
-    }
     let request: Value = if body.is_empty() {
         json!({})
     } else {
@@ -452,11 +484,105 @@ async fn remove(
     check_org(&sim, &headers, &org_id)?;
     let mut w = sim.write();
     let uid = directory_user(&w, &account_id)?;
-    // Removal from the directory takes every product away; group memberships go too.
+    remove_from_directory(&mut w, uid);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Removal from the directory takes every product away; group memberships go too.
+fn remove_from_directory(w: &mut World, uid: u32) {
     let groups = w.user(uid).groups.clone();
     for g in groups {
         w.remove_member(g, uid);
     }
     w.update_user(uid, |u| u.in_directory = false);
+}
+
+/// The v2 directory API's answer for an account that is not in the directory: 404 with the
+/// user-management error `ADMIN-UAM-404-1` "Unknown Resource" (the body the live API gives,
+/// as clients of it record). A route that does not exist answers differently (see
+/// `errors::route_not_found`), so a client can tell "this user is gone" from "this call is gone".
+fn unknown_directory_user() -> ApiError {
+    ApiError::not_found(Family::Admin, "One or more user not found in the directory")
+        .with_code("ADMIN-UAM-404-1")
+        .with_title("Unknown Resource")
+}
+
+fn v2_directory_user(w: &World, account_id: &str) -> ApiResult<u32> {
+    w.uid(account_id)
+        .filter(|u| w.user(*u).in_directory)
+        .ok_or_else(unknown_directory_user)
+}
+
+/// `GET /admin/v2/orgs/{orgId}/directories` (`MultiDirectoryUserDirectoryPage`): the org's
+/// one directory, whose id is the org id; with `accountId`, only if it holds that account.
+async fn directories(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let p = Params::parse(q.as_deref());
+    let w = sim.read();
+    let holds = p
+        .get("accountId")
+        .is_none_or(|account| w.uid(account).is_some_and(|u| w.user(u).in_directory));
+    let data: Vec<Value> = if holds {
+        vec![json!({ "directoryId": w.org_id, "name": w.org_name })]
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+}
+
+/// `GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`:
+/// `{"data": MultiDirectoryUserDetailsData}`.
+async fn v2_user_details(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let w = sim.read();
+    let uid = v2_directory_user(&w, &account_id)?;
+    Ok(Json(json!({ "data": directory_user_json(&w, uid, false) })).into_response())
+}
+
+/// `POST .../users/{accountId}/suspend`: 204; access to every app goes, memberships stay.
+async fn v2_suspend(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let mut w = sim.write();
+    let uid = v2_directory_user(&w, &account_id)?;
+    w.update_user(uid, |u| u.suspended = true);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST .../users/{accountId}/restore`: 204; the account regains its memberships' access.
+async fn v2_restore(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let mut w = sim.write();
+    let uid = v2_directory_user(&w, &account_id)?;
+    w.update_user(uid, |u| u.suspended = false);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE .../users/{accountId}`: 204; the account leaves the directory and every group.
+async fn v2_remove(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
+) -> ApiResult {
+    check_directory(&sim, &headers, &org_id, &directory_id)?;
+    let mut w = sim.write();
+    let uid = v2_directory_user(&w, &account_id)?;
+    remove_from_directory(&mut w, uid);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

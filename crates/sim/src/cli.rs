@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{SimConfig, banner, spawn};
+use super::{Profile, SimConfig, banner, spawn};
 
 /// Flags of `reseat sim`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
+    /// The platform modelled: `current` (today's Atlassian Cloud) or `legacy` (also the
+    /// retired v1 directory actions, to test a fallback).
+    #[arg(long, value_enum, default_value_t = Profile::Current)]
+    pub profile: Profile,
     /// Port to listen on, on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8081)]
     pub port: u16,
@@ -26,6 +30,10 @@ pub struct SimArgs {
     /// Share of requests (0 to 1) failing with 429, 500, 503, a timeout or a dropped connection.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fail_rate)]
     pub fail_rate: f64,
+    /// Share of mutations (0 to 1) that take effect and then lose their answer (the
+    /// connection closes before the response is written).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_lose_rate)]
+    pub lose_rate: f64,
     /// Seed of the generated org (same seed, same org).
     #[arg(long, default_value_t = SimConfig::default().seed)]
     pub seed: u64,
@@ -48,6 +56,10 @@ fn parse_fail_rate(s: &str) -> Result<f64, String> {
             "{r} is outside 0..=1; give a fail rate between 0 and 1, e.g. 0.05"
         ))
     }
+}
+
+fn parse_lose_rate(s: &str) -> Result<f64, String> {
+    parse_fail_rate(s).map_err(|e| e.replace("fail rate", "lose rate"))
 }
 
 fn parse_rate_limit(s: &str) -> Result<u32, String> {
@@ -73,16 +85,20 @@ impl SimArgs {
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
         let fail_rate = parse_fail_rate(&self.fail_rate.to_string())
             .map_err(|e| anyhow::anyhow!("--fail-rate: {e}"))?;
+        let lose_rate = parse_lose_rate(&self.lose_rate.to_string())
+            .map_err(|e| anyhow::anyhow!("--lose-rate: {e}"))?;
         if self.rate_limit == Some(0) {
             anyhow::bail!("--rate-limit: must be at least 1 request per second");
         }
         let mut config = SimConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            profile: self.profile,
             users: self.users,
             seed: self.seed,
             latency: Duration::from_millis(self.latency_ms),
             rate_limit: self.rate_limit,
             fail_rate,
+            lose_rate,
             ..SimConfig::default()
         };
         if let Some(key) = &self.admin_key {
@@ -142,12 +158,28 @@ mod tests {
             "0.25",
             "--rate-limit",
             "9",
+            "--lose-rate",
+            "0.1",
+            "--profile",
+            "legacy",
             "--site-auth",
             "a@b.example:tok",
         ])
         .expect("valid flags");
         let c = args.to_config().expect("config");
-        assert_eq!((c.users, c.fail_rate, c.rate_limit), (12, 0.25, Some(9)));
+        assert_eq!(
+            (c.users, c.fail_rate, c.rate_limit, c.lose_rate),
+            (12, 0.25, Some(9), 0.1)
+        );
+        assert_eq!(c.profile, super::Profile::Legacy);
+        assert_eq!(
+            parse(&[])
+                .expect("defaults")
+                .to_config()
+                .expect("config")
+                .profile,
+            super::Profile::Current
+        );
         assert_eq!(
             (c.site_email.as_str(), c.site_token.as_str()),
             ("a@b.example", "tok")
@@ -162,6 +194,8 @@ mod tests {
             &["--site-auth", "no-colon"],
             &["--site-auth", "a@b.example:"],
             &["--rate-limit", "0"],
+            &["--lose-rate", "2"],
+            &["--profile", "2019"],
         ] {
             let err = parse(bad).expect_err("rejected");
             let first = err.lines().next().unwrap_or_default();

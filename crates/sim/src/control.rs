@@ -73,6 +73,7 @@ async fn info(State(sim): State<SimState>) -> Json<serde_json::Value> {
     let c = sim.config();
     Json(json!({
         "base_url": sim.base_url(),
+        "profile": c.profile,
         "org_id": c.org_id,
         "cloud_id": c.cloud_id,
         "other_cloud_id": sim.other_cloud_id(),

@@ -44,6 +44,8 @@ pub(crate) struct ApiError {
     message: String,
     /// Admin API application code (`ADMIN-404-2`…), or JSM i18n key.
     code: &'static str,
+    /// Admin `errors[].title`; the status's reason phrase when `None`.
+    title: Option<&'static str>,
     retry_after: Option<u64>,
 }
 
@@ -67,8 +69,15 @@ impl ApiError {
             status,
             message: message.into(),
             code,
+            title: None,
             retry_after: None,
         }
+    }
+
+    /// Overrides the admin `errors[].title` (e.g. "Unknown Resource").
+    pub fn with_title(mut self, title: &'static str) -> ApiError {
+        self.title = Some(title);
+        self
     }
 
     /// Overrides the admin application code (e.g. `ADMIN-404-2` for an unknown org).
@@ -113,7 +122,7 @@ impl ApiError {
                     "id": uuid::Uuid::new_v4().to_string(),
                     "status": status.to_string(),
                     "code": self.code,
-                    "title": self.status.canonical_reason().unwrap_or("Error"),
+                    "title": self.title.or(self.status.canonical_reason()).unwrap_or("Error"),
                     "detail": self.message,
                 }]}),
             },
@@ -144,6 +153,23 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+/// The answer for a path no route serves. Under `/admin/` it is the API gateway's generic
+/// 404, `{"code": 404, "message": "Not Found"}` (the spec's `ProxyError` shape, the one the
+/// gateway also uses for 401 and 429): no `errors[]`, no application code, so it cannot be
+/// mistaken for the directory's "user not found" (`ADMIN-UAM-404-1`). Elsewhere, 404 in the
+/// family's shape.
+pub(crate) async fn route_not_found(uri: axum::http::Uri) -> Response {
+    match Family::of_path(uri.path()) {
+        Family::Admin => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "code": 404, "message": "Not Found" })),
+        )
+            .into_response(),
+        family => ApiError::not_found(family, "The simulator does not serve this resource.")
+            .into_response(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Fault and load injection (latency, a request-rate limit, random 429/5xx, held
-//! requests and dropped connections) and the request log, both applied by one
-//! middleware in front of every Atlassian route (not `/_sim/`).
+//! requests, dropped connections and lost answers) and the request log, both applied by
+//! one middleware in front of every Atlassian route (not `/_sim/`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -35,6 +35,9 @@ pub enum FaultKind {
     Timeout,
     /// The connection is closed without a response.
     Drop,
+    /// The request takes effect upstream, then the connection is closed before the
+    /// answer is written: the client sees a reset or an incomplete message, never a status.
+    Lost,
 }
 
 /// Current fault settings (see `docs/simulator.md`).
@@ -50,6 +53,12 @@ pub struct FaultSettings {
     pub fail_kinds: Vec<FaultKind>,
     /// How long a `timeout` fault holds the request before closing it, in milliseconds.
     pub timeout_ms: u64,
+    /// Share of requests (0..=1) whose answer is lost after they took effect (kind `lost`),
+    /// rolled after the other faults; see `lose_mutations_only`.
+    pub lose_rate: f64,
+    /// Whether `lose_rate` applies only to mutations (`POST`, `PUT`, `PATCH`, `DELETE`,
+    /// except the read-only `POST .../search`); default true.
+    pub lose_mutations_only: bool,
 }
 
 impl Default for FaultSettings {
@@ -66,6 +75,8 @@ impl Default for FaultSettings {
                 FaultKind::Drop,
             ],
             timeout_ms: 30_000,
+            lose_rate: 0.0,
+            lose_mutations_only: true,
         }
     }
 }
@@ -83,6 +94,10 @@ pub struct FaultPatch {
     pub fail_kinds: Option<Vec<FaultKind>>,
     /// New hold time for `timeout` faults.
     pub timeout_ms: Option<u64>,
+    /// New lost-answer rate (0..=1).
+    pub lose_rate: Option<f64>,
+    /// Whether lost answers hit only mutations.
+    pub lose_mutations_only: Option<bool>,
 }
 
 impl FaultSettings {
@@ -93,6 +108,15 @@ impl FaultSettings {
                 return Err(format!("fail_rate must be between 0 and 1, got {r}"));
             }
             self.fail_rate = r;
+        }
+        if let Some(r) = patch.lose_rate {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!("lose_rate must be between 0 and 1, got {r}"));
+            }
+            self.lose_rate = r;
+        }
+        if let Some(m) = patch.lose_mutations_only {
+            self.lose_mutations_only = m;
         }
         if let Some(k) = patch.fail_kinds {
             if k.is_empty() {
@@ -193,6 +217,15 @@ impl Faults {
         Some(settings.fail_kinds[rng.random_range(0..settings.fail_kinds.len())])
     }
 
+    /// Whether this request's answer is lost after it took effect (`lose_rate`).
+    fn roll_lost(&self, settings: &FaultSettings, method: &str, path: &str) -> bool {
+        if settings.lose_rate <= 0.0 || (settings.lose_mutations_only && !is_mutation(method, path))
+        {
+            return false;
+        }
+        lock(&self.rng).random::<f64>() < settings.lose_rate
+    }
+
     fn record(&self, mut entry: LogEntry) {
         entry.seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let mut log = lock(&self.log);
@@ -216,6 +249,15 @@ impl Faults {
             .filter(|e| e.method.eq_ignore_ascii_case(method) && e.path == path)
             .count()
     }
+}
+
+/// A request that changes state: `POST`, `PUT`, `PATCH` or `DELETE`, except the searches
+/// that the APIs send as `POST` (`.../users/search`).
+pub fn is_mutation(method: &str, path: &str) -> bool {
+    let writes = ["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method));
+    writes && !path.ends_with("/search")
 }
 
 fn header_secs(d: Duration) -> u64 {
@@ -274,9 +316,19 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
             {
                 rate_headers = Some((limit, remaining, reset_in));
             }
-            fault = faults.roll(&settings);
+            fault = faults.roll(&settings).or_else(|| {
+                faults
+                    .roll_lost(&settings, &method, &path)
+                    .then_some(FaultKind::Lost)
+            });
             match fault {
                 None => next.run(req).await,
+                Some(FaultKind::Lost) => {
+                    // The handler runs to the end (the change is made), then the answer is
+                    // thrown away with the connection.
+                    let _answer = next.run(req).await;
+                    dropped(kill.as_ref())
+                }
                 Some(FaultKind::RateLimited) => ApiError::new(
                     family,
                     StatusCode::TOO_MANY_REQUESTS,
@@ -314,7 +366,10 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
     {
         add_rate_headers(&mut response, limit, remaining, reset_in);
     }
-    let unanswered = matches!(fault, Some(FaultKind::Timeout | FaultKind::Drop)) && kill.is_some();
+    let unanswered = matches!(
+        fault,
+        Some(FaultKind::Timeout | FaultKind::Drop | FaultKind::Lost)
+    ) && kill.is_some();
     faults.record(LogEntry {
         seq: 0,
         method,

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -38,10 +38,6 @@ pub(crate) fn router() -> Router<SimState> {
 }
 
 /// 404 for any path the simulator does not serve, in Jira's format.
-pub(crate) async fn not_found() -> Response {
-    ApiError::not_found(F, "The simulator does not serve this resource.").into_response()
-}
-
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(F, msg)
 }

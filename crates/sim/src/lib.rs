@@ -55,11 +55,46 @@ pub const DEFAULT_SITE_EMAIL: &str = "admin@acme.example";
 /// Default API token of the site-admin Basic credential.
 pub const DEFAULT_SITE_TOKEN: &str = "sim-site-token";
 
+/// Which platform the simulator models.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Today's Atlassian Cloud: the v2 directory actions only; the retired v1
+    /// `suspend-access`, `restore-access` and v1 directory `DELETE` answer the gateway's
+    /// generic route-not-found 404.
+    #[default]
+    Current,
+    /// Also serves the retired v1 directory actions, to test a client's fallback.
+    Legacy,
+}
+
+impl Profile {
+    /// Wire and flag name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Current => "current",
+            Profile::Legacy => "legacy",
+        }
+    }
+}
+
 /// How to start a simulator.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     /// Address to listen on; default `127.0.0.1:0` (a free port).
     pub listen: SocketAddr,
+    /// The platform modelled; default [`Profile::Current`].
+    pub profile: Profile,
     /// Accounts to seed, including the site admin and the viewer (at least 2).
     pub users: usize,
     /// Seed of the generated org; the same seed gives the same org.
@@ -70,6 +105,8 @@ pub struct SimConfig {
     pub rate_limit: Option<u32>,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
+    /// Share (0..=1) of mutations whose answer is lost after they took effect.
+    pub lose_rate: f64,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -88,11 +125,13 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            profile: Profile::Current,
             users: 500,
             seed: 42,
             latency: Duration::ZERO,
             rate_limit: None,
             fail_rate: 0.0,
+            lose_rate: 0.0,
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
@@ -182,11 +221,11 @@ pub fn banner(handle: &SimHandle) -> String {
 /// Every route: the Atlassian APIs behind the fault layer, and `/_sim/` beside it.
 fn router(state: SimState) -> Router {
     let atlassian = Router::new()
-        .merge(admin::router())
+        .merge(admin::router(state.config().profile))
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())
-        .fallback(jira::not_found)
+        .fallback(errors::route_not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::layer,

@@ -67,15 +67,7 @@ impl SimState {
         shutdown: CancellationToken,
     ) -> SimState {
         let (world, truth) = seed::seed(&config, anchor());
-        let faults = Faults::new(
-            FaultSettings {
-                latency_ms: config.latency.as_millis() as u64,
-                rate_limit: config.rate_limit.filter(|r| *r > 0),
-                fail_rate: config.fail_rate.clamp(0.0, 1.0),
-                ..FaultSettings::default()
-            },
-            config.seed,
-        );
+        let faults = Faults::new(initial_faults(&config), config.seed);
         SimState {
             inner: Arc::new(Inner {
                 config,
@@ -137,13 +129,7 @@ impl SimState {
         let (world, truth) = seed::seed(&self.inner.config, anchor());
         *self.write() = world;
         *self.inner.truth.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(truth);
-        let c = &self.inner.config;
-        *lock(&self.inner.faults.settings) = FaultSettings {
-            latency_ms: c.latency.as_millis() as u64,
-            rate_limit: c.rate_limit.filter(|r| *r > 0),
-            fail_rate: c.fail_rate.clamp(0.0, 1.0),
-            ..FaultSettings::default()
-        };
+        *lock(&self.inner.faults.settings) = initial_faults(&self.inner.config);
         self.clear_log();
     }
 
@@ -403,6 +389,17 @@ impl SimState {
     /// How many logged requests had this method and exact path.
     pub fn calls(&self, method: &str, path: &str) -> usize {
         self.inner.faults.count(method, path)
+    }
+}
+
+/// The fault settings a simulator starts (and resets) with.
+fn initial_faults(c: &SimConfig) -> FaultSettings {
+    FaultSettings {
+        latency_ms: c.latency.as_millis() as u64,
+        rate_limit: c.rate_limit.filter(|r| *r > 0),
+        fail_rate: c.fail_rate.clamp(0.0, 1.0),
+        lose_rate: c.lose_rate.clamp(0.0, 1.0),
+        ..FaultSettings::default()
     }
 }
 

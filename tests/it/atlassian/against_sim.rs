@@ -253,8 +253,8 @@ async fn membership_and_jsm_calls_round_trip_against_the_simulator() {
         .last_active_dates(&org, &account)
         .await
         .expect("last active");
-    admin.suspend_access(&org, &account).await.expect("suspend");
-    admin.restore_access(&org, &account).await.expect("restore");
+    admin.suspend(&org, &account).await.expect("suspend");
+    admin.restore(&org, &account).await.expect("restore");
 
     let request = sim
         .state()

@@ -456,3 +456,53 @@ async fn secrets_stay_out_of_debug_output_errors_and_logs() {
         assert!(!shown.contains(secret), "{secret} leaked into: {shown}");
     }
 }
+
+/// Removing an account from the directory: only the admin API's documented unknown-user
+/// error is "already gone"; a 404 from a route that does not exist (the retired v1 paths, a
+/// proxy) is a failure, so nothing still in the directory is ever recorded as deleted.
+#[tokio::test]
+async fn only_the_documented_unknown_user_error_counts_as_already_gone() {
+    use reseat::atlassian::{DirectoryRemoval, OrgId};
+    let account = AccountId::parse("5b10ac8d82e05b22cc7d4ef5").expect("account");
+    let org = OrgId::parse(super::fake::ORG_ID).expect("org");
+    for (body, expected) in [
+        (
+            json!({"errors": [{"code": "ADMIN-UAM-404-1", "status": "404", "title": "Unknown Resource"}]}),
+            Some(DirectoryRemoval::AlreadyGone),
+        ),
+        (json!({"message": "Not Found"}), None),
+        (json!({"errors": [{"title": "Not Found"}]}), None),
+    ] {
+        let server = FakeServer::start(move |request, _| {
+            if request.method == "GET" && request.path.ends_with("/directories") {
+                Reply::json(200, json!({"data": [{"directoryId": "d1"}], "links": {}}))
+            } else {
+                Reply::json(404, body.clone())
+            }
+        })
+        .await;
+        let clients = clients(&server.base_url);
+        let admin = clients.admin.as_ref().expect("admin");
+        let outcome = admin.remove_from_directory(&org, &account).await;
+        match expected {
+            Some(gone) => assert_eq!(outcome.expect("documented 404"), gone),
+            None => assert!(
+                matches!(outcome, Err(AtlassianError::NotFound { .. })),
+                "a route's 404 is a failure: {outcome:?}"
+            ),
+        }
+        let deletes: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(
+            deletes,
+            [format!(
+                "/admin/v2/orgs/{}/directories/d1/users/{account}",
+                super::fake::ORG_ID
+            )]
+        );
+    }
+}

@@ -22,7 +22,7 @@ async fn admin_users_follow_the_opaque_cursor_in_links_next() {
                 "last_active": "2024-05-01T10:00:00.000Z",
                 "product_access": [{"key": "confluence", "name": "Confluence",
                     "url": "https://acme.atlassian.net/wiki", "last_active": "2024-04-30T09:00:00Z"},
-                    {"key": "atlas", "name": "Atlas"}]}))
+                    {"key": "rovo-next", "name": "Rovo Next"}]}))
             .collect();
         let next = cursors.get(page + 1).map(|c| {
             let encoded: String = url::form_urlencoded::byte_serialize(c.as_bytes()).collect();

@@ -276,6 +276,9 @@ fn canned(request: &Recorded, _: usize) -> Reply {
                 "productAccess": [{"key": "jira-software", "id": "ari:cloud:jira::site/c1",
                     "lastActiveTimestamp": "2024-01-02T03:04:05Z"}]}], "links": {}})
         }
+        ("GET", p) if p.starts_with("/admin/v2/") && p.ends_with("/directories") => {
+            json!({"data": [{"directoryId": "d1", "name": "Acme"}], "links": {}})
+        }
         ("POST", p) if p.starts_with("/admin") => json!({"message": "ok"}),
         ("DELETE", _) => return Reply::raw(204, ""),
         ("GET", "/rest/api/3/applicationrole") => json!([role]),
@@ -350,8 +353,8 @@ async fn every_request_the_client_makes_conforms_to_the_specs() {
         .last_active_dates(&org, &account)
         .await
         .expect("last active");
-    admin.suspend_access(&org, &account).await.expect("suspend");
-    admin.restore_access(&org, &account).await.expect("restore");
+    admin.suspend(&org, &account).await.expect("suspend");
+    admin.restore(&org, &account).await.expect("restore");
     admin
         .remove_from_directory(&org, &account)
         .await
