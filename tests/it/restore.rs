@@ -1466,7 +1466,7 @@ async fn a_link_posted_while_its_queued_job_runs_restores_once() {
 }
 
 #[tokio::test]
-async fn with_a_fifth_of_upstream_calls_failing_each_jsm_request_gets_one_comment() {
+async fn with_failures_and_lost_answers_each_jsm_request_gets_one_comment() {
     for db in TestDb::all().await {
         let backend = db.backend_name();
         let env = env_with(
@@ -1492,9 +1492,12 @@ async fn with_a_fifth_of_upstream_calls_failing_each_jsm_request_gets_one_commen
         for issue in &issues {
             assert_eq!(env.jsm(issue).await.0, 202);
         }
+        // A fifth of the calls fail; a tenth of the changes take effect and lose their answer.
         env.sim
             .state()
-            .set_faults(serde_json::from_value(json!({ "fail_rate": 0.2 })).unwrap())
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.2, "lose_rate": 0.1 })).unwrap(),
+            )
             .unwrap();
         for _ in 0..200 {
             env.app.drain_queue().await;
@@ -1511,8 +1514,18 @@ async fn with_a_fifth_of_upstream_calls_failing_each_jsm_request_gets_one_commen
         }
         env.sim
             .state()
-            .set_faults(serde_json::from_value(json!({ "fail_rate": 0.0 })).unwrap())
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.0, "lose_rate": 0.0 })).unwrap(),
+            )
             .unwrap();
+        let lost = env
+            .sim
+            .state()
+            .log()
+            .iter()
+            .filter(|e| e.fault == Some(reseat::sim::faults::FaultKind::Lost))
+            .count();
+        assert!(lost > 0, "{backend}: answers were lost");
         for issue in &issues {
             let request = env.sim.state().request(issue).unwrap();
             let public: Vec<_> = request.comments.iter().filter(|c| c.public).collect();
