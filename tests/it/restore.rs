@@ -1541,3 +1541,214 @@ async fn with_failures_and_lost_answers_each_jsm_request_gets_one_comment() {
         );
     }
 }
+
+/// The configuration as a file the `reseat` binary reads, secrets written out.
+fn config_file(config: &Config, sim: &SimHandle, path: &std::path::Path, link_key: &str) {
+    let mut table: toml::Table = toml::from_str(&toml::to_string(config).unwrap()).unwrap();
+    let set = |table: &mut toml::Table, keys: &[&str], value: toml::Value| {
+        let (last, parents) = keys.split_last().unwrap();
+        let mut at = table;
+        for key in parents {
+            at = at.get_mut(*key).unwrap().as_table_mut().unwrap();
+        }
+        at.insert(last.to_string(), value);
+    };
+    let text = |s: &str| toml::Value::String(s.to_string());
+    let c = sim.config();
+    set(
+        &mut table,
+        &["atlassian", "admin_api_key"],
+        text(&c.admin_key),
+    );
+    set(
+        &mut table,
+        &["atlassian", "site_api_token"],
+        text(&c.site_token),
+    );
+    set(&mut table, &["links", "keys", "demo"], text(link_key));
+    set(
+        &mut table,
+        &["restore", "jsm", "secret"],
+        text(reseat::demo::DEMO_JSM_SECRET),
+    );
+    set(
+        &mut table,
+        &["restore", "automation", "secret"],
+        text(reseat::demo::DEMO_AUTOMATION_SECRET),
+    );
+    set(
+        &mut table,
+        &["restore", "webhook", "secrets"],
+        toml::Value::Array(vec![text(&reseat::demo::demo_webhook_secret())]),
+    );
+    std::fs::write(path, toml::to_string(&table).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn kill_9_at_random_points_of_a_restore_drain_ends_as_an_uninterrupted_run() {
+    use rand::Rng;
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 300,
+                ..SimConfig::default()
+            },
+            |config| {
+                config.queue.lease = Duration::from_secs(2);
+                config.queue.poll_interval = Duration::from_millis(20);
+                config.links.keys.insert(
+                    "demo".into(),
+                    reseat::config::Secret::new("kill-test-link-key-0123456789abcdefghij"),
+                );
+            },
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(40)
+            .map(|u| u.account_id)
+            .collect();
+        assert_eq!(staff.len(), 40);
+        let mut before = Vec::new();
+        let mut issues = Vec::new();
+        let mut ids = Vec::new();
+        for (n, account) in staff.iter().enumerate() {
+            before.push(env.group_ids(account));
+            env.remove_like_a_sweep(account).await;
+            // Half through JSM (comment and transition to reply), half through Automation.
+            let (code, body) = if n % 2 == 0 {
+                let issue = env.portal_request(account);
+                issues.push(issue.clone());
+                env.jsm(&issue).await
+            } else {
+                env.automation(account).await
+            };
+            assert_eq!(code, 202);
+            ids.push(body["requestId"].as_str().unwrap().to_string());
+        }
+        // The service runs as its own process with four workers, and is killed.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reseat.toml");
+        let mut config = env.app.state.config.as_ref().clone();
+        config.queue.workers = 4;
+        config_file(
+            &config,
+            &env.sim,
+            &file,
+            "kill-test-link-key-0123456789abcdefghij",
+        );
+        let serve = || {
+            tokio::process::Command::new(crate::support::reseat_bin())
+                .args(["serve", "--config", file.to_str().unwrap()])
+                .current_dir(dir.path())
+                .env_remove("RESEAT_DATABASE__URL")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("reseat starts")
+        };
+        let changes = || {
+            env.sim
+                .state()
+                .log()
+                .iter()
+                .filter(|e| e.method != "GET")
+                .count()
+        };
+        let open = || async {
+            env.count(
+                "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                 OR replied_at IS NULL",
+            )
+            .await
+                + env
+                    .count("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+                    .await
+        };
+        let mut killed_mid_drain = 0;
+        for round in 0..10 {
+            let mut child = serve();
+            // Kill -9 after a random number of further changes reach the simulator.
+            let target = changes() + rand::rng().random_range(1..=4);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while changes() < target && open().await > 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{backend}: the service does not work; its log: {}",
+                    std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            if open().await > 0 {
+                killed_mid_drain += 1;
+            }
+            eprintln!(
+                "{backend}: round {round}: killed after {} changes",
+                changes()
+            );
+        }
+        assert!(
+            killed_mid_drain >= 8,
+            "{backend}: {killed_mid_drain} kills mid-drain"
+        );
+        // A last start runs to the end.
+        let mut child = serve();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let open = open().await;
+            if open == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend}: {open} requests or jobs still open; the log: {}",
+                std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+
+        // The end state of a run never interrupted: every request restored once, every
+        // group back, one audit row, one email, one comment and one transition each.
+        for (account, groups) in staff.iter().zip(&before) {
+            assert_eq!(&env.group_ids(account), groups, "{backend}: {account}");
+        }
+        let n = staff.len() as i64;
+        for (sql, expected) in [
+            (
+                "SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'",
+                n,
+            ),
+            (
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
+                n,
+            ),
+            (
+                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
+                n,
+            ),
+            ("SELECT COUNT(*) FROM jobs WHERE state = 'dead'", 0),
+            (
+                "SELECT COUNT(*) FROM journal WHERE action = 'restored'",
+                env.count("SELECT COUNT(*) FROM journal WHERE action = 'removed'")
+                    .await,
+            ),
+        ] {
+            assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
+        }
+        for issue in &issues {
+            let request = env.sim.state().request(issue).unwrap();
+            let public = request.comments.iter().filter(|c| c.public).count();
+            assert_eq!(public, 1, "{backend}: {issue}");
+            assert_eq!(request.status, "Resolved", "{backend}: {issue}");
+        }
+        assert_eq!(ids.len(), staff.len());
+    }
+}
