@@ -1752,3 +1752,102 @@ async fn kill_9_at_random_points_of_a_restore_drain_ends_as_an_uninterrupted_run
         assert_eq!(ids.len(), staff.len());
     }
 }
+
+#[tokio::test]
+async fn one_account_asking_through_four_channels_at_once_gets_one_restore_and_one_email() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let account = env.staff()[0].account_id.clone();
+        let before = env.group_ids(&account);
+        let removed = env.remove_like_a_sweep(&account).await;
+        let issue = env.portal_request(&account);
+        let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+        let url = env.app.url(&format!("/restore/{token}"));
+        let page = env.app.client.get(&url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "latency_ms": 15 })).unwrap())
+            .unwrap();
+        let adds_before = env.sim.state().calls("POST", "/rest/api/3/group/user");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..4).map(|_| poll_queue(&env, stop.clone())).collect();
+        let webhook_body = json!({ "accountId": account, "product": "jira-software" }).to_string();
+        let (jsm, automation, webhook, link) = tokio::join!(
+            env.jsm(&issue),
+            env.automation(&account),
+            env.webhook("msg_four_channels", &webhook_body),
+            env.app
+                .client
+                .post(&url)
+                .form(&[("csrf", &csrf)])
+                .header("cookie", &cookie)
+                .send(),
+        );
+        assert_eq!((jsm.0, automation.0, webhook.0), (202, 202, 202), "{backend}");
+        assert_eq!(link.unwrap().status(), 200, "{backend}");
+        for _ in 0..500 {
+            let open = env
+                .count(
+                    "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                     OR replied_at IS NULL",
+                )
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        env.app.drain_queue().await;
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'")
+                .await,
+            4,
+            "{backend}: every request is answered restored"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE coalesced_into IS NOT NULL")
+                .await,
+            3,
+            "{backend}: three share the first's outcome"
+        );
+        assert_eq!(env.group_ids(&account), before, "{backend}");
+        assert_eq!(
+            env.sim.state().calls("POST", "/rest/api/3/group/user") - adds_before,
+            removed.len(),
+            "{backend}: one restore"
+        );
+        for (sql, expected) in [
+            (
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
+                1,
+            ),
+            ("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'", 1),
+            (
+                "SELECT COUNT(*) FROM journal WHERE action = 'restored'",
+                removed.len() as i64,
+            ),
+        ] {
+            assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
+        }
+        let request = env.sim.state().request(&issue).unwrap();
+        assert_eq!(request.status, "Resolved", "{backend}");
+        let public: Vec<_> = request.comments.iter().filter(|c| c.public).collect();
+        assert_eq!(public.len(), 1, "{backend}");
+        assert!(public[0].body.contains("has been restored"), "{backend}");
+    }
+}
