@@ -903,19 +903,22 @@ async fn gather_facts(
         },
         _ => Seats::Unknown,
     };
+    // Jira reports an account suspended at the org as inactive. A suspension the sweep's
+    // ladder made (`sweep_suspensions`) is reseat's own step, which a restore lifts; for any
+    // other inactive account the org's directory says whether it is suspended there
+    // (guarded as suspended) or deactivated or closed (guarded as inactive).
+    let own_suspension = crate::sweep::store::open_suspension(&state.db, subject.account.as_str())
+        .await?
+        .is_some();
+    let suspended = !user.active && !own_suspension && suspended_at_org(state, subject).await?;
+    let active = user.active || own_suspension || suspended;
     Ok(Facts {
         product: subject.product.clone(),
         channel,
         product_configured: state.config.sweep.product(&subject.product).is_some(),
         account_type: user.account_type.clone(),
-        // Jira reports an org-suspended account as inactive. A suspension the sweep's ladder
-        // made (`sweep_suspensions`) is reseat's own step, which a restore lifts; any other
-        // suspension or deactivation still blocks.
-        active: user.active
-            || crate::sweep::store::open_suspension(&state.db, subject.account.as_str())
-                .await?
-                .is_some(),
-        suspended: false,
+        active,
+        suspended,
         email: user.email_address.clone(),
         groups: groups
             .into_iter()
@@ -927,6 +930,20 @@ async fn gather_facts(
         journal_groups,
         seats,
     })
+}
+
+/// Whether the org's directory shows the account suspended (v2 user details: `status` or
+/// `membershipStatus`). False when the admin API is not configured or no directory holds
+/// the account.
+async fn suspended_at_org(state: &AppState, subject: &Subject) -> Result<bool, Failure> {
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Ok(false);
+    };
+    let user = admin.directory_user(org, &subject.account).await?;
+    Ok(user.is_some_and(|u| {
+        u.status.as_deref() == Some("suspended")
+            || u.membership_status.as_deref() == Some("suspended")
+    }))
 }
 
 async fn add_groups(

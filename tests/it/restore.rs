@@ -1794,7 +1794,11 @@ async fn one_account_asking_through_four_channels_at_once_gets_one_restore_and_o
                 .header("cookie", &cookie)
                 .send(),
         );
-        assert_eq!((jsm.0, automation.0, webhook.0), (202, 202, 202), "{backend}");
+        assert_eq!(
+            (jsm.0, automation.0, webhook.0),
+            (202, 202, 202),
+            "{backend}"
+        );
         assert_eq!(link.unwrap().status(), 200, "{backend}");
         for _ in 0..500 {
             let open = env
@@ -1836,7 +1840,10 @@ async fn one_account_asking_through_four_channels_at_once_gets_one_restore_and_o
                 "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
                 1,
             ),
-            ("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'", 1),
+            (
+                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
+                1,
+            ),
             (
                 "SELECT COUNT(*) FROM journal WHERE action = 'restored'",
                 removed.len() as i64,
@@ -1850,4 +1857,31 @@ async fn one_account_asking_through_four_channels_at_once_gets_one_restore_and_o
         assert_eq!(public.len(), 1, "{backend}");
         assert!(public[0].body.contains("has been restored"), "{backend}");
     }
+}
+
+#[tokio::test]
+async fn an_account_suspended_at_the_org_is_not_restored_and_says_so() {
+    let env = env().await;
+    let state = &env.app.state;
+    let account = env.staff()[0].account_id.clone();
+    env.remove_like_a_sweep(&account).await;
+    let removed = env.group_ids(&account);
+    // An admin suspended the account in Atlassian (not reseat's ladder).
+    let admin = state.atlassian.admin.as_ref().unwrap();
+    let org = state.atlassian.org_id.as_ref().unwrap();
+    admin
+        .suspend(org, &reseat::atlassian::AccountId::parse(&account).unwrap())
+        .await
+        .unwrap();
+    let (code, body) = env.automation(&account).await;
+    assert_eq!(code, 202);
+    env.app.drain_queue().await;
+    let request = store::get(&state.db, body["requestId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(request.status, "denied");
+    let verdict: Value = serde_json::from_str(request.verdict.as_deref().unwrap()).unwrap();
+    assert_eq!(verdict["guard"], "account_suspended", "{verdict}");
+    assert_eq!(env.group_ids(&account), removed, "nothing added");
 }
