@@ -34,8 +34,9 @@ use reseat::atlassian::{
     TransportResponse,
 };
 use reseat::config::Config;
+use reseat::ledger::JournalEntry;
 use reseat::restore::signature;
-use reseat::restore::store::{self, JournalEntry};
+use reseat::restore::store;
 use reseat::sim::model::Product;
 use reseat::sim::seed;
 use reseat::sim::{SimConfig, SimHandle};
@@ -182,7 +183,7 @@ impl Env {
                 if !grants {
                     continue;
                 }
-                store::journal_removed_in(
+                reseat::ledger::journal::journal_removed_in(
                     &mut tx,
                     &JournalEntry {
                         account_id: account,

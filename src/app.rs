@@ -122,6 +122,10 @@ impl App {
                 crate::restore::worker::RestoreProcessor::new(state.clone()),
             )
             .handle(
+                crate::sweep::job::APPLY_JOB,
+                crate::sweep::job::ApplyJob::new(state.clone()),
+            )
+            .handle(
                 crate::notify::SEND_JOB,
                 std::sync::Arc::new(notify.sender.clone()),
             );

@@ -172,6 +172,9 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Config(_) | CliError::Start(StartError::Config(_)) => ExitCode::from(2),
+            CliError::Sweep(crate::sweep::SweepError::Busy { .. }) => {
+                ExitCode::from(crate::sweep::run_lease::EXIT_BUSY)
+            }
             _ => ExitCode::from(1),
         }
     }
@@ -465,16 +468,43 @@ async fn sweep_plan(
     Ok(planned.plan_id)
 }
 
+/// A progress bar over the items of an apply on a terminal, nothing otherwise.
+fn apply_progress() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items, {per_sec}, {eta} left")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}
+
+fn apply_options(yes: bool) -> crate::sweep::ApplyOptions {
+    crate::sweep::ApplyOptions {
+        confirmed: yes,
+        progress: apply_progress(),
+        ..crate::sweep::ApplyOptions::default()
+    }
+}
+
 async fn sweep_apply(
     state: &crate::app::AppState,
     plan: Option<&str>,
     yes: bool,
 ) -> Result<(), CliError> {
-    let options = crate::sweep::ApplyOptions {
-        confirmed: yes,
-        ..crate::sweep::ApplyOptions::default()
-    };
-    let report = crate::sweep::apply(state, plan, &options).await?;
+    let options = apply_options(yes);
+    let report = crate::sweep::apply(state, plan, &options).await;
+    options.progress.finish_and_clear();
+    print_report(&report?);
+    Ok(())
+}
+
+fn print_report(report: &crate::sweep::ApplyReport) {
     if report.dry_run {
         println!(
             "dry run of plan {} (sweep.mode = \"dry-run\"): nothing changed",
@@ -497,6 +527,26 @@ async fn sweep_apply(
             report.failed
         );
     }
+}
+
+/// `reseat sweep`: one apply lease from before the plan to the end of the apply.
+async fn sweep_plan_and_apply(
+    state: &crate::app::AppState,
+    sources: &[String],
+    yes: bool,
+) -> Result<(), CliError> {
+    let sources = parse_sources(sources)?;
+    let bar = progress();
+    let options = apply_options(yes);
+    let result = crate::sweep::plan_and_apply(state, &sources, &bar, &options).await;
+    bar.finish_and_clear();
+    options.progress.finish_and_clear();
+    let (planned, report) = result?;
+    println!("plan {}", planned.plan_id);
+    for line in crate::sweep::plan::summary_lines(&planned.summary) {
+        println!("  {line}");
+    }
+    print_report(&report);
     Ok(())
 }
 
@@ -507,10 +557,7 @@ async fn run_sweep(config: Config, args: &SweepArgs) -> Result<(), CliError> {
             sweep_plan(&state, source, out.as_deref()).await.map(|_| ())
         }
         Some(SweepCommand::Apply { plan, yes }) => sweep_apply(&state, plan.as_deref(), *yes).await,
-        None => match sweep_plan(&state, &args.source, None).await {
-            Ok(plan_id) => sweep_apply(&state, Some(&plan_id), args.yes).await,
-            Err(error) => Err(error),
-        },
+        None => sweep_plan_and_apply(&state, &args.source, args.yes).await,
     };
     state.db.close().await;
     result

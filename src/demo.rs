@@ -228,6 +228,7 @@ async fn first_sweep(state: &crate::app::AppState) -> Result<String, crate::swee
         now,
         confirmed: true,
         stop_after: None,
+        progress: indicatif::ProgressBar::hidden(),
     };
     let report = crate::sweep::apply(state, Some(&planned.plan_id), &options).await?;
     let link: Option<String> = sqlx::query_scalar(

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod ledger;
 pub mod metrics;
 pub mod notify;
 pub mod queue;

@@ -358,6 +358,24 @@ impl ApiClient {
     /// response or the error left after retries.
     #[tracing::instrument(skip_all, fields(family = self.family, endpoint = %call.endpoint()))]
     pub(crate) async fn send(&self, call: &Call) -> Result<TransportResponse, AtlassianError> {
+        self.send_tracked(call).await.0
+    }
+
+    /// [`ApiClient::send`], also saying whether an attempt before the last one may have
+    /// taken effect upstream (its answer was lost: a dropped connection, a timeout, a 5xx).
+    /// Then the last answer ("not a member", "already a member") proves nothing about the
+    /// state before the call.
+    async fn send_tracked(&self, call: &Call) -> (Result<TransportResponse, AtlassianError>, bool) {
+        let mut earlier_may_have_acted = false;
+        let result = self.send_attempts(call, &mut earlier_may_have_acted).await;
+        (result, earlier_may_have_acted)
+    }
+
+    async fn send_attempts(
+        &self,
+        call: &Call,
+        earlier_may_have_acted: &mut bool,
+    ) -> Result<TransportResponse, AtlassianError> {
         let request = TransportRequest {
             method: call.method.clone(),
             url: self.url(call)?,
@@ -377,6 +395,11 @@ impl ApiClient {
                 })?;
                 self.wait_for_rate_limit().await;
                 self.transport.send(request.clone()).await
+            };
+            let may_have_acted = match &outcome {
+                Err(TransportError::Connect(_)) => false,
+                Err(_) => true,
+                Ok(response) => response.status >= 500,
             };
             let (error, wait) = match verdict(outcome, call.idempotent) {
                 Verdict::Done(response) => return Ok(response),
@@ -398,6 +421,7 @@ impl ApiClient {
                 });
             }
             tracing::debug!(attempt, ?delay, %error, "retrying");
+            *earlier_may_have_acted |= may_have_acted;
             tokio::time::sleep(delay).await;
         }
     }
@@ -417,6 +441,7 @@ impl ApiClient {
     /// a group member; Jira and Confluence spell these calls the same way. The add is retried
     /// like an idempotent call: a repeat answers "already a member", which
     /// [`classify_membership`] counts as success, as it does "not a member" for a remove.
+    /// Such an answer after a retry whose earlier attempt may have acted is `Changed`.
     pub(crate) async fn change_membership(
         &self,
         change: MembershipChange,
@@ -433,7 +458,20 @@ impl ApiClient {
                 .query("groupId", group)
                 .query("accountId", account),
         };
-        classify_membership(change, self.execute(&call).await)
+        let (result, earlier_may_have_acted) = self.send_tracked(&call).await;
+        match classify_membership(change, result.map(drop))? {
+            // An earlier attempt may have made the change and lost its answer: "not a
+            // member" / "already a member" then says nothing about who made it, so the call
+            // counts as having changed the membership (the journal keeps what was planned).
+            MembershipOutcome::AlreadyInPlace if earlier_may_have_acted => {
+                tracing::info!(
+                    ?change,
+                    "the membership was already in place after a retry; an earlier attempt may have changed it"
+                );
+                Ok(MembershipOutcome::Changed)
+            }
+            outcome => Ok(outcome),
+        }
     }
 }
 

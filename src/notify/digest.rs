@@ -2,7 +2,7 @@
 //! reclaimed per product, licence alerts, and undelivered email — gathered from the
 //! database and put in the outbox once per recipient and period.
 
-use serde::Deserialize;
+use crate::sweep::ApplyReport;
 use sqlx::{Any, AnyConnection};
 
 use super::outbox::{Enqueued, Outbox};
@@ -22,16 +22,6 @@ type PendingRow = (
     Option<String>,
     Option<String>,
 );
-
-/// A run's summary as the sweep stores it in `sweep_runs.summary` (missing counts are 0).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct StoredSummary {
-    warned: u64,
-    removed: u64,
-    restored: u64,
-    failed: u64,
-}
 
 /// Gathers the digest for the period starting at `since_ms` (UTC ms). `product_name` turns
 /// a product key into the name users know; `alerts` come from the caller, which knows the
@@ -65,42 +55,39 @@ pub async fn collect(
         )
         .collect();
 
-    let last_run: Option<(i64, String, String, String)> =
-        sqlx::query_as::<Any, (i64, String, String, String)>(
-            "SELECT started_at, mode, status, summary FROM sweep_runs \
+    let last_run: Option<(String, i64, String, String, String)> =
+        sqlx::query_as::<Any, (String, i64, String, String, String)>(
+            "SELECT id, started_at, mode, status, summary FROM sweep_runs \
              ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .fetch_optional(&mut *conn)
         .await?;
-    let last_run = last_run.map(|(started, mode, status, summary)| {
-        let counts: StoredSummary = serde_json::from_str(&summary).unwrap_or_default();
-        RunSummary {
-            started: from_ms(started),
-            mode,
-            status,
-            warned: counts.warned,
-            removed: counts.removed,
-            restored: counts.restored,
-            failed: counts.failed,
+    // Given back in the period: seats with a `restored` journal row since it began.
+    let restored = crate::ledger::journal::restored_seats(&mut *conn, since_ms).await?;
+    let last_run = match last_run {
+        None => None,
+        Some((id, started, mode, status, summary)) => {
+            // The run summary's one contract; one that does not parse is an error.
+            let counts = ApplyReport::parse(&id, &summary)
+                .map_err(|error| sqlx::Error::Decode(error.to_string().into()))?;
+            Some(RunSummary {
+                started: from_ms(started),
+                mode,
+                status,
+                warned: counts.warned,
+                removed: counts.removed_users,
+                restored,
+                failed: counts.failed,
+            })
         }
-    });
+    };
 
-    let reclaimed: Vec<(String, i64)> = sqlx::query_as::<Any, (String, i64)>(
-        "SELECT product, COUNT(DISTINCT account_id) FROM journal j \
-         WHERE action = 'removed' AND created_at >= $1 \
-           AND NOT EXISTS (SELECT 1 FROM journal n WHERE n.action = 'not_member' \
-               AND n.account_id = j.account_id AND n.product = j.product AND n.site = j.site \
-               AND n.group_id = j.group_id AND n.id > j.id) \
-         GROUP BY product ORDER BY product",
-    )
-    .bind(since_ms)
-    .fetch_all(&mut *conn)
-    .await?;
-    let reclaimed = reclaimed
+    let reclaimed = crate::ledger::journal::reclaimed_per_product(&mut *conn, since_ms)
+        .await?
         .into_iter()
         .map(|(product, seats)| ReclaimedSeats {
             product_name: product_name(&product),
-            seats: u64::try_from(seats).unwrap_or_default(),
+            seats,
         })
         .collect();
 

@@ -278,6 +278,24 @@ impl Queue {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Extends a claimed job's lease to `lease` from now, for a handler that runs longer
+    /// than `queue.lease`. False when the job is not this claim's any more.
+    pub async fn extend_lease(&self, job: &Job, lease: Duration) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE jobs SET lease_until = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'running' AND locked_by = $4 AND attempts = $5",
+        )
+        .bind(now + duration_ms(lease))
+        .bind(now)
+        .bind(job.id)
+        .bind(job.locked_by.as_deref())
+        .bind(job.attempts)
+        .execute(self.db.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Marks a claimed job done. Returns false when the job's lease was lost to another
     /// worker meanwhile (the other worker's outcome stands).
     pub async fn complete(&self, job: &Job) -> Result<bool, sqlx::Error> {

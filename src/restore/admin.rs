@@ -237,7 +237,7 @@ pub async fn approve_by(
             .ok_or_else(|| AdminError::NoProduct(id.to_string()))?;
         let journal = match request.account_id.as_deref() {
             Some(account) => {
-                store::journal_removed_groups(&state.db, account, product.as_str(), state.site())
+                crate::ledger::taken_groups(&state.db, account, product.as_str(), state.site())
                     .await?
             }
             None => Vec::new(),

@@ -250,7 +250,7 @@ async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, Li
         .links
         .consume(&mut tx, claims, Utc::now())
         .await?;
-    crate::sweep::store::add_keep_in(
+    crate::ledger::keeps::add_keep_in(
         &mut tx,
         &claims.account_id,
         &claims.product,

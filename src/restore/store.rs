@@ -1,11 +1,10 @@
-//! Restore requests and the journal, in the database.
+//! Restore requests, in the database (the journal is the ledger's: [`crate::ledger`]).
 
 use serde::Serialize;
 use sqlx::{Any, AnyConnection, FromRow};
 
-use super::rules::{Channel, GroupFact};
+use super::rules::Channel;
 use super::status::Status;
-use crate::atlassian::GroupId;
 use crate::audit;
 use crate::queue::{NewJob, Queue};
 use crate::store::{Db, is_unique_violation, time::now_ms};
@@ -439,103 +438,6 @@ pub async fn record_step(
     Ok(())
 }
 
-/// Groups reseat removed from this account for this product on this site and has not given
-/// back since: what a restore re-adds.
-pub async fn journal_removed_groups(
-    db: &Db,
-    account: &str,
-    product: &str,
-    site: &str,
-) -> Result<Vec<GroupFact>, sqlx::Error> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT group_id, group_name, action FROM journal \
-         WHERE account_id = $1 AND product = $2 AND site = $3 ORDER BY id",
-    )
-    .bind(account)
-    .bind(product)
-    .bind(site)
-    .fetch_all(db.pool())
-    .await?;
-    let mut current: Vec<GroupFact> = Vec::new();
-    for (group_id, group_name, action) in rows {
-        current.retain(|g| g.id.as_str() != group_id);
-        if action == "removed"
-            && let Ok(id) = GroupId::parse(group_id)
-        {
-            current.push(GroupFact {
-                id,
-                name: group_name,
-            });
-        }
-    }
-    Ok(current)
-}
-
-/// One journal row.
-#[derive(Debug, Clone)]
-pub struct JournalEntry<'a> {
-    pub account_id: &'a str,
-    pub product: &'a str,
-    pub site: &'a str,
-    pub group_id: &'a str,
-    pub group_name: &'a str,
-    pub run_id: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-    pub reason: &'a str,
-}
-
-/// Records a membership reseat gave back (once per group and request).
-pub async fn journal_restored_in(
-    conn: &mut AnyConnection,
-    entry: &JournalEntry<'_>,
-) -> Result<(), sqlx::Error> {
-    journal_in(conn, "restored", entry).await.map(drop)
-}
-
-/// Records a membership reseat takes away (before removing it). Returns false when the row
-/// was already there (the same run journaled it before: a resumed or retried item).
-pub async fn journal_removed_in(
-    conn: &mut AnyConnection,
-    entry: &JournalEntry<'_>,
-) -> Result<bool, sqlx::Error> {
-    journal_in(conn, "removed", entry).await
-}
-
-/// Compensates a `removed` row of the same run: Atlassian answered "not a member" to the
-/// removal, so reseat took nothing and a restore must not add this group
-/// ([`journal_removed_groups`] reads the latest row per group).
-pub async fn journal_not_member_in(
-    conn: &mut AnyConnection,
-    entry: &JournalEntry<'_>,
-) -> Result<(), sqlx::Error> {
-    journal_in(conn, "not_member", entry).await.map(drop)
-}
-
-async fn journal_in(
-    conn: &mut AnyConnection,
-    action: &str,
-    entry: &JournalEntry<'_>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO journal (account_id, product, site, group_id, group_name, action, run_id, \
-         request_id, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(entry.account_id)
-    .bind(entry.product)
-    .bind(entry.site)
-    .bind(entry.group_id)
-    .bind(entry.group_name)
-    .bind(action)
-    .bind(entry.run_id)
-    .bind(entry.request_id)
-    .bind(entry.reason)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Marks the requester as answered.
 pub async fn mark_replied(db: &Db, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE restore_requests SET replied_at = $1 WHERE id = $2")
@@ -588,47 +490,4 @@ pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error>
     sqlx::query_as("SELECT status, COUNT(*) FROM restore_requests GROUP BY status ORDER BY status")
         .fetch_all(db.pool())
         .await
-}
-
-/// A stored journal row.
-#[derive(Debug, Clone, FromRow, Serialize)]
-pub struct JournalRecord {
-    pub id: i64,
-    pub account_id: String,
-    pub product: String,
-    pub site: String,
-    pub group_id: String,
-    pub group_name: String,
-    /// removed | restored
-    pub action: String,
-    pub run_id: Option<String>,
-    pub request_id: Option<String>,
-    pub reason: String,
-    pub created_at: i64,
-}
-
-/// Journal rows of one account (every product and site), oldest first, at most `limit`.
-pub async fn journal_of(
-    db: &Db,
-    account: &str,
-    limit: i64,
-) -> Result<Vec<JournalRecord>, sqlx::Error> {
-    sqlx::query_as::<Any, JournalRecord>(
-        "SELECT id, account_id, product, site, group_id, group_name, action, run_id, \
-         request_id, reason, created_at FROM journal WHERE account_id = $1 ORDER BY id LIMIT $2",
-    )
-    .bind(account)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await
-}
-
-/// Journal rows counted by product and action (`removed`, `restored`).
-pub async fn journal_counts(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT product, action, COUNT(*) FROM journal GROUP BY product, action \
-         ORDER BY product, action",
-    )
-    .fetch_all(db.pool())
-    .await
 }

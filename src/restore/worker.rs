@@ -20,12 +20,13 @@ use serde_json::json;
 
 use super::rules::{self, Channel, Decision, Facts, GroupFact, Seats, Verdict};
 use super::status::Status;
-use super::store::{self, JournalEntry, Outcome, RestoreRequest};
+use super::store::{self, Outcome, RestoreRequest};
 use crate::app::AppState;
 use crate::atlassian::{
     AccountId, ApiFamily, AtlassianError, GroupId, IssueKey, JiraUser, ProductKey,
 };
 use crate::audit;
+use crate::ledger::{self, JournalEntry};
 use crate::queue::{HandlerFuture, Job, JobError, JobHandler, Worker, WorkerOutcome};
 
 /// The `restore.process` job handler.
@@ -78,10 +79,17 @@ pub async fn run_now(
         }
         let ran = match request.job_id {
             Some(job) => {
-                let run = worker.run_now(job);
-                match tokio::time::timeout_at(deadline, run).await {
-                    Ok(ran) => ran?,
-                    // Still running: its lease stays, and the queue finishes it.
+                // In a task of its own: a page that stops waiting never abandons a claimed
+                // job half-way (it would wait for its lease to expire).
+                let worker = worker.clone();
+                let mut run = tokio::spawn(async move { worker.run_now(job).await });
+                match tokio::time::timeout_at(deadline, &mut run).await {
+                    Ok(Ok(ran)) => ran?,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, request_id = %id, "the restore run stopped");
+                        return store::get(&state.db, id).await;
+                    }
+                    // Still running: it finishes on its own, and the outcome is emailed.
                     Err(_) => return store::get(&state.db, id).await,
                 }
             }
@@ -269,45 +277,6 @@ async fn finish(
         .map_err(|e| JobError::retry(format!("database: {e}")))
 }
 
-/// The claim on a seat while it is given back: the same named lease a removal of the seat
-/// holds, so that the two never interleave.
-struct SeatClaim {
-    name: String,
-    holder: String,
-}
-
-/// How long a seat's claim lasts unless given up first.
-const SEAT_TTL: Duration = Duration::from_secs(600);
-
-async fn claim_seat(
-    state: &AppState,
-    subject: &Subject,
-    request: &RestoreRequest,
-) -> Result<SeatClaim, Failure> {
-    let claim = SeatClaim {
-        name: format!(
-            "seat:{}:{}:{}",
-            state.site(),
-            subject.product.as_str(),
-            subject.account.as_str()
-        ),
-        holder: format!("restore:{}", request.id),
-    };
-    if crate::store::lease::acquire(&state.db, &claim.name, &claim.holder, SEAT_TTL).await? {
-        return Ok(claim);
-    }
-    Err(Failure::Later {
-        message: format!("the seat is busy ({}); trying again shortly", claim.name),
-        after: Duration::from_millis(200),
-    })
-}
-
-async fn release_seat(state: &AppState, claim: SeatClaim) {
-    if let Err(error) = crate::store::lease::release(&state.db, &claim.name, &claim.holder).await {
-        tracing::warn!(%error, seat = %claim.name, "cannot give up the seat claim; it will expire");
-    }
-}
-
 async fn decide_and_apply(
     state: &AppState,
     request: &RestoreRequest,
@@ -334,12 +303,35 @@ async fn decide_and_apply(
         subject.product.as_str(),
     )
     .await?;
-    let claim = claim_seat(state, &subject, request).await?;
+    // Taking and giving back a seat never interleave: a removal (or another restore) of
+    // this seat that runs now ends first, and what the journal says was taken is read only
+    // once it has. The job waits for it without spending an attempt.
+    let seat = ledger::Seat::new(
+        subject.account.as_str(),
+        subject.product.as_str(),
+        state.site(),
+    );
+    let claim = match ledger::seat::try_claim(
+        &state.db,
+        &seat,
+        &ledger::seat::restore_holder(&request.id),
+        ledger::seat::CLAIM_TTL,
+    )
+    .await?
+    {
+        Ok(claim) => claim,
+        Err(busy) => {
+            return Err(Failure::Later {
+                message: format!("the seat is held by {}; runs right after it", busy.holder),
+                after: busy.retry_in(),
+            });
+        }
+    };
     let result = match status {
         Status::Verifying => verify_restore(state, request, &subject).await,
         _ => decide_holding_seat(state, request, status, channel, &subject).await,
     };
-    release_seat(state, claim).await;
+    claim.release().await;
     result
 }
 
@@ -400,7 +392,7 @@ async fn decide_holding_seat(
     match verdict.decision {
         Decision::Approve => {
             // The sweep's ladder suspended the account org-wide: lift that first.
-            let suspension = crate::sweep::store::open_suspension(&state.db, account).await?;
+            let suspension = ledger::suspensions::open_suspension(&state.db, account).await?;
             if suspension.is_some() {
                 let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id)
                 else {
@@ -612,17 +604,17 @@ async fn record_restored(
 ) -> Result<(), Failure> {
     let account = subject.account.as_str();
     let product = subject.product.as_str();
-    let suspension = crate::sweep::store::open_suspension(&state.db, account).await?;
+    let suspension = ledger::suspensions::open_suspension(&state.db, account).await?;
     let mut tx = state.db.pool().begin().await?;
     if !store::set_outcome_in(&mut tx, &request.id, expected, outcome).await? {
         tracing::warn!(request_id = %request.id, "the request changed meanwhile; its outcome stands");
         return Ok(());
     }
     if let Some(id) = suspension {
-        crate::sweep::store::close_suspension_in(
+        ledger::suspensions::close_suspension_in(
             &mut tx,
             id,
-            crate::sweep::store::SuspensionEnd::Restored,
+            ledger::SuspensionEnd::Restored,
             chrono::Utc::now(),
         )
         .await?;
@@ -639,7 +631,7 @@ async fn record_restored(
         .await?;
     }
     for group in groups {
-        store::journal_restored_in(
+        ledger::journal::journal_restored_in(
             &mut tx,
             &JournalEntry {
                 account_id: account,
@@ -882,7 +874,7 @@ async fn gather_facts(
             None => Vec::new(),
         },
     };
-    let journal_groups = store::journal_removed_groups(
+    let journal_groups = ledger::taken_groups(
         &state.db,
         subject.account.as_str(),
         subject.product.as_str(),
@@ -907,7 +899,7 @@ async fn gather_facts(
     // ladder made (`sweep_suspensions`) is reseat's own step, which a restore lifts; for any
     // other inactive account the org's directory says whether it is suspended there
     // (guarded as suspended) or deactivated or closed (guarded as inactive).
-    let own_suspension = crate::sweep::store::open_suspension(&state.db, subject.account.as_str())
+    let own_suspension = ledger::suspensions::open_suspension(&state.db, subject.account.as_str())
         .await?
         .is_some();
     let suspended = !user.active && !own_suspension && suspended_at_org(state, subject).await?;

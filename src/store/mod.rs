@@ -28,6 +28,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file, for the migration lock next to it.
+    file: Option<PathBuf>,
 }
 
 /// How to open the database, from the `[database]` section of the configuration.
@@ -64,6 +66,33 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+/// The PostgreSQL advisory lock key that serializes migrations ("reseat" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x7265_7365_6174;
+
+/// Waits for the exclusive lock on `<file>.migrate.lock` (released when dropped).
+async fn lock_file(file: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".migrate.lock");
+    let path = PathBuf::from(name);
+    let not_writable = |error: std::io::Error| StoreError::NotWritable {
+        file: path.clone(),
+        reason: error.to_string(),
+    };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(not_writable)?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|error| StoreError::NotWritable {
+            file: file.to_path_buf(),
+            reason: error.to_string(),
+        })?
+        .map_err(not_writable)
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -92,16 +121,45 @@ impl Db {
             Backend::Sqlite => connect_sqlite(url, options).await?,
             Backend::Postgres => connect_postgres(url, options).await?,
         };
-        Ok(Db { pool, backend })
+        let file = match backend {
+            Backend::Sqlite => sqlite_file(url),
+            Backend::Postgres => None,
+        };
+        Ok(Db {
+            pool,
+            backend,
+            file,
+        })
     }
 
-    /// Applies the embedded migrations for this backend.
+    /// Applies the embedded migrations for this backend, one process at a time: two
+    /// processes starting together never race them. PostgreSQL: a session advisory lock
+    /// held on the connection that migrates. SQLite: an exclusive lock on the file
+    /// `<database>.migrate.lock` next to the database (an in-memory database has one user).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                let _lock = match &self.file {
+                    Some(file) => Some(lock_file(file).await?),
+                    None => None,
+                };
+                SQLITE_MIGRATIONS.run(&self.pool).await?;
+            }
+            Backend::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&mut *conn)
+                    .await?;
+                let result = POSTGRES_MIGRATIONS.run(&mut *conn).await;
+                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&mut *conn)
+                    .await;
+                result?;
+                unlocked?;
+            }
+        }
         Ok(())
     }
 

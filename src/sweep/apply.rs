@@ -42,7 +42,7 @@ use crate::activity::api::{AdminActivity, ListedActivity, SiteDates};
 use crate::app::AppState;
 use crate::atlassian::{AccountId, ApiFamily, GroupId, MembershipOutcome, ProductKey};
 use crate::audit;
-use crate::restore::store::{JournalEntry, journal_not_member_in, journal_removed_in};
+use crate::ledger::{self, JournalEntry};
 use crate::store::time::{from_ms, to_ms};
 
 /// How to apply.
@@ -54,6 +54,9 @@ pub struct ApplyOptions {
     pub confirmed: bool,
     /// Test hook: stop (as if killed) after this many items were handled.
     pub stop_after: Option<usize>,
+    /// Advanced by one per item handled (its length is set to the items to apply); the
+    /// run's row (`sweep_runs.items_*`) follows too, for the dashboard's progress page.
+    pub progress: indicatif::ProgressBar,
 }
 
 impl Default for ApplyOptions {
@@ -62,12 +65,15 @@ impl Default for ApplyOptions {
             now: Utc::now(),
             confirmed: false,
             stop_after: None,
+            progress: indicatif::ProgressBar::hidden(),
         }
     }
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+/// What a run did, stored as `sweep_runs.summary`: THE contract of that column, written by
+/// apply and read by the digest, the admin pages and the API ([`ApplyReport::parse`]).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct ApplyReport {
     pub plan_id: String,
     pub run_id: String,
@@ -153,10 +159,25 @@ pub fn check_guards(
     Ok(())
 }
 
-/// Applies a plan (the newest when `plan_id` is `None`).
+/// Applies a plan (the newest when `plan_id` is `None`), holding the site's apply lease for
+/// the whole run ([`super::run_lease`]): a second apply meanwhile stops with
+/// [`SweepError::Busy`].
 #[tracing::instrument(skip_all, fields(plan = plan_id.unwrap_or("latest")))]
 pub async fn apply(
     state: &AppState,
+    plan_id: Option<&str>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, SweepError> {
+    let lease = super::run_lease::acquire(&state.db, state.site()).await?;
+    let result = apply_leased(state, &lease, plan_id, options).await;
+    lease.release().await;
+    result
+}
+
+/// [`apply`] under a lease the caller holds (`reseat sweep` holds it from the plan on).
+pub async fn apply_leased(
+    state: &AppState,
+    lease: &super::run_lease::ApplyLease,
     plan_id: Option<&str>,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, SweepError> {
@@ -170,16 +191,28 @@ pub async fn apply(
         None => store::latest_plan(&state.db).await?,
     }
     .ok_or_else(|| SweepError::NoPlan(plan_id.map(str::to_owned)))?;
-    let summary: PlanSummaryRead = serde_json::from_str(&plan.summary).unwrap_or_default();
+    // The summary's counts feed the guards: one that does not parse, or does not match the
+    // plan's items, stops the run before any change.
+    let summary = PlanSummary::parse(&plan.id, &plan.summary)?;
+    check_summary_matches_items(state, &plan, &summary).await?;
     let mode = if dry_run { "dry-run" } else { "live" };
-    let run_id = store::start_run(&state.db, "apply", Some(&plan.id), mode).await?;
+    let run_id = lease.run_id().to_owned();
+    store::start_run(
+        &state.db,
+        &run_id,
+        "apply",
+        Some(&plan.id),
+        mode,
+        &plan.site,
+    )
+    .await?;
     let mut report = ApplyReport {
         plan_id: plan.id.clone(),
         run_id: run_id.clone(),
         dry_run,
         ..ApplyReport::default()
     };
-    if let Err(message) = check_guards(config, &summary.as_summary(), options.now) {
+    if let Err(message) = check_guards(config, &summary, options.now) {
         audit::record(
             &state.db,
             audit::Entry {
@@ -218,7 +251,12 @@ pub async fn apply(
         recheck_listing(state, &plan, options, &mut report).await?
     }
     .map(std::sync::Mutex::new);
+    let total = store::actionable_pairs(&state.db, &plan.id).await?.len() as u64;
+    options.progress.set_length(total);
+    options.progress.set_position(0);
+    store::set_run_progress(&state.db, &run_id, total, 0, 0).await?;
     let mut handled = 0usize;
+    let mut progressed = 0u64;
     'lanes: for lane in [Lane::Jira, Lane::Confluence, Lane::Local] {
         let concurrency = if dry_run { 1 } else { lane.concurrency(state) };
         let mut after = 0i64;
@@ -253,6 +291,8 @@ pub async fn apply(
             futures_util::pin_mut!(results);
             while let Some((item, result, delta)) = results.next().await {
                 report.absorb(delta);
+                progressed += 1;
+                options.progress.inc(1);
                 if let Err(error) = result {
                     report.failed += 1;
                     tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
@@ -263,6 +303,7 @@ pub async fn apply(
                     }
                 }
             }
+            store::set_run_progress(&state.db, &run_id, total, progressed, report.failed).await?;
             if report.interrupted {
                 break 'lanes;
             }
@@ -344,6 +385,18 @@ impl Lane {
 }
 
 impl ApplyReport {
+    /// Parses a stored `sweep_runs.summary` (`{}` for a run that stopped before acting).
+    pub fn parse(run_id: &str, text: &str) -> Result<ApplyReport, SweepError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            SweepError::Summary(format!(
+                "run {run_id}: the stored summary does not parse at `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        })
+    }
+
     /// Adds what one item did.
     fn absorb(&mut self, item: ApplyReport) {
         self.warned += item.warned;
@@ -356,45 +409,29 @@ impl ApplyReport {
     }
 }
 
-/// The parts of the stored summary apply reads.
-#[derive(Debug, Default, serde::Deserialize)]
-struct PlanSummaryRead {
-    #[serde(default)]
-    products: BTreeMap<String, ProductCounts>,
-    #[serde(default)]
-    access_groups: BTreeMap<String, Vec<AccessGroup>>,
-    #[serde(default)]
-    newest_activity: Option<i64>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct ProductCounts {
-    #[serde(default)]
-    users: u64,
-    #[serde(default)]
-    decisions: BTreeMap<String, u64>,
-}
-
-impl PlanSummaryRead {
-    fn as_summary(&self) -> PlanSummary {
-        PlanSummary {
-            products: self
-                .products
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        super::plan::ProductSummary {
-                            users: v.users,
-                            decisions: v.decisions.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            newest_activity: self.newest_activity,
-            ..PlanSummary::default()
+/// The summary's per-product decision counts must be the plan's items' (the guards read
+/// the summary).
+async fn check_summary_matches_items(
+    state: &AppState,
+    plan: &PlanRecord,
+    summary: &PlanSummary,
+) -> Result<(), SweepError> {
+    let counted = store::decision_counts(&state.db, &plan.id).await?;
+    let mut summarized: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (product, counts) in &summary.products {
+        for (decision, n) in &counts.decisions {
+            if *n > 0 {
+                summarized.insert((product.clone(), decision.clone()), *n);
+            }
         }
     }
+    if counted != summarized {
+        return Err(SweepError::Summary(format!(
+            "plan {}: the stored summary's counts do not match its items; nothing changed",
+            plan.id
+        )));
+    }
+    Ok(())
 }
 
 async fn finish_item(
@@ -525,7 +562,7 @@ async fn current_activity(
 async fn apply_item(
     state: &AppState,
     plan: &PlanRecord,
-    summary: &PlanSummaryRead,
+    summary: &PlanSummary,
     recheck: Option<&std::sync::Mutex<Recheck>>,
     item: &PlanItem,
     options: &ApplyOptions,
@@ -542,7 +579,7 @@ async fn apply_item(
 
     // A keep recorded since the plan wins.
     if let Some(until) =
-        store::kept_until(&state.db, &item.account_id, &item.product, site, now).await?
+        ledger::keeps::kept_until(&state.db, &item.account_id, &item.product, site, now).await?
     {
         report.skipped += 1;
         let outcome = format!(
@@ -679,7 +716,7 @@ struct PlannedGroup {
 async fn remove(
     state: &AppState,
     plan: &PlanRecord,
-    summary: &PlanSummaryRead,
+    summary: &PlanSummary,
     item: &PlanItem,
     account: &AccountId,
     product: &ProductKey,
@@ -693,7 +730,14 @@ async fn remove(
         .unwrap_or_default();
     // The memberships the plan saw (from the group-member pages), with the products each
     // group grants: no per-user read before acting.
-    let planned: Vec<PlannedGroup> = serde_json::from_str(&item.access_groups).unwrap_or_default();
+    // Unreadable: an error (the item fails and stays to apply), never "nothing to remove".
+    let planned: Vec<PlannedGroup> =
+        serde_json::from_str(&item.access_groups).map_err(|error| {
+            SweepError::Summary(format!(
+                "plan item {}: access_groups does not parse ({error}); nothing removed",
+                item.id
+            ))
+        })?;
     let taken: Vec<AccessGroup> = planned
         .into_iter()
         .map(|g| {
@@ -732,32 +776,82 @@ async fn remove(
         finish_item(state, item, "done", "no access group membership left").await?;
         return Ok(());
     }
-    // Journal first, committed before any membership changes. `fresh`: this attempt wrote
-    // the row, so no earlier attempt of this run can have removed the membership.
-    let mut fresh = Vec::with_capacity(taken.len());
-    let mut tx = state.db.pool().begin().await?;
-    for group in &taken {
-        fresh.push(
-            journal_removed_in(
-                &mut tx,
-                &JournalEntry {
-                    account_id: &item.account_id,
-                    product: &item.product,
-                    site: &plan.site,
-                    group_id: group.id.as_str(),
-                    group_name: &group.name,
-                    run_id: Some(&plan.id),
-                    request_id: None,
-                    reason: &item.reason,
-                },
+    // Taking and giving back this seat never interleave: hold its claim from the last
+    // check to the removal email.
+    let seat = ledger::Seat::new(&item.account_id, &item.product, &plan.site);
+    let claim = match ledger::seat::try_claim(
+        &state.db,
+        &seat,
+        &ledger::seat::removal_holder(&plan.id),
+        ledger::seat::CLAIM_TTL,
+    )
+    .await?
+    {
+        Ok(claim) => claim,
+        Err(busy) if busy.is_restore() => {
+            report.skipped += 1;
+            finish_item(
+                state,
+                item,
+                "skipped",
+                "kept: the user asked for access, a restore is running",
             )
-            .await?,
-        );
+            .await?;
+            return Ok(());
+        }
+        Err(busy) => {
+            return Err(SweepError::Config(format!(
+                "the seat is being changed by {}; applying again later continues",
+                busy.holder
+            )));
+        }
+    };
+    let result = remove_claimed(state, plan, item, account, product, &seat, &taken, report).await;
+    claim.release().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn remove_claimed(
+    state: &AppState,
+    plan: &PlanRecord,
+    item: &PlanItem,
+    account: &AccountId,
+    product: &ProductKey,
+    seat: &ledger::Seat,
+    taken: &[AccessGroup],
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    // The owner asked for access, or to keep it, after the plan was made: the plan is out
+    // of date for this seat.
+    if let Some(why) = ledger::seat::asked_since(&state.db, seat, plan.created_at).await? {
+        report.skipped += 1;
+        finish_item(state, item, "skipped", &format!("kept: {why}")).await?;
+        return Ok(());
+    }
+    // The intent first, committed before any membership changes (`removing`).
+    let entries: Vec<JournalEntry<'_>> = taken
+        .iter()
+        .map(|group| JournalEntry {
+            account_id: &item.account_id,
+            product: &item.product,
+            site: &plan.site,
+            group_id: group.id.as_str(),
+            group_name: &group.name,
+            run_id: Some(&plan.id),
+            request_id: None,
+            reason: &item.reason,
+        })
+        .collect();
+    let mut intents = Vec::with_capacity(entries.len());
+    let mut tx = state.db.pool().begin().await?;
+    for entry in &entries {
+        intents.push(ledger::journal::begin_removal_in(&mut tx, entry).await?);
     }
     tx.commit().await?;
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
-    for (group, fresh) in taken.iter().zip(fresh) {
+    for ((group, entry), intent) in taken.iter().zip(&entries).zip(intents) {
         // The product table says which API changes the product's seats: never a guess.
         let outcome = match (
             product.family(),
@@ -781,29 +875,16 @@ async fn remove(
                 )));
             }
         };
-        match outcome {
-            MembershipOutcome::AlreadyInPlace if fresh => {
-                // Left the group since the plan: reseat took nothing, a restore adds nothing.
-                let mut conn = state.db.pool().acquire().await?;
-                journal_not_member_in(
-                    &mut conn,
-                    &JournalEntry {
-                        account_id: &item.account_id,
-                        product: &item.product,
-                        site: &plan.site,
-                        group_id: group.id.as_str(),
-                        group_name: &group.name,
-                        run_id: Some(&plan.id),
-                        request_id: None,
-                        reason: "not a member when the sweep removed it",
-                    },
-                )
-                .await?;
-                not_member.push(&group.name);
-            }
-            // A resumed item: an earlier attempt of this run may have removed it; the
-            // `removed` row stands (a restore gives it back).
-            MembershipOutcome::AlreadyInPlace | MembershipOutcome::Changed => {
+        let answer = match outcome {
+            MembershipOutcome::Changed => ledger::journal::RemovalAnswer::Removed,
+            MembershipOutcome::AlreadyInPlace => ledger::journal::RemovalAnswer::NotMember,
+        };
+        let mut conn = state.db.pool().acquire().await?;
+        match ledger::journal::removal_answered_in(&mut conn, entry, intent, answer).await? {
+            // Left the group since the plan, and no removal was ever sent: reseat took
+            // nothing, a restore adds nothing.
+            ledger::journal::Recorded::NotMember => not_member.push(&group.name),
+            ledger::journal::Recorded::Removed => {
                 report.removed_memberships += 1;
                 removed_names.push(&group.name);
             }
@@ -864,7 +945,8 @@ async fn suspend_step(
         return Ok(());
     }
     let dry_run = config.mode == Mode::DryRun;
-    let candidates = store::suspension_candidates(&state.db, &plan.id, dry_run).await?;
+    let candidates =
+        ledger::suspensions::suspension_candidates(&state.db, &plan.id, dry_run).await?;
     if candidates.is_empty() {
         return Ok(());
     }
@@ -904,7 +986,7 @@ async fn suspend_step(
             continue;
         }
         let mut tx = state.db.pool().begin().await?;
-        store::record_suspension_in(
+        ledger::suspensions::record_suspension_in(
             &mut tx,
             &account_id,
             &plan.site,
@@ -948,17 +1030,17 @@ async fn delete_step(
         return Ok(());
     };
     let dry_run = config.mode == Mode::DryRun;
-    let due = store::suspensions_due(&state.db, &plan.site, before).await?;
+    let due = ledger::suspensions::suspensions_due(&state.db, &plan.site, before).await?;
     for (id, account_id, suspended_at) in due {
-        if store::restored_since(&state.db, &account_id, suspended_at).await? {
+        if ledger::journal::restored_since(&state.db, &account_id, suspended_at).await? {
             // A restore gave access back since: the account stays; the suspension is over
             // for the ladder.
             if !dry_run {
                 let mut conn = state.db.pool().acquire().await?;
-                store::close_suspension_in(
+                ledger::suspensions::close_suspension_in(
                     &mut conn,
                     id,
-                    store::SuspensionEnd::Restored,
+                    ledger::SuspensionEnd::Restored,
                     options.now,
                 )
                 .await?;
@@ -993,7 +1075,13 @@ async fn delete_step(
             }
         };
         let mut tx = state.db.pool().begin().await?;
-        store::close_suspension_in(&mut tx, id, store::SuspensionEnd::Deleted, options.now).await?;
+        ledger::suspensions::close_suspension_in(
+            &mut tx,
+            id,
+            ledger::SuspensionEnd::Deleted,
+            options.now,
+        )
+        .await?;
         audit::record_in(
             &mut tx,
             audit::Entry {

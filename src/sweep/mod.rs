@@ -11,10 +11,12 @@
 
 pub mod apply;
 pub mod config;
+pub mod job;
 pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod population;
+pub mod run_lease;
 pub mod schedule;
 pub mod store;
 
@@ -47,4 +49,33 @@ pub enum SweepError {
     NoPlan(Option<String>),
     #[error("sweep: sweep.mode is live and this changes Atlassian: re-run with --yes to confirm")]
     NeedsConfirmation,
+    /// A stored plan or run summary that does not parse, or does not match its items.
+    #[error("sweep: {0}")]
+    Summary(String),
+    /// Another apply holds the site's lease ([`run_lease`]).
+    #[error("sweep: another apply is running on {site}: {running}")]
+    Busy {
+        site: String,
+        running: String,
+        holder: String,
+    },
+}
+
+/// `reseat sweep` and the schedule: plans from `sources`, then applies that plan, under one
+/// apply lease held from before the plan to the end of the apply ([`run_lease`]).
+pub async fn plan_and_apply(
+    state: &crate::app::AppState,
+    sources: &[Source],
+    bar: &indicatif::ProgressBar,
+    options: &ApplyOptions,
+) -> Result<(Planned, ApplyReport), SweepError> {
+    let lease = run_lease::acquire(&state.db, state.site()).await?;
+    let result = async {
+        let planned = plan(state, sources, options.now, bar).await?;
+        let report = apply::apply_leased(state, &lease, Some(&planned.plan_id), options).await;
+        Ok((planned, report?))
+    }
+    .await;
+    lease.release().await;
+    result
 }

@@ -49,7 +49,7 @@ impl Source {
 }
 
 /// Counts of one product in a plan.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ProductSummary {
     /// Users holding the product on the site.
     pub users: u64,
@@ -57,8 +57,12 @@ pub struct ProductSummary {
     pub decisions: BTreeMap<String, u64>,
 }
 
-/// What a plan found, stored as `plans.summary`.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a plan found, stored as `plans.summary`: THE contract of that column, written by
+/// the plan and read by apply (its guards), the admin pages and the API. A stored summary
+/// that does not parse ([`PlanSummary::parse`]) is an error that stops its reader; it never
+/// reads as empty counts.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PlanSummary {
     pub products: BTreeMap<String, ProductSummary>,
     pub findings: Vec<String>,
@@ -69,6 +73,31 @@ pub struct PlanSummary {
     pub csv_errors: Vec<String>,
     /// Newest activity seen anywhere in the plan (stale-data check), UTC ms.
     pub newest_activity: Option<i64>,
+}
+
+impl PlanSummary {
+    /// Parses a stored `plans.summary`.
+    pub fn parse(plan_id: &str, text: &str) -> Result<PlanSummary, SweepError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            SweepError::Summary(format!(
+                "plan {plan_id}: the stored summary does not parse at `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        })
+    }
+
+    /// Decision counts summed over products.
+    pub fn decision_totals(&self) -> BTreeMap<String, u64> {
+        let mut totals = BTreeMap::new();
+        for counts in self.products.values() {
+            for (decision, n) in &counts.decisions {
+                *totals.entry(decision.clone()).or_insert(0) += n;
+            }
+        }
+        totals
+    }
 }
 
 /// A stored plan.
@@ -280,7 +309,7 @@ pub async fn plan(
 
     progress.set_message("deciding");
     let warnings = store::latest_warnings(&state.db, &site_name).await?;
-    let keeps = store::active_keeps(&state.db, &site_name, now).await?;
+    let keeps = crate::ledger::keeps::active_keeps(&state.db, &site_name, now).await?;
     let mut items = Vec::new();
     let mut members: Vec<&Member> = population.members.values().collect();
     members.sort_by(|a, b| a.account_id.cmp(&b.account_id));

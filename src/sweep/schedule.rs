@@ -58,22 +58,20 @@ impl Scheduler {
             tracing::info!("another replica runs this sweep");
             return Ok(Turn::NotLeader);
         }
-        let result = async {
-            let planned = super::plan(
-                &self.state,
-                &[Source::Api],
-                now,
-                &indicatif::ProgressBar::hidden(),
-            )
-            .await?;
-            let options = ApplyOptions {
-                now,
-                confirmed: true,
-                stop_after: None,
-            };
-            super::apply(&self.state, Some(&planned.plan_id), &options).await
-        }
-        .await;
+        let options = ApplyOptions {
+            now,
+            confirmed: true,
+            stop_after: None,
+            progress: indicatif::ProgressBar::hidden(),
+        };
+        let result = super::plan_and_apply(
+            &self.state,
+            &[Source::Api],
+            &indicatif::ProgressBar::hidden(),
+            &options,
+        )
+        .await
+        .map(|(_, report)| report);
         if let Err(error) = lease::release(&self.state.db, LEASE, &self.holder).await {
             tracing::warn!(%error, "cannot release the sweep lease; it will expire");
         }

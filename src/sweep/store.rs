@@ -1,8 +1,5 @@
-//! The sweep's SQL: plans and their items, runs, warnings sent, and keeps.
-//!
-//! Keeps (`keeps` table, migration 0004) are where the restore side records "keep my
-//! access": one row per account, product and site with `until_at`; plan and apply keep the
-//! product while `until_at` is in the future ([`add_keep`] writes one).
+//! The sweep's SQL: plans and their items, runs and warnings sent. What reseat took and
+//! gave back (journal, keeps, suspensions) is the ledger's: [`crate::ledger`].
 
 use std::collections::HashMap;
 
@@ -167,6 +164,24 @@ pub async fn items(db: &Db, plan_id: &str) -> Result<Vec<PlanItem>, sqlx::Error>
     .await
 }
 
+/// Items per (product, decision) of a plan.
+pub async fn decision_counts(
+    db: &Db,
+    plan_id: &str,
+) -> Result<std::collections::BTreeMap<(String, String), u64>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT product, decision, COUNT(*) FROM plan_items WHERE plan_id = $1 \
+         GROUP BY product, decision",
+    )
+    .bind(plan_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(p, d, n)| ((p, d), u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
 /// Items still to apply (pending, or failed on an earlier attempt) with a decision that
 /// acts and not excluded by an admin, in plan order, after `after_id`, at most `limit`.
 pub async fn actionable_items(
@@ -292,104 +307,100 @@ pub async fn record_warning_in(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records "keep my access" for a product until `until` (the restore side calls this).
-pub async fn add_keep(
-    db: &Db,
-    account_id: &str,
-    product: &str,
-    site: &str,
-    until: DateTime<Utc>,
-    source: &str,
-) -> Result<(), sqlx::Error> {
-    let mut conn = db.pool().acquire().await?;
-    add_keep_in(&mut conn, account_id, product, site, until, source).await
-}
-
-/// The same inside the caller's transaction.
-pub async fn add_keep_in(
-    conn: &mut sqlx::AnyConnection,
-    account_id: &str,
-    product: &str,
-    site: &str,
-    until: DateTime<Utc>,
-    source: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO keeps (account_id, product, site, until_at, source, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(account_id)
-    .bind(product)
-    .bind(site)
-    .bind(to_ms(until))
-    .bind(source)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Keeps still running at `now`, latest end per (account, product).
-pub async fn active_keeps(
-    db: &Db,
-    site: &str,
-    now: DateTime<Utc>,
-) -> Result<HashMap<(String, String), DateTime<Utc>>, sqlx::Error> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT account_id, product, MAX(until_at) FROM keeps WHERE site = $1 AND until_at > $2 \
-         GROUP BY account_id, product",
-    )
-    .bind(site)
-    .bind(to_ms(now))
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(a, p, at)| ((a, p), from_ms(at)))
-        .collect())
-}
-
-/// The end of a running keep for one account and product.
-pub async fn kept_until(
-    db: &Db,
-    account_id: &str,
-    product: &str,
-    site: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    let until: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT MAX(until_at) FROM keeps WHERE account_id = $1 AND product = $2 AND site = $3 \
-         AND until_at > $4",
-    )
-    .bind(account_id)
-    .bind(product)
-    .bind(site)
-    .bind(to_ms(now))
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(until.flatten().map(from_ms))
-}
-
-/// Starts a run row; returns its id.
+/// Starts the run row `id` (the id its apply lease names) of a plan on a site.
 pub async fn start_run(
     db: &Db,
+    id: &str,
     kind: &str,
     plan_id: Option<&str>,
     mode: &str,
-) -> Result<String, sqlx::Error> {
-    let id = uuid::Uuid::now_v7().to_string();
+    site: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO sweep_runs (id, kind, plan_id, status, mode, started_at) \
-         VALUES ($1, $2, $3, 'running', $4, $5)",
+        "INSERT INTO sweep_runs (id, kind, plan_id, status, mode, started_at, site) \
+         VALUES ($1, $2, $3, 'running', $4, $5, $6)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(kind)
     .bind(plan_id)
     .bind(mode)
     .bind(now_ms())
+    .bind(site)
     .execute(db.pool())
     .await?;
-    Ok(id)
+    Ok(())
+}
+
+/// Records how far a running apply is: items handled (done, skipped or failed) of the total.
+pub async fn set_run_progress(
+    db: &Db,
+    id: &str,
+    total: u64,
+    done: u64,
+    failed: u64,
+) -> Result<(), sqlx::Error> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE sweep_runs SET items_total = $1, items_done = $2, items_failed = $3 WHERE id = $4",
+    )
+    .bind(n(total))
+    .bind(n(done))
+    .bind(n(failed))
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// A run row with its progress.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub kind: String,
+    pub plan_id: Option<String>,
+    pub status: String,
+    pub mode: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub summary: String,
+    pub error: Option<String>,
+    pub items_total: i64,
+    pub items_done: i64,
+    pub items_failed: i64,
+}
+
+const RUN_COLUMNS: &str = "id, kind, plan_id, status, mode, started_at, finished_at, summary, \
+    error, items_total, items_done, items_failed";
+
+pub async fn get_run(db: &Db, id: &str) -> Result<Option<RunRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RUN_COLUMNS} FROM sweep_runs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// The newest apply run of a plan.
+pub async fn latest_run_of(db: &Db, plan_id: &str) -> Result<Option<RunRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RUN_COLUMNS} FROM sweep_runs WHERE plan_id = $1 AND kind = 'apply' \
+         ORDER BY started_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(plan_id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Apply runs of a plan that ended (any status but `running`).
+pub async fn finished_runs_of(db: &Db, plan_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sweep_runs WHERE plan_id = $1 AND kind = 'apply' \
+         AND status <> 'running'",
+    )
+    .bind(plan_id)
+    .fetch_one(db.pool())
+    .await
 }
 
 /// Ends a run: completed | aborted | failed | interrupted.
@@ -472,134 +483,5 @@ pub async fn items_page(
     .bind(decision)
     .bind(limit)
     .fetch_all(db.pool())
-    .await
-}
-
-/// Accounts whose every item in the plan is a removal: applied (`done`) in a live run, or
-/// about to be in a dry run. With no managed product left on the site, they are the
-/// candidates for the ladder's suspension step. Accounts with an open suspension (reseat
-/// suspended them and neither restored nor deleted them since), and accounts this plan
-/// already suspended (a restore since then is not undone by applying the plan again), are
-/// left out.
-pub async fn suspension_candidates(
-    db: &Db,
-    plan_id: &str,
-    dry_run: bool,
-) -> Result<Vec<String>, sqlx::Error> {
-    let removed = if dry_run {
-        "decision = 'remove'"
-    } else {
-        "decision = 'remove' AND state = 'done'"
-    };
-    sqlx::query_scalar(&format!(
-        "SELECT account_id FROM plan_items WHERE plan_id = $1 \
-         AND account_id NOT IN (SELECT account_id FROM sweep_suspensions \
-         WHERE plan_id = $1 OR (restored_at IS NULL AND deleted_at IS NULL)) \
-         GROUP BY account_id \
-         HAVING SUM(CASE WHEN {removed} THEN 1 ELSE 0 END) = COUNT(*) ORDER BY account_id"
-    ))
-    .bind(plan_id)
-    .fetch_all(db.pool())
-    .await
-}
-
-/// Records a suspension reseat made (once per account and plan).
-pub async fn record_suspension_in(
-    conn: &mut AnyConnection,
-    account_id: &str,
-    site: &str,
-    plan_id: &str,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO sweep_suspensions (account_id, site, plan_id, reason, suspended_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(account_id)
-    .bind(site)
-    .bind(plan_id)
-    .bind(reason)
-    .bind(to_ms(at))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Open suspensions (not restored, not deleted) made at or before `before`: (row id,
-/// account, suspended at).
-pub async fn suspensions_due(
-    db: &Db,
-    site: &str,
-    before: DateTime<Utc>,
-) -> Result<Vec<(i64, String, DateTime<Utc>)>, sqlx::Error> {
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT id, account_id, suspended_at FROM sweep_suspensions WHERE site = $1 \
-         AND restored_at IS NULL AND deleted_at IS NULL AND suspended_at <= $2 ORDER BY id",
-    )
-    .bind(site)
-    .bind(to_ms(before))
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, account, at)| (id, account, from_ms(at)))
-        .collect())
-}
-
-/// Whether a restore gave anything back to the account after `since` (then it is not
-/// removed from the directory).
-pub async fn restored_since(
-    db: &Db,
-    account_id: &str,
-    since: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM journal WHERE account_id = $1 AND action = 'restored' \
-         AND created_at >= $2",
-    )
-    .bind(account_id)
-    .bind(to_ms(since))
-    .fetch_one(db.pool())
-    .await?;
-    Ok(count > 0)
-}
-
-/// Marks a suspension `deleted` (the account left the directory) or `restored`.
-pub async fn close_suspension_in(
-    conn: &mut AnyConnection,
-    id: i64,
-    column: SuspensionEnd,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let column = match column {
-        SuspensionEnd::Deleted => "deleted_at",
-        SuspensionEnd::Restored => "restored_at",
-    };
-    sqlx::query(&format!(
-        "UPDATE sweep_suspensions SET {column} = $1 WHERE id = $2"
-    ))
-    .bind(to_ms(at))
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// How an open suspension ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SuspensionEnd {
-    Deleted,
-    Restored,
-}
-
-/// The open suspension reseat made of an account (not restored, not deleted), if any.
-pub async fn open_suspension(db: &Db, account_id: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM sweep_suspensions WHERE account_id = $1 AND restored_at IS NULL \
-         AND deleted_at IS NULL ORDER BY id DESC LIMIT 1",
-    )
-    .bind(account_id)
-    .fetch_optional(db.pool())
     .await
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use reqwest::redirect::Policy;
 use reseat::config::Config;
-use reseat::restore::store::{self as restore_store, JournalEntry};
+use reseat::ledger::JournalEntry;
+use reseat::restore::store as restore_store;
 use reseat::sim::model::Product;
 use reseat::sim::seed;
 use reseat::sim::{NewRequest as SimRequest, SimConfig, SimHandle};
@@ -184,7 +185,7 @@ impl Env {
             if !grants {
                 continue;
             }
-            restore_store::journal_removed_in(
+            reseat::ledger::journal::journal_removed_in(
                 &mut conn,
                 &JournalEntry {
                     account_id: &account,
@@ -600,6 +601,12 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     browser.screenshot(&shots.join("apply.png")).await;
     browser.click_and_wait("form button.danger").await;
+    // The apply is a queued job: the page shows it queued, then its progress and outcome.
+    let text = browser.text().await;
+    assert!(text.contains("Apply: queued"), "{text}");
+    env.app.drain_queue().await;
+    let here = browser.eval("location.href").await;
+    browser.goto(here.as_str().unwrap()).await;
     let text = browser.text().await;
     assert!(text.contains("Plan applied"), "{text}");
     assert!(

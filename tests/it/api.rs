@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use reseat::config::Config;
-use reseat::restore::store::{self as restore_store, JournalEntry};
+use reseat::ledger::JournalEntry;
 use reseat::sim::model::Product;
 use reseat::sim::seed;
 use reseat::sim::{SimConfig, SimHandle};
@@ -295,7 +295,7 @@ impl Env {
                 .group(&g.id)
                 .is_some_and(|group| group.grants.contains(&Product::JiraSoftware))
         }) {
-            restore_store::journal_removed_in(
+            reseat::ledger::journal::journal_removed_in(
                 &mut conn,
                 &JournalEntry {
                     account_id: account,
@@ -673,7 +673,7 @@ async fn an_approval_naming_a_group_outside_the_products_access_groups_is_refuse
         }
         env.app.drain_queue().await;
         assert_eq!(
-            restore_store::get(&env.app.state.db, &id)
+            reseat::restore::store::get(&env.app.state.db, &id)
                 .await
                 .unwrap()
                 .unwrap()
@@ -696,7 +696,7 @@ async fn an_approval_naming_a_group_outside_the_products_access_groups_is_refuse
         assert_eq!(status, 202, "{backend}: {body}");
         env.app.drain_queue().await;
         assert_eq!(
-            restore_store::get(&env.app.state.db, &id)
+            reseat::restore::store::get(&env.app.state.db, &id)
                 .await
                 .unwrap()
                 .unwrap()

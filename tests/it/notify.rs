@@ -872,11 +872,20 @@ async fn the_admin_digest_gathers_pending_runs_and_reclaimed_seats_once_per_peri
         .execute(pool)
         .await
         .unwrap();
+        // The run summary as apply writes it (its one contract type).
+        let summary = serde_json::to_string(&reseat::sweep::ApplyReport {
+            warned: 4,
+            removed_users: 7,
+            removed_memberships: 9,
+            ..Default::default()
+        })
+        .unwrap();
         sqlx::query::<Any>(
             "INSERT INTO sweep_runs (id, kind, status, mode, started_at, summary) \
-             VALUES ('run-1', 'sweep', 'completed', 'live', $1, '{\"warned\": 4, \"removed\": 7}')",
+             VALUES ('run-1', 'apply', 'completed', 'live', $1, $2)",
         )
         .bind(now - 3_600_000)
+        .bind(summary)
         .execute(pool)
         .await
         .unwrap();

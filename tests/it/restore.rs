@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use reseat::config::Config;
+use reseat::ledger::JournalEntry;
 use reseat::restore::signature;
-use reseat::restore::store::{self, JournalEntry};
+use reseat::restore::store;
 use reseat::sim::NewRequest as SimRequest;
 use reseat::sim::model::Product;
 use reseat::sim::seed::{self, Category, SeededUser};
@@ -104,7 +105,7 @@ impl Env {
         assert!(!granting.is_empty());
         let mut conn = self.app.state.db.pool().acquire().await.unwrap();
         for group in &granting {
-            store::journal_removed_in(
+            reseat::ledger::journal::journal_removed_in(
                 &mut conn,
                 &JournalEntry {
                     account_id: account,
@@ -1366,7 +1367,7 @@ async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
             "{outcome:?}"
         );
         assert!(env.products(&victim).contains(&Product::JiraSoftware));
-        let open = reseat::sweep::store::open_suspension(&state.db, &victim)
+        let open = reseat::ledger::suspensions::open_suspension(&state.db, &victim)
             .await
             .unwrap();
         assert_eq!(open, None, "the suspension is closed");

@@ -1,7 +1,7 @@
 //! The Atlassian simulator as its users see it: credentials, the three pagination styles,
 //! membership changes moving product access and seat counts, faults, seeding, `/_sim/`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
@@ -303,6 +303,259 @@ async fn directory_user_search_pages_every_account_with_its_activity() {
     let (s, _) = json_of(c.post(&url).bearer_auth("wrong-key").json(&json!({}))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     sim.shutdown().await;
+}
+
+/// Every entry of the v2 user search with these expands, by account id.
+async fn search_all(sim: &SimHandle, c: &Client, expand: Value) -> HashMap<String, Value> {
+    let url = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (mut all, mut cursor) = (HashMap::new(), Value::Null);
+    loop {
+        let body = json!({ "limit": 100, "expand": expand, "cursor": cursor });
+        let (s, page) = json_of(admin(sim, c, reqwest::Method::POST, &url).json(&body)).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        for u in page["data"].as_array().expect("data") {
+            let id = u["accountId"].as_str().expect("accountId").to_owned();
+            assert!(all.insert(id, u.clone()).is_none(), "no duplicates");
+        }
+        match page["links"]["next"].as_str() {
+            Some(next) => cursor = json!(next),
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn v2_user_search_models_todays_platform() {
+    let sim = start(150).await;
+    let c = client();
+    let st = sim.state();
+    let truth = st.ground_truth();
+    let person = |pick: &dyn Fn(&seed::SeededUser) -> bool| {
+        truth
+            .users
+            .iter()
+            .find(|u| u.account_type == sim::AccountType::Atlassian && pick(u))
+            .expect("a seeded person")
+            .account_id
+            .clone()
+    };
+    let active = |u: &seed::SeededUser| {
+        u.managed && !u.suspended && !u.org_admin && u.account_status == sim::AccountStatus::Active
+    };
+    let jira_user =
+        person(&|u| active(u) && u.products[&Product::JiraSoftware] == Category::Active);
+    let jsm_user =
+        person(&|u| active(u) && u.products[&Product::JiraServiceDesk] == Category::Active);
+    let synced = person(&|u| active(u) && u.account_id != jira_user && u.account_id != jsm_user);
+    st.update_user(
+        &synced,
+        sim::UserPatch {
+            synced: Some(true),
+            ..Default::default()
+        },
+    )
+    .expect("patch");
+    let inactive = person(&|u| u.account_status == sim::AccountStatus::Inactive);
+    let closed = person(&|u| u.account_status == sim::AccountStatus::Closed);
+    let suspended = person(&|u| u.suspended && u.account_status == sim::AccountStatus::Active);
+    let unmanaged = person(&|u| !u.managed);
+    let removed =
+        person(&|u| active(u) && ![&jira_user, &jsm_user, &synced].contains(&&u.account_id));
+    let r = admin(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!(
+            "/admin/v2/orgs/{}/directories/-/users/{removed}",
+            sim.config().org_id
+        ),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    let all = search_all(
+        &sim,
+        &c,
+        json!(["productAccess", "groups", "platformRoles"]),
+    )
+    .await;
+    let keys: HashSet<String> = all
+        .values()
+        .flat_map(|u| u["productAccess"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["key"].as_str().expect("key").to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        ["jira", "jira-servicedesk", "confluence"]
+            .map(str::to_owned)
+            .into(),
+        "today's app keys, no jira-software"
+    );
+    let has_key = |id: &str, key: &str| {
+        all[id]["productAccess"]
+            .as_array()
+            .expect("productAccess")
+            .iter()
+            .any(|p| {
+                p["key"] == key
+                    && p["id"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("ari:cloud:jira::site/"))
+            })
+    };
+    assert!(has_key(&jira_user, "jira"), "{}", all[&jira_user]);
+    assert!(has_key(&jsm_user, "jira-servicedesk"), "{}", all[&jsm_user]);
+
+    let status = |id: &str| {
+        (
+            all[id]["status"].as_str().unwrap_or_default().to_owned(),
+            all[id]["membershipStatus"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(status(&jira_user), pair("active", "active"));
+    assert_eq!(status(&suspended), pair("suspended", "suspended"));
+    assert_eq!(status(&inactive).0, "deactivated");
+    assert_eq!(status(&closed).0, "for_deletion");
+    assert_eq!(all[&closed]["forDeletion"], true);
+    assert_eq!(
+        status(&removed),
+        pair("not_invited", "no_membership"),
+        "a managed account removed from the directory is still listed, in no directory"
+    );
+    assert_eq!(all[&synced]["managementSource"], "synced");
+    assert_eq!(all[&jira_user]["managementSource"], "invited");
+    assert_eq!(all[&unmanaged]["managementSource"], Value::Null);
+
+    // groups and platformRoles expands: the site admin is an org admin in org-admins.
+    let admin_id = &truth.users[0].account_id;
+    let groups: Vec<&str> = all[admin_id]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["name"].as_str().expect("name"))
+        .collect();
+    assert!(groups.contains(&seed::GROUP_ORG_ADMINS), "{groups:?}");
+    assert_eq!(
+        all[admin_id]["platformRoles"],
+        json!(["atlassian/org-admin"])
+    );
+    assert_eq!(all[&jira_user]["platformRoles"], json!([]));
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let in_jira_group = all[&jira_user]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .any(|g| g["id"] == gid.as_str());
+    let jira_groups = st.user(&jira_user).expect("user").groups;
+    assert_eq!(
+        in_jira_group,
+        jira_groups.iter().any(|g| g.id == gid),
+        "the expand lists the account's groups"
+    );
+    let plain = search_all(&sim, &c, json!([])).await;
+    let u = &plain[&jira_user];
+    assert!(
+        u.get("groups").is_none()
+            && u.get("platformRoles").is_none()
+            && u.get("productAccess").is_none(),
+        "{u}"
+    );
+
+    // Above the limit bound: 400 in the user-management error shape.
+    let url = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (s, body) =
+        json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&json!({"limit": 101}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], "ADMIN-UAM-400-1", "{body}");
+    sim.shutdown().await;
+
+    // The Jira Service Management key is configurable.
+    let other = sim::spawn(SimConfig {
+        users: 150,
+        jsm_key: "jira-service-management".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let all = search_all(&other, &c, json!(["productAccess"])).await;
+    assert!(
+        all[&jsm_user]["productAccess"]
+            .as_array()
+            .expect("productAccess")
+            .iter()
+            .any(|p| p["key"] == "jira-service-management"),
+        "{}",
+        all[&jsm_user]
+    );
+    other.shutdown().await;
+}
+
+#[tokio::test]
+async fn last_active_dates_pages_with_a_bare_cursor_and_the_legacy_profile_with_urls() {
+    for profile in [sim::Profile::Current, sim::Profile::Legacy] {
+        let sim = sim::spawn(SimConfig {
+            users: 20,
+            profile,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("spawn");
+        let c = client();
+        let id = sim.state().ground_truth().users[2].account_id.clone();
+        let when = chrono::Utc::now() - chrono::Duration::days(3);
+        let other = sim.state().other_cloud_id();
+        for p in Product::ALL {
+            for site in [None, Some(other.as_str())] {
+                sim.state()
+                    .set_last_active(&id, p, site, Some(when))
+                    .expect("set");
+            }
+        }
+        let path = format!(
+            "/admin/v1/orgs/{}/directory/users/{id}/last-active-dates",
+            sim.config().org_id
+        );
+        let (s, first) = json_of(admin(&sim, &c, reqwest::Method::GET, &path)).await;
+        assert_eq!(s, StatusCode::OK, "{first}");
+        let next = first["links"]["next"]
+            .as_str()
+            .expect("a second page")
+            .to_owned();
+        let url = match profile {
+            sim::Profile::Current => {
+                assert!(
+                    !next.contains('/') && !next.contains('='),
+                    "a bare cursor: {next}"
+                );
+                format!("{path}?cursor={next}")
+            }
+            sim::Profile::Legacy => {
+                assert!(
+                    next.starts_with("http") && next.contains("cursor="),
+                    "{next}"
+                );
+                next
+            }
+        };
+        let (s, second) = json_of(admin(&sim, &c, reqwest::Method::GET, &url)).await;
+        assert_eq!(s, StatusCode::OK, "{second}");
+        let n = |b: &Value| b["data"]["product_access"].as_array().map_or(0, Vec::len);
+        assert_eq!(n(&first) + n(&second), 6, "3 products on 2 sites");
+        assert!(second["links"].get("next").is_none());
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -613,12 +866,7 @@ async fn confluence_membership_changes_show_in_the_admin_listing() {
         .create_user(sim::NewUser {
             name: "Zed Newcomer".into(),
             email: Some("zed@acme.example".into()),
-            account_id: None,
-            account_type: None,
-            account_status: None,
-            managed: None,
-            added_to_org: None,
-            groups: vec![],
+            ..Default::default()
         })
         .expect("user")
         .account_id;
@@ -776,6 +1024,123 @@ async fn the_rate_limit_is_enforced_with_headers() {
     );
     let retry: u64 = saw_429.expect("a 429").parse().expect("whole seconds");
     assert!((1..=1).contains(&retry));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_api_family_has_its_own_rate_limit_with_the_real_headers() {
+    let sim = sim::spawn(SimConfig {
+        users: 20,
+        family_rate_limits: sim::FamilyLimits {
+            admin: Some(3),
+            jira: Some(5),
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let c = client();
+    let started = Instant::now();
+    let (mut ok, mut limited) = (0u64, None);
+    for _ in 0..30 {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/rest/api/3/applicationrole",
+        )
+        .send()
+        .await
+        .expect("answered");
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        };
+        assert_eq!(h("x-ratelimit-limit").as_deref(), Some("5"));
+        assert!(h("x-ratelimit-reset").is_some_and(|t| t.ends_with('Z')));
+        if r.status() == StatusCode::OK {
+            ok += 1;
+        } else if limited.is_none() {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            limited = Some((
+                h("retry-after"),
+                h("x-ratelimit-remaining"),
+                h("ratelimit-reason"),
+            ));
+            let body: Value = r.json().await.expect("json");
+            assert!(body["errorMessages"].is_array(), "Jira's shape: {body}");
+        }
+    }
+    let windows = started.elapsed().as_secs() + 1;
+    assert!(
+        ok <= 5 * windows,
+        "{ok} Jira requests passed in {windows} windows"
+    );
+    let (retry, remaining, reason) = limited.expect("a 429");
+    assert!(retry.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+    assert_eq!(remaining.as_deref(), Some("0"));
+    assert_eq!(reason.as_deref(), Some("jira-burst-based"));
+
+    // Jira's limit is spent; the admin API counts on its own, Confluence has none.
+    let (s, _) = json_of(admin(&sim, &c, reqwest::Method::GET, "/admin/v1/orgs")).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "another family is not limited by Jira's count"
+    );
+    for _ in 0..20 {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/wiki/rest/api/group?limit=1",
+        )
+        .send()
+        .await
+        .expect("answered");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("x-ratelimit-limit").is_none());
+    }
+    let mut admin_limited = None;
+    for _ in 0..20 {
+        let r = admin(&sim, &c, reqwest::Method::GET, "/admin/v1/orgs")
+            .send()
+            .await
+            .expect("answered");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            admin_limited = r
+                .headers()
+                .get("ratelimit-reason")
+                .map(|v| v.to_str().unwrap_or_default().to_owned());
+            let body: Value = r.json().await.expect("json");
+            assert_eq!(body["code"], 429, "the admin proxy's shape: {body}");
+            break;
+        }
+    }
+    assert_eq!(admin_limited.as_deref(), Some("admin-burst-based"));
+
+    // Limits change at run time; 0 lifts one.
+    let (s, settings) = json_of(
+        c.put(format!("{}/_sim/faults", sim.base_url()))
+            .json(&json!({"family_rate_limits": {"admin": 0, "jira": 0}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(settings["family_rate_limits"]["jira"], Value::Null);
+    for _ in 0..20 {
+        let r = site(
+            &sim,
+            &c,
+            reqwest::Method::GET,
+            "/rest/api/3/applicationrole",
+        )
+        .send()
+        .await
+        .expect("answered");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
     sim.shutdown().await;
 }
 
@@ -956,6 +1321,141 @@ async fn a_lost_answer_changes_state_and_leaves_the_client_without_a_status() {
         .await
         .expect("answered");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn membership_changes_show_after_the_consistency_delay() {
+    let sim = sim::spawn(SimConfig {
+        users: 60,
+        consistency: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let c = client();
+    let st = sim.state();
+    let target = st
+        .ground_truth()
+        .users
+        .iter()
+        .find(|u| {
+            u.account_type == sim::AccountType::Atlassian
+                && u.account_status == sim::AccountStatus::Active
+                && !u.suspended
+                && u.products[&Product::JiraSoftware] == Category::NoAccess
+                && u.products[&Product::Confluence] != Category::NoAccess
+        })
+        .expect("an active person in Confluence without Jira Software")
+        .account_id
+        .clone();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let add = || {
+        site(
+            &sim,
+            &c,
+            reqwest::Method::POST,
+            &format!("/rest/api/3/group/user?groupId={gid}"),
+        )
+        .json(&json!({"accountId": target}))
+        .send()
+    };
+    assert_eq!(add().await.expect("answered").status(), StatusCode::CREATED);
+    // Accepted, not yet visible: a read-back shows the old membership, and the same add is
+    // accepted again.
+    let (_, groups) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("/rest/api/3/user/groups?accountId={target}"),
+    ))
+    .await;
+    assert!(
+        !groups
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["groupId"] == gid.as_str()),
+        "{groups}"
+    );
+    assert_eq!(add().await.expect("answered").status(), StatusCode::CREATED);
+    let cgid = group_id(&sim, seed::GROUP_CONFLUENCE);
+    let confluence_member = st
+        .group_members(seed::GROUP_CONFLUENCE)
+        .expect("group")
+        .contains(&target);
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/wiki/rest/api/group/userByGroupId?groupId={cgid}&accountId={target}"),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(st.pending_changes(), 3);
+    assert!(
+        !st.user(&target)
+            .expect("user")
+            .products
+            .contains(&Product::JiraSoftware)
+    );
+
+    // 30 s later (tokio's clock, paused and advanced: no sleeping) every change shows.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(29)).await;
+    assert_eq!(st.pending_changes(), 3, "not yet");
+    assert!(
+        !st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(
+        st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    assert_eq!(st.pending_changes(), 0);
+    let u = st.user(&target).expect("user");
+    assert!(u.products.contains(&Product::JiraSoftware));
+    if confluence_member {
+        assert!(
+            !st.group_members(seed::GROUP_CONFLUENCE)
+                .expect("group")
+                .contains(&target)
+        );
+    }
+    tokio::time::resume();
+
+    // The delay changes at run time; settle() shows what is queued at once.
+    st.set_faults(sim::FaultPatch {
+        consistency_ms: Some(60_000),
+        ..Default::default()
+    })
+    .expect("patch");
+    let r = site(
+        &sim,
+        &c,
+        reqwest::Method::DELETE,
+        &format!("/rest/api/3/group/user?groupId={gid}&accountId={target}"),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
+    st.settle();
+    assert!(
+        !st.group_members(seed::GROUP_JIRA_SOFTWARE)
+            .expect("group")
+            .contains(&target)
+    );
     sim.shutdown().await;
 }
 

@@ -255,14 +255,59 @@ async fn users(
     Ok(Json(json!({ "data": data, "meta": { "total": total }, "links": links })).into_response())
 }
 
-/// One user of the v2 directory search, with `productAccess` when asked for.
-fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
+/// What a v2 user answer carries beyond the base fields (the search's `expand`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Expand {
+    product_access: bool,
+    groups: bool,
+    platform_roles: bool,
+}
+
+/// `status` and `membershipStatus` of a v2 user. `status` is the composite the model
+/// documents: `not_invited` for an account in none of the org's directories (a managed
+/// account removed from the directory), `for_deletion` for a closed account (deleted, its
+/// data scheduled for deletion), `deactivated`, `suspended`, `active`.
+fn v2_statuses(u: &super::model::User) -> (&'static str, &'static str) {
+    use super::model::AccountStatus as S;
+    let membership = match (u.in_directory, u.suspended) {
+        (false, _) => "no_membership",
+        (true, true) => "suspended",
+        (true, false) => "active",
+    };
+    let status = match (u.status, membership) {
+        (S::Closed, _) => "for_deletion",
+        (S::Inactive, _) => "deactivated",
+        (S::Active, "no_membership") => "not_invited",
+        (S::Active, "suspended") => "suspended",
+        (S::Active, _) => "active",
+    };
+    (status, membership)
+}
+
+/// Organization-level admin roles (`platformRoles`): org admins are the members of a
+/// group with `accessType` `site-admin` (the seeded `org-admins`).
+fn platform_roles(w: &World, uid: u32) -> Vec<&'static str> {
+    let admin = w
+        .user(uid)
+        .groups
+        .iter()
+        .any(|g| w.group(*g).access_type == Some("site-admin"));
+    if admin {
+        vec!["atlassian/org-admin"]
+    } else {
+        Vec::new()
+    }
+}
+
+/// One user of the v2 directory API (`MultiDirectoryUser`), the search's entries and the
+/// details' `data`.
+fn directory_user_json(sim: &SimState, w: &World, uid: u32, expand: Expand) -> Value {
     let u = w.user(uid);
-    let membership = if u.suspended { "suspended" } else { "active" };
-    let status = match (u.status.as_str(), u.suspended) {
-        ("active", false) => "active",
-        ("active", true) => "suspended",
-        _ => "deactivated",
+    let (status, membership) = v2_statuses(u);
+    let management_source = match (u.managed, u.synced) {
+        (false, _) => Value::Null,
+        (true, true) => json!("synced"),
+        (true, false) => json!("invited"),
     };
     let mut v = json!({
         "accountId": u.account_id,
@@ -273,12 +318,17 @@ fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
         "addedToOrg": u.added_to_org.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "name": u.name,
         "claimStatus": if u.managed { "managed" } else { "unmanaged" },
+        "managementSource": management_source,
         "picture": format!("https://avatar-management.services.atlassian.example/{}/128", u.account_id),
     });
+    if u.status == super::model::AccountStatus::Closed {
+        v["forDeletion"] = json!(true);
+    }
     if let Some(e) = &u.email {
         v["email"] = json!(e);
     }
-    if product_access {
+    if expand.product_access {
+        let jsm_key = &sim.config().jsm_key;
         let mut acts: Vec<_> = u.activity.iter().collect();
         acts.sort_by_key(|a| (a.site, a.product));
         v["productAccess"] = acts
@@ -286,18 +336,30 @@ fn directory_user_json(w: &World, uid: u32, product_access: bool) -> Value {
             .map(|a| {
                 let site = &w.sites[a.site as usize];
                 json!({
-                    "key": a.product.admin_key(),
+                    "key": a.product.v2_key(jsm_key),
                     "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), site.cloud_id),
                     "lastActiveTimestamp": a.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 })
             })
             .collect();
     }
+    if expand.groups {
+        v["groups"] = u
+            .groups
+            .iter()
+            .map(|g| json!({ "id": w.group(*g).id, "name": w.group(*g).name }))
+            .collect();
+    }
+    if expand.platform_roles {
+        v["platformRoles"] = json!(platform_roles(w, uid));
+    }
     v
 }
 
 /// `POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`: every account in
-/// the directory, managed or not, in a stable order; `links.next` is the next cursor.
+/// the directory, managed or not, and the managed accounts in none (`not_invited`), in a
+/// stable order; `links.next` is the next cursor. Above [`SEARCH_PAGE_MAX`], and for any
+/// other bad body, 400 `ADMIN-UAM-400-1`.
 async fn directory_search(
     State(sim): State<SimState>,
     headers: HeaderMap,
@@ -305,8 +367,11 @@ async fn directory_search(
     body: Bytes,
 ) -> ApiResult {
     check_directory(&sim, &headers, &org_id, &directory_id)?;
-    let bad =
-        |message: String| ApiError::bad_request(Family::Admin, message).with_code("ADMIN-400");
+    let bad = |message: String| {
+        ApiError::bad_request(Family::Admin, message)
+            .with_code("ADMIN-UAM-400-1")
+            .with_title("Bad Request")
+    };
     let w = sim.read();
     let request: Value = if body.is_empty() {
         json!({})
@@ -325,17 +390,24 @@ async fn directory_search(
             .map(|n| n as usize)
             .ok_or_else(|| bad(format!("limit must be between 1 and {SEARCH_PAGE_MAX}.")))?,
     };
-    let expand: Vec<&str> = match request.get("expand") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .ok_or_else(|| bad("expand must list strings.".to_owned()))
-            })
-            .collect::<ApiResult<_>>()?,
+    let mut expand = Expand::default();
+    match request.get("expand") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for i in items {
+                match i.as_str() {
+                    Some("productAccess") => expand.product_access = true,
+                    Some("groups") => expand.groups = true,
+                    Some("platformRoles") => expand.platform_roles = true,
+                    // Counted resources are not modelled; asking for them is allowed.
+                    Some("counts.resources") => {}
+                    Some(other) => return Err(bad(format!("expand: unknown value '{other}'."))),
+                    None => return Err(bad("expand must list strings.".to_owned())),
+                }
+            }
+        }
         Some(_) => return Err(bad("expand must be an array.".to_owned())),
-    };
+    }
     let cursor = match request.get("cursor") {
         None | Some(Value::Null) => None,
         Some(Value::String(c)) => Some(c.as_str()),
@@ -348,21 +420,18 @@ async fn directory_search(
                 .with_code("ADMIN-400-1"),
         );
     }
+    let listed = |u: &super::model::User| u.in_directory || u.managed;
     // Scan from the cursor's index: O(page), whatever the org's size.
     let mut data = Vec::with_capacity(limit);
     let mut next = start;
     while next < w.users.len() && data.len() < limit {
         let uid = next as u32;
         next += 1;
-        if w.user(uid).in_directory {
-            data.push(directory_user_json(
-                &w,
-                uid,
-                expand.contains(&"productAccess"),
-            ));
+        if listed(w.user(uid)) {
+            data.push(directory_user_json(&sim, &w, uid, expand));
         }
     }
-    let more = w.users[next..].iter().any(|u| u.in_directory);
+    let more = w.users[next..].iter().any(listed);
     let mut links = json!({ "self": cursor });
     if more {
         links["next"] = json!(encode_cursor('d', next));
@@ -409,15 +478,21 @@ async fn last_active_dates(
             })
         })
         .collect();
+    // `links.next` is the bare next cursor (`CursorNextPageModel`) on today's platform; the
+    // legacy profile gives the URL of the next page, as the API used to.
     let mut links = json!({});
     if end < acts.len() {
-        links["next"] = json!(format!(
-            "{}/admin/v1/orgs/{}/directory/users/{}/last-active-dates?cursor={}",
-            sim.base_url(),
-            w.org_id,
-            u.account_id,
-            enc(&encode_cursor('p', end))
-        ));
+        let cursor = encode_cursor('p', end);
+        links["next"] = match sim.config().profile {
+            Profile::Current => json!(cursor),
+            Profile::Legacy => json!(format!(
+                "{}/admin/v1/orgs/{}/directory/users/{}/last-active-dates?cursor={}",
+                sim.base_url(),
+                w.org_id,
+                u.account_id,
+                enc(&cursor)
+            )),
+        };
     }
     Ok(Json(json!({
         "data": {
@@ -545,7 +620,12 @@ async fn v2_user_details(
     check_directory(&sim, &headers, &org_id, &directory_id)?;
     let w = sim.read();
     let uid = v2_directory_user(&w, &account_id)?;
-    Ok(Json(json!({ "data": directory_user_json(&w, uid, false) })).into_response())
+    let all = Expand {
+        product_access: false,
+        groups: false,
+        platform_roles: true,
+    };
+    Ok(Json(json!({ "data": directory_user_json(&sim, &w, uid, all) })).into_response())
 }
 
 /// `POST .../users/{accountId}/suspend`: 204; access to every app goes, memberships stay.

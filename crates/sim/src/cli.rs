@@ -24,9 +24,22 @@ pub struct SimArgs {
     /// Latency added to every Atlassian request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-    /// Requests per second allowed over all Atlassian routes (429 with Retry-After above).
+    /// Requests per second allowed over all Atlassian routes together, one shared count on
+    /// top of the families' own (429 with Retry-After above).
     #[arg(long, value_parser = parse_rate_limit)]
     pub rate_limit: Option<u32>,
+    /// Requests per second the Organizations admin API allows on its own.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub admin_rate_limit: Option<u32>,
+    /// Requests per second the Jira platform API allows on its own.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub jira_rate_limit: Option<u32>,
+    /// Requests per second the Confluence API allows on its own.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub confluence_rate_limit: Option<u32>,
+    /// Requests per second the Jira Service Management API allows on its own.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub jsm_rate_limit: Option<u32>,
     /// Share of requests (0 to 1) failing with 429, 500, 503, a timeout or a dropped connection.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fail_rate)]
     pub fail_rate: f64,
@@ -34,9 +47,17 @@ pub struct SimArgs {
     /// connection closes before the response is written).
     #[arg(long, default_value_t = 0.0, value_parser = parse_lose_rate)]
     pub lose_rate: f64,
+    /// Delay in milliseconds before group-membership changes made through the APIs become
+    /// visible to reads (eventual consistency).
+    #[arg(long, default_value_t = 0)]
+    pub consistency_ms: u64,
     /// Seed of the generated org (same seed, same org).
     #[arg(long, default_value_t = SimConfig::default().seed)]
     pub seed: u64,
+    /// `productAccess[].key` of Jira Service Management in the v2 user search (no source
+    /// confirms the platform's key; see docs/simulator.md).
+    #[arg(long, default_value = super::DEFAULT_JSM_KEY)]
+    pub jsm_key: String,
     /// Bearer key the admin API accepts.
     #[arg(long)]
     pub admin_key: Option<String>,
@@ -96,11 +117,22 @@ impl SimArgs {
             users: self.users,
             seed: self.seed,
             latency: Duration::from_millis(self.latency_ms),
+            consistency: Duration::from_millis(self.consistency_ms),
             rate_limit: self.rate_limit,
+            family_rate_limits: super::FamilyLimits {
+                admin: self.admin_rate_limit,
+                jira: self.jira_rate_limit,
+                confluence: self.confluence_rate_limit,
+                jsm: self.jsm_rate_limit,
+            },
             fail_rate,
             lose_rate,
             ..SimConfig::default()
         };
+        if self.jsm_key.trim().is_empty() {
+            anyhow::bail!("--jsm-key: must not be empty");
+        }
+        config.jsm_key = self.jsm_key.clone();
         if let Some(key) = &self.admin_key {
             if key.trim().is_empty() {
                 anyhow::bail!("--admin-key: must not be empty");
@@ -162,6 +194,10 @@ mod tests {
             "0.1",
             "--profile",
             "legacy",
+            "--jira-rate-limit",
+            "7",
+            "--admin-rate-limit",
+            "3",
             "--site-auth",
             "a@b.example:tok",
         ])
@@ -172,6 +208,14 @@ mod tests {
             (12, 0.25, Some(9), 0.1)
         );
         assert_eq!(c.profile, super::Profile::Legacy);
+        assert_eq!(
+            c.family_rate_limits,
+            crate::FamilyLimits {
+                admin: Some(3),
+                jira: Some(7),
+                ..Default::default()
+            }
+        );
         assert_eq!(
             parse(&[])
                 .expect("defaults")
@@ -194,6 +238,7 @@ mod tests {
             &["--site-auth", "no-colon"],
             &["--site-auth", "a@b.example:"],
             &["--rate-limit", "0"],
+            &["--jsm-rate-limit", "0"],
             &["--lose-rate", "2"],
             &["--profile", "2019"],
         ] {

@@ -240,7 +240,9 @@ async fn add_member(
     let gid = gid_by_id(&w, p.get("groupId"))?;
     let uid = find_user(&w, account_id)?;
     // Adding an existing member is accepted and changes nothing (see docs/simulator.md).
-    w.add_member(gid, uid);
+    sim.change_eventually(&mut w, move |w| {
+        w.add_member(gid, uid);
+    });
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -255,7 +257,9 @@ async fn remove_member(
     let gid = gid_by_id(&w, p.get("groupId"))?;
     let uid = find_user(&w, p.get("accountId"))?;
     // The spec: "A 204 is returned if the user is not part of the group."
-    w.remove_member(gid, uid);
+    sim.change_eventually(&mut w, move |w| {
+        w.remove_member(gid, uid);
+    });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

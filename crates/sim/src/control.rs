@@ -74,6 +74,7 @@ async fn info(State(sim): State<SimState>) -> Json<serde_json::Value> {
     Json(json!({
         "base_url": sim.base_url(),
         "profile": c.profile,
+        "jsm_key": c.jsm_key,
         "org_id": c.org_id,
         "cloud_id": c.cloud_id,
         "other_cloud_id": sim.other_cloud_id(),

@@ -40,13 +40,54 @@ pub enum FaultKind {
     Lost,
 }
 
+/// Requests per second each API family allows on its own, in fixed one-second windows;
+/// `None` (or `0` in a patch) for no limit of the family's own. The families are counted
+/// separately, as Atlassian's are: a client can use them side by side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FamilyLimits {
+    /// Organizations admin API (`/admin/...`).
+    pub admin: Option<u32>,
+    /// Jira platform (`/rest/api/...` and every other site path).
+    pub jira: Option<u32>,
+    /// Confluence (`/wiki/...`).
+    pub confluence: Option<u32>,
+    /// Jira Service Management (`/rest/servicedeskapi/...`).
+    pub jsm: Option<u32>,
+}
+
+impl FamilyLimits {
+    /// The same limits with `0` read as "none".
+    pub fn normalized(self) -> FamilyLimits {
+        let n = |l: Option<u32>| l.filter(|r| *r > 0);
+        FamilyLimits {
+            admin: n(self.admin),
+            jira: n(self.jira),
+            confluence: n(self.confluence),
+            jsm: n(self.jsm),
+        }
+    }
+
+    fn get(&self, family: Family) -> Option<u32> {
+        match family {
+            Family::Admin => self.admin,
+            Family::Jira => self.jira,
+            Family::Confluence => self.confluence,
+            Family::Jsm => self.jsm,
+        }
+    }
+}
+
 /// Current fault settings (see `docs/simulator.md`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultSettings {
     /// Added to every Atlassian request, in milliseconds.
     pub latency_ms: u64,
-    /// Requests per second over all Atlassian routes; above it, 429 with `Retry-After`.
+    /// Requests per second over all Atlassian routes together (one shared window, on top
+    /// of the families' own); above it, 429 with `Retry-After`.
     pub rate_limit: Option<u32>,
+    /// Each API family's own requests per second.
+    pub family_rate_limits: FamilyLimits,
     /// Share of requests (0..=1) that fail with one of `fail_kinds`.
     pub fail_rate: f64,
     /// Kinds drawn (uniformly) for failing requests.
@@ -59,6 +100,9 @@ pub struct FaultSettings {
     /// Whether `lose_rate` applies only to mutations (`POST`, `PUT`, `PATCH`, `DELETE`,
     /// except the read-only `POST .../search`); default true.
     pub lose_mutations_only: bool,
+    /// Delay before a membership change an API accepted becomes visible to reads, in
+    /// milliseconds (eventual consistency; 0 = at once).
+    pub consistency_ms: u64,
 }
 
 impl Default for FaultSettings {
@@ -66,6 +110,7 @@ impl Default for FaultSettings {
         FaultSettings {
             latency_ms: 0,
             rate_limit: None,
+            family_rate_limits: FamilyLimits::default(),
             fail_rate: 0.0,
             fail_kinds: vec![
                 FaultKind::RateLimited,
@@ -77,6 +122,7 @@ impl Default for FaultSettings {
             timeout_ms: 30_000,
             lose_rate: 0.0,
             lose_mutations_only: true,
+            consistency_ms: 0,
         }
     }
 }
@@ -88,6 +134,8 @@ pub struct FaultPatch {
     pub latency_ms: Option<u64>,
     /// New rate limit; `0` turns the limit off.
     pub rate_limit: Option<u32>,
+    /// New per-family limits; replaces all four (absent or `0` = none).
+    pub family_rate_limits: Option<FamilyLimits>,
     /// New fail rate (0..=1).
     pub fail_rate: Option<f64>,
     /// New failure kinds (non-empty).
@@ -98,6 +146,8 @@ pub struct FaultPatch {
     pub lose_rate: Option<f64>,
     /// Whether lost answers hit only mutations.
     pub lose_mutations_only: Option<bool>,
+    /// New consistency delay; changes already accepted keep their time.
+    pub consistency_ms: Option<u64>,
 }
 
 impl FaultSettings {
@@ -118,6 +168,9 @@ impl FaultSettings {
         if let Some(m) = patch.lose_mutations_only {
             self.lose_mutations_only = m;
         }
+        if let Some(c) = patch.consistency_ms {
+            self.consistency_ms = c;
+        }
         if let Some(k) = patch.fail_kinds {
             if k.is_empty() {
                 return Err("fail_kinds must not be empty".to_owned());
@@ -129,6 +182,9 @@ impl FaultSettings {
         }
         if let Some(r) = patch.rate_limit {
             self.rate_limit = (r > 0).then_some(r);
+        }
+        if let Some(f) = patch.family_rate_limits {
+            self.family_rate_limits = f.normalized();
         }
         if let Some(t) = patch.timeout_ms {
             self.timeout_ms = t;
@@ -164,7 +220,8 @@ const LOG_CAP: usize = 500_000;
 /// Run-time fault state: settings, the rate window and the fault dice.
 pub(crate) struct Faults {
     pub settings: Mutex<FaultSettings>,
-    window: Mutex<(Instant, u32)>,
+    /// Rate windows: index 0 for `rate_limit`, then one per family ([`window_of`]).
+    windows: Mutex<[(Instant, u32); 5]>,
     rng: Mutex<StdRng>,
     log: Mutex<VecDeque<LogEntry>>,
     seq: AtomicU64,
@@ -179,7 +236,7 @@ impl Faults {
     pub fn new(settings: FaultSettings, seed: u64) -> Faults {
         Faults {
             settings: Mutex::new(settings),
-            window: Mutex::new((Instant::now(), 0)),
+            windows: Mutex::new([(Instant::now(), 0); 5]),
             rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed_fa17)),
             log: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
@@ -187,8 +244,9 @@ impl Faults {
     }
 
     /// Fixed one-second windows: simple, and what "N requests per second" means to a reader.
-    fn admit(&self, limit: u32) -> Admission {
-        let mut w = lock(&self.window);
+    fn admit(&self, window: usize, limit: u32) -> Admission {
+        let mut windows = lock(&self.windows);
+        let w = &mut windows[window];
         let now = Instant::now();
         if now.duration_since(w.0) >= Duration::from_secs(1) {
             *w = (now, 0);
@@ -260,6 +318,36 @@ pub fn is_mutation(method: &str, path: &str) -> bool {
     writes && !path.ends_with("/search")
 }
 
+/// The rate window of a family's own limit.
+fn window_of(family: Family) -> usize {
+    match family {
+        Family::Admin => 1,
+        Family::Jira => 2,
+        Family::Confluence => 3,
+        Family::Jsm => 4,
+    }
+}
+
+/// `RateLimit-Reason` of a 429: Jira's documented `jira-burst-based` for Jira, the same
+/// form for the other families, `global-burst-based` for the shared `rate_limit`.
+fn reason_of(window: usize) -> &'static str {
+    match window {
+        1 => "admin-burst-based",
+        2 => "jira-burst-based",
+        3 => "confluence-burst-based",
+        4 => "jsm-burst-based",
+        _ => "global-burst-based",
+    }
+}
+
+/// A limit that applied to a request: which, and what it left.
+#[derive(Clone, Copy)]
+struct RateState {
+    limit: u32,
+    remaining: u32,
+    reset_in: Duration,
+}
+
 fn header_secs(d: Duration) -> u64 {
     // Retry-After is whole seconds; never tell a client to retry "now".
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -288,11 +376,43 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
         }
     }
 
-    let mut rate_headers = None;
+    // The shared limit first, then the family's own; the first that is exhausted answers.
+    let windows = [
+        (0, settings.rate_limit),
+        (window_of(family), settings.family_rate_limits.get(family)),
+    ];
+    let mut tightest: Option<RateState> = None;
+    let mut limited = None;
+    for (window, limit) in windows {
+        let Some(limit) = limit else { continue };
+        match faults.admit(window, limit) {
+            Admission::Limited { retry_after } => {
+                limited = Some((window, limit, retry_after));
+                break;
+            }
+            Admission::Allowed {
+                remaining,
+                reset_in,
+            } => {
+                if tightest.is_none_or(|t| remaining < t.remaining) {
+                    tightest = Some(RateState {
+                        limit,
+                        remaining,
+                        reset_in,
+                    });
+                }
+            }
+        }
+    }
     let fault;
-    let response = match settings.rate_limit.map(|l| (l, faults.admit(l))) {
-        Some((limit, Admission::Limited { retry_after })) => {
+    let mut response = match limited {
+        Some((window, limit, retry_after)) => {
             fault = Some(FaultKind::RateLimited);
+            tightest = Some(RateState {
+                limit,
+                remaining: 0,
+                reset_in: retry_after,
+            });
             let mut r = ApiError::new(
                 family,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -300,22 +420,13 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
             )
             .with_retry_after(header_secs(retry_after))
             .into_response();
-            if family == Family::Admin {
-                add_rate_headers(&mut r, limit, 0, retry_after);
-            }
+            r.headers_mut().insert(
+                HeaderName::from_static("ratelimit-reason"),
+                HeaderValue::from_static(reason_of(window)),
+            );
             r
         }
-        admitted => {
-            if let Some((
-                limit,
-                Admission::Allowed {
-                    remaining,
-                    reset_in,
-                },
-            )) = admitted
-            {
-                rate_headers = Some((limit, remaining, reset_in));
-            }
+        None => {
             fault = faults.roll(&settings).or_else(|| {
                 faults
                     .roll_lost(&settings, &method, &path)
@@ -360,11 +471,8 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
             }
         }
     };
-    let mut response = response;
-    if family == Family::Admin
-        && let Some((limit, remaining, reset_in)) = rate_headers
-    {
-        add_rate_headers(&mut response, limit, remaining, reset_in);
+    if let Some(t) = tightest {
+        add_rate_headers(&mut response, t.limit, t.remaining, t.reset_in);
     }
     let unanswered = matches!(
         fault,

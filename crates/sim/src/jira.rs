@@ -286,12 +286,15 @@ async fn add_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
-    if !w.add_member(gid, uid) {
+    if w.group(gid).members.binary_search(&uid).is_ok() {
         let name = &w.group(gid).name;
         return Err(bad(format!(
             "Cannot add user '{account_id}', user is already a member of '{name}'"
         )));
     }
+    sim.change_eventually(&mut w, move |w| {
+        w.add_member(gid, uid);
+    });
     let mut g = group_json(&sim, &w, gid);
     g["expand"] = json!("users");
     Ok((StatusCode::CREATED, Json(g)).into_response())
@@ -311,12 +314,15 @@ async fn remove_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
-    if !w.remove_member(gid, uid) {
+    if w.group(gid).members.binary_search(&uid).is_err() {
         let name = &w.group(gid).name;
         return Err(bad(format!(
             "Cannot remove user '{account_id}' from group '{name}' since user is not a member of '{name}'"
         )));
     }
+    sim.change_eventually(&mut w, move |w| {
+        w.remove_member(gid, uid);
+    });
     Ok(StatusCode::OK.into_response())
 }
 

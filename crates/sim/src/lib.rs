@@ -12,6 +12,7 @@
 mod admin;
 mod cli;
 mod confluence;
+mod consistency;
 mod control;
 mod errors;
 pub mod faults;
@@ -33,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use cli::{SimArgs, run};
-pub use faults::{FaultKind, FaultPatch, FaultSettings, LogEntry};
+pub use faults::{FamilyLimits, FaultKind, FaultPatch, FaultSettings, LogEntry};
 pub use model::{AccountStatus, AccountType, Product};
 pub use seed::{Category, GroundTruth, SeededUser};
 pub use state::{SimError, SimState};
@@ -48,6 +49,8 @@ pub const DEFAULT_ORG_ID: &str = "5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f";
 pub const DEFAULT_CLOUD_ID: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
 /// Default site name (`acme.atlassian.net`).
 pub const DEFAULT_SITE_NAME: &str = "acme";
+/// Default `productAccess[].key` of Jira Service Management (see [`SimConfig::jsm_key`]).
+pub const DEFAULT_JSM_KEY: &str = "jira-servicedesk";
 /// Default Bearer key of the admin API.
 pub const DEFAULT_ADMIN_KEY: &str = "sim-admin-key";
 /// Default email of the site-admin Basic credential.
@@ -101,12 +104,22 @@ pub struct SimConfig {
     pub seed: u64,
     /// Latency added to every Atlassian request.
     pub latency: Duration,
-    /// Requests per second over all Atlassian routes; `None` for no limit.
+    /// Requests per second over all Atlassian routes together; `None` for no limit.
     pub rate_limit: Option<u32>,
+    /// Each API family's own requests per second (admin, Jira, Confluence, JSM), counted
+    /// separately; default none.
+    pub family_rate_limits: FamilyLimits,
     /// Share (0..=1) of requests failing with a random fault.
     pub fail_rate: f64,
     /// Share (0..=1) of mutations whose answer is lost after they took effect.
     pub lose_rate: f64,
+    /// `productAccess[].key` of Jira Service Management in the v2 user search. No source
+    /// confirms the platform's current key; the default, `jira-servicedesk`, is the resource
+    /// owner in JSM's site ARI, the way `jira` and `confluence` are for theirs.
+    pub jsm_key: String,
+    /// Delay before membership changes made through the APIs become visible to reads
+    /// (eventual consistency); default 0, at once.
+    pub consistency: Duration,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -130,8 +143,11 @@ impl Default for SimConfig {
             seed: 42,
             latency: Duration::ZERO,
             rate_limit: None,
+            family_rate_limits: FamilyLimits::default(),
             fail_rate: 0.0,
             lose_rate: 0.0,
+            jsm_key: DEFAULT_JSM_KEY.to_owned(),
+            consistency: Duration::ZERO,
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),

@@ -49,6 +49,17 @@ impl Product {
         Product::ALL.into_iter().find(|p| p.admin_key() == key)
     }
 
+    /// Key of the v2 directory user search (`productAccess[].key`), as the platform names
+    /// the apps now: `jira` (Jira Software and Work Management are one app), `confluence`,
+    /// and for Jira Service Management the configured `jsm_key` (no source confirms it).
+    pub fn v2_key(self, jsm_key: &str) -> &str {
+        match self {
+            Product::JiraSoftware => "jira",
+            Product::JiraServiceDesk => jsm_key,
+            Product::Confluence => "confluence",
+        }
+    }
+
     /// Display name used in `product_access[].name` and application roles.
     pub fn display_name(self) -> &'static str {
         match self {
@@ -178,6 +189,8 @@ pub(crate) struct User {
     pub status: AccountStatus,
     pub suspended: bool,
     pub managed: bool,
+    /// Provisioned from an identity provider (SCIM): `managementSource: synced`.
+    pub synced: bool,
     pub in_directory: bool,
     pub name: String,
     pub email: Option<String>,

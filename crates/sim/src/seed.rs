@@ -553,6 +553,7 @@ fn new_user(
         status: AccountStatus::Active,
         suspended: false,
         managed: account_type == AccountType::Atlassian,
+        synced: false,
         in_directory: true,
         name: name.to_owned(),
         email,

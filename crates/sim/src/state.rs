@@ -2,11 +2,13 @@
 //! and mutation helpers that Rust tests and the `/_sim/` control API use.
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::SimConfig;
+use super::consistency::Pending;
 use super::faults::{FaultPatch, FaultSettings, Faults, LogEntry};
 use super::jsm_model::{PROJECT_KEY, RESTORE_REQUEST_TYPE_ID, Request};
 use super::model::{AccountStatus, AccountType, Activity, Product, User, World};
@@ -57,6 +59,8 @@ struct Inner {
     world: RwLock<World>,
     truth: RwLock<Arc<GroundTruth>>,
     faults: Faults,
+    /// Accepted changes not yet visible (see [`super::consistency`]).
+    pending: Pending,
     shutdown: CancellationToken,
 }
 
@@ -75,17 +79,52 @@ impl SimState {
                 world: RwLock::new(world),
                 truth: RwLock::new(Arc::new(truth)),
                 faults,
+                pending: Pending::default(),
                 shutdown,
             }),
         }
     }
 
+    /// The world as reads see it now: due eventual changes are made first.
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, World> {
+        if self.inner.pending.any_due() {
+            drop(self.write());
+        }
         self.inner.world.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The world for a change: due eventual changes are made first.
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, World> {
-        self.inner.world.write().unwrap_or_else(|e| e.into_inner())
+        let mut w = self.inner.world.write().unwrap_or_else(|e| e.into_inner());
+        self.inner.pending.apply(&mut w, false);
+        w
+    }
+
+    /// Makes `change`, which an Atlassian API accepted, visible after the consistency delay
+    /// (at once, on `world`, when the delay is 0). `world` is the caller's write guard. See
+    /// [`super::consistency`] for the rules.
+    pub(crate) fn change_eventually(
+        &self,
+        world: &mut World,
+        change: impl FnOnce(&mut World) + Send + Sync + 'static,
+    ) {
+        let delay = Duration::from_millis(lock(&self.inner.faults.settings).consistency_ms);
+        if delay.is_zero() {
+            change(world);
+        } else {
+            self.inner.pending.push(delay, Box::new(change));
+        }
+    }
+
+    /// Makes every accepted change visible now, due or not.
+    pub fn settle(&self) {
+        let mut w = self.inner.world.write().unwrap_or_else(|e| e.into_inner());
+        self.inner.pending.apply(&mut w, true);
+    }
+
+    /// Accepted changes not yet visible to reads.
+    pub fn pending_changes(&self) -> usize {
+        self.inner.pending.len()
     }
 
     pub(crate) fn faults(&self) -> &Faults {
@@ -127,6 +166,7 @@ impl SimState {
     /// Re-seeds the org from the configuration, resets faults and clears the log.
     pub fn reset(&self) {
         let (world, truth) = seed::seed(&self.inner.config, anchor());
+        self.inner.pending.clear();
         *self.write() = world;
         *self.inner.truth.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(truth);
         *lock(&self.inner.faults.settings) = initial_faults(&self.inner.config);
@@ -215,6 +255,7 @@ impl SimState {
             managed: new
                 .managed
                 .unwrap_or(account_type == AccountType::Atlassian),
+            synced: new.synced.unwrap_or(false),
             in_directory: true,
             name: new.name,
             email: new.email,
@@ -241,6 +282,9 @@ impl SimState {
             }
             if let Some(s) = patch.suspended {
                 u.suspended = s;
+            }
+            if let Some(s) = patch.synced {
+                u.synced = s;
             }
         });
         Ok(user_view(&w, uid))
@@ -397,8 +441,10 @@ fn initial_faults(c: &SimConfig) -> FaultSettings {
     FaultSettings {
         latency_ms: c.latency.as_millis() as u64,
         rate_limit: c.rate_limit.filter(|r| *r > 0),
+        family_rate_limits: c.family_rate_limits.normalized(),
         fail_rate: c.fail_rate.clamp(0.0, 1.0),
         lose_rate: c.lose_rate.clamp(0.0, 1.0),
+        consistency_ms: c.consistency.as_millis() as u64,
         ..FaultSettings::default()
     }
 }

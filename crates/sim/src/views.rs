@@ -40,6 +40,8 @@ pub struct UserView {
     pub suspended: bool,
     /// Managed account.
     pub managed: bool,
+    /// Provisioned from an identity provider (`managementSource: synced`).
+    pub synced: bool,
     /// Still in the org directory (false after `DELETE .../directory/users/{id}`).
     pub in_directory: bool,
     /// Display name.
@@ -70,7 +72,7 @@ pub struct GroupView {
 }
 
 /// A new account for [`SimState::create_user`] and `POST /_sim/users`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct NewUser {
     /// Display name.
     pub name: String,
@@ -89,6 +91,9 @@ pub struct NewUser {
     /// Defaults to true for `atlassian` accounts.
     #[serde(default)]
     pub managed: Option<bool>,
+    /// Provisioned from an identity provider; defaults to false (invited).
+    #[serde(default)]
+    pub synced: Option<bool>,
     /// Defaults to now.
     #[serde(default)]
     pub added_to_org: Option<DateTime<Utc>>,
@@ -104,6 +109,8 @@ pub struct UserPatch {
     pub account_status: Option<AccountStatus>,
     /// Suspend or unsuspend.
     pub suspended: Option<bool>,
+    /// Mark as provisioned from an identity provider, or not.
+    pub synced: Option<bool>,
 }
 
 /// A new portal request for [`SimState::create_request`] and `POST /_sim/jsm/requests`.
@@ -169,6 +176,7 @@ pub(crate) fn user_view(w: &World, uid: u32) -> UserView {
         account_status: u.status,
         suspended: u.suspended,
         managed: u.managed,
+        synced: u.synced,
         in_directory: u.in_directory,
         name: u.name.clone(),
         email: u.email.clone(),

@@ -1,8 +1,6 @@
 //! Plans: the list, one plan's rows with filters and exclusion, applying with a
 //! confirmation step, and planning from an uploaded admin export CSV.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
@@ -17,7 +15,7 @@ use super::store::{self, ItemRow, PlanCount};
 use crate::app::AppState;
 use crate::audit;
 use crate::sweep::config::Mode;
-use crate::sweep::{ApplyOptions, Source, SweepError};
+use crate::sweep::{Source, SweepError};
 
 /// Rows per page of a plan.
 const PAGE_SIZE: i64 = 100;
@@ -38,20 +36,18 @@ struct PlansPage {
     plans: Vec<PlanRow>,
 }
 
-/// The decision counts of a stored plan summary, summed over products.
-fn decision_counts(summary: &str) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    let value: serde_json::Value = serde_json::from_str(summary).unwrap_or_default();
-    if let Some(products) = value.get("products").and_then(|p| p.as_object()) {
-        for product in products.values() {
-            if let Some(decisions) = product.get("decisions").and_then(|d| d.as_object()) {
-                for (decision, count) in decisions {
-                    *counts.entry(decision.clone()).or_insert(0) += count.as_u64().unwrap_or(0);
-                }
-            }
-        }
+/// The decision counts of a stored plan summary, summed over products, as one line; a
+/// summary that does not parse says so (apply refuses that plan).
+fn decision_counts(id: &str, summary: &str) -> String {
+    match crate::sweep::plan::PlanSummary::parse(id, summary) {
+        Ok(summary) => summary
+            .decision_totals()
+            .iter()
+            .map(|(decision, count)| format!("{decision} {count}"))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        Err(_) => "the stored summary does not parse: apply refuses this plan".to_owned(),
     }
-    counts
 }
 
 pub async fn list(State(state): State<AppState>, session: AdminSession) -> PageResult {
@@ -59,11 +55,7 @@ pub async fn list(State(state): State<AppState>, session: AdminSession) -> PageR
         .await?
         .into_iter()
         .map(|plan| PlanRow {
-            counts: decision_counts(&plan.summary)
-                .iter()
-                .map(|(decision, count)| format!("{decision} {count}"))
-                .collect::<Vec<_>>()
-                .join(" · "),
+            counts: decision_counts(&plan.id, &plan.summary),
             id: plan.id,
             created: date_time(plan.created_at),
             source: plan.source,
@@ -165,11 +157,7 @@ async fn plan_row(state: &AppState, id: &str) -> Result<PlanRow, PageError> {
         .await?
         .ok_or_else(|| PageError::NotFound(format!("There is no plan {id}.")))?;
     Ok(PlanRow {
-        counts: decision_counts(&plan.summary)
-            .iter()
-            .map(|(decision, count)| format!("{decision} {count}"))
-            .collect::<Vec<_>>()
-            .join(" · "),
+        counts: decision_counts(&plan.id, &plan.summary),
         id: plan.id,
         created: date_time(plan.created_at),
         source: plan.source,
@@ -318,9 +306,26 @@ struct ApplyPage {
     to_warn: i64,
     to_remove: i64,
     excluded: i64,
-    /// After applying: what happened, or why nothing did.
+    /// The queued or running apply of this plan, or the last one.
+    progress: Option<Progress>,
+    /// Another apply holds the site's lease: its run id.
+    running_elsewhere: Option<String>,
+    /// While the apply is queued or running the page reloads itself.
+    refresh: bool,
+}
+
+/// How far an apply of the plan is.
+struct Progress {
+    /// queued | running | completed | interrupted | aborted | refused | failed
+    status: String,
+    run_id: Option<String>,
+    done: i64,
+    total: i64,
+    failed: i64,
+    /// Time left at the rate limit of the API the removals go through.
+    eta: Option<String>,
+    message: Option<String>,
     report: Option<crate::sweep::ApplyReport>,
-    error: Option<String>,
 }
 
 async fn apply_counts(state: &AppState, id: &str) -> Result<(i64, i64, i64), sqlx::Error> {
@@ -344,14 +349,123 @@ async fn apply_counts(state: &AppState, id: &str) -> Result<(i64, i64, i64), sql
     Ok(counts)
 }
 
-/// `GET /admin/plans/{id}/apply`: what applying will do, and the button.
+/// Seconds left for `remaining` items at the slowest removal family's rate limit.
+fn eta(state: &AppState, remaining: i64) -> Option<String> {
+    if remaining <= 0 {
+        return None;
+    }
+    let limits = &state.config.atlassian;
+    let rate = limits
+        .jira
+        .requests_per_second
+        .min(limits.confluence.requests_per_second)
+        .max(1);
+    let seconds = remaining.unsigned_abs().div_ceil(u64::from(rate));
+    Some(if seconds < 120 {
+        format!("about {seconds} s")
+    } else {
+        format!("about {} min", seconds.div_ceil(60))
+    })
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ApplyQuery {
+    job: Option<i64>,
+}
+
+async fn progress_of(
+    state: &AppState,
+    plan_id: &str,
+    job_id: Option<i64>,
+) -> Result<Option<Progress>, PageError> {
+    let job = match job_id {
+        Some(id) => state.queue.get(id).await?.filter(|job| {
+            job.kind == crate::sweep::job::APPLY_JOB && job.payload.contains(plan_id)
+        }),
+        None => None,
+    };
+    let run = crate::sweep::store::latest_run_of(&state.db, plan_id).await?;
+    let run = run.filter(|run| {
+        job.as_ref()
+            .is_none_or(|job| run.started_at >= job.created_at)
+    });
+    let mut progress = match (&job, run) {
+        (None, None) => return Ok(None),
+        (_, Some(run)) => {
+            let report = if run.status == "running" {
+                None
+            } else {
+                crate::sweep::ApplyReport::parse(&run.id, &run.summary).ok()
+            };
+            Progress {
+                eta: if run.status == "running" {
+                    eta(state, run.items_total - run.items_done)
+                } else {
+                    None
+                },
+                status: run.status,
+                run_id: Some(run.id),
+                done: run.items_done,
+                total: run.items_total,
+                failed: run.items_failed,
+                message: run.error,
+                report,
+            }
+        }
+        (Some(_), None) => Progress {
+            status: "queued".into(),
+            run_id: None,
+            done: 0,
+            total: 0,
+            failed: 0,
+            eta: None,
+            message: None,
+            report: None,
+        },
+    };
+    if let Some(job) = job {
+        match job.state.as_str() {
+            "dead" => {
+                progress.status = if job
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("another apply is running"))
+                {
+                    "refused".into()
+                } else {
+                    "failed".into()
+                };
+                progress.message = job.last_error;
+            }
+            "queued" | "running" if progress.status != "running" => {
+                progress.status = "queued".into();
+                progress.report = None;
+                progress.message = job.last_error;
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(progress))
+}
+
+/// `GET /admin/plans/{id}/apply`: what applying will do and the button, or the progress of
+/// the apply queued (`?job=`) or running.
 pub async fn confirm_apply(
     State(state): State<AppState>,
     session: AdminSession,
     Path(id): Path<String>,
+    Query(query): Query<ApplyQuery>,
 ) -> PageResult {
     let plan = plan_row(&state, &id).await?;
     let (to_warn, to_remove, excluded) = apply_counts(&state, &id).await?;
+    let progress = progress_of(&state, &id, query.job).await?;
+    let running = crate::sweep::run_lease::running(&state.db, state.site()).await?;
+    let refresh = progress
+        .as_ref()
+        .is_some_and(|p| matches!(p.status.as_str(), "queued" | "running"));
+    let running_elsewhere = running
+        .map(|(run, _)| run)
+        .filter(|run| progress.as_ref().and_then(|p| p.run_id.as_ref()) != Some(run));
     ok(&ApplyPage {
         layout: Layout::new(&state, &session, "plans"),
         plan,
@@ -359,18 +473,21 @@ pub async fn confirm_apply(
         to_warn,
         to_remove,
         excluded,
-        report: None,
-        error: None,
+        progress,
+        running_elsewhere,
+        refresh,
     })
 }
 
-/// `POST /admin/plans/{id}/apply`: applies the plan, leaving excluded rows alone.
+/// `POST /admin/plans/{id}/apply`: queues the apply of the plan (once, however often the
+/// button is pressed) and shows its progress page.
 pub async fn apply(
     State(state): State<AppState>,
     Path(id): Path<String>,
     form: AdminForm,
 ) -> PageResult {
     plan_row(&state, &id).await?;
+    let job = crate::sweep::job::enqueue_apply(&state, &id).await?;
     let actor = form.session.actor();
     audit::record(
         &state.db,
@@ -379,46 +496,16 @@ pub async fn apply(
             action: "plan.apply_requested",
             account_id: None,
             product: None,
-            details: json!({ "plan_id": id }),
+            details: json!({ "plan_id": id, "job_id": job }),
         },
     )
     .await?;
-    let options = ApplyOptions {
-        now: Utc::now(),
-        confirmed: true,
-        stop_after: None,
-    };
-    let (report, error) = match crate::sweep::apply(&state, Some(&id), &options).await {
-        Ok(report) => (Some(report), None),
-        Err(error @ (SweepError::Aborted(_) | SweepError::Config(_) | SweepError::NoPlan(_))) => {
-            (None, Some(error.to_string()))
-        }
-        Err(error) => {
-            tracing::error!(%error, plan = %id, "apply from the admin pages failed");
-            (None, Some(format!("Apply stopped: {error}")))
-        }
-    };
-    let plan = plan_row(&state, &id).await?;
-    let (to_warn, to_remove, excluded) = apply_counts(&state, &id).await?;
-    let status = if error.is_some() {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::OK
-    };
-    Ok(render(
-        status,
-        ApplyPage {
-            layout: Layout::new(&state, &form.session, "plans"),
-            plan,
-            live: state.config.sweep.mode == Mode::Live,
-            to_warn,
-            to_remove,
-            excluded,
-            report,
-            error,
-        }
-        .render(),
-    ))
+    let to = format!("/admin/plans/{}/apply?job={job}", urlencoding(&id));
+    Ok(Redirect::to(&to).into_response())
+}
+
+fn urlencoding(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[derive(Template)]

@@ -140,16 +140,18 @@ pub async fn requests_per_day(db: &Db, since: i64) -> Result<Vec<DayCount>, sqlx
     .await
 }
 
-/// Seats reclaimed per day since `since`: accounts × products the journal shows removed.
+/// Seats reclaimed per day since `since` ([`crate::ledger::reclaimed_seats`], by the day
+/// of each seat's first removal in the period).
 pub async fn removals_per_day(db: &Db, since: i64) -> Result<Vec<DayCount>, sqlx::Error> {
-    sqlx::query_as::<Any, DayCount>(
-        "SELECT day, COUNT(*) AS count FROM (SELECT DISTINCT created_at / 86400000 AS day, \
-         account_id, product FROM journal WHERE action = 'removed' AND created_at >= $1) seats \
-         GROUP BY day ORDER BY day",
-    )
-    .bind(since)
-    .fetch_all(db.pool())
-    .await
+    let mut conn = db.pool().acquire().await?;
+    let mut days: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    for seat in crate::ledger::reclaimed_seats(&mut conn, since).await? {
+        *days.entry(seat.removed_at / 86_400_000).or_insert(0) += 1;
+    }
+    Ok(days
+        .into_iter()
+        .map(|(day, count)| DayCount { day, count })
+        .collect())
 }
 
 /// A warned user whose removal is still ahead.

@@ -7,10 +7,11 @@ use axum::extract::State;
 
 use super::views::{JournalCounts, QueueDepth, Stats};
 use crate::app::AppState;
+use crate::ledger;
 use crate::restore::store;
 use crate::web::error::ApiError;
 
-/// Requests by status, journaled removals and restores per product, and the queue's depth.
+/// Requests by status, seats reclaimed and memberships restored per product, and the queue's depth.
 #[utoipa::path(
     get,
     path = "/api/v1/stats",
@@ -24,13 +25,14 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiErro
         .into_iter()
         .collect();
     let mut journal: BTreeMap<String, JournalCounts> = BTreeMap::new();
-    for (product, action, count) in store::journal_counts(&state.db).await? {
-        let counts = journal.entry(product).or_default();
-        match action.as_str() {
-            "removed" => counts.removed += count,
-            "restored" => counts.restored += count,
-            _ => {}
+    for (product, action, count) in ledger::journal_counts(&state.db).await? {
+        if action == "restored" {
+            journal.entry(product).or_default().restored += count;
         }
+    }
+    let mut conn = state.db.pool().acquire().await?;
+    for (product, seats) in ledger::journal::reclaimed_per_product(&mut conn, 0).await? {
+        journal.entry(product).or_default().removed = i64::try_from(seats).unwrap_or(i64::MAX);
     }
     let queue = state.queue.stats().await?;
     Ok(Json(Stats {

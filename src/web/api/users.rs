@@ -33,7 +33,7 @@ pub async fn timeline(
     let account = crate::atlassian::AccountId::parse(account)
         .map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let account = account.as_str();
-    let journal = store::journal_of(&state.db, account, PER_SOURCE).await?;
+    let journal = crate::ledger::journal_of(&state.db, account, PER_SOURCE).await?;
     let requests = store::list_for_account(&state.db, account, PER_SOURCE).await?;
     let entries = audit::list(&state.db, Some(account), PER_SOURCE).await?;
     let truncated = [journal.len(), requests.len(), entries.len()]

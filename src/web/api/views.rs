@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit;
+use crate::ledger::JournalRecord;
 use crate::restore::rules::Verdict;
-use crate::restore::store::{JournalRecord, RestoreRequest};
+use crate::restore::store::RestoreRequest;
 use crate::store::time::from_ms;
 use crate::sweep::store::{PlanItem, PlanRecord};
 
@@ -384,7 +385,7 @@ impl From<Verdict> for Explanation {
 pub struct Stats {
     /// Restore requests per status (statuses with none are left out).
     pub requests_by_status: BTreeMap<String, i64>,
-    /// Journal rows per product: group memberships removed and restored.
+    /// Per product: seats reclaimed (the ledger's one count) and memberships restored.
     pub journal: BTreeMap<String, JournalCounts>,
     pub queue: QueueDepth,
 }

@@ -506,3 +506,54 @@ async fn only_the_documented_unknown_user_error_counts_as_already_gone() {
         );
     }
 }
+
+/// A removal whose answer was lost, retried, and answered "not a member": the first attempt
+/// may have removed the member, so the answer proves nothing about the state before the
+/// call and the removal counts as made. Only a first answer, or one after attempts that
+/// certainly did nothing (refused connections, 429), says the user was not a member.
+#[tokio::test(start_paused = true)]
+async fn not_a_member_after_a_lost_answer_proves_nothing() {
+    let not_member = || {
+        Ok(reply(
+            400,
+            &[],
+            r#"{"errorMessages":["User is not a member of the group."],"errors":{}}"#,
+        ))
+    };
+    let cases: Vec<(Vec<Outcome>, MembershipOutcome)> = vec![
+        (vec![not_member()], MembershipOutcome::AlreadyInPlace),
+        (
+            vec![Err(TransportError::Dropped("eof".into())), not_member()],
+            MembershipOutcome::Changed,
+        ),
+        (
+            vec![Err(TransportError::Timeout), not_member()],
+            MembershipOutcome::Changed,
+        ),
+        (
+            vec![Ok(reply(502, &[], "bad gateway")), not_member()],
+            MembershipOutcome::Changed,
+        ),
+        (
+            vec![Err(TransportError::Connect("refused".into())), not_member()],
+            MembershipOutcome::AlreadyInPlace,
+        ),
+        (
+            vec![Ok(reply(429, &[("retry-after", "1")], "")), not_member()],
+            MembershipOutcome::AlreadyInPlace,
+        ),
+    ];
+    for (replies, expected) in cases {
+        let sent = replies.len();
+        let (transport, clients) = scripted(replies);
+        let outcome = clients
+            .jira
+            .as_ref()
+            .expect("jira")
+            .remove_from_group(&group(), &account())
+            .await
+            .expect("settled");
+        assert_eq!(outcome, expected);
+        assert_eq!(transport.sent.lock().expect("lock").len(), sent);
+    }
+}

@@ -1,0 +1,24 @@
+//! The ledger: what reseat took and gave back, in one place.
+//!
+//! - [`journal`]: every membership reseat took away (`removing` before the call is sent,
+//!   `removed` once it answered, `not_member` in the one case documented there) and gave
+//!   back (`restored`), and [`journal::reclaimed_seats`], the one count of seats reclaimed
+//!   that every report reads (sweep, restore, digest, admin pages, API);
+//! - [`keeps`]: "keep my access" until a date;
+//! - [`suspensions`]: the org-level suspensions the sweep's ladder made, and how they ended;
+//! - [`seat`]: taking and giving back one seat (account, product, site) never interleave:
+//!   a claim on the seat is held while either runs.
+//!
+//! All the SQL of these tables lives here; sweep, restore, the digest and the pages call it.
+
+pub mod journal;
+pub mod keeps;
+pub mod seat;
+pub mod suspensions;
+
+pub use journal::{
+    JournalEntry, JournalRecord, ReclaimedSeats, RemovalIntent, journal_counts, journal_of,
+    reclaimed_seats, taken_groups,
+};
+pub use seat::{Seat, SeatBusy, SeatClaim};
+pub use suspensions::SuspensionEnd;
