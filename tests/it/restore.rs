@@ -1886,3 +1886,78 @@ async fn an_account_suspended_at_the_org_is_not_restored_and_says_so() {
     assert_eq!(verdict["guard"], "account_suspended", "{verdict}");
     assert_eq!(env.group_ids(&account), removed, "nothing added");
 }
+
+#[tokio::test]
+async fn a_restore_waits_out_eventual_consistency_without_spending_attempts() {
+    // Scaled a hundredfold: the platform shows changes after 30 s (0.3 s here), reseat
+    // verifies within its default window of 60 s (0.6 s here).
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                consistency: Duration::from_millis(300),
+                ..SimConfig::default()
+            },
+            |config| {
+                config.queue = reseat::queue::QueueConfig {
+                    workers: 0,
+                    ..reseat::queue::QueueConfig::default()
+                };
+                config.restore.verify_window = Duration::from_millis(600);
+            },
+        )
+        .await;
+        assert_eq!(
+            reseat::restore::config::RestoreConfig::default().verify_window,
+            Duration::from_secs(60)
+        );
+        let account = env.staff()[0].account_id.clone();
+        let before = env.group_ids(&account);
+        env.remove_like_a_sweep(&account).await;
+        let (code, body) = env.automation(&account).await;
+        assert_eq!(code, 202);
+        let id = body["requestId"].as_str().unwrap().to_string();
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            env.app.drain_queue().await;
+            let status = env.request_status(&id).await;
+            if seen.last() != Some(&status) {
+                seen.push(status.clone());
+            }
+            if status == "restored" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, ["verifying", "restored"], "{backend}");
+        env.sim.state().settle();
+        assert_eq!(env.group_ids(&account), before, "{backend}");
+        let job = env
+            .app
+            .state
+            .queue
+            .get(
+                store::get(&env.app.state.db, &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .job_id
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.state, "done", "{backend}");
+        assert_eq!(
+            job.attempts, 1,
+            "{backend}: waiting for consistency spent no attempt"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+                .await,
+            1
+        );
+    }
+}
