@@ -1961,3 +1961,180 @@ async fn a_restore_waits_out_eventual_consistency_without_spending_attempts() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_hundred_concurrent_restores_over_every_channel_with_failures_and_lost_answers() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 1200,
+                ..SimConfig::default()
+            },
+            |config| config.database.max_connections = 10,
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(200)
+            .map(|u| u.account_id)
+            .collect();
+        assert_eq!(staff.len(), 200, "the seed has 200 staff");
+        let mut before = Vec::new();
+        let mut issues = Vec::new();
+        let mut links = Vec::new();
+        for (n, account) in staff.iter().enumerate() {
+            before.push(env.group_ids(account));
+            env.remove_like_a_sweep(account).await;
+            match n % 4 {
+                0 => issues.push(env.portal_request(account)),
+                3 => {
+                    let token = issue_link(&env, reseat::notify::Purpose::Restore, account).await;
+                    let url = env.app.url(&format!("/restore/{token}"));
+                    let page = env.app.client.get(&url).send().await.unwrap();
+                    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+                    let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+                    links.push((url, csrf, cookie));
+                }
+                _ => {}
+            }
+        }
+        // A fifth of the calls fail; a tenth of the changes take effect and lose their answer.
+        env.sim
+            .state()
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.2, "lose_rate": 0.1 })).unwrap(),
+            )
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..4).map(|_| poll_queue(&env, stop.clone())).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        let (mut issue, mut link) = (issues.iter(), links.iter());
+        for (n, account) in staff.iter().enumerate() {
+            let client = env.app.client.clone();
+            let url = env.app.url("");
+            let account = account.clone();
+            match n % 4 {
+                0 => {
+                    let issue = issue.next().unwrap().clone();
+                    tasks.spawn(async move {
+                        client
+                            .post(format!("{url}/hooks/jsm"))
+                            .header("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET)
+                            .json(&json!({ "issueKey": issue }))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    });
+                }
+                1 => {
+                    tasks.spawn(async move {
+                        client
+                            .post(format!("{url}/hooks/automation"))
+                            .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
+                            .json(&json!({ "accountId": account, "product": "jira-software" }))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    });
+                }
+                2 => {
+                    let body =
+                        json!({ "accountId": account, "product": "jira-software" }).to_string();
+                    tasks.spawn(async move {
+                        send_webhook(
+                            client,
+                            format!("{url}/hooks/webhook"),
+                            format!("msg_all_{n}"),
+                            body,
+                        )
+                        .await
+                        .0
+                    });
+                }
+                _ => {
+                    let (page, csrf, cookie) = link.next().unwrap().clone();
+                    tasks.spawn(async move {
+                        let status = client
+                            .post(page)
+                            .form(&[("csrf", &csrf)])
+                            .header("cookie", &cookie)
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16();
+                        // The page answers 200 whether done or still under way.
+                        if status == 200 { 202 } else { status }
+                    });
+                }
+            }
+        }
+        while let Some(answer) = tasks.join_next().await {
+            assert_eq!(answer.unwrap(), 202, "{backend}");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while tokio::time::Instant::now() < deadline {
+            let open = env
+                .count(
+                    "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                     OR replied_at IS NULL",
+                )
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let open: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT channel, status, reason FROM restore_requests \
+             WHERE status <> 'restored' OR replied_at IS NULL",
+        )
+        .fetch_all(env.app.state.db.pool())
+        .await
+        .unwrap();
+        assert!(open.is_empty(), "{backend}: {open:?}");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        env.sim
+            .state()
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.0, "lose_rate": 0.0 })).unwrap(),
+            )
+            .unwrap();
+        for (sql, expected) in [
+            (
+                "SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'",
+                200,
+            ),
+            (
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
+                200,
+            ),
+            (
+                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
+                200,
+            ),
+            ("SELECT COUNT(*) FROM jobs WHERE state = 'dead'", 0),
+        ] {
+            assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
+        }
+        for (account, groups) in staff.iter().zip(&before) {
+            assert_eq!(&env.group_ids(account), groups, "{backend}: {account}");
+        }
+        for issue in &issues {
+            let request = env.sim.state().request(issue).unwrap();
+            let public = request.comments.iter().filter(|c| c.public).count();
+            assert_eq!(public, 1, "{backend}: {issue}");
+            assert_eq!(request.status, "Resolved", "{backend}: {issue}");
+        }
+    }
+}
