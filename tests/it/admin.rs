@@ -719,6 +719,23 @@ async fn approve_double_clicked_while_a_worker_runs_restores_once() {
         let env = env_with(db, |_| {}).await;
         let (request, account) = env.pending_request().await;
         let session = env.login().await;
+        // An approval naming a group that does not grant the product is refused on the page.
+        let admins = env.sim.state().group(seed::GROUP_ORG_ADMINS).unwrap().id;
+        let refused = env
+            .http
+            .post(env.app.url(&format!("/admin/requests/{request}/approve")))
+            .header("cookie", &session.cookie)
+            .form(&[("csrf", session.csrf.as_str()), ("groups", admins.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{backend}");
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains("not among the access groups"),
+            "{backend}: {page}"
+        );
+        assert_eq!(env.request_status(&request).await, "pending", "{backend}");
         // Slow answers, so that both clicks and the queue's worker overlap.
         env.sim
             .state()
