@@ -84,6 +84,7 @@ async fn seed(state: &AppState, users: usize) {
             threshold_days: Some(90),
             access_groups: "[]".into(),
             added_to_org: Some(now - 800 * DAY),
+            billing: "{}".into(),
         })
         .collect();
     insert_items_in(&mut conn, "bench-plan", &items)

@@ -114,6 +114,8 @@ async fn main() {
     let seeded_at = Instant::now();
     let sim = reseat::sim::spawn(SimConfig {
         users,
+        // Benchmarks measure the simulator without the test suite's spec checks.
+        validate_responses: false,
         ..SimConfig::default()
     })
     .await

@@ -168,6 +168,8 @@ async fn main() {
     let sim = reseat::sim::spawn(SimConfig {
         users,
         rate_limit: Some(rate),
+        // Benchmarks measure the simulator without the test suite's spec checks.
+        validate_responses: false,
         ..SimConfig::default()
     })
     .await

@@ -652,6 +652,343 @@ impl AdminClient {
     }
 }
 
+/// How a role came to a user (`roleAssignmentMethods[]`). Open: unknown methods are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(from = "String", into = "String")]
+pub enum RoleAssignmentMethod {
+    /// Assigned to the user.
+    Direct,
+    /// Through a group the user is a direct member of.
+    GroupDirect,
+    /// Follows from another role (site or org admin); cannot be revoked by itself.
+    Inferred,
+    /// A method reseat does not know, as it came.
+    Other(String),
+}
+
+impl From<String> for RoleAssignmentMethod {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "direct" => Self::Direct,
+            "group_direct" => Self::GroupDirect,
+            "inferred" => Self::Inferred,
+            _ => Self::Other(text),
+        }
+    }
+}
+
+impl From<RoleAssignmentMethod> for String {
+    fn from(method: RoleAssignmentMethod) -> Self {
+        method.as_str().to_owned()
+    }
+}
+
+impl RoleAssignmentMethod {
+    /// The wire name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Direct => "direct",
+            Self::GroupDirect => "group_direct",
+            Self::Inferred => "inferred",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+/// A role on a resource with how it was assigned (`MultiDirectoryRoleAssignment`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// The role id, e.g. `atlassian/user`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Every method by which the user holds it.
+    #[serde(default)]
+    pub role_assignment_methods: Vec<RoleAssignmentMethod>,
+}
+
+/// A user's roles on one resource (`MultiDirectoryUserRoleAssignment`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRoleAssignment {
+    /// The product instance, e.g. `ari:cloud:jira-software::site/<cloud id>`.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// The resource's owner, e.g. `jira-software`.
+    #[serde(default)]
+    pub resource_owner: Option<String>,
+    /// Deprecated list of role ids (kept for older answers without `roleAssignments`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Roles with their assignment methods.
+    #[serde(default)]
+    pub role_assignments: Vec<RoleAssignment>,
+    /// The directory mapped to the resource (null for platform roles).
+    #[serde(default)]
+    pub directory_id: Option<String>,
+    /// The user's membership status in that directory (`active`, `suspended`, …).
+    #[serde(default)]
+    pub user_directory_status: Option<String>,
+}
+
+/// The roles a group carries on one resource (`MultiDirectoryGroupRoleAssignment`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRoleAssignment {
+    /// The product instance.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// The resource's owner.
+    #[serde(default)]
+    pub resource_owner: Option<String>,
+    /// The role granted by default for the resource.
+    #[serde(default)]
+    pub default_role: Option<String>,
+    /// Role ids.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Whether reseat may change a group (`ManagementAccess`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct ManagementAccess {
+    /// The group can be deleted.
+    #[serde(default)]
+    pub deletable: Option<bool>,
+    /// The group (and its memberships) can be modified; false for IdP-synced groups.
+    #[serde(default)]
+    pub modifiable: Option<bool>,
+    /// The group can be read.
+    #[serde(default)]
+    pub readable: Option<bool>,
+}
+
+/// A group's details (`GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDetails {
+    /// The group id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The group name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What may be changed.
+    #[serde(default)]
+    pub management_access: Option<ManagementAccess>,
+    /// Created by an identity provider's sync.
+    #[serde(default)]
+    pub external_synced: Option<bool>,
+    /// `external`, `admins`, `team-members` or `open`.
+    #[serde(default)]
+    pub managed_by: Option<String>,
+}
+
+impl GroupDetails {
+    /// Whether reseat may change the group's memberships: an explicit `modifiable: false`,
+    /// `externalSynced: true` or `managedBy: external` says no.
+    pub fn modifiable(&self) -> bool {
+        let access = self.management_access.as_ref().and_then(|a| a.modifiable);
+        access != Some(false)
+            && self.external_synced != Some(true)
+            && self.managed_by.as_deref() != Some("external")
+    }
+}
+
+/// A user holding a role on a resource, from the directory search filtered by `resourceIds`
+/// and `roleIds`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleHolder {
+    /// The account id.
+    pub account_id: AccountId,
+    /// Person, customer or app.
+    #[serde(default)]
+    pub account_type: Option<AccountType>,
+    /// Active, inactive or closed.
+    #[serde(default)]
+    pub account_status: Option<AccountStatus>,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email, absent when hidden.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `synced` for accounts an identity provider provisions, `invited` or null otherwise.
+    #[serde(default)]
+    pub management_source: Option<String>,
+}
+
+/// The body of a role grant or revoke.
+#[derive(serde::Serialize)]
+struct RoleChange<'a> {
+    role: &'a str,
+    resource: &'a str,
+}
+
+impl AdminClient {
+    /// A user's role assignments, every page, optionally on one resource only
+    /// (`GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments`).
+    pub async fn user_role_assignments(
+        &self,
+        org: &OrgId,
+        directory: &str,
+        account: &AccountId,
+        resource: Option<&str>,
+    ) -> Result<Vec<UserRoleAssignment>, AtlassianError> {
+        let mut out = Vec::new();
+        let mut token: Option<PageToken> = None;
+        loop {
+            let mut call = Call::get(
+                "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
+                &[org.as_str(), directory, account.as_str()],
+            );
+            if let Some(resource) = resource {
+                call = call.query("resourceIds", resource);
+            }
+            let listing: Listing<UserRoleAssignment> =
+                self.api.json(&with_cursor(call, token.as_ref())).await?;
+            out.extend(listing.data);
+            match next_cursor(listing.links)? {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The roles a group carries, every page, optionally on one resource only
+    /// (`GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments`).
+    pub async fn group_role_assignments(
+        &self,
+        org: &OrgId,
+        directory: &str,
+        group: &str,
+        resource: Option<&str>,
+    ) -> Result<Vec<GroupRoleAssignment>, AtlassianError> {
+        let mut out = Vec::new();
+        let mut token: Option<PageToken> = None;
+        loop {
+            let mut call = Call::get(
+                "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments",
+                &[org.as_str(), directory, group],
+            );
+            if let Some(resource) = resource {
+                call = call.query("resourceIds", resource);
+            }
+            let listing: Listing<GroupRoleAssignment> =
+                self.api.json(&with_cursor(call, token.as_ref())).await?;
+            out.extend(listing.data);
+            match next_cursor(listing.links)? {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// A group's details, with `managementAccess`
+    /// (`GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}`).
+    pub async fn group_details(
+        &self,
+        org: &OrgId,
+        directory: &str,
+        group: &str,
+    ) -> Result<GroupDetails, AtlassianError> {
+        let call = Call::get(
+            "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}",
+            &[org.as_str(), directory, group],
+        );
+        self.api.json(&call).await
+    }
+
+    /// Grants a role on a resource directly
+    /// (`POST /admin/v1/orgs/{orgId}/users/{userId}/roles/assign` `{role, resource}`). It sets
+    /// a state (twice = once), so it is retried like an idempotent call.
+    pub async fn assign_role(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+        role: &str,
+        resource: &str,
+    ) -> Result<(), AtlassianError> {
+        self.role_change(
+            org,
+            account,
+            "/admin/v1/orgs/{orgId}/users/{userId}/roles/assign",
+            role,
+            resource,
+        )
+        .await
+    }
+
+    /// Revokes a direct role on a resource
+    /// (`POST /admin/v1/orgs/{orgId}/users/{userId}/roles/revoke` `{role, resource}`);
+    /// state-setting, hence retried like an idempotent call.
+    pub async fn revoke_role(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+        role: &str,
+        resource: &str,
+    ) -> Result<(), AtlassianError> {
+        self.role_change(
+            org,
+            account,
+            "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke",
+            role,
+            resource,
+        )
+        .await
+    }
+
+    async fn role_change(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+        template: &'static str,
+        role: &str,
+        resource: &str,
+    ) -> Result<(), AtlassianError> {
+        let body = serde_json::to_value(RoleChange { role, resource }).unwrap_or_default();
+        let call = Call::new(Method::POST, template, &[org.as_str(), account.as_str()])
+            .json(body)
+            .idempotent(true);
+        self.api.execute(&call).await
+    }
+
+    /// One page of the users holding one of `roles` on one of `resources`
+    /// (`POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search` with
+    /// `resourceIds` and `roleIds`). A read sent as POST: retried like an idempotent call.
+    pub async fn role_holders_page(
+        &self,
+        org: &OrgId,
+        directory: &str,
+        resources: &[String],
+        roles: &[String],
+        token: Option<&PageToken>,
+    ) -> Result<Page<RoleHolder>, AtlassianError> {
+        let mut body = serde_json::json!({
+            "limit": DIRECTORY_PAGE,
+            "resourceIds": resources,
+            "roleIds": roles,
+        });
+        if let Some(cursor) = PageToken::cursor(token) {
+            body["cursor"] = serde_json::Value::from(cursor);
+        }
+        let call = Call::new(
+            Method::POST,
+            "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
+            &[org.as_str(), directory],
+        )
+        .json(body)
+        .idempotent(true);
+        let listing: Listing<RoleHolder> = self.api.json(&call).await?;
+        Ok(Page {
+            items: listing.data,
+            next: next_cursor(listing.links)?,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -6,6 +6,8 @@
 //!   that every report reads (sweep, restore, digest, admin pages, API);
 //! - [`keeps`]: "keep my access" until a date;
 //! - [`suspensions`]: the org-level suspensions the sweep's ladder made, and how they ended;
+//! - [`roles`]: the direct roles a sweep revoked and a restore granted back
+//!   (`role_journal`), and the items whose seat stayed billed;
 //! - [`seat`]: taking and giving back one seat (account, product, site) never interleave:
 //!   a claim on the seat is held while either runs.
 //!
@@ -13,6 +15,7 @@
 
 pub mod journal;
 pub mod keeps;
+pub mod roles;
 pub mod seat;
 pub mod suspensions;
 

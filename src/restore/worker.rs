@@ -403,7 +403,7 @@ async fn decide_holding_seat(
                 };
                 admin.restore(org, &subject.account).await?;
             }
-            give_back(state, subject, &verdict.groups_to_add).await?;
+            give_back(state, request, subject, &verdict.groups_to_add).await?;
             let missing = missing_groups(state, subject, &verdict.groups_to_add).await?;
             if !missing.is_empty() {
                 // Added, not visible yet: verify within the window, holding the outcome.
@@ -510,10 +510,18 @@ async fn coalesce(
 /// already in is success, so this is safe to repeat.
 async fn give_back(
     state: &AppState,
+    request: &RestoreRequest,
     subject: &Subject,
     groups: &[GroupFact],
 ) -> Result<(), Failure> {
     add_groups(state, subject, groups).await?;
+    // The direct roles the sweep revoked come back too (journaled per request).
+    crate::sweep::roles::regrant(state, &subject.account, &subject.product, &request.id)
+        .await
+        .map_err(|e| match e {
+            crate::sweep::roles::RoleError::Upstream(e) => Failure::Upstream(e),
+            crate::sweep::roles::RoleError::Db(e) => Failure::Db(e),
+        })?;
     Ok(())
 }
 
@@ -561,7 +569,7 @@ async fn verify_restore(
         failure => {
             // The window is over: add once more (an add may have been lost) and count it
             // as a failed attempt.
-            give_back(state, subject, &groups).await?;
+            give_back(state, request, subject, &groups).await?;
             Err(failure)
         }
     }

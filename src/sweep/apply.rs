@@ -84,6 +84,10 @@ pub struct ApplyReport {
     /// Kept at the last moment: active again, or a running keep.
     pub skipped: u64,
     pub failed: u64,
+    /// Direct roles revoked on the product's resource.
+    pub revoked_roles: u64,
+    /// Removals after which a billable role still kept the seat (item state `still_billed`).
+    pub still_billed: u64,
     /// Accounts suspended org-wide (`sweep.ladder.suspend`).
     pub suspended: u64,
     /// Accounts removed from the org directory (`sweep.ladder.delete_after`).
@@ -338,6 +342,7 @@ pub async fn apply_leased(
                 "plan_id": plan.id, "run_id": run_id, "status": status,
                 "warned": report.warned, "removed_users": report.removed_users,
                 "removed_memberships": report.removed_memberships,
+                "revoked_roles": report.revoked_roles, "still_billed": report.still_billed,
                 "skipped": report.skipped, "failed": report.failed,
                 "suspended": report.suspended, "deleted": report.deleted,
             }),
@@ -405,6 +410,8 @@ impl ApplyReport {
         self.skipped += item.skipped;
         self.failed += item.failed;
         self.recheck_lookups += item.recheck_lookups;
+        self.revoked_roles += item.revoked_roles;
+        self.still_billed += item.still_billed;
         self.would.extend(item.would);
     }
 }
@@ -759,20 +766,48 @@ async fn remove(
         )));
     }
     let names: Vec<&str> = taken.iter().map(|g| g.name.as_str()).collect();
+    // How the seat is held (`plan_items.billing`): what reseat cannot change keeps the seat
+    // billed whatever it takes, so it takes nothing and says who must act.
+    let billing = super::roles::Billing::parse(&item.billing);
+    let blockers = if billing.checked {
+        billing.blockers()
+    } else {
+        Vec::new()
+    };
     if dry_run {
         report.would.push(format!(
-            "{} {}: remove from {}",
+            "{} {}: remove from {}{}",
             item.account_id,
             item.product,
             if names.is_empty() {
                 "(no access group left)".to_owned()
             } else {
                 names.join(", ")
+            },
+            if blockers.is_empty() {
+                String::new()
+            } else {
+                format!(" (would stay billed: {})", blockers.join("; "))
             }
         ));
         return Ok(());
     }
-    if taken.is_empty() {
+    if !blockers.is_empty() {
+        let outcome = format!("still billed: {}", blockers.join("; "));
+        return still_billed(state, plan, item, &outcome, report).await;
+    }
+    let taken: Vec<AccessGroup> = taken
+        .into_iter()
+        .filter(|g| {
+            !billing.account_synced
+                && billing
+                    .groups
+                    .iter()
+                    .find(|b| b.id == g.id.as_str())
+                    .is_none_or(|b| b.modifiable)
+        })
+        .collect();
+    if taken.is_empty() && billing.direct_roles().is_empty() {
         finish_item(state, item, "done", "no access group membership left").await?;
         return Ok(());
     }
@@ -848,6 +883,19 @@ async fn remove_claimed(
     for entry in &entries {
         intents.push(ledger::journal::begin_removal_in(&mut tx, entry).await?);
     }
+    // The direct roles, journaled as roles, in the same commit.
+    let billing = super::roles::Billing::parse(&item.billing);
+    let direct_roles = billing.direct_roles();
+    super::roles::journal_revokes_in(
+        &mut tx,
+        &billing,
+        &item.account_id,
+        &item.product,
+        &plan.site,
+        &plan.id,
+        &item.reason,
+    )
+    .await?;
     tx.commit().await?;
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
@@ -890,14 +938,33 @@ async fn remove_claimed(
             }
         }
     }
-    if removed_names.is_empty() {
+    let revoked = super::roles::revoke_direct(state, &billing, account).await?;
+    report.revoked_roles += revoked as u64;
+    // The seat is gone only when no billable role is left on the resource.
+    if billing.checked
+        && let Some(reader) = super::roles::AccessReader::of(state)
+        && let super::roles::Verified::StillBilled(left) =
+            super::roles::verify_gone(&reader, account, product, state.config.sweep.verify_window)
+                .await?
+    {
+        let outcome = super::roles::still_billed_reason(&billing, &left);
+        return still_billed(state, plan, item, &outcome, report).await;
+    }
+    if removed_names.is_empty() && revoked == 0 {
         let outcome = format!("not a member of {} any more", not_member.join(", "));
         finish_item(state, item, "done", &outcome).await?;
         return Ok(());
     }
     let names = removed_names;
     report.removed_users += 1;
-    let outcome = format!("removed from {}", names.join(", "));
+    let mut taken_away: Vec<String> = Vec::new();
+    if !names.is_empty() {
+        taken_away.push(format!("removed from {}", names.join(", ")));
+    }
+    if revoked > 0 {
+        taken_away.push(format!("revoked role {}", direct_roles.join(", ")));
+    }
+    let outcome = taken_away.join("; ");
     let mut tx = state.db.pool().begin().await?;
     store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
     notify_removal(
@@ -922,7 +989,34 @@ async fn remove_claimed(
             action: "sweep.removed",
             account_id: Some(&item.account_id),
             product: Some(&item.product),
-            details: serde_json::json!({ "plan_id": plan.id, "groups": names, "reason": item.reason }),
+            details: serde_json::json!({ "plan_id": plan.id, "groups": names, "roles": direct_roles, "reason": item.reason }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends an item `still_billed`: the seat still bills after what reseat could take. The user
+/// is not told "removed"; the plan, the overview and the API show the reason.
+async fn still_billed(
+    state: &AppState,
+    plan: &PlanRecord,
+    item: &PlanItem,
+    outcome: &str,
+    report: &mut ApplyReport,
+) -> Result<(), SweepError> {
+    report.still_billed += 1;
+    let mut tx = state.db.pool().begin().await?;
+    store::set_item_state_in(&mut tx, item.id, "still_billed", outcome).await?;
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: "reseat",
+            action: "sweep.still_billed",
+            account_id: Some(&item.account_id),
+            product: Some(&item.product),
+            details: serde_json::json!({ "plan_id": plan.id, "reason": outcome }),
         },
     )
     .await?;

@@ -46,6 +46,12 @@ pub struct SweepConfig {
     /// re-check).
     #[serde(with = "crate::config::duration")]
     pub recheck_after: Duration,
+    /// After a removal, how long apply keeps reading the user's roles back (with backoff)
+    /// while a billable role that reseat took away still shows: Atlassian's admin changes
+    /// are eventually consistent. A role reseat cannot take (inferred, IdP-managed) ends the
+    /// item `still_billed` at once.
+    #[serde(with = "crate::config::duration")]
+    pub verify_window: Duration,
     /// Accounts the sweep never touches.
     pub protect: ProtectConfig,
     /// Checks of the access groups run before every plan.
@@ -220,6 +226,7 @@ impl Default for SweepConfig {
             lag_margin: Duration::from_secs(86_400),
             never_accessed_grace: Duration::from_secs(30 * 86_400),
             recheck_after: Duration::from_secs(3_600),
+            verify_window: Duration::from_secs(60),
             protect: ProtectConfig::default(),
             governance: GovernanceConfig::default(),
             ladder: LadderConfig::default(),

@@ -4,6 +4,8 @@
 //! - [`policy`]: the decision for one user × product, with its reason;
 //! - [`plan`]: `reseat sweep plan`, stored in `plans` / `plan_items`;
 //! - [`apply`]: `reseat sweep apply`, guards, the ladder, the journal, resumable;
+//! - [`roles`]: how each seat is held (groups, direct, inferred, IdP-managed), taking
+//!   direct roles away, verifying the seat is gone, re-granting on restore;
 //! - [`notify`]: the seam for warning emails;
 //! - [`store`]: the SQL.
 //!
@@ -16,6 +18,7 @@ pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod population;
+pub mod roles;
 pub mod run_lease;
 pub mod schedule;
 pub mod store;

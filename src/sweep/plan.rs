@@ -73,6 +73,9 @@ pub struct PlanSummary {
     pub csv_errors: Vec<String>,
     /// Newest activity seen anywhere in the plan (stale-data check), UTC ms.
     pub newest_activity: Option<i64>,
+    /// Admin API calls spent on how seats are held (absent: roles not checked).
+    #[serde(default)]
+    pub roles: Option<super::roles::RoleStats>,
 }
 
 impl PlanSummary {
@@ -201,6 +204,33 @@ pub async fn plan(
         state.config.atlassian.jira.concurrency as usize,
     )
     .await?;
+    let mut population = population;
+    let mut reader = super::roles::AccessReader::of(state);
+    let mut role_stats = super::roles::RoleStats::default();
+    let mut holders = super::roles::Holders::default();
+    let mut modifiable: HashMap<String, bool> = HashMap::new();
+    let mut roles_note = None;
+    if let Some(r) = &reader {
+        progress.set_message("reading who holds each product by a role");
+        match read_holdings(r, &products, &mut population, &mut role_stats).await {
+            Ok((h, m)) => (holders, modifiable) = (h, m),
+            // No role model on this org (or the key may not read it): the plan says so and
+            // goes on with the groups alone.
+            Err(
+                error @ (crate::atlassian::AtlassianError::NotFound { .. }
+                | crate::atlassian::AtlassianError::Forbidden { .. }),
+            ) => {
+                tracing::warn!(%error, "role assignments cannot be read; seats are checked by group only");
+                roles_note = Some(format!(
+                    "roles not checked: the admin API refused ({error})"
+                ));
+                reader = None;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let reader = reader;
+    let population = population;
     let mut summary = PlanSummary {
         findings: population
             .findings
@@ -246,7 +276,8 @@ pub async fn plan(
     let mut wanted: HashMap<AccountId, Vec<ProductKey>> = HashMap::new();
     for member in population.members.values() {
         for product in &products {
-            if population.member_groups(member, product).next().is_some()
+            if (population.member_groups(member, product).next().is_some()
+                || holders.holds(&member.account_id, product))
                 && exemption(
                     config,
                     &population,
@@ -311,6 +342,8 @@ pub async fn plan(
     let warnings = store::latest_warnings(&state.db, &site_name).await?;
     let keeps = crate::ledger::keeps::active_keeps(&state.db, &site_name, now).await?;
     let mut items = Vec::new();
+    let mut billings: Vec<super::roles::Billing> = Vec::new();
+    let mut role_wanted = Vec::new();
     let mut members: Vec<&Member> = population.members.values().collect();
     members.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     for member in members {
@@ -325,7 +358,7 @@ pub async fn plan(
             .or_else(|| seen_user.and_then(|u| u.name.clone()));
         for product in &products {
             let groups: Vec<_> = population.member_groups(member, product).collect();
-            if groups.is_empty() {
+            if groups.is_empty() && !holders.holds(&member.account_id, product) {
                 continue;
             }
             let Some(product_policy) = config.product(product) else {
@@ -372,6 +405,34 @@ pub async fn plan(
                 .iter()
                 .map(|g| serde_json::json!({ "id": g.id, "name": g.name }))
                 .collect();
+            let billing = super::roles::Billing {
+                checked: false,
+                resource: reader.as_ref().and_then(|r| r.resource(product)),
+                groups: groups
+                    .iter()
+                    .map(|g| super::roles::BillingGroup {
+                        id: g.id.to_string(),
+                        name: g.name.clone(),
+                        modifiable: modifiable.get(g.id.as_str()).copied().unwrap_or(true),
+                    })
+                    .collect(),
+                roles: Vec::new(),
+                account_synced: holders.synced.contains(&member.account_id),
+                note: match &reader {
+                    None => Some(roles_note.clone().unwrap_or_else(|| {
+                        "roles not checked: the admin API or atlassian.cloud_id is not configured"
+                            .to_owned()
+                    })),
+                    Some(_) if groups.is_empty() => {
+                        Some("holds a role on the product, through no access group".to_owned())
+                    }
+                    Some(_) => None,
+                },
+            };
+            if reader.is_some() && verdict.decision == Decision::Remove {
+                role_wanted.push((items.len(), member.account_id.clone(), product.clone()));
+            }
+            billings.push(billing);
             items.push(NewItem {
                 account_id: key.0,
                 product: key.1,
@@ -383,8 +444,24 @@ pub async fn plan(
                 threshold_days: verdict.threshold_days,
                 access_groups: serde_json::Value::from(group_json).to_string(),
                 added_to_org: facts.added_to_org.map(to_ms),
+                billing: String::new(),
             });
         }
+    }
+    if let Some(reader) = &reader {
+        progress.set_message("reading the removal candidates' roles");
+        let mut read = super::roles::read_roles(reader, role_wanted, &mut role_stats).await?;
+        for (i, billing) in billings.iter_mut().enumerate() {
+            if let Some(roles) = read.remove(&i) {
+                billing.checked = true;
+                billing.note = None;
+                billing.roles = roles;
+            }
+        }
+        summary.roles = Some(role_stats);
+    }
+    for (item, billing) in items.iter_mut().zip(&billings) {
+        item.billing = billing.to_json();
     }
 
     let plan_id = uuid::Uuid::now_v7().to_string();
@@ -413,6 +490,48 @@ pub async fn plan(
     Ok(Planned { plan_id, summary })
 }
 
+/// The role holders of every product (added to the population when no access group lists
+/// them) and whether each access group may be changed.
+async fn read_holdings(
+    reader: &super::roles::AccessReader<'_>,
+    products: &[ProductKey],
+    population: &mut Population,
+    stats: &mut super::roles::RoleStats,
+) -> Result<(super::roles::Holders, HashMap<String, bool>), crate::atlassian::AtlassianError> {
+    let mut holders = super::roles::Holders::default();
+    for product in products {
+        for holder in reader.holders(product, stats).await? {
+            holders
+                .by_product
+                .entry(product.clone())
+                .or_default()
+                .insert(holder.account_id.clone());
+            if holder.management_source.as_deref() == Some("synced") {
+                holders.synced.insert(holder.account_id.clone());
+            }
+            population
+                .members
+                .entry(holder.account_id.clone())
+                .or_insert_with(|| Member {
+                    account_id: holder.account_id.clone(),
+                    display_name: holder.name.clone().filter(|n| !n.is_empty()),
+                    email: holder.email.clone(),
+                    account_type: holder.account_type.clone(),
+                    groups: Vec::new(),
+                    protected_group: None,
+                    admin_group: None,
+                });
+            holders.people.insert(holder.account_id.clone(), holder);
+        }
+    }
+    let mut modifiable = HashMap::new();
+    for group in &population.groups {
+        let ok = reader.group_modifiable(group.id.as_str(), stats).await?;
+        modifiable.insert(group.id.to_string(), ok);
+    }
+    Ok((holders, modifiable))
+}
+
 /// One exported row.
 #[derive(Debug, Serialize)]
 struct ExportRow<'a> {
@@ -425,6 +544,9 @@ struct ExportRow<'a> {
     threshold_days: Option<i64>,
     reason: &'a str,
     state: &'a str,
+    /// Why the seat bills: the groups and roles that grant it.
+    bills_through: String,
+    outcome: Option<&'a str>,
 }
 
 fn export_rows(items: &[PlanItem]) -> impl Iterator<Item = ExportRow<'_>> {
@@ -440,6 +562,8 @@ fn export_rows(items: &[PlanItem]) -> impl Iterator<Item = ExportRow<'_>> {
         threshold_days: item.threshold_days,
         reason: &item.reason,
         state: &item.state,
+        bills_through: super::roles::Billing::parse(&item.billing).explain(),
+        outcome: item.outcome.as_deref(),
     })
 }
 
@@ -497,6 +621,12 @@ pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
                 None => "user",
             },
             api.per_user_calls
+        ));
+    }
+    if let Some(roles) = &summary.roles {
+        lines.push(format!(
+            "admin API roles: {} role-holder pages, {} group reads, {} per-user role reads",
+            roles.holder_pages, roles.group_reads, roles.role_reads
         ));
     }
     if summary.csv_rows > 0 {

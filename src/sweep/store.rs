@@ -46,6 +46,8 @@ pub struct PlanItem {
     pub added_to_org: Option<i64>,
     /// What apply did (or, in dry-run, would do).
     pub outcome: Option<String>,
+    /// JSON [`super::roles::Billing`]: why the seat bills (groups and roles) when planned.
+    pub billing: String,
 }
 
 /// A plan item before it is stored.
@@ -61,10 +63,12 @@ pub struct NewItem {
     pub threshold_days: Option<i64>,
     pub access_groups: String,
     pub added_to_org: Option<i64>,
+    /// JSON [`super::roles::Billing`].
+    pub billing: String,
 }
 
 const ITEM_COLUMNS: &str = "id, plan_id, account_id, product, email, display_name, decision, \
-    reason, last_active, threshold_days, state, applied_at, access_groups, added_to_org, outcome";
+    reason, last_active, threshold_days, state, applied_at, access_groups, added_to_org, outcome, billing";
 
 pub async fn create_plan_in(
     conn: &mut AnyConnection,
@@ -96,14 +100,14 @@ pub async fn insert_items_in(
     for chunk in items.chunks(50) {
         let mut sql = String::from(
             "INSERT INTO plan_items (plan_id, account_id, product, email, display_name, decision, \
-             reason, last_active, threshold_days, access_groups, added_to_org) VALUES ",
+             reason, last_active, threshold_days, access_groups, added_to_org, billing) VALUES ",
         );
         for (row, _) in chunk.iter().enumerate() {
             if row > 0 {
                 sql.push_str(", ");
             }
-            let base = row * 11;
-            let params: Vec<String> = (1..=11).map(|n| format!("${}", base + n)).collect();
+            let base = row * 12;
+            let params: Vec<String> = (1..=12).map(|n| format!("${}", base + n)).collect();
             sql.push('(');
             sql.push_str(&params.join(", "));
             sql.push(')');
@@ -121,7 +125,8 @@ pub async fn insert_items_in(
                 .bind(item.last_active)
                 .bind(item.threshold_days)
                 .bind(&item.access_groups)
-                .bind(item.added_to_org);
+                .bind(item.added_to_org)
+                .bind(&item.billing);
         }
         query.execute(&mut *conn).await?;
     }

@@ -530,6 +530,7 @@ async fn plans_and_their_items_page_with_a_cursor() {
                 threshold_days: Some(90),
                 access_groups: r#"[{"id":"g1","name":"jira-users"}]"#.into(),
                 added_to_org: None,
+                billing: "{}".into(),
             })
             .collect();
         let mut plan_ids = Vec::new();

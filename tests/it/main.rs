@@ -10,6 +10,7 @@ mod digest;
 mod notify;
 mod queue;
 mod restore;
+mod roles;
 mod schedule;
 mod server;
 mod sim;

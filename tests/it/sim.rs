@@ -470,11 +470,48 @@ async fn v2_user_search_models_todays_platform() {
         "{u}"
     );
 
-    // Above the limit bound: 400 in the user-management error shape.
+    // Filters: account ids, status, claim status, a search term; emails with searchTerm is 400.
     let url = format!(
         "/admin/v2/orgs/{}/directories/-/users/search",
         sim.config().org_id
     );
+    let ids = |body: Value| {
+        let r = admin(&sim, &c, reqwest::Method::POST, &url).json(&body);
+        async move {
+            let (s, page) = json_of(r).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|u| u["accountId"].as_str().expect("id").to_owned())
+                .collect::<HashSet<String>>()
+        }
+    };
+    assert_eq!(
+        ids(json!({"accountIds": [jira_user, closed]})).await,
+        HashSet::from([jira_user.clone(), closed.clone()])
+    );
+    assert_eq!(
+        ids(json!({"status": ["not_invited"]})).await,
+        HashSet::from([removed.clone()])
+    );
+    let unmanaged_page = ids(json!({"claimStatus": "unmanaged", "limit": 100})).await;
+    assert!(unmanaged_page.contains(&unmanaged) && !unmanaged_page.contains(&jira_user));
+    let name = st.user(&jsm_user).expect("user").name;
+    assert!(
+        ids(json!({"searchTerm": name.to_uppercase()}))
+            .await
+            .contains(&jsm_user)
+    );
+    let (s, _) = json_of(
+        admin(&sim, &c, reqwest::Method::POST, &url)
+            .json(&json!({"searchTerm": "a", "emails": ["a@b.example"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Above the limit bound: 400 in the user-management error shape.
     let (s, body) =
         json_of(admin(&sim, &c, reqwest::Method::POST, &url).json(&json!({"limit": 101}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -1456,6 +1493,52 @@ async fn membership_changes_show_after_the_consistency_delay() {
             .expect("group")
             .contains(&target)
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn answers_are_checked_against_the_vendored_specs() {
+    let sim = start(60).await;
+    assert!(
+        sim.config().validate_responses,
+        "every simulator the tests spawn validates its answers"
+    );
+    let c = client();
+    let gid = group_id(&sim, seed::GROUP_JIRA_SOFTWARE);
+    let (s, page) = json_of(site(
+        &sim,
+        &c,
+        reqwest::Method::GET,
+        &format!("/rest/api/3/group/member?groupId={gid}&maxResults=5"),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page["values"][0].get("locale").is_none(),
+        "UserDetails is closed"
+    );
+    let path = "/rest/api/3/group/member";
+    assert!(sim::validate::check("GET", path, 200, &page).is_empty());
+    // The check finds the drift it exists for: a field the closed schema does not allow.
+    let mut drifted = page.clone();
+    drifted["values"][0]["locale"] = json!("en_US");
+    let found = sim::validate::check("GET", path, 200, &drifted);
+    assert!(found.iter().any(|v| v.contains("locale")), "{found:?}");
+    // The transcribed v2 fragment is used for the v2 admin calls.
+    let url = format!(
+        "/admin/v2/orgs/{}/directories/-/users/search",
+        sim.config().org_id
+    );
+    let (_, body) = json_of(
+        admin(&sim, &c, reqwest::Method::POST, &url)
+            .json(&json!({"expand": ["productAccess", "groups", "platformRoles"]})),
+    )
+    .await;
+    assert!(sim::validate::check("POST", &url, 200, &body).is_empty());
+    let mut bad = body.clone();
+    bad["data"][0]["status"] = json!("retired");
+    assert!(!sim::validate::check("POST", &url, 200, &bad).is_empty());
+    assert_eq!(sim.state().spec_violations(), Vec::<String>::new());
     sim.shutdown().await;
 }
 

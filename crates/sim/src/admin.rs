@@ -356,6 +356,85 @@ fn directory_user_json(sim: &SimState, w: &World, uid: u32, expand: Expand) -> V
     v
 }
 
+/// The search body's filters the simulator applies (every one given must match):
+/// `accountIds`, `emails` (exact, any case), `searchTerm` (in the name or email, any case;
+/// not together with `emails`), `claimStatus`, and lists of `status`, `accountStatus`,
+/// `membershipStatus`. The other filters of the model are accepted and not applied.
+#[derive(Default)]
+struct SearchFilter {
+    account_ids: Option<Vec<String>>,
+    emails: Option<Vec<String>>,
+    search_term: Option<String>,
+    claim_status: Option<String>,
+    status: Option<Vec<String>>,
+    account_status: Option<Vec<String>>,
+    membership_status: Option<Vec<String>>,
+}
+
+impl SearchFilter {
+    fn parse(request: &Value) -> Result<SearchFilter, String> {
+        let list = |name: &str| -> Result<Option<Vec<String>>, String> {
+            match request.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("{name} must list strings."))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(format!("{name} must be an array.")),
+            }
+        };
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match request.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(t)) => Ok(Some(t.clone())),
+                Some(_) => Err(format!("{name} must be a string.")),
+            }
+        };
+        let f = SearchFilter {
+            account_ids: list("accountIds")?,
+            emails: list("emails")?.map(|e| e.iter().map(|x| x.to_lowercase()).collect()),
+            search_term: text("searchTerm")?.map(|t| t.to_lowercase()),
+            claim_status: text("claimStatus")?,
+            status: list("status")?,
+            account_status: list("accountStatus")?,
+            membership_status: list("membershipStatus")?,
+        };
+        if f.emails.is_some() && f.search_term.is_some() {
+            return Err("searchTerm and emails cannot be used together.".to_owned());
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, u: &super::model::User) -> bool {
+        let (status, membership) = v2_statuses(u);
+        let email = u.email.as_deref().map(str::to_lowercase);
+        let within = |list: &Option<Vec<String>>, v: &str| {
+            list.as_ref().is_none_or(|l| l.iter().any(|x| x == v))
+        };
+        within(&self.account_ids, &u.account_id)
+            && self
+                .emails
+                .as_ref()
+                .is_none_or(|l| email.as_ref().is_some_and(|e| l.contains(e)))
+            && self.search_term.as_ref().is_none_or(|t| {
+                u.name.to_lowercase().contains(t.as_str())
+                    || email.as_ref().is_some_and(|e| e.contains(t.as_str()))
+            })
+            && self
+                .claim_status
+                .as_ref()
+                .is_none_or(|c| c == if u.managed { "managed" } else { "unmanaged" })
+            && within(&self.status, status)
+            && within(&self.account_status, u.status.as_str())
+            && within(&self.membership_status, membership)
+    }
+}
+
 /// `POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search`: every account in
 /// the directory, managed or not, and the managed accounts in none (`not_invited`), in a
 /// stable order; `links.next` is the next cursor. Above [`SEARCH_PAGE_MAX`], and for any
@@ -413,6 +492,16 @@ async fn directory_search(
         Some(Value::String(c)) => Some(c.as_str()),
         Some(_) => return Err(bad("cursor must be a string.".to_owned())),
     };
+    let strings = |name: &str| -> Vec<String> {
+        match request.get(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (resources, role_ids) = (strings("resourceIds"), strings("roleIds"));
     let start = decode_cursor('d', cursor)?;
     if start > w.users.len() {
         return Err(
@@ -420,18 +509,21 @@ async fn directory_search(
                 .with_code("ADMIN-400-1"),
         );
     }
-    let listed = |u: &super::model::User| u.in_directory || u.managed;
-    // Scan from the cursor's index: O(page), whatever the org's size.
+    let filter = SearchFilter::parse(&request).map_err(bad)?;
+    let listed = |u: &super::model::User| (u.in_directory || u.managed) && filter.matches(u);
+    // Scan from the cursor's index: O(page) without filters, whatever the org's size.
     let mut data = Vec::with_capacity(limit);
     let mut next = start;
     while next < w.users.len() && data.len() < limit {
         let uid = next as u32;
         next += 1;
-        if listed(w.user(uid)) {
+        if listed(w.user(uid)) && super::roles::search_keeps(&w, uid, &resources, &role_ids) {
             data.push(directory_user_json(&sim, &w, uid, expand));
         }
     }
-    let more = w.users[next..].iter().any(listed);
+    let more = (next..w.users.len()).any(|i| {
+        listed(&w.users[i]) && super::roles::search_keeps(&w, i as u32, &resources, &role_ids)
+    });
     let mut links = json!({ "self": cursor });
     if more {
         links["next"] = json!(encode_cursor('d', next));

@@ -239,6 +239,9 @@ async fn add_member(
     let mut w = sim.write();
     let gid = gid_by_id(&w, p.get("groupId"))?;
     let uid = find_user(&w, account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     // Adding an existing member is accepted and changes nothing (see docs/simulator.md).
     sim.change_eventually(&mut w, move |w| {
         w.add_member(gid, uid);
@@ -256,6 +259,9 @@ async fn remove_member(
     let mut w = sim.write();
     let gid = gid_by_id(&w, p.get("groupId"))?;
     let uid = find_user(&w, p.get("accountId"))?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     // The spec: "A 204 is returned if the user is not part of the group."
     sim.change_eventually(&mut w, move |w| {
         w.remove_member(gid, uid);

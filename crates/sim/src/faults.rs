@@ -433,7 +433,14 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
                     .then_some(FaultKind::Lost)
             });
             match fault {
-                None => next.run(req).await,
+                None => {
+                    let answer = next.run(req).await;
+                    if sim.config().validate_responses {
+                        check_answer(&sim, &method, &path, answer).await
+                    } else {
+                        answer
+                    }
+                }
                 Some(FaultKind::Lost) => {
                     // The handler runs to the end (the change is made), then the answer is
                     // thrown away with the connection.
@@ -493,6 +500,35 @@ pub(crate) async fn layer(State(sim): State<SimState>, req: Request, next: Next)
         at,
     });
     response
+}
+
+/// Checks a JSON answer against the vendored specs and records what violates them
+/// (see [`crate::validate`]); the answer is passed on unchanged.
+#[cfg(feature = "validate")]
+async fn check_answer(sim: &SimState, method: &str, path: &str, answer: Response) -> Response {
+    let (parts, body) = answer.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let json = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if json && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+        let violations = crate::validate::check(method, path, parts.status.as_u16(), &value);
+        for v in &violations {
+            tracing::error!(violation = %v, "simulator answer violates the spec");
+        }
+        sim.record_violations(violations);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Without the `validate` feature there is nothing to check against.
+#[cfg(not(feature = "validate"))]
+async fn check_answer(_: &SimState, _: &str, _: &str, answer: Response) -> Response {
+    answer
 }
 
 /// Closes the connection unanswered; the returned response is never written.

@@ -73,6 +73,16 @@ pub(crate) fn user_json(sim: &SimState, w: &World, uid: Uid) -> Value {
     v
 }
 
+/// A user as a group-member page gives it: the spec's `UserDetails`, which is closed to
+/// extra fields, so no `locale` (which `User` has).
+fn user_details_json(sim: &SimState, w: &World, uid: Uid) -> Value {
+    let mut v = user_json(sim, w, uid);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("locale");
+    }
+    v
+}
+
 fn role_json(sim: &SimState, w: &World, role: &JiraRole) -> Value {
     let names = |gs: &[Gid]| {
         gs.iter()
@@ -245,7 +255,7 @@ async fn group_member(
         .get(start.min(list.len())..(start + max).min(list.len()))
         .unwrap_or_default()
         .iter()
-        .map(|u| user_json(&sim, &w, *u))
+        .map(|u| user_details_json(&sim, &w, *u))
         .collect();
     let self_url = format!(
         "{}/rest/api/3/group/member?groupId={}&includeInactiveUsers={inactive}",
@@ -286,6 +296,9 @@ async fn add_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     if w.group(gid).members.binary_search(&uid).is_ok() {
         let name = &w.group(gid).name;
         return Err(bad(format!(
@@ -314,6 +327,9 @@ async fn remove_user(
     let mut w = sim.write();
     let gid = find_group(&w, &p)?;
     let uid = find_user(&w, &account_id)?;
+    if let Some(refused) = super::roles::membership_refusal(&w, gid, uid) {
+        return Err(bad(refused));
+    }
     if w.group(gid).members.binary_search(&uid).is_err() {
         let name = &w.group(gid).name;
         return Err(bad(format!(

@@ -22,8 +22,11 @@ pub mod jsm_model;
 pub mod model;
 mod net;
 mod params;
+pub mod roles;
 pub mod seed;
 mod state;
+#[cfg(feature = "validate")]
+pub mod validate;
 mod views;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -120,6 +123,11 @@ pub struct SimConfig {
     /// Delay before membership changes made through the APIs become visible to reads
     /// (eventual consistency); default 0, at once.
     pub consistency: Duration,
+    /// Check every JSON answer against the vendored OpenAPI documents and record the
+    /// violations ([`SimState::spec_violations`]); a [`SimHandle`] with violations panics
+    /// when dropped. Needs the `validate` feature; the default is on exactly when it is
+    /// built (reseat's tests build it, so every simulator they spawn validates).
+    pub validate_responses: bool,
     /// Organization id.
     pub org_id: String,
     /// Cloud id of the configured site.
@@ -148,6 +156,7 @@ impl Default for SimConfig {
             lose_rate: 0.0,
             jsm_key: DEFAULT_JSM_KEY.to_owned(),
             consistency: Duration::ZERO,
+            validate_responses: cfg!(feature = "validate"),
             org_id: DEFAULT_ORG_ID.to_owned(),
             cloud_id: DEFAULT_CLOUD_ID.to_owned(),
             site_name: DEFAULT_SITE_NAME.to_owned(),
@@ -163,7 +172,7 @@ pub struct SimHandle {
     base_url: String,
     state: SimState,
     shutdown: CancellationToken,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl SimHandle {
@@ -183,16 +192,43 @@ impl SimHandle {
     }
 
     /// Stops serving; held (timeout-fault) requests are dropped at once.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        if let Err(e) = self.task.await {
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
             tracing::warn!(error = %e, "simulator task ended abnormally");
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    /// With `validate_responses`, a simulator whose answers violated the vendored specs
+    /// fails the test that used it (unless that test is failing already).
+    fn drop(&mut self) {
+        let violations = self.state.spec_violations();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} simulator answer(s) violate the vendored OpenAPI documents:\n{}",
+                violations.len(),
+                violations
+                    .iter()
+                    .take(20)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
 }
 
 /// Seeds an org, binds `config.listen` and serves until [`SimHandle::shutdown`].
 pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
+    if config.validate_responses && !cfg!(feature = "validate") {
+        return Err(std::io::Error::other(
+            "validate_responses needs reseat-sim built with the validate feature",
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let mut addr = listener.local_addr()?;
     if addr.ip().is_unspecified() {
@@ -216,7 +252,7 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
         base_url,
         state,
         shutdown,
-        task,
+        task: Some(task),
     })
 }
 
@@ -238,6 +274,7 @@ pub fn banner(handle: &SimHandle) -> String {
 fn router(state: SimState) -> Router {
     let atlassian = Router::new()
         .merge(admin::router(state.config().profile))
+        .merge(roles::router())
         .merge(jira::router())
         .merge(confluence::router())
         .merge(jsm::router())

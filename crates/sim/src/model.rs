@@ -290,6 +290,8 @@ pub(crate) struct World {
     /// Managed accounts still in the directory, sorted; the admin users listing.
     pub managed: Vec<Uid>,
     pub desk: super::jsm_model::ServiceDesk,
+    /// Direct and inferred role assignments, IdP-managed accounts and groups.
+    pub access_roles: super::roles::RoleBook,
 }
 
 impl World {
@@ -310,6 +312,7 @@ impl World {
             confluence_seats: 0,
             managed: Vec::new(),
             desk: super::jsm_model::ServiceDesk::default(),
+            access_roles: super::roles::RoleBook::default(),
         }
     }
 
@@ -337,7 +340,8 @@ impl World {
         self.roles.iter().find(|r| r.product == product)
     }
 
-    /// Products the user can use on the configured site.
+    /// Products the user can use on the configured site: a billable role by any method
+    /// (a group's grant, a direct or an inferred role).
     pub fn access(&self, uid: Uid) -> ProductSet {
         let u = self.user(uid);
         if !u.can_use_products() {
@@ -345,7 +349,9 @@ impl World {
         }
         u.groups
             .iter()
-            .fold(0, |acc, g| acc | self.groups[*g as usize].grants)
+            .fold(self.access_roles.billable_set(uid), |acc, g| {
+                acc | self.groups[*g as usize].grants
+            })
     }
 
     pub fn seats(&self, product: Product) -> u32 {
@@ -355,7 +361,7 @@ impl World {
         }
     }
 
-    fn apply_access_delta(&mut self, before: ProductSet, after: ProductSet) {
+    pub(crate) fn apply_access_delta(&mut self, before: ProductSet, after: ProductSet) {
         for p in Product::ALL {
             let (b, a) = (before & p.bit() != 0, after & p.bit() != 0);
             let c = &mut self.user_count[p.index()];

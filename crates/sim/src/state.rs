@@ -61,6 +61,8 @@ struct Inner {
     faults: Faults,
     /// Accepted changes not yet visible (see [`super::consistency`]).
     pending: Pending,
+    /// Answers that violated the vendored specs (with `validate_responses`).
+    violations: Mutex<Vec<String>>,
     shutdown: CancellationToken,
 }
 
@@ -80,6 +82,7 @@ impl SimState {
                 truth: RwLock::new(Arc::new(truth)),
                 faults,
                 pending: Pending::default(),
+                violations: Mutex::new(Vec::new()),
                 shutdown,
             }),
         }
@@ -113,6 +116,19 @@ impl SimState {
             change(world);
         } else {
             self.inner.pending.push(delay, Box::new(change));
+        }
+    }
+
+    /// Every spec violation found in the simulator's answers so far (with
+    /// `SimConfig::validate_responses`), oldest first.
+    pub fn spec_violations(&self) -> Vec<String> {
+        lock(&self.inner.violations).clone()
+    }
+
+    #[cfg_attr(not(feature = "validate"), allow(dead_code))]
+    pub(crate) fn record_violations(&self, found: Vec<String>) {
+        if !found.is_empty() {
+            lock(&self.inner.violations).extend(found);
         }
     }
 
