@@ -8,10 +8,11 @@
 //! - `not_member`: reseat took nothing. Written only when Atlassian answered "not a member"
 //!   to the FIRST removal reseat ever sent for this membership since it last gave it back:
 //!   the `removing` row of this attempt was new, no other `removing` / `removed` row of the
-//!   membership exists since its latest `restored` (or ever), and the call went out once
-//!   (the client never re-sends a removal after a lost answer). The caller holds the seat's
-//!   claim ([`super::seat`]) and the site's apply lease, so no other removal of it can be in
-//!   flight. In every other case, "not a member" proves nothing (a retry after a lost
+//!   membership exists since its latest `restored` (or ever), and no earlier attempt may
+//!   have acted (the client answers `Changed` for "not a member" after a lost answer, a
+//!   time-out or a 5xx; the sweep's own re-send clears `first_send`). The caller holds
+//!   the seat's claim ([`super::seat`]) and the site's apply lease, so no other removal of
+//!   it can be in flight. In every other case, "not a member" proves nothing (a retry after a lost
 //!   answer, a second apply of the plan, another plan): the journal keeps what the plan saw
 //!   and writes `removed`.
 //! - `restored`: a restore re-added it (once per group and request).

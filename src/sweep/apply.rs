@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use super::SweepError;
 use super::config::Mode;
+use super::item::ItemState;
 use super::notify::{RemovalNotice, WarningNotice, notify_removal, notify_warning};
 use super::plan::PlanSummary;
 use super::population::AccessGroup;
@@ -302,8 +303,13 @@ pub async fn apply_leased(
                     tracing::warn!(account = %item.account_id, product = %item.product, %error, "sweep item failed");
                     if !dry_run {
                         let mut conn = state.db.pool().acquire().await?;
-                        store::set_item_state_in(&mut conn, item.id, "failed", &error.to_string())
-                            .await?;
+                        store::set_item_state_in(
+                            &mut conn,
+                            item.id,
+                            ItemState::Failed,
+                            &error.to_string(),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -444,12 +450,29 @@ async fn check_summary_matches_items(
 async fn finish_item(
     state: &AppState,
     item: &PlanItem,
-    item_state: &str,
+    item_state: ItemState,
     outcome: &str,
 ) -> Result<(), SweepError> {
     let mut conn = state.db.pool().acquire().await?;
-    store::set_item_state_in(&mut conn, item.id, item_state, outcome).await?;
-    Ok(())
+    set_state_in(&mut conn, item, item_state, outcome).await
+}
+
+/// Moves an item on (a compare-and-set): an item that changed meanwhile is an error, and
+/// the surrounding transaction, if any, is not committed.
+async fn set_state_in(
+    conn: &mut sqlx::AnyConnection,
+    item: &PlanItem,
+    item_state: ItemState,
+    outcome: &str,
+) -> Result<(), SweepError> {
+    if store::set_item_state_in(conn, item.id, item_state, outcome).await? {
+        Ok(())
+    } else {
+        Err(SweepError::Config(format!(
+            "plan item {} changed while it was applied; not marked {item_state}",
+            item.id
+        )))
+    }
 }
 
 /// Activity re-read once per apply from the admin users listing, for the re-check before
@@ -599,7 +622,7 @@ async fn apply_item(
                 item.account_id, item.product
             ));
         } else {
-            finish_item(state, item, "skipped", &outcome).await?;
+            finish_item(state, item, ItemState::Skipped, &outcome).await?;
         }
         return Ok(());
     }
@@ -635,7 +658,7 @@ async fn apply_item(
         if now - at - lag <= limit {
             report.skipped += 1;
             let outcome = format!("kept: active again on {}", at.format("%Y-%m-%d"));
-            finish_item(state, item, "skipped", &outcome).await?;
+            finish_item(state, item, ItemState::Skipped, &outcome).await?;
             return Ok(());
         }
     }
@@ -708,7 +731,7 @@ async fn warn(
         }
         format!("warned; removal from {}", remove_after.format("%Y-%m-%d"))
     };
-    store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    set_state_in(&mut tx, item, ItemState::Done, &outcome).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -808,7 +831,13 @@ async fn remove(
         })
         .collect();
     if taken.is_empty() && billing.direct_roles().is_empty() {
-        finish_item(state, item, "done", "no access group membership left").await?;
+        finish_item(
+            state,
+            item,
+            ItemState::Done,
+            "no access group membership left",
+        )
+        .await?;
         return Ok(());
     }
     // Taking and giving back this seat never interleave: hold its claim from the last
@@ -828,7 +857,7 @@ async fn remove(
             finish_item(
                 state,
                 item,
-                "skipped",
+                ItemState::Skipped,
                 "kept: the user asked for access, a restore is running",
             )
             .await?;
@@ -846,6 +875,39 @@ async fn remove(
     result
 }
 
+/// Sends one removal through the product's API family (the product table says which).
+async fn remove_membership(
+    state: &AppState,
+    product: &ProductKey,
+    group: &GroupId,
+    account: &AccountId,
+) -> Result<MembershipOutcome, SweepError> {
+    Ok(
+        match (
+            product.family(),
+            &state.atlassian.jira,
+            &state.atlassian.confluence,
+        ) {
+            (Some(ApiFamily::Jira), Some(jira), _) => {
+                jira.remove_from_group(group, account).await?
+            }
+            (Some(ApiFamily::Confluence), _, Some(confluence)) => {
+                confluence.remove_from_group(group, account).await?
+            }
+            (Some(family), _, _) => {
+                return Err(SweepError::Config(format!(
+                    "removing {product} access needs the {family:?} site API credentials"
+                )));
+            }
+            (None, _, _) => {
+                return Err(SweepError::Config(format!(
+                    "reseat cannot change access to {product}: it is neither a Jira application nor Confluence"
+                )));
+            }
+        },
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn remove_claimed(
     state: &AppState,
@@ -861,7 +923,7 @@ async fn remove_claimed(
     // of date for this seat.
     if let Some(why) = ledger::seat::asked_since(&state.db, seat, plan.created_at).await? {
         report.skipped += 1;
-        finish_item(state, item, "skipped", &format!("kept: {why}")).await?;
+        finish_item(state, item, ItemState::Skipped, &format!("kept: {why}")).await?;
         return Ok(());
     }
     // The intent first, committed before any membership changes (`removing`).
@@ -899,28 +961,24 @@ async fn remove_claimed(
     tx.commit().await?;
     let mut removed_names: Vec<&str> = Vec::new();
     let mut not_member: Vec<&str> = Vec::new();
-    for ((group, entry), intent) in taken.iter().zip(&entries).zip(intents) {
-        // The product table says which API changes the product's seats: never a guess.
-        let outcome = match (
-            product.family(),
-            &state.atlassian.jira,
-            &state.atlassian.confluence,
-        ) {
-            (Some(ApiFamily::Jira), Some(jira), _) => {
-                jira.remove_from_group(&group.id, account).await?
-            }
-            (Some(ApiFamily::Confluence), _, Some(confluence)) => {
-                confluence.remove_from_group(&group.id, account).await?
-            }
-            (Some(family), _, _) => {
-                return Err(SweepError::Config(format!(
-                    "removing {product} access needs the {family:?} site API credentials"
-                )));
-            }
-            (None, _, _) => {
-                return Err(SweepError::Config(format!(
-                    "reseat cannot change access to {product}: it is neither a Jira application nor Confluence"
-                )));
+    for ((group, entry), mut intent) in taken.iter().zip(&entries).zip(intents) {
+        // The client gave up after a transient failure (no answer, 5xx) that may have taken
+        // effect: re-sent here, and from then on "not a member" proves nothing
+        // (`first_send` is off).
+        let retry = &state.config.atlassian.retry;
+        let mut attempt = 1u32;
+        let outcome = loop {
+            match remove_membership(state, product, &group.id, account).await {
+                Ok(outcome) => break outcome,
+                Err(SweepError::Atlassian(error))
+                    if error.is_temporary() && attempt < retry.max_attempts.max(1) =>
+                {
+                    tracing::debug!(attempt, %error, "removal unanswered; sending it again");
+                    intent.first_send = false;
+                    tokio::time::sleep(retry.base_delay.saturating_mul(attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
             }
         };
         let answer = match outcome {
@@ -952,7 +1010,7 @@ async fn remove_claimed(
     }
     if removed_names.is_empty() && revoked == 0 {
         let outcome = format!("not a member of {} any more", not_member.join(", "));
-        finish_item(state, item, "done", &outcome).await?;
+        finish_item(state, item, ItemState::Done, &outcome).await?;
         return Ok(());
     }
     let names = removed_names;
@@ -966,7 +1024,7 @@ async fn remove_claimed(
     }
     let outcome = taken_away.join("; ");
     let mut tx = state.db.pool().begin().await?;
-    store::set_item_state_in(&mut tx, item.id, "done", &outcome).await?;
+    set_state_in(&mut tx, item, ItemState::Done, &outcome).await?;
     notify_removal(
         state,
         &mut tx,
@@ -1008,7 +1066,7 @@ async fn still_billed(
 ) -> Result<(), SweepError> {
     report.still_billed += 1;
     let mut tx = state.db.pool().begin().await?;
-    store::set_item_state_in(&mut tx, item.id, "still_billed", outcome).await?;
+    set_state_in(&mut tx, item, ItemState::StillBilled, outcome).await?;
     audit::record_in(
         &mut tx,
         audit::Entry {

@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod item;
 pub mod job;
 pub mod notify;
 pub mod plan;

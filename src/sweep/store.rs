@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, FromRow};
 
+use super::item::ItemState;
 use crate::store::{
     Db,
     time::{from_ms, now_ms, to_ms},
@@ -38,7 +39,7 @@ pub struct PlanItem {
     pub reason: String,
     pub last_active: Option<i64>,
     pub threshold_days: Option<i64>,
-    /// pending | done | skipped | failed
+    /// [`ItemState`]: pending | done | skipped | failed | still_billed
     pub state: String,
     pub applied_at: Option<i64>,
     /// JSON `[{id, name}]`: the user's access groups of the product when planned.
@@ -221,20 +222,32 @@ pub async fn actionable_pairs(
     .await
 }
 
+/// Moves an item to `state` with its outcome, as a compare-and-set from the states allowed
+/// to become it ([`ItemState`]). False when the item was not in one of them (nothing
+/// changed).
 pub async fn set_item_state_in(
     conn: &mut AnyConnection,
     id: i64,
-    state: &str,
+    state: ItemState,
     outcome: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE plan_items SET state = $1, outcome = $2, applied_at = $3 WHERE id = $4")
-        .bind(state)
-        .bind(outcome)
-        .bind(now_ms())
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<bool, sqlx::Error> {
+    let from: Vec<String> = state
+        .reachable_from()
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let done = sqlx::query(&format!(
+        "UPDATE plan_items SET state = $1, outcome = $2, applied_at = $3 WHERE id = $4 \
+         AND state IN ({})",
+        from.join(", ")
+    ))
+    .bind(state.as_str())
+    .bind(outcome)
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Excludes items of a plan from apply (or includes them again); items already applied

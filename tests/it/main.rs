@@ -7,6 +7,7 @@ mod atlassian;
 mod browser;
 mod cli;
 mod digest;
+mod ledger;
 mod notify;
 mod queue;
 mod restore;
