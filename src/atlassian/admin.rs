@@ -168,6 +168,10 @@ pub struct DirectoryUser {
     /// `active`, `suspended` or `no_membership` in the directories.
     #[serde(default)]
     pub membership_status: Option<String>,
+    /// The user's status in the org as the v2 API sums it up (`active`, `suspended`,
+    /// `deactivated`, …).
+    #[serde(default)]
+    pub status: Option<String>,
     /// When the user was first added to a directory of the org.
     #[serde(default, deserialize_with = "timestamp")]
     pub added_to_org: Option<DateTime<Utc>>,
@@ -589,6 +593,33 @@ impl AdminClient {
         )
         .idempotent(true);
         self.api.execute(&call).await
+    }
+
+    /// The account as the org's directories hold it (v2
+    /// `GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`), from the
+    /// first directory that holds it; `None` when none does (the documented unknown-user
+    /// error).
+    pub async fn directory_user(
+        &self,
+        org: &OrgId,
+        account: &AccountId,
+    ) -> Result<Option<DirectoryUser>, AtlassianError> {
+        #[derive(Deserialize)]
+        struct Details {
+            data: DirectoryUser,
+        }
+        for directory in self.action_directories(org, account).await? {
+            let call = Call::get(
+                "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}",
+                &[org.as_str(), &directory, account.as_str()],
+            );
+            match self.api.json::<Details>(&call).await {
+                Ok(details) => return Ok(Some(details.data)),
+                Err(error) if error.is_documented_not_found() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(None)
     }
 
     /// Removes the account from its directories (v2

@@ -164,6 +164,41 @@ impl JsmClient {
         self.api.json(&call).await
     }
 
+    /// One page of the request's comments, oldest first.
+    pub async fn comments_page(
+        &self,
+        issue: &IssueKey,
+        token: Option<&PageToken>,
+    ) -> Result<Page<Comment>, AtlassianError> {
+        let start = PageToken::offset(token);
+        let call = Call::get(
+            "/rest/servicedeskapi/request/{issueIdOrKey}/comment",
+            &[issue.as_str()],
+        )
+        .query("start", start)
+        .query("limit", PAGE_SIZE);
+        let paged: PagedDto<Comment> = self.api.json(&call).await?;
+        let start = paged.start.unwrap_or(start);
+        let is_last = paged.is_last_page.unwrap_or(true);
+        let next = next_offset(start, paged.values.len(), is_last);
+        Ok(Page {
+            items: paged.values,
+            next,
+        })
+    }
+
+    /// Every comment on the request (to tell whether a comment whose answer was lost was
+    /// posted).
+    pub async fn comments(&self, issue: &IssueKey) -> Result<Vec<Comment>, AtlassianError> {
+        let issue = issue.clone();
+        Paged::new(None, move |token| {
+            let issue = issue.clone();
+            Box::pin(async move { self.comments_page(&issue, token.as_ref()).await })
+        })
+        .collect_all()
+        .await
+    }
+
     /// One page of the transitions the request can take now.
     pub async fn transitions_page(
         &self,

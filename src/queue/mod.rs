@@ -239,6 +239,45 @@ impl Queue {
             .await
     }
 
+    /// Claims one job by id, now, whatever its `run_at`: a surface that must act at once
+    /// (a link, an admin's click) runs the job itself, under the same lease as any worker.
+    /// `None` when the job is running under another live lease, done or dead.
+    pub async fn claim_job(&self, id: i64, worker: &str) -> Result<Option<Job>, sqlx::Error> {
+        let now = now_ms();
+        let lease_until = now + duration_ms(self.config.lease);
+        sqlx::query_as::<Any, Job>(&format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, \
+               locked_by = $3, updated_at = $1 \
+             WHERE id = $4 AND (state = 'queued' OR (state = 'running' AND lease_until < $1)) \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(worker)
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await
+    }
+
+    /// Gives a claimed job back to the queue for later without spending an attempt (the job
+    /// is waiting for something, not failing). False when the lease was lost meanwhile.
+    pub async fn postpone(&self, job: &Job, after: Duration) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $1, attempts = attempts - 1, \
+             lease_until = NULL, locked_by = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = 'running' AND locked_by = $4 AND attempts = $5",
+        )
+        .bind(now + duration_ms(after))
+        .bind(now)
+        .bind(job.id)
+        .bind(job.locked_by.as_deref())
+        .bind(job.attempts)
+        .execute(self.db.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Extends a claimed job's lease to `lease` from now, for a handler that runs longer
     /// than `queue.lease`. False when the job is not this claim's any more.
     pub async fn extend_lease(&self, job: &Job, lease: Duration) -> Result<bool, sqlx::Error> {

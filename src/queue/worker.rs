@@ -24,6 +24,10 @@ pub enum JobError {
     /// Retrying cannot help; the job goes straight to dead-letter.
     #[error("{0}")]
     Permanent(String),
+    /// Not a failure: the job waits for something (a consistency window, another job) and
+    /// runs again after `after` without spending an attempt.
+    #[error("{message}")]
+    Later { message: String, after: Duration },
 }
 
 impl JobError {
@@ -65,6 +69,10 @@ pub enum WorkerOutcome {
         at: i64,
     },
     DeadLettered {
+        job_id: i64,
+    },
+    /// The job asked to run again later, without spending an attempt.
+    Postponed {
         job_id: i64,
     },
     /// The job's lease was taken over by another worker before this one finished.
@@ -121,6 +129,21 @@ impl Worker {
         let Some(job) = self.queue.claim(&self.id).await? else {
             return Ok(WorkerOutcome::Idle);
         };
+        self.run_claimed(job).await
+    }
+
+    /// Claims the job `id` now, whatever its schedule, and runs it; `None` when another
+    /// worker holds it or it is finished. Surfaces that must act at once go through this,
+    /// so that one job never runs twice at the same time.
+    pub async fn run_now(&self, id: i64) -> Result<Option<WorkerOutcome>, sqlx::Error> {
+        match self.queue.claim_job(id, &self.id).await? {
+            Some(job) => self.run_claimed(job).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs a job this worker claimed and records the outcome.
+    async fn run_claimed(&self, job: Job) -> Result<WorkerOutcome, sqlx::Error> {
         let result = match self.handlers.get(&job.kind) {
             Some(handler) => handler.handle(&job).await,
             None => Err(JobError::Permanent(format!(
@@ -136,10 +159,19 @@ impl Worker {
                     WorkerOutcome::LeaseLost { job_id: job.id }
                 }
             }
+            Err(JobError::Later { message, after }) => {
+                tracing::debug!(job_id = job.id, kind = %job.kind, %message, "job waits");
+                if self.queue.postpone(&job, after).await? {
+                    WorkerOutcome::Postponed { job_id: job.id }
+                } else {
+                    WorkerOutcome::LeaseLost { job_id: job.id }
+                }
+            }
             Err(error) => {
                 let (after, permanent) = match &error {
                     JobError::Retry { after, .. } => (*after, false),
                     JobError::Permanent(_) => (None, true),
+                    JobError::Later { .. } => unreachable!("handled above"),
                 };
                 if let Some(metrics) = &self.metrics {
                     metrics.job_failed(&job.kind);

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::rules::{self, Decision, Facts, GroupFact, Verdict};
+use super::status::Status;
 use super::store::{self, Outcome, PROCESS_JOB, RestoreRequest};
 use crate::app::AppState;
-use crate::atlassian::GroupId;
+use crate::atlassian::{AtlassianError, GroupId, ProductKey};
 use crate::audit;
 use crate::queue::NewJob;
-use crate::store::time::now_ms;
 
 /// Who decides: a person signed in to the admin pages, or a holder of an API token.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +46,21 @@ pub enum AdminError {
     NotFound(String),
     #[error("request {id} is {status}; only pending or failed requests can be approved or denied")]
     NotOpen { id: String, status: String },
+    /// An approval named groups that do not grant the request's product.
+    #[error(
+        "refused: {groups} {verb} not among the access groups of {product} (what reseat removed, the configured access groups, the rules' grant groups, the product's groups in Jira); nothing was changed",
+        groups = refused.join(", "),
+        verb = if refused.len() == 1 { "is" } else { "are" },
+    )]
+    GroupsNotAllowed {
+        product: String,
+        refused: Vec<String>,
+    },
+    /// Groups were named for a request whose product is not known yet.
+    #[error("request {0} does not say which product it is for yet; approve it without groups")]
+    NoProduct(String),
+    #[error("cannot read the product's access groups from Atlassian: {0}")]
+    Upstream(#[from] AtlassianError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -61,23 +76,98 @@ pub struct Approval {
 
 /// The approval recorded on a request awaiting processing, if any.
 pub fn approval(request: &RestoreRequest) -> Option<Approval> {
-    if request.status != "approved" {
+    if request.state() != Status::Approved {
         return None;
     }
     let payload: serde_json::Value = serde_json::from_str(&request.payload).ok()?;
     serde_json::from_value(payload.get("approval")?.clone()).ok()
 }
 
+/// Of the groups an admin named, those that do not grant `product`. A group grants it when
+/// reseat removed it for this seat (`journal`), or it is one of the product's configured
+/// `access_groups`, a rule's grant group for the product, or (Jira) one of the groups of the
+/// product's application role. Offboarding groups never do.
+pub async fn refused_groups(
+    state: &AppState,
+    product: &ProductKey,
+    journal: &[GroupFact],
+    requested: &[GroupId],
+) -> Result<Vec<GroupId>, AtlassianError> {
+    let offboarding = &state.config.restore.offboarding_groups;
+    // (id, name when known)
+    let mut allowed: Vec<(GroupId, Option<String>)> = journal
+        .iter()
+        .map(|g| (g.id.clone(), Some(g.name.clone())))
+        .collect();
+    if let Some(policy) = state.config.sweep.product(product) {
+        allowed.extend(policy.access_groups.iter().map(|id| (id.clone(), None)));
+    }
+    for rule in &state.config.restore.rules {
+        if rule.products.is_empty() || rule.products.contains(product) {
+            allowed.extend(rule.grant_groups.iter().map(|id| (id.clone(), None)));
+        }
+    }
+    let outside = |allowed: &[(GroupId, Option<String>)]| -> Vec<GroupId> {
+        requested
+            .iter()
+            .filter(|id| {
+                let found = allowed.iter().find(|(a, _)| a == *id);
+                let offboarded = |name: Option<&str>| {
+                    offboarding.iter().any(|o| {
+                        o == id.as_str() || name.is_some_and(|n| o.eq_ignore_ascii_case(n))
+                    })
+                };
+                match found {
+                    Some((_, name)) => offboarded(name.as_deref()),
+                    None => true,
+                }
+            })
+            .cloned()
+            .collect()
+    };
+    let refused = outside(&allowed);
+    if refused.is_empty() || product.jira_application_key().is_none() {
+        return Ok(refused);
+    }
+    let Some(jira) = state.atlassian.jira.as_ref() else {
+        return Ok(refused);
+    };
+    let role = jira.application_role(product).await?;
+    allowed.extend(
+        role.group_details
+            .iter()
+            .chain(&role.default_groups_details)
+            .map(|g| (g.group_id.clone(), Some(g.name.clone()))),
+    );
+    Ok(outside(&allowed))
+}
+
 /// The verdict for an approved request: guards first, then the journaled groups plus the
-/// groups the admin named.
+/// groups the admin named (`refused` lists the named ones that do not grant the product:
+/// the approval then waits for an admin again, saying so).
 pub fn approved_verdict(
     facts: &Facts,
     approval: &Approval,
     offboarding_groups: &[String],
+    refused: &[GroupId],
 ) -> Verdict {
     let guarded = rules::evaluate(facts, &[], offboarding_groups);
     if guarded.guard.is_some() {
         return guarded;
+    }
+    if !refused.is_empty() {
+        let names: Vec<&str> = refused.iter().map(GroupId::as_str).collect();
+        return Verdict {
+            decision: Decision::Manual,
+            rule: Some(format!("approved by {}", approval.by)),
+            guard: None,
+            message: format!(
+                "Approved naming groups that do not grant this product ({}); nothing was added. Approve again with the product's access groups.",
+                names.join(", ")
+            ),
+            groups_to_add: Vec::new(),
+            trace: Vec::new(),
+        };
     }
     let mut groups = facts.journal_groups.clone();
     for id in &approval.groups {
@@ -112,7 +202,7 @@ async fn open_request(state: &AppState, id: &str) -> Result<RestoreRequest, Admi
     let request = store::get(&state.db, id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.to_string()))?;
-    if !matches!(request.status.as_str(), "pending" | "failed") {
+    if !request.state().is_open() {
         return Err(AdminError::NotOpen {
             id: id.to_string(),
             status: request.status,
@@ -139,6 +229,41 @@ pub async fn approve_by(
     groups: Vec<GroupId>,
 ) -> Result<(), AdminError> {
     let request = open_request(state, id).await?;
+    if !groups.is_empty() {
+        let product = request
+            .product
+            .as_deref()
+            .and_then(|p| ProductKey::parse(p).ok())
+            .ok_or_else(|| AdminError::NoProduct(id.to_string()))?;
+        let journal = match request.account_id.as_deref() {
+            Some(account) => {
+                crate::ledger::taken_groups(&state.db, account, product.as_str(), state.site())
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let refused = refused_groups(state, &product, &journal, &groups).await?;
+        if !refused.is_empty() {
+            let _ = audit::record(
+                &state.db,
+                audit::Entry {
+                    actor: &by.actor(),
+                    action: "restore.approval_refused",
+                    account_id: request.account_id.as_deref(),
+                    product: request.product.as_deref(),
+                    details: json!({
+                        "request_id": id,
+                        "groups": refused.iter().map(GroupId::as_str).collect::<Vec<_>>(),
+                    }),
+                },
+            )
+            .await;
+            return Err(AdminError::GroupsNotAllowed {
+                product: product.as_str().to_string(),
+                refused: refused.iter().map(|g| g.to_string()).collect(),
+            });
+        }
+    }
     let mut payload: serde_json::Value =
         serde_json::from_str(&request.payload).unwrap_or_else(|_| json!({}));
     payload["approval"] = json!(Approval {
@@ -146,20 +271,36 @@ pub async fn approve_by(
         groups: groups.clone()
     });
     let mut tx = state.db.pool().begin().await?;
-    sqlx::query(
-        "UPDATE restore_requests SET status = 'approved', payload = $1, replied_at = NULL, updated_at = $2 \
-         WHERE id = $3 AND status IN ('pending', 'failed')",
-    )
-    .bind(payload.to_string())
-    .bind(now_ms())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
     let group_ids: Vec<&str> = groups.iter().map(GroupId::as_str).collect();
     let details = json!({ "request_id": id, "groups": group_ids });
-    audit_and_enqueue(state, &mut tx, &request, by, "approved", details).await?;
+    let job = audit_and_enqueue(state, &mut tx, &request, by, "approved", details).await?;
+    if !store::reopen_in(
+        &mut tx,
+        id,
+        request.state(),
+        Status::Approved,
+        &payload.to_string(),
+        job,
+    )
+    .await?
+    {
+        // A second click, or another admin: the first decision stands, nothing is written.
+        return Err(not_open(state, id).await);
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// The refusal for a request that is no longer open, with the status it is in now.
+async fn not_open(state: &AppState, id: &str) -> AdminError {
+    match store::get(&state.db, id).await {
+        Ok(Some(request)) => AdminError::NotOpen {
+            id: id.to_string(),
+            status: request.status,
+        },
+        Ok(None) => AdminError::NotFound(id.to_string()),
+        Err(error) => AdminError::Db(error),
+    }
 }
 
 /// Audits the admin's action and queues the request for the worker, in the caller's
@@ -171,7 +312,7 @@ async fn audit_and_enqueue(
     by: By<'_>,
     verb: &str,
     details: serde_json::Value,
-) -> Result<(), AdminError> {
+) -> Result<i64, AdminError> {
     let actor = by.actor();
     let action = format!("restore.{verb}");
     audit::record_in(
@@ -186,15 +327,15 @@ async fn audit_and_enqueue(
     )
     .await?;
     let id = &request.id;
-    state
+    let job = state
         .queue
         .enqueue_in(
             tx,
             NewJob::new(PROCESS_JOB, json!({ "request_id": id }))
-                .dedupe_key(format!("restore:{id}:{verb}:{}", now_ms())),
+                .dedupe_key(format!("restore:{id}:{verb}:{}", uuid::Uuid::new_v4())),
         )
         .await?;
-    Ok(())
+    Ok(job)
 }
 
 /// Denies a request with a reason the requester is told; the worker replies.
@@ -212,25 +353,29 @@ pub async fn deny_by(
     let request = open_request(state, id).await?;
     let mut tx = state.db.pool().begin().await?;
     let rule = format!("denied by {}", by.label());
-    store::set_outcome_in(
+    let details = json!({ "request_id": id, "reason": reason });
+    let job = audit_and_enqueue(state, &mut tx, &request, by, "denied", details).await?;
+    let denied = store::set_outcome_in(
         &mut tx,
         id,
+        request.state(),
         &Outcome {
-            status: "denied",
             decision: Some("deny"),
             matched_rule: Some(&rule),
             reason: Some("denied by an administrator"),
             message: Some(reason),
-            ..Outcome::default()
+            ..Outcome::status(Status::Denied)
         },
     )
     .await?;
-    sqlx::query("UPDATE restore_requests SET replied_at = NULL WHERE id = $1")
+    if !denied {
+        return Err(not_open(state, id).await);
+    }
+    sqlx::query("UPDATE restore_requests SET replied_at = NULL, job_id = $1 WHERE id = $2")
+        .bind(job)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let details = json!({ "request_id": id, "reason": reason });
-    audit_and_enqueue(state, &mut tx, &request, by, "denied", details).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -7,6 +7,9 @@ use super::{admin, store, worker};
 use crate::app::AppState;
 use crate::atlassian::{AccountId, GroupId, ProductKey};
 
+/// How long `reseat requests approve|deny` waits for the outcome.
+const CLI_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, Args)]
 pub struct RulesArgs {
     #[command(subcommand)]
@@ -126,11 +129,10 @@ pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, S
             admin::approve(state, id, name, groups)
                 .await
                 .map_err(|e| e.to_string())?;
-            // Act now rather than wait for a running `serve` to pick the job up.
-            worker::process(state, id, false)
+            // Act now, through the queue's lease, rather than wait for a running `serve`.
+            let request = worker::run_now(state, id, CLI_WAIT)
                 .await
                 .map_err(|e| e.to_string())?;
-            let request = store::get(&state.db, id).await.map_err(|e| e.to_string())?;
             Ok(format!(
                 "request {id}: {}\n",
                 request.map(|r| r.status).unwrap_or_default()
@@ -147,7 +149,7 @@ pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, S
             admin::deny(state, id, name, reason)
                 .await
                 .map_err(|e| e.to_string())?;
-            worker::process(state, id, false)
+            worker::run_now(state, id, CLI_WAIT)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(format!("request {id}: denied\n"))

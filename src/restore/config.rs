@@ -17,6 +17,11 @@ pub struct RestoreConfig {
     /// How long "keep my access" defers a user's removal from a product.
     #[serde(with = "crate::config::duration")]
     pub keep_period: Duration,
+    /// How long a restore waits for added groups to show when read back (Atlassian's admin
+    /// changes are eventually consistent). The waiting spends none of the job's attempts;
+    /// the restore fails only after this window.
+    #[serde(with = "crate::config::duration")]
+    pub verify_window: Duration,
     /// The JSM portal channel (`POST /hooks/jsm`).
     pub jsm: JsmChannel,
     /// The Jira Automation channel (`POST /hooks/automation`).
@@ -32,6 +37,7 @@ impl Default for RestoreConfig {
         RestoreConfig {
             offboarding_groups: Vec::new(),
             keep_period: Duration::from_secs(90 * 86_400),
+            verify_window: Duration::from_secs(60),
             jsm: JsmChannel::default(),
             automation: AutomationChannel::default(),
             webhook: WebhookChannel::default(),

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 
 use super::reply::product_name;
 use super::rules::Channel;
+use super::status::Status;
 use super::store::{self, NewRequest};
 use super::worker;
 use crate::app::AppState;
@@ -148,6 +149,11 @@ async fn submit(
             vec!["Please open the link from your email again and press the button once.".into()],
         );
     }
+    if purpose == Purpose::Restore
+        && let Some(response) = used_by_its_request(state, token).await
+    {
+        return response;
+    }
     let claims = match usable(state, token, purpose).await {
         Ok(claims) => claims,
         Err(response) => return response,
@@ -191,49 +197,48 @@ async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response,
     )
     .await?;
     tx.commit().await?;
-    let id = accepted.id().to_string();
-    // Restore while the person waits; the queued job finds it done (or finishes it).
-    if tokio::time::timeout(INLINE_WAIT, worker::process(state, &id, false))
-        .await
-        .is_err()
-    {
+    restore_outcome(state, accepted.id(), &claims.product).await
+}
+
+/// Processes the link's request now, through the queue (or waits for the worker that has
+/// it), and shows where it is.
+async fn restore_outcome(state: &AppState, id: &str, product: &str) -> Result<Response, LinkError> {
+    let request = worker::run_now(state, id, INLINE_WAIT).await?;
+    if request.as_ref().is_none_or(|r| !r.is_decided()) {
         tracing::warn!(request_id = %id, "restore still running; the queue finishes it");
     }
-    let request = store::get(&state.db, &id).await?;
-    let product = product_name(Some(&claims.product));
-    let (heading, lines) = match request.as_ref().map(|r| r.status.as_str()) {
-        Some("restored") => (
-            format!("Your {product} access is back"),
-            vec!["You can use it again now; it may take a minute to show everywhere.".to_string()],
-        ),
-        Some("pending") => (
-            "Waiting for approval".to_string(),
-            vec![format!(
-                "Your request for {product} needs an administrator's approval. You will get an email when it is decided."
-            )],
-        ),
-        Some("denied") => (
-            "Request declined".to_string(),
-            vec![
-                request
-                    .as_ref()
-                    .and_then(|r| r.message.clone())
-                    .unwrap_or_else(|| "Your request was declined.".into()),
-            ],
-        ),
-        Some("failed") => (
-            "We could not do it automatically".to_string(),
-            vec!["An administrator will look at your request. You will get an email.".to_string()],
-        ),
-        _ => (
-            "We are restoring your access".to_string(),
-            vec![
-                "This takes a little longer than usual. You will get an email when it is done."
-                    .to_string(),
-            ],
-        ),
-    };
+    let product = product_name(Some(product));
+    let (heading, lines) = request
+        .as_ref()
+        .map_or(Status::Received, |r| r.state())
+        .link_page(
+            &product,
+            request.as_ref().and_then(|r| r.message.as_deref()),
+        );
     Ok(result(state, StatusCode::OK, &heading, lines))
+}
+
+/// A restore link POSTed again after its first answer was lost (a dropped connection, a
+/// retried form): the token is used, by the request it started, whose outcome is shown.
+async fn used_by_its_request(state: &AppState, token: &str) -> Option<Response> {
+    let claims = state
+        .notify
+        .links
+        .verify(token, Purpose::Restore, Utc::now())
+        .ok()?;
+    if claims.site != state.site() {
+        return None;
+    }
+    let request = store::by_key(&state.db, &format!("link:{}", claims.token_id))
+        .await
+        .ok()??;
+    match restore_outcome(state, &request.id, &claims.product).await {
+        Ok(response) => Some(response),
+        Err(error) => {
+            tracing::error!(%error, "cannot show a used link's request");
+            None
+        }
+    }
 }
 
 async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, LinkError> {

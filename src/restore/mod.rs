@@ -5,6 +5,7 @@ pub mod intake;
 pub mod links;
 pub mod reply;
 pub mod rules;
+pub mod status;
 pub mod store;
 pub mod worker;
 

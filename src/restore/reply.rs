@@ -2,7 +2,8 @@
 //! (by name, from the configuration) on a JSM request. Link requests get their result page;
 //! every channel also gets an email through the outbox.
 
-use super::store::RestoreRequest;
+use super::status::Status;
+use super::store::{self, ReplyStep, RestoreRequest, StepState};
 use crate::app::AppState;
 use crate::atlassian::{AtlassianError, IssueKey, ProductKey};
 use crate::notify::templates::{Declined, Pending, Restored};
@@ -18,40 +19,48 @@ pub fn product_name(product: Option<&str>) -> String {
 /// What the requester is told, by outcome.
 pub fn reply_text(request: &RestoreRequest) -> Option<String> {
     let product = product_name(request.product.as_deref());
-    let message = request.message.as_deref().unwrap_or_default();
-    match request.status.as_str() {
-        "restored" => Some(format!(
-            "Your access to {product} has been restored. It can take a minute to show everywhere."
-        )),
-        "pending" => Some(format!(
-            "Your request for access to {product} is waiting for an administrator's approval. You will hear back here."
-        )),
-        "denied" => Some(
-            format!("Your request for access to {product} was declined. {message}")
-                .trim_end()
-                .to_owned(),
-        ),
-        "failed" => Some(format!(
-            "We could not restore your access to {product} automatically. An administrator will look at your request."
-        )),
-        _ => None,
-    }
+    request
+        .state()
+        .reply_text(&product, request.message.as_deref())
 }
 
-/// Sends the reply for a decided request.
+/// Sends the reply for a decided request, as steps: the JSM comment, the JSM transition and
+/// the email are each recorded when done, and a retry resumes at the first step not done.
+/// A step that was sent without its answer being recorded (a lost answer, a crash) is
+/// checked on the platform before it is sent again.
 pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), AtlassianError> {
     let Some(text) = reply_text(request) else {
         return Ok(());
     };
+    let status = request.state();
+    let db = |e: sqlx::Error| AtlassianError::Transient {
+        status: None,
+        message: format!("database: {e}"),
+    };
     if request.channel == "jsm" {
-        reply_on_jsm(state, request, &text).await?;
+        reply_on_jsm(state, request, status, &text).await?;
     }
-    reply_by_email(state, request)
+    // A request answered with another's outcome: that one's email is the confirmation.
+    if request.coalesced_into.is_some() {
+        return Ok(());
+    }
+    if store::reply_step(&state.db, &request.id, status, ReplyStep::Email)
         .await
-        .map_err(|e| AtlassianError::Transient {
-            status: None,
-            message: format!("outbox: {e}"),
-        })
+        .map_err(db)?
+        != Some(StepState::Done)
+    {
+        reply_by_email(state, request).await.map_err(db)?;
+        store::record_step(
+            &state.db,
+            &request.id,
+            status,
+            ReplyStep::Email,
+            StepState::Done,
+        )
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 /// The email for the outcome, once per request and outcome (the outbox dedupes).
@@ -108,6 +117,7 @@ async fn reply_by_email(state: &AppState, request: &RestoreRequest) -> Result<()
 async fn reply_on_jsm(
     state: &AppState,
     request: &RestoreRequest,
+    status: Status,
     text: &str,
 ) -> Result<(), AtlassianError> {
     let payload: serde_json::Value = serde_json::from_str(&request.payload).unwrap_or_default();
@@ -120,16 +130,65 @@ async fn reply_on_jsm(
             "the JSM site API is not configured".into(),
         ));
     };
+    let db = |e: sqlx::Error| AtlassianError::Transient {
+        status: None,
+        message: format!("database: {e}"),
+    };
+    let step = |step| store::reply_step(&state.db, &request.id, status, step);
+    let record = |step, done| store::record_step(&state.db, &request.id, status, step, done);
+
+    match step(ReplyStep::Comment).await.map_err(db)? {
+        Some(StepState::Done) => {}
+        seen => {
+            // Sent before without an answer recorded: posted, unless JSM does not show it.
+            let posted = seen == Some(StepState::Sent)
+                && jsm
+                    .comments(&issue)
+                    .await?
+                    .iter()
+                    .any(|c| c.public && c.body.trim() == text.trim());
+            if !posted {
+                record(ReplyStep::Comment, StepState::Sent)
+                    .await
+                    .map_err(db)?;
+                jsm.add_comment(&issue, text, true).await?;
+            }
+            record(ReplyStep::Comment, StepState::Done)
+                .await
+                .map_err(db)?;
+        }
+    }
+
     let config = &state.config.restore.jsm;
-    jsm.add_comment(&issue, text, true).await?;
-    let transition = match request.status.as_str() {
-        "restored" => Some(config.resolve_transition.as_str()),
-        "denied" => Some(config.decline_transition.as_str()),
-        "pending" => config.pending_transition.as_deref(),
+    let transition = match status {
+        Status::Restored => Some(config.resolve_transition.as_str()),
+        Status::Denied => Some(config.decline_transition.as_str()),
+        Status::Pending => config.pending_transition.as_deref(),
         _ => None,
     };
-    if let Some(name) = transition.filter(|name| !name.trim().is_empty()) {
-        jsm.transition_by_name(&issue, name, None).await?;
+    let Some(name) = transition.filter(|name| !name.trim().is_empty()) else {
+        return Ok(());
+    };
+    match step(ReplyStep::Transition).await.map_err(db)? {
+        Some(StepState::Done) => {}
+        seen => {
+            // Sent before: if the request can no longer take the transition, it took it.
+            let taken = seen == Some(StepState::Sent)
+                && !jsm
+                    .transitions(&issue)
+                    .await?
+                    .iter()
+                    .any(|t| t.name.trim().eq_ignore_ascii_case(name.trim()));
+            if !taken {
+                record(ReplyStep::Transition, StepState::Sent)
+                    .await
+                    .map_err(db)?;
+                jsm.transition_by_name(&issue, name, None).await?;
+            }
+            record(ReplyStep::Transition, StepState::Done)
+                .await
+                .map_err(db)?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{Any, AnyConnection, FromRow};
 
 use super::rules::Channel;
+use super::status::Status;
 use crate::audit;
 use crate::queue::{NewJob, Queue};
 use crate::store::{Db, is_unique_violation, time::now_ms};
@@ -58,20 +59,30 @@ pub struct RestoreRequest {
     pub replied_at: Option<i64>,
     pub email: Option<String>,
     pub display_name: Option<String>,
+    /// The job that processes it now (approving or denying names a new one).
+    pub job_id: Option<i64>,
+    /// When the first read-back missed the added groups (verification waits from here).
+    pub verify_since: Option<i64>,
+    /// The request, for the same account and product at the same time, whose outcome this
+    /// one was answered with.
+    pub coalesced_into: Option<String>,
 }
 
 impl RestoreRequest {
+    /// The typed status (an unknown stored value reads as `failed`, which waits for an admin).
+    pub fn state(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Failed)
+    }
+
     /// Whether processing reached a decision (the reply may still be owed).
     pub fn is_decided(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "restored" | "pending" | "denied" | "ignored" | "failed"
-        )
+        self.state().is_decided()
     }
 }
 
 const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
-    matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at, email, display_name";
+    matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at, email, \
+    display_name, job_id, verify_since, coalesced_into";
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
@@ -117,12 +128,17 @@ pub async fn accept_in(
                 .await?;
         return Ok(Accepted::Duplicate(existing));
     }
-    queue
+    let job_id = queue
         .enqueue_in(
             conn,
             NewJob::new(PROCESS_JOB, serde_json::json!({ "request_id": id }))
                 .dedupe_key(format!("restore:{id}")),
         )
+        .await?;
+    sqlx::query("UPDATE restore_requests SET job_id = $1 WHERE id = $2")
+        .bind(job_id)
+        .bind(&id)
+        .execute(&mut *conn)
         .await?;
     audit::record_in(
         conn,
@@ -136,6 +152,16 @@ pub async fn accept_in(
     )
     .await?;
     Ok(Accepted::New(id))
+}
+
+/// The request stored under an idempotency key (`link:<token id>`, `jsm:<issue>`, …).
+pub async fn by_key(db: &Db, key: &str) -> Result<Option<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests WHERE idempotency_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<RestoreRequest>, sqlx::Error> {
@@ -173,9 +199,9 @@ pub async fn list_recent(db: &Db, limit: i64) -> Result<Vec<RestoreRequest>, sql
 }
 
 /// The outcome of processing, written with the request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Outcome<'a> {
-    pub status: &'a str,
+    pub status: Status,
     pub account_id: Option<&'a str>,
     pub product: Option<&'a str>,
     pub decision: Option<&'a str>,
@@ -185,22 +211,52 @@ pub struct Outcome<'a> {
     pub verdict: Option<serde_json::Value>,
     pub email: Option<&'a str>,
     pub display_name: Option<&'a str>,
+    /// The request whose outcome this one shares.
+    pub coalesced_into: Option<&'a str>,
 }
 
+impl Outcome<'_> {
+    /// An outcome that changes only the status.
+    pub fn status(status: Status) -> Outcome<'static> {
+        Outcome {
+            status,
+            account_id: None,
+            product: None,
+            decision: None,
+            matched_rule: None,
+            reason: None,
+            message: None,
+            verdict: None,
+            email: None,
+            display_name: None,
+            coalesced_into: None,
+        }
+    }
+}
+
+/// Writes the outcome if the request is still in `expected` (compare-and-set). Returns false,
+/// changing nothing, when another writer changed the request first or the transition is not
+/// one [`Status::can_become`] allows.
 pub async fn set_outcome_in(
     conn: &mut AnyConnection,
     id: &str,
+    expected: Status,
     outcome: &Outcome<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    if !expected.can_become(outcome.status) {
+        tracing::error!(request_id = %id, from = %expected, to = %outcome.status, "refused a status change the request cannot take");
+        return Ok(false);
+    }
+    let done = sqlx::query(
         "UPDATE restore_requests SET status = $1, account_id = COALESCE($2, account_id), \
          product = COALESCE($3, product), decision = COALESCE($4, decision), \
          matched_rule = COALESCE($5, matched_rule), reason = COALESCE($6, reason), \
          message = COALESCE($7, message), verdict = COALESCE($8, verdict), updated_at = $9, \
-         email = COALESCE($11, email), display_name = COALESCE($12, display_name) \
-         WHERE id = $10",
+         email = COALESCE($11, email), display_name = COALESCE($12, display_name), \
+         coalesced_into = COALESCE($14, coalesced_into) \
+         WHERE id = $10 AND status = $13",
     )
-    .bind(outcome.status)
+    .bind(outcome.status.as_str())
     .bind(outcome.account_id)
     .bind(outcome.product)
     .bind(outcome.decision)
@@ -212,7 +268,172 @@ pub async fn set_outcome_in(
     .bind(id)
     .bind(outcome.email)
     .bind(outcome.display_name)
+    .bind(expected.as_str())
+    .bind(outcome.coalesced_into)
     .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records who the request is about as soon as it is known (a JSM request learns it from
+/// JSM), so that requests for the same seat find each other.
+pub async fn set_subject(
+    db: &Db,
+    id: &str,
+    account: &str,
+    product: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE restore_requests SET account_id = $1, product = $2 WHERE id = $3 \
+         AND (account_id IS NULL OR product IS NULL)",
+    )
+    .bind(account)
+    .bind(product)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Notes when verification first missed the added groups; returns that time (UTC ms).
+pub async fn verify_since(db: &Db, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE restore_requests SET verify_since = $1 WHERE id = $2 AND verify_since IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    sqlx::query_scalar("SELECT verify_since FROM restore_requests WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.pool())
+        .await
+}
+
+/// An admin's decision: `expected` (pending or failed) becomes `next` (approved or denied),
+/// with the payload and the job that acts on it. False when the request is no longer in
+/// `expected` (a second click, another admin): nothing changed.
+pub async fn reopen_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    expected: Status,
+    next: Status,
+    payload: &str,
+    job_id: i64,
+) -> Result<bool, sqlx::Error> {
+    if !expected.can_become(next) {
+        return Ok(false);
+    }
+    let done = sqlx::query(
+        "UPDATE restore_requests SET status = $1, payload = $2, job_id = $3, replied_at = NULL, \
+         verify_since = NULL, updated_at = $4 WHERE id = $5 AND status = $6",
+    )
+    .bind(next.as_str())
+    .bind(payload)
+    .bind(job_id)
+    .bind(now_ms())
+    .bind(id)
+    .bind(expected.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A request for the same account and product that was restored after `request` arrived:
+/// they asked at the same time, and `request` is answered with that outcome. (A request
+/// sent to an admin or denied is not shared: each such request is decided by the rules.)
+pub async fn decided_since_for_subject(
+    db: &Db,
+    request: &RestoreRequest,
+    account: &str,
+    product: &str,
+) -> Result<Option<RestoreRequest>, sqlx::Error> {
+    sqlx::query_as::<Any, RestoreRequest>(&format!(
+        "SELECT {COLUMNS} FROM restore_requests WHERE account_id = $1 AND product = $2 \
+         AND id <> $3 AND status = 'restored' AND coalesced_into IS NULL \
+         AND updated_at >= $4 ORDER BY updated_at, id LIMIT 1"
+    ))
+    .bind(account)
+    .bind(product)
+    .bind(&request.id)
+    .bind(request.created_at)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// One step of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStep {
+    Comment,
+    Transition,
+    Email,
+}
+
+impl ReplyStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyStep::Comment => "comment",
+            ReplyStep::Transition => "transition",
+            ReplyStep::Email => "email",
+        }
+    }
+}
+
+/// How far a reply step got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    /// Sent, no answer recorded: it may have taken effect.
+    Sent,
+    Done,
+}
+
+/// Where one step of the reply for `status` is.
+pub async fn reply_step(
+    db: &Db,
+    id: &str,
+    status: Status,
+    step: ReplyStep,
+) -> Result<Option<StepState>, sqlx::Error> {
+    let state: Option<String> = sqlx::query_scalar(
+        "SELECT state FROM restore_reply_steps WHERE request_id = $1 AND status = $2 AND step = $3",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(step.as_str())
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(state.map(|s| {
+        if s == "done" {
+            StepState::Done
+        } else {
+            StepState::Sent
+        }
+    }))
+}
+
+/// Records that a reply step was sent (before the call) or done (after it).
+pub async fn record_step(
+    db: &Db,
+    id: &str,
+    status: Status,
+    step: ReplyStep,
+    state: StepState,
+) -> Result<(), sqlx::Error> {
+    let state = match state {
+        StepState::Sent => "sent",
+        StepState::Done => "done",
+    };
+    sqlx::query(
+        "INSERT INTO restore_reply_steps (request_id, status, step, state, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, status, step) \
+         DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(step.as_str())
+    .bind(state)
+    .bind(now_ms())
+    .execute(db.pool())
     .await?;
     Ok(())
 }

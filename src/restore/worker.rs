@@ -1,22 +1,33 @@
 //! Processing a stored restore request: resolve who asks for what (from Atlassian, never
-//! from the request body), gather the facts, let the rules decide, re-add exactly the
-//! journaled groups, verify, journal, audit, and answer where the request came from.
+//! from the request body), gather the facts, let the rules decide, give back exactly the
+//! journaled access, verify it shows, journal, audit, and answer where the request came from.
+//!
+//! A request is processed by one job at a time, under the queue's lease: the worker, and
+//! every surface that acts at once (a link, an admin's click) through [`run_now`], which
+//! claims the job itself. Every status change is a compare-and-set on the status read
+//! ([`store::set_outcome_in`]). Giving back a seat holds the seat's claim, so that it never
+//! interleaves with a removal of the same seat or with another restore of it; requests for
+//! the same seat at the same time share the first one's outcome.
 //!
 //! Every step is safe to repeat: a job that dies half-way runs again and re-adding a group
 //! the user is already in is success; journal rows are unique per group and request; a
-//! request already decided only gets its missing reply.
+//! request already decided only gets the reply steps not done yet.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::rules::{self, Channel, Decision, Facts, GroupFact, Seats, Verdict};
+use super::status::Status;
 use super::store::{self, Outcome, RestoreRequest};
 use crate::app::AppState;
-use crate::atlassian::{AccountId, ApiFamily, AtlassianError, IssueKey, JiraUser, ProductKey};
+use crate::atlassian::{
+    AccountId, ApiFamily, AtlassianError, GroupId, IssueKey, JiraUser, ProductKey,
+};
 use crate::audit;
 use crate::ledger::{self, JournalEntry};
-use crate::queue::{HandlerFuture, Job, JobError, JobHandler};
+use crate::queue::{HandlerFuture, Job, JobError, JobHandler, Worker, WorkerOutcome};
 
 /// The `restore.process` job handler.
 pub struct RestoreProcessor {
@@ -40,8 +51,66 @@ impl JobHandler for RestoreProcessor {
                 .payload()
                 .map_err(|e| JobError::Permanent(format!("bad job payload: {e}")))?;
             let last_attempt = job.attempts >= job.max_attempts;
-            process(&self.state, &payload.request_id, last_attempt).await
+            process_job(&self.state, &payload.request_id, Some(job.id), last_attempt).await
         })
+    }
+}
+
+/// How a surface that acts at once waits for the outcome.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
+/// Runs the request's job now, under the queue's lease (or, when a worker holds it, waits
+/// for that worker), for at most `wait`; returns the request as it then is. This is how a
+/// link, an admin's approval and the CLI process a request: never beside the queue.
+pub async fn run_now(
+    state: &AppState,
+    id: &str,
+    wait: Duration,
+) -> Result<Option<RestoreRequest>, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let worker = Worker::new(state.queue.clone(), format!("now:{}", uuid::Uuid::new_v4()))
+        .handle(store::PROCESS_JOB, RestoreProcessor::new(state.clone()));
+    loop {
+        let Some(request) = store::get(&state.db, id).await? else {
+            return Ok(None);
+        };
+        if request.is_decided() && request.replied_at.is_some() {
+            return Ok(Some(request));
+        }
+        let ran = match request.job_id {
+            Some(job) => {
+                // In a task of its own: a page that stops waiting never abandons a claimed
+                // job half-way (it would wait for its lease to expire).
+                let worker = worker.clone();
+                let mut run = tokio::spawn(async move { worker.run_now(job).await });
+                match tokio::time::timeout_at(deadline, &mut run).await {
+                    Ok(Ok(ran)) => ran?,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, request_id = %id, "the restore run stopped");
+                        return store::get(&state.db, id).await;
+                    }
+                    // Still running: it finishes on its own, and the outcome is emailed.
+                    Err(_) => return store::get(&state.db, id).await,
+                }
+            }
+            None => None,
+        };
+        match ran {
+            Some(WorkerOutcome::Completed { .. }) => continue,
+            // Waiting out something (a consistency window, a removal of the same seat) or
+            // failing for now: the queue takes it from here.
+            Some(_) => return store::get(&state.db, id).await,
+            // Another worker holds it, or it is finished: wait for its outcome.
+            None => {}
+        }
+        if tokio::time::Instant::now() + WAIT_POLL >= deadline {
+            return store::get(&state.db, id).await;
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+        let request = store::get(&state.db, id).await?;
+        if request.as_ref().is_some_and(|r| r.is_decided()) {
+            return Ok(request);
+        }
     }
 }
 
@@ -61,10 +130,14 @@ enum Stop {
 
 enum Failure {
     Stop(Stop),
-    /// The seat is being changed (a removal of it runs): try again after this wait.
-    Busy(std::time::Duration),
     Upstream(AtlassianError),
     Db(sqlx::Error),
+    /// Not a failure: wait (a consistency window, the seat held by a removal) without
+    /// spending an attempt.
+    Later {
+        message: String,
+        after: Duration,
+    },
 }
 
 impl From<AtlassianError> for Failure {
@@ -79,15 +152,34 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
-#[tracing::instrument(skip_all, fields(request_id = %id))]
+/// Processes a request outside any job (tests and tools); the job handler and
+/// [`run_now`] are the ways the service does it.
 pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(), JobError> {
+    process_job(state, id, None, last_attempt).await
+}
+
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+async fn process_job(
+    state: &AppState,
+    id: &str,
+    job_id: Option<i64>,
+    last_attempt: bool,
+) -> Result<(), JobError> {
     let db_error = |e: sqlx::Error| JobError::retry(format!("database: {e}"));
     let Some(request) = store::get(&state.db, id).await.map_err(db_error)? else {
         return Err(JobError::Permanent(format!(
             "restore request {id} does not exist"
         )));
     };
-    if request.is_decided() {
+    if let (Some(current), Some(mine)) = (request.job_id, job_id)
+        && current != mine
+    {
+        // An admin's decision named a newer job; that one acts.
+        tracing::debug!(job_id = mine, current, "stale restore job; nothing to do");
+        return Ok(());
+    }
+    let status = request.state();
+    if status.is_decided() {
         if request.replied_at.is_none() {
             reply_and_mark(state, &request).await?;
         }
@@ -95,38 +187,28 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
     }
     let channel = Channel::parse(&request.channel)
         .ok_or_else(|| JobError::Permanent(format!("unknown channel {:?}", request.channel)))?;
-    match decide_and_apply(state, &request, channel).await {
+    match decide_and_apply(state, &request, status, channel).await {
         Ok(()) => {}
+        Err(Failure::Later { message, after }) => {
+            return Err(JobError::Later { message, after });
+        }
         Err(Failure::Stop(Stop::Ignore(reason))) => {
-            finish(
-                state,
-                &request,
-                Outcome {
-                    status: "ignored",
-                    reason: Some(&reason),
-                    ..Outcome::default()
-                },
-                "restore.ignored",
-            )
-            .await?;
+            let outcome = Outcome {
+                reason: Some(&reason),
+                ..Outcome::status(Status::Ignored)
+            };
+            finish(state, &request, status, outcome, "restore.ignored").await?;
         }
         Err(Failure::Stop(Stop::Deny { reason, message })) => {
             let outcome = Outcome {
-                status: "denied",
                 decision: Some("deny"),
                 reason: Some(&reason),
                 message: Some(&message),
-                ..Outcome::default()
+                ..Outcome::status(Status::Denied)
             };
-            finish(state, &request, outcome, "restore.denied").await?;
+            finish(state, &request, status, outcome, "restore.denied").await?;
         }
         Err(Failure::Db(error)) => return Err(db_error(error)),
-        Err(Failure::Busy(after)) => {
-            return Err(JobError::Retry {
-                message: "a removal of this seat is running".into(),
-                after: Some(after),
-            });
-        }
         Err(Failure::Upstream(error)) if error.is_temporary() && !last_attempt => {
             let after = match &error {
                 AtlassianError::RateLimited { retry_after } => *retry_after,
@@ -141,33 +223,43 @@ pub async fn process(state: &AppState, id: &str, last_attempt: bool) -> Result<(
             // Permanent (or out of attempts): the requester hears an admin will look at it.
             let reason = error.to_string();
             let outcome = Outcome {
-                status: "failed",
                 reason: Some(&reason),
                 message: Some(
                     "We could not restore your access automatically. An administrator will look at your request.",
                 ),
-                ..Outcome::default()
+                ..Outcome::status(Status::Failed)
             };
             tracing::error!(error = %reason, "restore failed permanently");
-            finish(state, &request, outcome, "restore.failed").await?;
+            // A request still verifying failed from there; reread the status it is in.
+            let now = store::get(&state.db, id)
+                .await
+                .map_err(db_error)?
+                .map_or(status, |r| r.state());
+            finish(state, &request, now, outcome, "restore.failed").await?;
         }
     }
     let request = store::get(&state.db, id).await.map_err(db_error)?;
-    if let Some(request) = request.filter(|r| r.replied_at.is_none()) {
+    if let Some(request) = request.filter(|r| r.is_decided() && r.replied_at.is_none()) {
         reply_and_mark(state, &request).await?;
     }
     Ok(())
 }
 
+/// Writes an outcome reached without giving anything back, with its audit row, if the
+/// request is still in `expected`.
 async fn finish(
     state: &AppState,
     request: &RestoreRequest,
+    expected: Status,
     outcome: Outcome<'_>,
     action: &str,
 ) -> Result<(), JobError> {
     let run = async {
         let mut tx = state.db.pool().begin().await?;
-        store::set_outcome_in(&mut tx, &request.id, &outcome).await?;
+        if !store::set_outcome_in(&mut tx, &request.id, expected, &outcome).await? {
+            tracing::warn!(request_id = %request.id, "the request changed meanwhile; its outcome stands");
+            return Ok(());
+        }
         audit::record_in(
             &mut tx,
             audit::Entry {
@@ -188,39 +280,80 @@ async fn finish(
 async fn decide_and_apply(
     state: &AppState,
     request: &RestoreRequest,
+    status: Status,
     channel: Channel,
 ) -> Result<(), Failure> {
-    let subject = resolve(state, request, channel).await?;
-    // Taking and giving back a seat never interleave: a removal of this seat that runs now
-    // ends first, and what the journal says was taken is read only once it has.
+    let stored = match (status, &request.account_id, &request.product) {
+        (Status::Verifying, Some(account), Some(product)) => {
+            match (AccountId::parse(account), ProductKey::parse(product)) {
+                (Ok(account), Ok(product)) => Some(Subject { account, product }),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let subject = match stored {
+        Some(subject) => subject,
+        None => resolve(state, request, channel).await?,
+    };
+    store::set_subject(
+        &state.db,
+        &request.id,
+        subject.account.as_str(),
+        subject.product.as_str(),
+    )
+    .await?;
+    // Taking and giving back a seat never interleave: a removal (or another restore) of
+    // this seat that runs now ends first, and what the journal says was taken is read only
+    // once it has. The job waits for it without spending an attempt.
     let seat = ledger::Seat::new(
         subject.account.as_str(),
         subject.product.as_str(),
         state.site(),
     );
-    let claim = match ledger::seat::claim(
+    let claim = match ledger::seat::try_claim(
         &state.db,
         &seat,
         &ledger::seat::restore_holder(&request.id),
         ledger::seat::CLAIM_TTL,
-        ledger::seat::RESTORE_PATIENCE,
     )
     .await?
     {
         Ok(claim) => claim,
-        Err(busy) => return Err(Failure::Busy(busy.retry_in())),
+        Err(busy) => {
+            return Err(Failure::Later {
+                message: format!("the seat is held by {}; runs right after it", busy.holder),
+                after: busy.retry_in(),
+            });
+        }
     };
-    let result = decide_and_apply_claimed(state, request, channel, subject).await;
+    let result = match status {
+        Status::Verifying => verify_restore(state, request, &subject).await,
+        _ => decide_holding_seat(state, request, status, channel, &subject).await,
+    };
     claim.release().await;
     result
 }
 
-async fn decide_and_apply_claimed(
+/// Decides and gives back, holding the seat's claim.
+async fn decide_holding_seat(
     state: &AppState,
     request: &RestoreRequest,
+    status: Status,
     channel: Channel,
-    subject: Subject,
+    subject: &Subject,
 ) -> Result<(), Failure> {
+    if status == Status::Received
+        && let Some(first) = store::decided_since_for_subject(
+            &state.db,
+            request,
+            subject.account.as_str(),
+            subject.product.as_str(),
+        )
+        .await?
+    {
+        return coalesce(state, request, status, subject, &first).await;
+    }
     let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
         AtlassianError::Invalid(
             "the Jira site API is not configured (atlassian.site_email, site_api_token)".into(),
@@ -236,11 +369,21 @@ async fn decide_and_apply_claimed(
         }
         Err(error) => return Err(error.into()),
     };
-    let facts = gather_facts(state, &subject, channel, &user).await?;
+    let facts = gather_facts(state, subject, channel, &user).await?;
     let offboarding = &state.config.restore.offboarding_groups;
     let verdict = match super::admin::approval(request) {
-        // An admin approved: the guards still hold, the rules are not asked again.
-        Some(approval) => super::admin::approved_verdict(&facts, &approval, offboarding),
+        // An admin approved: the guards still hold, the rules are not asked again, and only
+        // the product's access groups may be added.
+        Some(approval) => {
+            let refused = super::admin::refused_groups(
+                state,
+                &subject.product,
+                &facts.journal_groups,
+                &approval.groups,
+            )
+            .await?;
+            super::admin::approved_verdict(&facts, &approval, offboarding, &refused)
+        }
         None => rules::evaluate(&facts, &state.config.restore.rules, offboarding),
     };
     let account = subject.account.as_str();
@@ -260,82 +403,47 @@ async fn decide_and_apply_claimed(
                 };
                 admin.restore(org, &subject.account).await?;
             }
-            add_groups(state, &subject, &verdict).await?;
-            // The direct roles the sweep revoked come back too (journaled per request).
-            crate::sweep::roles::regrant(state, &subject.account, &subject.product, &request.id)
-                .await
-                .map_err(|e| match e {
-                    crate::sweep::roles::RoleError::Upstream(e) => Failure::Upstream(e),
-                    crate::sweep::roles::RoleError::Db(e) => Failure::Db(e),
-                })?;
-            verify_groups(state, &subject, &verdict).await?;
-            let mut tx = state.db.pool().begin().await?;
-            if let Some(id) = suspension {
-                ledger::suspensions::close_suspension_in(
-                    &mut tx,
-                    id,
-                    ledger::SuspensionEnd::Restored,
-                    chrono::Utc::now(),
-                )
-                .await?;
-                audit::record_in(
-                    &mut tx,
-                    audit::Entry {
-                        actor: "reseat",
-                        action: "restore.unsuspended",
-                        account_id: Some(account),
-                        product: Some(product),
-                        details: json!({ "request_id": request.id }),
-                    },
-                )
-                .await?;
+            give_back(state, request, subject, &verdict.groups_to_add).await?;
+            let missing = missing_groups(state, subject, &verdict.groups_to_add).await?;
+            if !missing.is_empty() {
+                // Added, not visible yet: verify within the window, holding the outcome.
+                let mut conn = state.db.pool().acquire().await?;
+                let outcome = outcome(Status::Verifying, subject, &user, &verdict, verdict_json);
+                if store::set_outcome_in(&mut conn, &request.id, status, &outcome).await? {
+                    drop(conn);
+                    let since = store::verify_since(&state.db, &request.id).await?;
+                    return Err(wait_for_consistency(state, since, &missing));
+                }
+                return Ok(());
             }
-            for group in &verdict.groups_to_add {
-                ledger::journal::journal_restored_in(
-                    &mut tx,
-                    &JournalEntry {
-                        account_id: account,
-                        product,
-                        site: state.site(),
-                        group_id: group.id.as_str(),
-                        group_name: &group.name,
-                        run_id: None,
-                        request_id: Some(&request.id),
-                        reason: verdict.rule.as_deref().unwrap_or("approved"),
-                    },
-                )
-                .await?;
-            }
-            let groups: Vec<&str> = verdict
-                .groups_to_add
-                .iter()
-                .map(|g| g.id.as_str())
-                .collect();
-            audit::record_in(
-                &mut tx,
-                audit::Entry {
-                    actor: "reseat",
-                    action: "restore.groups_added",
-                    account_id: Some(account),
-                    product: Some(product),
-                    details: json!({ "request_id": request.id, "groups": groups, "rule": verdict.rule }),
-                },
+            let outcome = outcome(Status::Restored, subject, &user, &verdict, verdict_json);
+            record_restored(
+                state,
+                request,
+                status,
+                subject,
+                &verdict.groups_to_add,
+                verdict.rule.as_deref(),
+                &outcome,
             )
             .await?;
-            store::set_outcome_in(
-                &mut tx,
-                &request.id,
-                &outcome("restored", &subject, &user, &verdict, verdict_json),
-            )
-            .await?;
-            tx.commit().await?;
         }
         Decision::Manual | Decision::Deny => {
-            let (status, action) = match verdict.decision {
-                Decision::Manual => ("pending", "restore.pending"),
-                _ => ("denied", "restore.denied"),
+            let (next, action) = match verdict.decision {
+                Decision::Manual => (Status::Pending, "restore.pending"),
+                _ => (Status::Denied, "restore.denied"),
             };
             let mut tx = state.db.pool().begin().await?;
+            if !store::set_outcome_in(
+                &mut tx,
+                &request.id,
+                status,
+                &outcome(next, subject, &user, &verdict, verdict_json),
+            )
+            .await?
+            {
+                return Ok(());
+            }
             audit::record_in(
                 &mut tx,
                 audit::Entry {
@@ -351,20 +459,219 @@ async fn decide_and_apply_claimed(
                 },
             )
             .await?;
-            store::set_outcome_in(
-                &mut tx,
-                &request.id,
-                &outcome(status, &subject, &user, &verdict, verdict_json),
-            )
-            .await?;
             tx.commit().await?;
         }
     }
     Ok(())
 }
 
+/// Another request for the same seat was decided while this one waited: this one gets
+/// that outcome, with nothing given back twice and no second confirmation email.
+async fn coalesce(
+    state: &AppState,
+    request: &RestoreRequest,
+    status: Status,
+    subject: &Subject,
+    first: &RestoreRequest,
+) -> Result<(), Failure> {
+    let reason = format!("asked at the same time as request {}", first.id);
+    let outcome = Outcome {
+        account_id: Some(subject.account.as_str()),
+        product: Some(subject.product.as_str()),
+        decision: first.decision.as_deref(),
+        matched_rule: first.matched_rule.as_deref(),
+        reason: Some(&reason),
+        message: first.message.as_deref(),
+        email: first.email.as_deref(),
+        display_name: first.display_name.as_deref(),
+        coalesced_into: Some(&first.id),
+        ..Outcome::status(first.state())
+    };
+    let mut tx = state.db.pool().begin().await?;
+    if !store::set_outcome_in(&mut tx, &request.id, status, &outcome).await? {
+        return Ok(());
+    }
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: "reseat",
+            action: "restore.coalesced",
+            account_id: Some(subject.account.as_str()),
+            product: Some(subject.product.as_str()),
+            details: json!({ "request_id": request.id, "into": first.id, "status": first.status }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The groups (and what else was taken) an approval gives back. Adding a group the user is
+/// already in is success, so this is safe to repeat.
+async fn give_back(
+    state: &AppState,
+    request: &RestoreRequest,
+    subject: &Subject,
+    groups: &[GroupFact],
+) -> Result<(), Failure> {
+    add_groups(state, subject, groups).await?;
+    // The direct roles the sweep revoked come back too (journaled per request).
+    crate::sweep::roles::regrant(state, &subject.account, &subject.product, &request.id)
+        .await
+        .map_err(|e| match e {
+            crate::sweep::roles::RoleError::Upstream(e) => Failure::Upstream(e),
+            crate::sweep::roles::RoleError::Db(e) => Failure::Db(e),
+        })?;
+    Ok(())
+}
+
+/// A request whose groups were added and not yet visible: read them back again.
+async fn verify_restore(
+    state: &AppState,
+    request: &RestoreRequest,
+    subject: &Subject,
+) -> Result<(), Failure> {
+    let verdict: serde_json::Value = request
+        .verdict
+        .as_deref()
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default();
+    let groups: Vec<GroupFact> = verdict
+        .get("groups_to_add")
+        .and_then(|g| g.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|g| {
+            let id = GroupId::parse(g.get("id")?.as_str()?).ok()?;
+            let name = g.get("name")?.as_str()?.to_string();
+            Some(GroupFact { id, name })
+        })
+        .collect();
+    let rule = verdict.get("rule").and_then(|r| r.as_str());
+    let missing = missing_groups(state, subject, &groups).await?;
+    if missing.is_empty() {
+        return record_restored(
+            state,
+            request,
+            Status::Verifying,
+            subject,
+            &groups,
+            rule,
+            &Outcome::status(Status::Restored),
+        )
+        .await;
+    }
+    let since = request
+        .verify_since
+        .unwrap_or_else(crate::store::time::now_ms);
+    match wait_for_consistency(state, since, &missing) {
+        Failure::Later { message, after } => Err(Failure::Later { message, after }),
+        failure => {
+            // The window is over: add once more (an add may have been lost) and count it
+            // as a failed attempt.
+            give_back(state, request, subject, &groups).await?;
+            Err(failure)
+        }
+    }
+}
+
+/// Waits (without spending an attempt) while inside the consistency window, with a backoff
+/// that grows with the time already waited; a transient failure after the window.
+fn wait_for_consistency(state: &AppState, since: i64, missing: &[String]) -> Failure {
+    let window = state.config.restore.verify_window;
+    let waited =
+        Duration::from_millis(u64::try_from(crate::store::time::now_ms() - since).unwrap_or(0));
+    if waited < window {
+        let floor = window / 240;
+        let ceiling = window / 6;
+        let after = waited.clamp(floor, ceiling).min(window - waited);
+        return Failure::Later {
+            message: format!("groups not visible yet after adding: {missing:?}"),
+            after: after.max(Duration::from_millis(1)),
+        };
+    }
+    Failure::Upstream(AtlassianError::Transient {
+        status: None,
+        message: format!(
+            "groups still not visible {}s after adding: {missing:?}",
+            window.as_secs()
+        ),
+    })
+}
+
+/// Journals and audits what was given back and marks the request restored, in one
+/// transaction, if the request is still in `expected`.
+async fn record_restored(
+    state: &AppState,
+    request: &RestoreRequest,
+    expected: Status,
+    subject: &Subject,
+    groups: &[GroupFact],
+    rule: Option<&str>,
+    outcome: &Outcome<'_>,
+) -> Result<(), Failure> {
+    let account = subject.account.as_str();
+    let product = subject.product.as_str();
+    let suspension = ledger::suspensions::open_suspension(&state.db, account).await?;
+    let mut tx = state.db.pool().begin().await?;
+    if !store::set_outcome_in(&mut tx, &request.id, expected, outcome).await? {
+        tracing::warn!(request_id = %request.id, "the request changed meanwhile; its outcome stands");
+        return Ok(());
+    }
+    if let Some(id) = suspension {
+        ledger::suspensions::close_suspension_in(
+            &mut tx,
+            id,
+            ledger::SuspensionEnd::Restored,
+            chrono::Utc::now(),
+        )
+        .await?;
+        audit::record_in(
+            &mut tx,
+            audit::Entry {
+                actor: "reseat",
+                action: "restore.unsuspended",
+                account_id: Some(account),
+                product: Some(product),
+                details: json!({ "request_id": request.id }),
+            },
+        )
+        .await?;
+    }
+    for group in groups {
+        ledger::journal::journal_restored_in(
+            &mut tx,
+            &JournalEntry {
+                account_id: account,
+                product,
+                site: state.site(),
+                group_id: group.id.as_str(),
+                group_name: &group.name,
+                run_id: None,
+                request_id: Some(&request.id),
+                reason: rule.unwrap_or("approved"),
+            },
+        )
+        .await?;
+    }
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    audit::record_in(
+        &mut tx,
+        audit::Entry {
+            actor: "reseat",
+            action: "restore.groups_added",
+            account_id: Some(account),
+            product: Some(product),
+            details: json!({ "request_id": request.id, "groups": ids, "rule": rule }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 fn outcome<'a>(
-    status: &'a str,
+    status: Status,
     subject: &'a Subject,
     user: &'a JiraUser,
     verdict: &'a Verdict,
@@ -387,6 +694,7 @@ fn outcome<'a>(
         ),
         message: Some(&verdict.message),
         verdict: json,
+        coalesced_into: None,
     }
 }
 
@@ -550,7 +858,7 @@ pub async fn explain(
         Err(Failure::Db(error)) => {
             return Err(AtlassianError::Invalid(format!("database: {error}")));
         }
-        Err(Failure::Stop(_) | Failure::Busy(_)) => {
+        Err(Failure::Stop(_) | Failure::Later { .. }) => {
             return Err(AtlassianError::Invalid("cannot gather facts".into()));
         }
     };
@@ -595,19 +903,22 @@ async fn gather_facts(
         },
         _ => Seats::Unknown,
     };
+    // Jira reports an account suspended at the org as inactive. A suspension the sweep's
+    // ladder made (`sweep_suspensions`) is reseat's own step, which a restore lifts; for any
+    // other inactive account the org's directory says whether it is suspended there
+    // (guarded as suspended) or deactivated or closed (guarded as inactive).
+    let own_suspension = ledger::suspensions::open_suspension(&state.db, subject.account.as_str())
+        .await?
+        .is_some();
+    let suspended = !user.active && !own_suspension && suspended_at_org(state, subject).await?;
+    let active = user.active || own_suspension || suspended;
     Ok(Facts {
         product: subject.product.clone(),
         channel,
         product_configured: state.config.sweep.product(&subject.product).is_some(),
         account_type: user.account_type.clone(),
-        // Jira reports an org-suspended account as inactive. A suspension the sweep's ladder
-        // made (`sweep_suspensions`) is reseat's own step, which a restore lifts; any other
-        // suspension or deactivation still blocks.
-        active: user.active
-            || ledger::suspensions::open_suspension(&state.db, subject.account.as_str())
-                .await?
-                .is_some(),
-        suspended: false,
+        active,
+        suspended,
         email: user.email_address.clone(),
         groups: groups
             .into_iter()
@@ -631,8 +942,26 @@ async fn gather_facts(
     })
 }
 
-async fn add_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> Result<(), Failure> {
-    for group in &verdict.groups_to_add {
+/// Whether the org's directory shows the account suspended (v2 user details: `status` or
+/// `membershipStatus`). False when the admin API is not configured or no directory holds
+/// the account.
+async fn suspended_at_org(state: &AppState, subject: &Subject) -> Result<bool, Failure> {
+    let (Some(admin), Some(org)) = (&state.atlassian.admin, &state.atlassian.org_id) else {
+        return Ok(false);
+    };
+    let user = admin.directory_user(org, &subject.account).await?;
+    Ok(user.is_some_and(|u| {
+        u.status.as_deref() == Some("suspended")
+            || u.membership_status.as_deref() == Some("suspended")
+    }))
+}
+
+async fn add_groups(
+    state: &AppState,
+    subject: &Subject,
+    groups: &[GroupFact],
+) -> Result<(), Failure> {
+    for group in groups {
         // The product table says which API changes the product's seats: never a guess.
         match subject.product.family() {
             Some(ApiFamily::Confluence) => {
@@ -659,14 +988,14 @@ async fn add_groups(state: &AppState, subject: &Subject, verdict: &Verdict) -> R
     Ok(())
 }
 
-/// Reads the user's groups back: the restore counts only once every group is there.
-async fn verify_groups(
+/// Reads the user's groups back: the ids of the given groups that do not show yet.
+async fn missing_groups(
     state: &AppState,
     subject: &Subject,
-    verdict: &Verdict,
-) -> Result<(), Failure> {
+    groups: &[GroupFact],
+) -> Result<Vec<String>, Failure> {
     let Some(jira) = state.atlassian.jira.as_ref() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let now: Vec<String> = jira
         .user_groups(&subject.account)
@@ -674,20 +1003,12 @@ async fn verify_groups(
         .into_iter()
         .map(|g| g.group_id.to_string())
         .collect();
-    let missing: Vec<&str> = verdict
-        .groups_to_add
+    Ok(groups
         .iter()
         .map(|g| g.id.as_str())
         .filter(|id| !now.iter().any(|have| have == id))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Upstream(AtlassianError::Transient {
-            status: None,
-            message: format!("groups not visible after adding: {missing:?}"),
-        }))
-    }
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Answers the requester where the request came from, then records that it was answered.

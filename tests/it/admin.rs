@@ -711,3 +711,95 @@ async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
         1
     );
 }
+
+#[tokio::test]
+async fn approve_double_clicked_while_a_worker_runs_restores_once() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(db, |_| {}).await;
+        let (request, account) = env.pending_request().await;
+        let session = env.login().await;
+        // An approval naming a group that does not grant the product is refused on the page.
+        let admins = env.sim.state().group(seed::GROUP_ORG_ADMINS).unwrap().id;
+        let refused = env
+            .http
+            .post(env.app.url(&format!("/admin/requests/{request}/approve")))
+            .header("cookie", &session.cookie)
+            .form(&[("csrf", session.csrf.as_str()), ("groups", admins.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{backend}");
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains("not among the access groups"),
+            "{backend}: {page}"
+        );
+        assert_eq!(env.request_status(&request).await, "pending", "{backend}");
+        // Slow answers, so that both clicks and the queue's worker overlap.
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "latency_ms": 20 })).unwrap())
+            .unwrap();
+        let adds_before = env.sim.state().calls("POST", "/rest/api/3/group/user");
+        let click = || {
+            env.http
+                .post(env.app.url(&format!("/admin/requests/{request}/approve")))
+                .header("cookie", &session.cookie)
+                .form(&[("csrf", session.csrf.as_str()), ("groups", "")])
+                .send()
+        };
+        // `serve`'s worker polls the queue the whole time.
+        let worker = env.app.worker.named("serve");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let polling = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if worker.run_once().await.unwrap() == reseat::queue::WorkerOutcome::Idle {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let (first, second) = tokio::join!(click(), click());
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        polling.await.unwrap();
+        for response in [first.unwrap(), second.unwrap()] {
+            assert_eq!(
+                response.status(),
+                303,
+                "{backend}: both clicks show the outcome"
+            );
+        }
+        env.app.drain_queue().await;
+        assert_eq!(env.request_status(&request).await, "restored", "{backend}");
+        assert!(env.has_jira(&account), "{backend}");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved'")
+                .await,
+            1,
+            "{backend}: one approval"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+                .await,
+            1,
+            "{backend}: one restore"
+        );
+        let journaled = env
+            .count("SELECT COUNT(*) FROM journal WHERE action = 'removed'")
+            .await as usize;
+        assert_eq!(
+            env.sim.state().calls("POST", "/rest/api/3/group/user") - adds_before,
+            journaled,
+            "{backend}: one add per removed group"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+                .await,
+            1,
+            "{backend}"
+        );
+    }
+}

@@ -620,3 +620,98 @@ async fn plans_and_their_items_page_with_a_cursor() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_approval_naming_a_group_outside_the_products_access_groups_is_refused() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env(db).await;
+        let account = env.contractors()[0].clone();
+        env.remove_like_a_sweep(&account).await;
+        let removed = env.group_ids(&account);
+        let id = env.pending_request(&account).await;
+        let approve = format!("/api/v1/requests/{id}/approve");
+        let group_id = |name: &str| env.sim.state().group(name).unwrap().id;
+        let approvals = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved'",
+            )
+            .fetch_one(env.app.state.db.pool())
+            .await
+            .unwrap()
+        };
+
+        // Admin groups do not grant Jira Software: refused, on the API and the CLI, with
+        // a clear error; nothing changes.
+        for name in [seed::GROUP_ORG_ADMINS, seed::GROUP_JIRA_ADMINS] {
+            let (status, body) = env
+                .call(
+                    "post",
+                    "/api/v1/requests/{id}/approve",
+                    &approve,
+                    Some(json!({ "groups": [group_id(name)] })),
+                )
+                .await;
+            assert_eq!(status, 422, "{backend}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&group_id(name)) && message.contains("access groups"),
+                "{backend}: {message}"
+            );
+            let refused = reseat::restore::cli::requests(
+                &env.app.state,
+                &reseat::restore::cli::RequestsArgs {
+                    command: reseat::restore::cli::RequestsCommand::Approve {
+                        id: id.clone(),
+                        groups: vec![group_id(name)],
+                        admin: "ana".into(),
+                    },
+                },
+            )
+            .await
+            .unwrap_err();
+            assert!(refused.contains("not among the access groups"), "{refused}");
+        }
+        env.app.drain_queue().await;
+        assert_eq!(
+            reseat::restore::store::get(&env.app.state.db, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "pending",
+            "{backend}"
+        );
+        assert_eq!(approvals().await, 0, "{backend}");
+        assert_eq!(env.group_ids(&account), removed, "{backend}: nothing added");
+
+        // The product's own access group is fine.
+        let (status, body) = env
+            .call(
+                "post",
+                "/api/v1/requests/{id}/approve",
+                &approve,
+                Some(json!({ "groups": [group_id(seed::GROUP_JIRA_SOFTWARE)] })),
+            )
+            .await;
+        assert_eq!(status, 202, "{backend}: {body}");
+        env.app.drain_queue().await;
+        assert_eq!(
+            reseat::restore::store::get(&env.app.state.db, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "restored",
+            "{backend}"
+        );
+        assert!(
+            env.group_ids(&account)
+                .contains(&group_id(seed::GROUP_JIRA_SOFTWARE))
+        );
+        assert!(
+            !env.group_ids(&account)
+                .contains(&group_id(seed::GROUP_ORG_ADMINS))
+        );
+    }
+}

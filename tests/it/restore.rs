@@ -1111,7 +1111,8 @@ async fn a_restore_link_changes_nothing_on_get_and_works_once_on_post() {
         1
     );
 
-    // The link works once.
+    // The link works once. The same POST again (its answer was lost, the person pressed
+    // again) shows the outcome of the request it started, and starts nothing new.
     let again = env
         .app
         .client
@@ -1121,13 +1122,19 @@ async fn a_restore_link_changes_nothing_on_get_and_works_once_on_post() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 410);
-    assert!(
-        again
-            .text()
-            .await
-            .unwrap()
-            .contains("This link cannot be used")
+    assert_eq!(again.status(), 200);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("access is back"), "{page}");
+    env.app.drain_queue().await;
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+            .await,
+        1
     );
     assert_eq!(env.app.client.get(&url).send().await.unwrap().status(), 410);
     assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 1);
@@ -1371,5 +1378,763 @@ async fn a_restore_lifts_the_suspension_the_sweep_ladder_made() {
         assert_eq!(again.suspended, 0);
         assert!(!env.sim.state().user(&victim).unwrap().suspended);
         env.sim.shutdown().await;
+    }
+}
+
+/// Runs `serve`'s queue worker until `stop` is set.
+fn poll_queue(
+    env: &Env,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let worker = env.app.worker.named("serve");
+    tokio::spawn(async move {
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if worker.run_once().await.unwrap() == reseat::queue::WorkerOutcome::Idle {
+                tokio::task::yield_now().await;
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_link_posted_while_its_queued_job_runs_restores_once() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let account = env.staff()[0].account_id.clone();
+        let before = env.group_ids(&account);
+        let removed = env.remove_like_a_sweep(&account).await;
+        let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+        let url = env.app.url(&format!("/restore/{token}"));
+        let page = env.app.client.get(&url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "latency_ms": 20 })).unwrap())
+            .unwrap();
+        let adds_before = env.sim.state().calls("POST", "/rest/api/3/group/user");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let polling = poll_queue(&env, stop.clone());
+        let response = env
+            .app
+            .client
+            .post(&url)
+            .form(&[("csrf", &csrf)])
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        polling.await.unwrap();
+        assert_eq!(response.status(), 200, "{backend}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("access is back"), "{backend}: {page}");
+        env.app.drain_queue().await;
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'")
+                .await,
+            1,
+            "{backend}"
+        );
+        assert_eq!(env.group_ids(&account), before, "{backend}");
+        assert_eq!(
+            env.sim.state().calls("POST", "/rest/api/3/group/user") - adds_before,
+            removed.len(),
+            "{backend}: one add per removed group"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+                .await,
+            1,
+            "{backend}: one audit row"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+                .await,
+            1,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_failures_and_lost_answers_each_jsm_request_gets_one_comment() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 400,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(40)
+            .map(|u| u.account_id)
+            .collect();
+        let mut issues = Vec::new();
+        for account in &staff {
+            env.remove_like_a_sweep(account).await;
+            issues.push(env.portal_request(account));
+        }
+        for issue in &issues {
+            assert_eq!(env.jsm(issue).await.0, 202);
+        }
+        // A fifth of the calls fail; a tenth of the changes take effect and lose their answer.
+        env.sim
+            .state()
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.2, "lose_rate": 0.1 })).unwrap(),
+            )
+            .unwrap();
+        for _ in 0..200 {
+            env.app.drain_queue().await;
+            let open = env
+                .count(
+                    "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                     OR replied_at IS NULL",
+                )
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        env.sim
+            .state()
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.0, "lose_rate": 0.0 })).unwrap(),
+            )
+            .unwrap();
+        let lost = env
+            .sim
+            .state()
+            .log()
+            .iter()
+            .filter(|e| e.fault == Some(reseat::sim::faults::FaultKind::Lost))
+            .count();
+        assert!(lost > 0, "{backend}: answers were lost");
+        for issue in &issues {
+            let request = env.sim.state().request(issue).unwrap();
+            let public: Vec<_> = request.comments.iter().filter(|c| c.public).collect();
+            assert_eq!(public.len(), 1, "{backend}: {issue}: {public:?}");
+            assert!(public[0].body.contains("has been restored"));
+            assert_eq!(request.status, "Resolved", "{backend}: {issue}");
+        }
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+                .await,
+            staff.len() as i64,
+            "{backend}: one email each"
+        );
+    }
+}
+
+/// The configuration as a file the `reseat` binary reads, secrets written out.
+fn config_file(config: &Config, sim: &SimHandle, path: &std::path::Path, link_key: &str) {
+    let mut table: toml::Table = toml::from_str(&toml::to_string(config).unwrap()).unwrap();
+    let set = |table: &mut toml::Table, keys: &[&str], value: toml::Value| {
+        let (last, parents) = keys.split_last().unwrap();
+        let mut at = table;
+        for key in parents {
+            at = at.get_mut(*key).unwrap().as_table_mut().unwrap();
+        }
+        at.insert(last.to_string(), value);
+    };
+    let text = |s: &str| toml::Value::String(s.to_string());
+    let c = sim.config();
+    set(
+        &mut table,
+        &["atlassian", "admin_api_key"],
+        text(&c.admin_key),
+    );
+    set(
+        &mut table,
+        &["atlassian", "site_api_token"],
+        text(&c.site_token),
+    );
+    set(&mut table, &["links", "keys", "demo"], text(link_key));
+    set(
+        &mut table,
+        &["restore", "jsm", "secret"],
+        text(reseat::demo::DEMO_JSM_SECRET),
+    );
+    set(
+        &mut table,
+        &["restore", "automation", "secret"],
+        text(reseat::demo::DEMO_AUTOMATION_SECRET),
+    );
+    set(
+        &mut table,
+        &["restore", "webhook", "secrets"],
+        toml::Value::Array(vec![text(&reseat::demo::demo_webhook_secret())]),
+    );
+    std::fs::write(path, toml::to_string(&table).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn kill_9_at_random_points_of_a_restore_drain_ends_as_an_uninterrupted_run() {
+    use rand::Rng;
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 300,
+                ..SimConfig::default()
+            },
+            |config| {
+                config.queue.lease = Duration::from_secs(2);
+                config.queue.poll_interval = Duration::from_millis(20);
+                config.links.keys.insert(
+                    "demo".into(),
+                    reseat::config::Secret::new("kill-test-link-key-0123456789abcdefghij"),
+                );
+            },
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(40)
+            .map(|u| u.account_id)
+            .collect();
+        assert_eq!(staff.len(), 40);
+        let mut before = Vec::new();
+        let mut issues = Vec::new();
+        let mut ids = Vec::new();
+        for (n, account) in staff.iter().enumerate() {
+            before.push(env.group_ids(account));
+            env.remove_like_a_sweep(account).await;
+            // Half through JSM (comment and transition to reply), half through Automation.
+            let (code, body) = if n % 2 == 0 {
+                let issue = env.portal_request(account);
+                issues.push(issue.clone());
+                env.jsm(&issue).await
+            } else {
+                env.automation(account).await
+            };
+            assert_eq!(code, 202);
+            ids.push(body["requestId"].as_str().unwrap().to_string());
+        }
+        // The service runs as its own process with four workers, and is killed.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reseat.toml");
+        let mut config = env.app.state.config.as_ref().clone();
+        config.queue.workers = 4;
+        config_file(
+            &config,
+            &env.sim,
+            &file,
+            "kill-test-link-key-0123456789abcdefghij",
+        );
+        let serve = || {
+            tokio::process::Command::new(crate::support::reseat_bin())
+                .args(["serve", "--config", file.to_str().unwrap()])
+                .current_dir(dir.path())
+                .env_remove("RESEAT_DATABASE__URL")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("reseat starts")
+        };
+        let changes = || {
+            env.sim
+                .state()
+                .log()
+                .iter()
+                .filter(|e| e.method != "GET")
+                .count()
+        };
+        let open = || async {
+            env.count(
+                "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                 OR replied_at IS NULL",
+            )
+            .await
+                + env
+                    .count("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+                    .await
+        };
+        let mut killed_mid_drain = 0;
+        for round in 0..10 {
+            let mut child = serve();
+            // Kill -9 after a random number of further changes reach the simulator.
+            let target = changes() + rand::rng().random_range(1..=4);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while changes() < target && open().await > 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{backend}: the service does not work; its log: {}",
+                    std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            if open().await > 0 {
+                killed_mid_drain += 1;
+            }
+            eprintln!(
+                "{backend}: round {round}: killed after {} changes",
+                changes()
+            );
+        }
+        assert!(
+            killed_mid_drain >= 8,
+            "{backend}: {killed_mid_drain} kills mid-drain"
+        );
+        // A last start runs to the end.
+        let mut child = serve();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let open = open().await;
+            if open == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend}: {open} requests or jobs still open; the log: {}",
+                std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+
+        // The end state of a run never interrupted: every request restored once, every
+        // group back, one audit row, one email, one comment and one transition each.
+        for (account, groups) in staff.iter().zip(&before) {
+            assert_eq!(&env.group_ids(account), groups, "{backend}: {account}");
+        }
+        let n = staff.len() as i64;
+        for (sql, expected) in [
+            (
+                "SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'",
+                n,
+            ),
+            (
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
+                n,
+            ),
+            (
+                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
+                n,
+            ),
+            ("SELECT COUNT(*) FROM jobs WHERE state = 'dead'", 0),
+            (
+                "SELECT COUNT(*) FROM journal WHERE action = 'restored'",
+                env.count("SELECT COUNT(*) FROM journal WHERE action = 'removed'")
+                    .await,
+            ),
+        ] {
+            assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
+        }
+        for issue in &issues {
+            let request = env.sim.state().request(issue).unwrap();
+            let public = request.comments.iter().filter(|c| c.public).count();
+            assert_eq!(public, 1, "{backend}: {issue}");
+            assert_eq!(request.status, "Resolved", "{backend}: {issue}");
+        }
+        assert_eq!(ids.len(), staff.len());
+    }
+}
+
+#[tokio::test]
+async fn one_account_asking_through_four_channels_at_once_gets_one_restore_and_one_email() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let account = env.staff()[0].account_id.clone();
+        let before = env.group_ids(&account);
+        let removed = env.remove_like_a_sweep(&account).await;
+        let issue = env.portal_request(&account);
+        let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+        let url = env.app.url(&format!("/restore/{token}"));
+        let page = env.app.client.get(&url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+        env.sim
+            .state()
+            .set_faults(serde_json::from_value(json!({ "latency_ms": 15 })).unwrap())
+            .unwrap();
+        let adds_before = env.sim.state().calls("POST", "/rest/api/3/group/user");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..4).map(|_| poll_queue(&env, stop.clone())).collect();
+        let webhook_body = json!({ "accountId": account, "product": "jira-software" }).to_string();
+        let (jsm, automation, webhook, link) = tokio::join!(
+            env.jsm(&issue),
+            env.automation(&account),
+            env.webhook("msg_four_channels", &webhook_body),
+            env.app
+                .client
+                .post(&url)
+                .form(&[("csrf", &csrf)])
+                .header("cookie", &cookie)
+                .send(),
+        );
+        assert_eq!(
+            (jsm.0, automation.0, webhook.0),
+            (202, 202, 202),
+            "{backend}"
+        );
+        assert_eq!(link.unwrap().status(), 200, "{backend}");
+        for _ in 0..500 {
+            let open = env
+                .count(
+                    "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                     OR replied_at IS NULL",
+                )
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        env.app.drain_queue().await;
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'")
+                .await,
+            4,
+            "{backend}: every request is answered restored"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests WHERE coalesced_into IS NOT NULL")
+                .await,
+            3,
+            "{backend}: three share the first's outcome"
+        );
+        assert_eq!(env.group_ids(&account), before, "{backend}");
+        assert_eq!(
+            env.sim.state().calls("POST", "/rest/api/3/group/user") - adds_before,
+            removed.len(),
+            "{backend}: one restore"
+        );
+        for (sql, expected) in [
+            (
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
+                1,
+            ),
+            (
+                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
+                1,
+            ),
+            (
+                "SELECT COUNT(*) FROM journal WHERE action = 'restored'",
+                removed.len() as i64,
+            ),
+        ] {
+            assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
+        }
+        let request = env.sim.state().request(&issue).unwrap();
+        assert_eq!(request.status, "Resolved", "{backend}");
+        let public: Vec<_> = request.comments.iter().filter(|c| c.public).collect();
+        assert_eq!(public.len(), 1, "{backend}");
+        assert!(public[0].body.contains("has been restored"), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn an_account_suspended_at_the_org_is_not_restored_and_says_so() {
+    let env = env().await;
+    let state = &env.app.state;
+    let account = env.staff()[0].account_id.clone();
+    env.remove_like_a_sweep(&account).await;
+    let removed = env.group_ids(&account);
+    // An admin suspended the account in Atlassian (not reseat's ladder).
+    let admin = state.atlassian.admin.as_ref().unwrap();
+    let org = state.atlassian.org_id.as_ref().unwrap();
+    admin
+        .suspend(org, &reseat::atlassian::AccountId::parse(&account).unwrap())
+        .await
+        .unwrap();
+    let (code, body) = env.automation(&account).await;
+    assert_eq!(code, 202);
+    env.app.drain_queue().await;
+    let request = store::get(&state.db, body["requestId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(request.status, "denied");
+    let verdict: Value = serde_json::from_str(request.verdict.as_deref().unwrap()).unwrap();
+    assert_eq!(verdict["guard"], "account_suspended", "{verdict}");
+    assert_eq!(env.group_ids(&account), removed, "nothing added");
+}
+
+#[tokio::test]
+async fn a_restore_waits_out_eventual_consistency_without_spending_attempts() {
+    // Scaled a hundredfold: the platform shows changes after 30 s (0.3 s here), reseat
+    // verifies within its default window of 60 s (0.6 s here).
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                consistency: Duration::from_millis(300),
+                ..SimConfig::default()
+            },
+            |config| {
+                config.queue = reseat::queue::QueueConfig {
+                    workers: 0,
+                    ..reseat::queue::QueueConfig::default()
+                };
+                config.restore.verify_window = Duration::from_millis(600);
+            },
+        )
+        .await;
+        assert_eq!(
+            reseat::restore::config::RestoreConfig::default().verify_window,
+            Duration::from_secs(60)
+        );
+        let account = env.staff()[0].account_id.clone();
+        let before = env.group_ids(&account);
+        env.remove_like_a_sweep(&account).await;
+        let (code, body) = env.automation(&account).await;
+        assert_eq!(code, 202);
+        let id = body["requestId"].as_str().unwrap().to_string();
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            env.app.drain_queue().await;
+            let status = env.request_status(&id).await;
+            if seen.last() != Some(&status) {
+                seen.push(status.clone());
+            }
+            if status == "restored" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, ["verifying", "restored"], "{backend}");
+        env.sim.state().settle();
+        assert_eq!(env.group_ids(&account), before, "{backend}");
+        let job = env
+            .app
+            .state
+            .queue
+            .get(
+                store::get(&env.app.state.db, &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .job_id
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.state, "done", "{backend}");
+        assert_eq!(
+            job.attempts, 1,
+            "{backend}: waiting for consistency spent no attempt"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'")
+                .await,
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_restores_over_every_channel_with_failures_and_lost_answers() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 1200,
+                ..SimConfig::default()
+            },
+            |config| config.database.max_connections = 10,
+        )
+        .await;
+        let staff: Vec<String> = env
+            .staff()
+            .into_iter()
+            .take(200)
+            .map(|u| u.account_id)
+            .collect();
+        assert_eq!(staff.len(), 200, "the seed has 200 staff");
+        let mut before = Vec::new();
+        let mut issues = Vec::new();
+        let mut links = Vec::new();
+        for (n, account) in staff.iter().enumerate() {
+            before.push(env.group_ids(account));
+            env.remove_like_a_sweep(account).await;
+            match n % 4 {
+                0 => issues.push(env.portal_request(account)),
+                3 => {
+                    let token = issue_link(&env, reseat::notify::Purpose::Restore, account).await;
+                    let url = env.app.url(&format!("/restore/{token}"));
+                    let page = env.app.client.get(&url).send().await.unwrap();
+                    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+                    let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+                    links.push((url, csrf, cookie));
+                }
+                _ => {}
+            }
+        }
+        // A fifth of the calls fail; a tenth of the changes take effect and lose their answer.
+        env.sim
+            .state()
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.2, "lose_rate": 0.1 })).unwrap(),
+            )
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..4).map(|_| poll_queue(&env, stop.clone())).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        let (mut issue, mut link) = (issues.iter(), links.iter());
+        for (n, account) in staff.iter().enumerate() {
+            let client = env.app.client.clone();
+            let url = env.app.url("");
+            let account = account.clone();
+            match n % 4 {
+                0 => {
+                    let issue = issue.next().unwrap().clone();
+                    tasks.spawn(async move {
+                        client
+                            .post(format!("{url}/hooks/jsm"))
+                            .header("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET)
+                            .json(&json!({ "issueKey": issue }))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    });
+                }
+                1 => {
+                    tasks.spawn(async move {
+                        client
+                            .post(format!("{url}/hooks/automation"))
+                            .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
+                            .json(&json!({ "accountId": account, "product": "jira-software" }))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    });
+                }
+                2 => {
+                    let body =
+                        json!({ "accountId": account, "product": "jira-software" }).to_string();
+                    tasks.spawn(async move {
+                        send_webhook(
+                            client,
+                            format!("{url}/hooks/webhook"),
+                            format!("msg_all_{n}"),
+                            body,
+                        )
+                        .await
+                        .0
+                    });
+                }
+                _ => {
+                    let (page, csrf, cookie) = link.next().unwrap().clone();
+                    tasks.spawn(async move {
+                        let status = client
+                            .post(page)
+                            .form(&[("csrf", &csrf)])
+                            .header("cookie", &cookie)
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16();
+                        // The page answers 200 whether done or still under way.
+                        if status == 200 { 202 } else { status }
+                    });
+                }
+            }
+        }
+        while let Some(answer) = tasks.join_next().await {
+            assert_eq!(answer.unwrap(), 202, "{backend}");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while tokio::time::Instant::now() < deadline {
+            let open = env
+                .count(
+                    "SELECT COUNT(*) FROM restore_requests WHERE status <> 'restored' \
+                     OR replied_at IS NULL",
+                )
+                .await;
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let open: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT channel, status, reason FROM restore_requests \
+             WHERE status <> 'restored' OR replied_at IS NULL",
+        )
+        .fetch_all(env.app.state.db.pool())
+        .await
+        .unwrap();
+        assert!(open.is_empty(), "{backend}: {open:?}");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        env.sim
+            .state()
+            .set_faults(
+                serde_json::from_value(json!({ "fail_rate": 0.0, "lose_rate": 0.0 })).unwrap(),
+            )
+            .unwrap();
+        for (sql, expected) in [
+            (
+                "SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'",
+                200,
+            ),
+            (
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
+                200,
+            ),
+            (
+                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
+                200,
+            ),
+            ("SELECT COUNT(*) FROM jobs WHERE state = 'dead'", 0),
+        ] {
+            assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
+        }
+        for (account, groups) in staff.iter().zip(&before) {
+            assert_eq!(&env.group_ids(account), groups, "{backend}: {account}");
+        }
+        for issue in &issues {
+            let request = env.sim.state().request(issue).unwrap();
+            let public = request.comments.iter().filter(|c| c.public).count();
+            assert_eq!(public, 1, "{backend}: {issue}");
+            assert_eq!(request.status, "Resolved", "{backend}: {issue}");
+        }
     }
 }

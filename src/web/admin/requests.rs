@@ -136,8 +136,23 @@ pub async fn list(
 fn admin_error(error: AdminError) -> PageError {
     match error {
         AdminError::NotFound(_) => PageError::NotFound(error.to_string()),
-        AdminError::NotOpen { .. } => PageError::BadRequest(error.to_string()),
+        AdminError::NotOpen { .. }
+        | AdminError::GroupsNotAllowed { .. }
+        | AdminError::NoProduct(_) => PageError::BadRequest(error.to_string()),
+        AdminError::Upstream(error) => PageError::Internal(error.into()),
         AdminError::Db(error) => PageError::Internal(error.into()),
+    }
+}
+
+/// A second click on a button whose first click already took effect shows the outcome
+/// rather than an error; any other refusal is an error.
+fn repeated(error: &AdminError, verb: &str) -> bool {
+    let AdminError::NotOpen { status, .. } = error else {
+        return false;
+    };
+    match verb {
+        "approve" => matches!(status.as_str(), "approved" | "verifying" | "restored"),
+        _ => status == "denied",
     }
 }
 
@@ -148,12 +163,12 @@ fn after(id: &str) -> axum::response::Response {
     Redirect::to(&format!("/admin/requests?{query}")).into_response()
 }
 
-/// Processes the request now so the admin sees the outcome; the queued job finds it done.
+/// Runs the request's job now (under the queue's lease) so the admin sees the outcome.
 async fn process_now(state: &AppState, id: &str) {
-    match tokio::time::timeout(INLINE_WAIT, worker::process(state, id, false)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::warn!(request_id = %id, %error, "the queue will retry"),
-        Err(_) => tracing::warn!(request_id = %id, "still running; the queue finishes it"),
+    match worker::run_now(state, id, INLINE_WAIT).await {
+        Ok(Some(request)) if request.is_decided() => {}
+        Ok(_) => tracing::warn!(request_id = %id, "still running; the queue finishes it"),
+        Err(error) => tracing::warn!(request_id = %id, %error, "the queue will retry"),
     }
 }
 
@@ -171,9 +186,11 @@ pub async fn approve(
         .filter(|g| !g.is_empty())
         .map(|g| GroupId::parse(g).map_err(|e| PageError::BadRequest(format!("groups: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    admin::approve(&state, &id, &form.session.admin, groups)
-        .await
-        .map_err(admin_error)?;
+    match admin::approve(&state, &id, &form.session.admin, groups).await {
+        Ok(()) => {}
+        Err(error) if repeated(&error, "approve") => {}
+        Err(error) => return Err(admin_error(error)),
+    }
     process_now(&state, &id).await;
     Ok(after(&id))
 }
@@ -190,9 +207,11 @@ pub async fn deny(
             "Tell the requester why: the reason is required.".into(),
         ));
     }
-    admin::deny(&state, &id, &form.session.admin, &reason)
-        .await
-        .map_err(admin_error)?;
+    match admin::deny(&state, &id, &form.session.admin, &reason).await {
+        Ok(()) => {}
+        Err(error) if repeated(&error, "deny") => {}
+        Err(error) => return Err(admin_error(error)),
+    }
     process_now(&state, &id).await;
     Ok(after(&id))
 }

@@ -115,6 +115,8 @@ pub struct GroupIdText(String);
         (status = 409, description = "The request is not pending or failed", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "A group named is not among the product's access groups (what reseat removed, the configured access groups, the rules' grant groups, the product's groups in Jira); nothing was changed", body = ErrorBody),
+        (status = 502, description = "The product's access groups cannot be read from Atlassian now", body = ErrorBody),
     )
 )]
 pub async fn approve(
@@ -190,6 +192,10 @@ fn admin_error(error: AdminError) -> ApiError {
     match error {
         AdminError::NotFound(id) => ApiError::NotFound(format!("no request {id:?}")),
         error @ AdminError::NotOpen { .. } => ApiError::Conflict(error.to_string()),
+        error @ (AdminError::GroupsNotAllowed { .. } | AdminError::NoProduct(_)) => {
+            ApiError::Unprocessable(error.to_string())
+        }
+        AdminError::Upstream(error) => ApiError::BadGateway(error.into()),
         AdminError::Db(error) => error.into(),
     }
 }

@@ -305,6 +305,22 @@ fn canned(request: &Recorded, _: usize) -> Reply {
                 "productAccess": [{"key": "jira-software", "id": "ari:cloud:jira::site/c1",
                     "lastActiveTimestamp": "2024-01-02T03:04:05Z"}]}], "links": {}})
         }
+        ("GET", p) if p.contains("/users/") && p.ends_with("/role-assignments") => {
+            json!({"data": [{"resourceId": "ari:cloud:jira-software::site/c1",
+                "resourceOwner": "jira-software", "roles": ["atlassian/user"],
+                "roleAssignments": [{"role": "atlassian/user",
+                    "roleAssignmentMethods": ["direct", "group_direct"]}],
+                "directoryId": "d1", "userDirectoryStatus": "active"}], "links": {}})
+        }
+        ("GET", p) if p.ends_with("/role-assignments") => {
+            json!({"data": [{"resourceId": "ari:cloud:jira-software::site/c1",
+                "resourceOwner": "jira-software", "defaultRole": "atlassian/user",
+                "roles": ["atlassian/user"]}], "links": {}})
+        }
+        ("GET", p) if p.starts_with("/admin/v2/") && p.contains("/groups/") => {
+            json!({"id": "3571b9a7-348f-414a-9087-8e1ea03a7df8", "name": "jira-software-users",
+                "managementAccess": {"deletable": true, "modifiable": true, "readable": true}})
+        }
         ("GET", p) if p.starts_with("/admin/v2/") && p.ends_with("/directories") => {
             json!({"data": [{"directoryId": "d1", "name": "Acme"}], "links": {}})
         }
@@ -388,6 +404,45 @@ async fn every_request_the_client_makes_conforms_to_the_specs() {
         .remove_from_directory(&org, &account)
         .await
         .expect("remove");
+    let resource = "ari:cloud:jira-software::site/c1";
+    let holders = admin
+        .role_holders_page(
+            &org,
+            "-",
+            &[resource.to_owned()],
+            &["atlassian/user".to_owned()],
+            None,
+        )
+        .await
+        .expect("role holders");
+    assert_eq!(holders.items[0].account_id, account);
+    let roles = admin
+        .user_role_assignments(&org, "-", &account, Some(resource))
+        .await
+        .expect("user roles");
+    assert_eq!(
+        reseat::sweep::roles::billable_roles(&roles, resource).len(),
+        1
+    );
+    admin
+        .group_role_assignments(&org, "-", group.as_str(), Some(resource))
+        .await
+        .expect("group roles");
+    assert!(
+        admin
+            .group_details(&org, "-", group.as_str())
+            .await
+            .expect("group")
+            .modifiable()
+    );
+    admin
+        .assign_role(&org, &account, "atlassian/user", resource)
+        .await
+        .expect("assign");
+    admin
+        .revoke_role(&org, &account, "atlassian/user", resource)
+        .await
+        .expect("revoke");
     jira.application_roles().await.expect("roles");
     jira.application_role(&jsw).await.expect("role");
     jira.groups_for_application(&jsw)
