@@ -2322,3 +2322,74 @@ async fn a_sweep_of_a_thousand_users_and_two_hundred_restores_with_failures_and_
         assert_eq!(issues.len(), 50, "{backend}");
     }
 }
+
+/// Log lines written while a test runs (a `tracing` subscriber at TRACE for this thread).
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_link_token_reaches_the_log_even_at_trace() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let env = env().await;
+    let account = env.staff()[0].account_id.clone();
+    env.remove_like_a_sweep(&account).await;
+    let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+    let url = env.app.url(&format!("/restore/{token}"));
+    let page = env.app.client.get(&url).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+    for _ in 0..2 {
+        // Used once, then refused as used: the refusal is logged, the token is not.
+        env.app
+            .client
+            .post(&url)
+            .form(&[("csrf", &csrf)])
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+    }
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let refused = env
+        .app
+        .client
+        .get(env.app.url(&format!("/restore/{forged}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let unrouted = env
+        .app
+        .client
+        .get(env.app.url(&format!("/no-such-page/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unrouted.status(), 404);
+    env.app.drain_queue().await;
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("/restore/{token}"), "{logged}");
+    assert!(logged.contains("link refused"), "{logged}");
+    // The token's signature is its last part; no piece of it, nor the forged one, shows.
+    let signature = token.rsplit('.').next().unwrap();
+    for secret in [token.as_str(), forged.as_str(), signature] {
+        assert!(!logged.contains(secret), "{secret} in the log");
+    }
+    assert!(!logged.contains(&csrf), "the CSRF token is not logged");
+}
