@@ -70,6 +70,11 @@ pub struct ServerConfig {
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 otherwise).
     /// Unset, it is open: keep the listen address private then.
     pub metrics_token: Option<Secret>,
+    /// Reverse proxies in front of reseat (addresses or CIDR ranges, e.g. `"10.0.0.0/8"`).
+    /// Only a request from one of them has its client address taken from
+    /// `X-Forwarded-For` (the nearest address in it that is not itself a trusted proxy);
+    /// from anywhere else the header is ignored. Empty (default): never.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -81,11 +86,32 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
             metrics_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl ServerConfig {
+    /// The validated `trusted_proxies`.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::key(
+                            "server.trusted_proxies",
+                            format!(
+                                "expected an IP address or CIDR range like \"10.0.0.0/8\", got {entry:?}"
+                            ),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// The validated listen address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| {
@@ -220,6 +246,7 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr()?;
+        self.server.trusted_proxy_nets()?;
         if let Some(url) = &self.server.public_url {
             match url::Url::parse(url) {
                 Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}

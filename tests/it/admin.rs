@@ -106,6 +106,36 @@ impl Env {
             .unwrap()
     }
 
+    /// A sign-in attempt as if from `client`, through a proxy that says so in
+    /// `X-Forwarded-For`.
+    async fn login_attempt_from(
+        &self,
+        client: &str,
+        name: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = self
+            .http
+            .get(self.app.url("/admin/login"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = set_cookie(&page, "reseat_admin_login").unwrap();
+        let csrf = hidden_csrf(&page.text().await.unwrap());
+        self.http
+            .post(self.app.url("/admin/login"))
+            .header("cookie", cookie)
+            .header("x-forwarded-for", client)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", name),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn login(&self) -> Session {
         let response = self.login_attempt("ana", PASSWORD).await;
         assert_eq!(response.status(), 303);
@@ -802,4 +832,107 @@ async fn approve_double_clicked_while_a_worker_runs_restores_once() {
             "{backend}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_removed_or_changed_admin_entry_ends_its_sessions_after_a_restart() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let mut env = env_with(db, |config| {
+            config.admin.users.push(AdminUser {
+                name: "bob".into(),
+                password_hash: reseat::web::admin::auth::hash_password("bob's password")
+                    .unwrap()
+                    .into(),
+            });
+        })
+        .await;
+        let ana = env.login().await;
+        let bob = {
+            let response = env.login_attempt("bob", "bob's password").await;
+            assert_eq!(response.status(), 303, "{backend}");
+            set_cookie(&response, "reseat_admin").unwrap()
+        };
+        assert_eq!(env.get("/admin", Some(&bob)).await.status(), 200);
+        // The file loses ana's entry and bob's password changes; the service restarts.
+        env.app = env
+            .app
+            .restart(|config| {
+                config.admin.users.retain(|user| user.name == "bob");
+                config.admin.users[0].password_hash =
+                    reseat::web::admin::auth::hash_password("bob's new password")
+                        .unwrap()
+                        .into();
+            })
+            .await;
+        for (who, cookie) in [("ana", &ana.cookie), ("bob", &bob)] {
+            let page = env.get("/admin", Some(cookie)).await;
+            assert_eq!(page.status(), 303, "{backend}: {who}'s session ended");
+            assert_eq!(page.headers()["location"], "/admin/login");
+            let form = env
+                .http
+                .post(env.app.url("/admin/requests/none/deny"))
+                .header("cookie", cookie.as_str())
+                .form(&[("csrf", ana.csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(form.status(), 401, "{backend}: {who}");
+        }
+        // Bob signs in with the new password and works again.
+        let response = env.login_attempt("bob", "bob's new password").await;
+        assert_eq!(response.status(), 303, "{backend}");
+        let cookie = set_cookie(&response, "reseat_admin").unwrap();
+        assert_eq!(env.get("/admin", Some(&cookie)).await.status(), 200);
+        assert_eq!(env.login_attempt("ana", PASSWORD).await.status(), 401);
+        env.sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn guesses_from_one_address_do_not_lock_the_admin_out_from_another() {
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.admin.login_attempts_per_minute = 3;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    for _ in 0..3 {
+        let response = env.login_attempt_from("198.51.100.1", "ana", "guess").await;
+        assert_eq!(response.status(), 401);
+    }
+    // The guesser's address is used up, the right password included…
+    let response = env
+        .login_attempt_from("198.51.100.1", "ana", PASSWORD)
+        .await;
+    assert_eq!(response.status(), 429);
+    // …and ana, from her own address, signs in.
+    let response = env
+        .login_attempt_from("203.0.113.20", "ana", PASSWORD)
+        .await;
+    assert_eq!(response.status(), 303);
+    assert!(set_cookie(&response, "reseat_admin").is_some());
+    let throttled: Vec<String> =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'admin.login_throttled'")
+            .fetch_all(env.app.state.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(throttled.len(), 1);
+    assert!(throttled[0].contains("198.51.100.1"), "{throttled:?}");
+
+    // Without trusted proxies the header is the client's own claim: ignored, so a guesser
+    // cannot buy fresh attempts by inventing addresses.
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.admin.login_attempts_per_minute = 3;
+    })
+    .await;
+    for n in 0..3 {
+        let response = env
+            .login_attempt_from(&format!("198.51.100.{n}"), "ana", "guess")
+            .await;
+        assert_eq!(response.status(), 401);
+    }
+    let response = env
+        .login_attempt_from("198.51.100.9", "ana", PASSWORD)
+        .await;
+    assert_eq!(response.status(), 429);
 }

@@ -230,6 +230,21 @@ pub fn repo_root() -> PathBuf {
 }
 
 impl TestApp {
+    /// Stops the app and starts it again on the same database with its configuration
+    /// changed by `adjust` (a restart after an admin edited the file).
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = (*self.state.config).clone();
+        adjust(&mut config);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("app task").expect("the app stops");
+        }
+        let db = std::mem::replace(&mut self._db, TestDb::sqlite());
+        spawn_configured(db, config, axum::Router::new()).await
+    }
+
     /// Runs queued jobs until none is due; returns how many ran.
     pub async fn drain_queue(&self) -> usize {
         let mut ran = 0;

@@ -66,11 +66,26 @@ impl FromRequestParts<AppState> for AdminSession {
         };
         let key = sha256_hex(&token);
         match store::session(&state.db, &key, now_ms()).await {
-            Ok(Some(row)) => Ok(AdminSession {
-                admin: row.admin,
-                csrf: row.csrf,
-                key,
-            }),
+            Ok(Some(row)) => {
+                // The entry it was made for must still be configured, unchanged.
+                let current = entry_digest(state, &row.admin);
+                let bound = match (&current, &row.entry_sha256) {
+                    (Some(current), Some(stored)) => same_secret(current, stored),
+                    _ => false,
+                };
+                if !bound {
+                    tracing::info!(admin = %row.admin, "an admin session ended: its [[admin.users]] entry was removed or changed");
+                    if let Err(error) = store::delete_session(&state.db, &key).await {
+                        tracing::warn!(%error, "cannot delete an ended admin session");
+                    }
+                    return Err(unauthenticated(&parts.method));
+                }
+                Ok(AdminSession {
+                    admin: row.admin,
+                    csrf: row.csrf,
+                    key,
+                })
+            }
             Ok(None) => Err(unauthenticated(&parts.method)),
             Err(error) => {
                 tracing::error!(%error, "cannot read an admin session");
@@ -163,21 +178,57 @@ pub fn same_secret(submitted: &str, expected: &str) -> bool {
         && bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// The client's address as the listener saw it (`unknown` without one, e.g. in-process).
+/// The client's address: the peer the listener saw (`unknown` without one, e.g.
+/// in-process), or, when that peer is one of `server.trusted_proxies`, the nearest address
+/// in `X-Forwarded-For` that is not a trusted proxy itself.
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let trusted = state.config.server.trusted_proxy_nets().unwrap_or_default();
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        Ok(ClientAddr(match peer {
+            Some(peer) => client_address(peer, &forwarded, &trusted).to_string(),
+            None => "unknown".into(),
+        }))
     }
+}
+
+/// Walks `X-Forwarded-For` from the nearest hop while the hop it came through is trusted.
+fn client_address(
+    peer: std::net::IpAddr,
+    forwarded: &[&str],
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        if !is_trusted(&client) {
+            break;
+        }
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => client = ip,
+            // A hop a trusted proxy would not write: stop at the proxy.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// Counts sign-in attempts per client address and per name.
@@ -193,7 +244,9 @@ impl LoginLimiter {
         }
     }
 
-    /// Takes one attempt for the address and the name; false when either has none left.
+    /// Takes one attempt for the address and for the name from that address; false when
+    /// either has none left. A name is never locked out everywhere: guesses from one
+    /// address do not keep its admin out from another.
     pub fn allow(&self, addr: &str, name: &str) -> bool {
         if self.limiter.len() > 10_000 {
             self.limiter.retain_recent();
@@ -201,7 +254,7 @@ impl LoginLimiter {
         let by_addr = self.limiter.check_key(&format!("addr:{addr}")).is_ok();
         let by_name = self
             .limiter
-            .check_key(&format!("name:{}", name.to_lowercase()))
+            .check_key(&format!("name:{}@{addr}", name.to_lowercase()))
             .is_ok();
         by_addr && by_name
     }
@@ -250,14 +303,37 @@ pub async fn check_password(state: &AppState, name: &str, password: &str) -> boo
 /// The hash of a random password nobody knows, with the default parameters.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0FwV3o+X3sWf8R3h0kC9E0bU6XiVvN0yYq8dZ5m9Cho";
 
-/// Starts a session for `admin`; returns the `Set-Cookie` value.
+/// The digest a session of `admin` is bound to: its configured entry (name and password
+/// hash). None when no such admin is configured.
+fn entry_digest(state: &AppState, admin: &str) -> Option<String> {
+    state
+        .config
+        .admin
+        .users
+        .iter()
+        .find(|user| user.name == admin)
+        .map(|user| sha256_hex(&format!("{}\n{}", user.name, user.password_hash.expose())))
+}
+
+/// Starts a session for `admin`; returns the `Set-Cookie` value. A session for a name with
+/// no configured entry is bound to nothing, so it never opens a page.
 pub async fn start_session(state: &AppState, admin: &str) -> Result<HeaderValue, sqlx::Error> {
     let token = random_token();
     let csrf = random_token();
     let now = now_ms();
     let ttl = state.config.admin.session_ttl;
     let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    store::create_session(&state.db, &sha256_hex(&token), admin, &csrf, now, expires).await?;
+    let entry = entry_digest(state, admin).unwrap_or_default();
+    store::create_session(
+        &state.db,
+        &sha256_hex(&token),
+        admin,
+        &entry,
+        &csrf,
+        now,
+        expires,
+    )
+    .await?;
     Ok(cookie_header(
         state,
         SESSION_COOKIE,
@@ -358,11 +434,53 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_counts_per_address_and_per_name() {
+    fn the_limiter_counts_per_address_and_per_name_from_that_address() {
         let limiter = LoginLimiter::new(2);
         assert!(limiter.allow("1.1.1.1", "ana"));
-        assert!(limiter.allow("2.2.2.2", "ana"));
-        assert!(!limiter.allow("3.3.3.3", "ana"), "the name is used up");
-        assert!(limiter.allow("3.3.3.3", "bob"));
+        assert!(limiter.allow("1.1.1.1", "ana"));
+        assert!(
+            !limiter.allow("1.1.1.1", "ana"),
+            "used up from this address"
+        );
+        assert!(!limiter.allow("1.1.1.1", "bob"), "the address is used up");
+        assert!(
+            limiter.allow("2.2.2.2", "ana"),
+            "not locked out from elsewhere"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_through_trusted_proxies() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // Straight from the internet: the header is the client's own claim, ignored.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.9")
+        );
+        // Through the proxy: the address it saw.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        // A client's forged hop before the real one is not believed.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["1.2.3.4", "198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Two trusted proxies in a row.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["198.51.100.7", "10.1.1.1"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Garbage from a trusted proxy: the proxy itself.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["not-an-ip"], &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["1.2.3.4"], &[]),
+            ip("10.0.0.5")
+        );
     }
 }

@@ -12,12 +12,15 @@ use crate::store::Db;
 pub struct SessionRow {
     pub admin: String,
     pub csrf: String,
+    /// The digest of the admin entry the session was made for.
+    pub entry_sha256: Option<String>,
 }
 
 pub async fn create_session(
     db: &Db,
     token_sha256: &str,
     admin: &str,
+    entry_sha256: &str,
     csrf: &str,
     now: i64,
     expires_at: i64,
@@ -28,14 +31,15 @@ pub async fn create_session(
         .execute(db.pool())
         .await?;
     sqlx::query(
-        "INSERT INTO admin_sessions (token_sha256, admin, csrf, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO admin_sessions (token_sha256, admin, csrf, created_at, expires_at, \
+         entry_sha256) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(token_sha256)
     .bind(admin)
     .bind(csrf)
     .bind(now)
     .bind(expires_at)
+    .bind(entry_sha256)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -47,7 +51,8 @@ pub async fn session(
     now: i64,
 ) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query_as::<Any, SessionRow>(
-        "SELECT admin, csrf FROM admin_sessions WHERE token_sha256 = $1 AND expires_at > $2",
+        "SELECT admin, csrf, entry_sha256 FROM admin_sessions WHERE token_sha256 = $1 \
+         AND expires_at > $2",
     )
     .bind(token_sha256)
     .bind(now)
