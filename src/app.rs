@@ -200,15 +200,13 @@ impl App {
             ));
         }
         let server_cancel = cancel.clone();
-        let server = tokio::spawn(async move {
-            // The peer address: the admin sign-in counts attempts per client.
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-            .await
-        });
+        let limits = crate::web::serve::ServeLimits::from_config(&state.config.server);
+        let server = tokio::spawn(crate::web::serve::serve(
+            listener,
+            router,
+            limits,
+            async move { server_cancel.cancelled().await },
+        ));
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests and jobs");
         cancel.cancel();

@@ -75,6 +75,13 @@ pub struct ServerConfig {
     /// `X-Forwarded-For` (the nearest address in it that is not itself a trusted proxy);
     /// from anywhere else the header is ignored. Empty (default): never.
     pub trusted_proxies: Vec<String>,
+    /// Connections open at once at most; more wait in the kernel's accept queue. Lowered at
+    /// start to fit the process's descriptor limit.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after connecting, or
+    /// after its previous response (keep-alive), is closed.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +94,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             metrics_token: None,
             trusted_proxies: Vec::new(),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -247,6 +256,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr()?;
         self.server.trusted_proxy_nets()?;
+        if self.server.header_read_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::key(
+                "server.header_read_timeout",
+                "must be at least 1s",
+            ));
+        }
         if let Some(url) = &self.server.public_url {
             match url::Url::parse(url) {
                 Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod serve;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -192,3 +192,79 @@ async fn metrics_behind_a_token_refuse_without_it() {
     assert!(response.text().await.unwrap().contains("reseat_queue_jobs"));
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn idle_connections_neither_shut_the_service_out_nor_stay_open() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app_with(
+        TestDb::sqlite(),
+        |config| config.server.header_read_timeout = Duration::from_secs(1),
+        axum::Router::new(),
+    )
+    .await;
+    // 500 connections that never send a byte, and 20 that trickle an unfinished request.
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: reseat\r\n")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    let client = reqwest::Client::new();
+    let health = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("/healthz answers within 1 s beside 520 idle connections")
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    // Each idle one is closed by the server once the header time is up.
+    for mut stream in idle.into_iter().step_by(26) {
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the server closes an idle connection");
+        // EOF, an error answer (408) or a reset: the descriptor is given back either way.
+        if let Ok(n) = read
+            && n > 0
+        {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        }
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_new_clients_wait_and_are_then_served() {
+    let app = spawn_app_with(
+        TestDb::sqlite(),
+        |config| {
+            config.server.max_connections = 50;
+            config.server.header_read_timeout = Duration::from_secs(1);
+        },
+        axum::Router::new(),
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    // Every slot is taken by an idle client; they time out and the waiting request is served.
+    let health = tokio::time::timeout(
+        Duration::from_secs(15),
+        reqwest::Client::new().get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("served once idle clients are closed")
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    drop(idle);
+    app.stop().await.unwrap();
+}
