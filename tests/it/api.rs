@@ -297,6 +297,7 @@ impl Env {
         }) {
             reseat::ledger::journal::journal_removed_in(
                 &mut conn,
+                self.app.state.db.now_ms(),
                 &JournalEntry {
                     account_id: account,
                     product: "jira-software",
@@ -537,9 +538,16 @@ async fn plans_and_their_items_page_with_a_cursor() {
         for _ in 0..3 {
             let id = uuid::Uuid::now_v7().to_string();
             let mut tx = db.pool().begin().await.unwrap();
-            reseat::sweep::store::create_plan_in(&mut tx, &id, "api", "acme", &json!({"n": 1}))
-                .await
-                .unwrap();
+            reseat::sweep::store::create_plan_in(
+                &mut tx,
+                db.now_ms(),
+                &id,
+                "api",
+                "acme",
+                &json!({"n": 1}),
+            )
+            .await
+            .unwrap();
             reseat::sweep::store::insert_items_in(&mut tx, &id, &items)
                 .await
                 .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reseat::queue::{
     HandlerFuture, Job, JobError, JobHandler, NewJob, Queue, QueueConfig, Worker, WorkerOutcome,
 };
-use reseat::store::{Db, time::now_ms};
+use reseat::store::Db;
 use serde_json::json;
 
 use crate::support::TestDb;
@@ -150,7 +150,7 @@ async fn not_before_and_backoff_are_honoured() {
             ..QueueConfig::default()
         };
         let queue = open(&db, config).await;
-        let later = now_ms() + 60_000;
+        let later = queue.db().now_ms() + 60_000;
         queue
             .enqueue(NewJob::new("count", json!({})).run_at(later))
             .await
@@ -165,7 +165,7 @@ async fn not_before_and_backoff_are_honoured() {
             .await
             .unwrap();
         let worker = Worker::new(queue.clone(), "w").handle("fails", Arc::new(AlwaysFails));
-        let before = now_ms();
+        let before = queue.db().now_ms();
         let WorkerOutcome::Retrying { job_id, at } = worker.run_once().await.unwrap() else {
             panic!("expected a retry");
         };
@@ -175,7 +175,7 @@ async fn not_before_and_backoff_are_honoured() {
             "backoff shorter than the base: {}",
             at - before
         );
-        assert!(at <= now_ms() + 60_000, "jitter beyond twice the base");
+        assert!(at <= queue.db().now_ms() + 60_000, "jitter beyond twice the base");
         assert_eq!(
             worker.run_once().await.unwrap(),
             WorkerOutcome::Idle,
@@ -188,7 +188,7 @@ async fn not_before_and_backoff_are_honoured() {
             .unwrap();
         let worker = Worker::new(queue.clone(), "w")
             .handle("limited", Arc::new(RateLimited(Duration::from_secs(600))));
-        let before = now_ms();
+        let before = queue.db().now_ms();
         let WorkerOutcome::Retrying { job_id, at } = worker.run_once().await.unwrap() else {
             panic!("expected a retry");
         };
