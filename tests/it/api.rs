@@ -553,7 +553,7 @@ async fn plans_and_their_items_page_with_a_cursor() {
                 .unwrap();
             tx.commit().await.unwrap();
             plan_ids.push(id);
-            tokio::time::sleep(Duration::from_millis(3)).await;
+            env.app.advance(Duration::from_millis(3));
         }
         // Newest first, two per page, then the last one.
         let (status, first) = env.get("/api/v1/plans", "/api/v1/plans?limit=2").await;
