@@ -557,6 +557,16 @@ async fn run_sweep(config: Config, args: &SweepArgs) -> Result<(), CliError> {
             sweep_plan(&state, source, out.as_deref()).await.map(|_| ())
         }
         Some(SweepCommand::Apply { plan, yes }) => sweep_apply(&state, plan.as_deref(), *yes).await,
+        // Live without --yes: make and show the plan, change nothing, say how to apply it.
+        None if !args.yes && state.config.sweep.mode == crate::sweep::config::Mode::Live => {
+            match sweep_plan(&state, &args.source, None).await {
+                Ok(plan) => {
+                    println!("  to apply it: reseat sweep apply --plan {plan} --yes");
+                    Err(crate::sweep::SweepError::NeedsConfirmation.into())
+                }
+                Err(error) => Err(error),
+            }
+        }
         None => sweep_plan_and_apply(&state, &args.source, args.yes).await,
     };
     state.db.close().await;

@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// On SIGTERM or ctrl-c, how long in-flight requests and jobs may take to finish.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 otherwise).
+    /// Unset, it is open: keep the listen address private then.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            metrics_token: None,
         }
     }
 }
@@ -345,9 +349,30 @@ impl Config {
             .to_string()
     }
 
-    /// The effective configuration as TOML, secrets redacted.
+    /// The effective configuration as TOML, secrets redacted: every secret, and the password
+    /// of every URL that carries one (`database.url` among them).
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+        let mut value = match toml::Value::try_from(self) {
+            Ok(value) => value,
+            Err(error) => return format!("# cannot render: {error}\n"),
+        };
+        redact_url_passwords(&mut value);
+        toml::to_string_pretty(&value).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+/// Replaces the password of every URL in `value` (at any depth) with the redaction marker.
+fn redact_url_passwords(value: &mut toml::Value) {
+    match value {
+        toml::Value::String(text) if text.contains("://") => {
+            let redacted = crate::store::redact_url(text);
+            if redacted != *text {
+                *text = redacted.replace("REDACTED", secret::REDACTED);
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(redact_url_passwords),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| redact_url_passwords(v)),
+        _ => {}
     }
 }
 

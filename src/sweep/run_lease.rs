@@ -105,6 +105,16 @@ pub async fn acquire(db: &Db, site: &str) -> Result<ApplyLease, SweepError> {
             return Err(busy(db, site, current.map(|(h, _)| h).unwrap_or_default()).await?);
         }
     }
+    // Any run of this site still marked `running` lost its process: only a lease holder
+    // runs, and the lease is ours now.
+    let stopped = super::store::interrupt_stopped_runs(db, site).await?;
+    if stopped > 0 {
+        tracing::warn!(
+            stopped,
+            site,
+            "apply runs whose process stopped are marked interrupted"
+        );
+    }
     let renew = {
         let (db, name, holder) = (db.clone(), name.clone(), holder.clone());
         tokio::spawn(async move {
@@ -151,7 +161,8 @@ async fn busy(db: &Db, site: &str, holder: String) -> Result<SweepError, sqlx::E
     })
 }
 
-/// The run holding the site's apply lease now, if any: (run id, holder).
+/// The run holding the site's apply lease now, if any: (run id, holder). A holder whose
+/// process is known to be gone (same host) holds nothing.
 pub async fn running(db: &Db, site: &str) -> Result<Option<(String, String)>, sqlx::Error> {
     let row: Option<String> =
         sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at >= $2")
@@ -159,5 +170,8 @@ pub async fn running(db: &Db, site: &str) -> Result<Option<(String, String)>, sq
             .bind(db.now_ms())
             .fetch_optional(db.pool())
             .await?;
-    Ok(row.map(|holder| (parse_holder(&holder).0.to_owned(), holder)))
+    Ok(row.and_then(|holder| {
+        let (run, gone) = parse_holder(&holder);
+        (!gone).then(|| (run.to_owned(), holder.clone()))
+    }))
 }

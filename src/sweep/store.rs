@@ -445,6 +445,27 @@ pub async fn finish_run(
     Ok(())
 }
 
+/// What a run left `running` by a process that stopped (`kill -9`, a crash, a lost
+/// machine) is told when the next apply takes the site's lease.
+pub const STOPPED_RUN: &str = "the process running this apply stopped before it finished \
+    (killed or crashed); what it did is recorded, and applying the plan again finishes it";
+
+/// Ends the runs of a site still marked `running`: called by the holder of the site's apply
+/// lease before it starts its own run, so none of them can still be running. Returns how
+/// many there were.
+pub async fn interrupt_stopped_runs(db: &Db, site: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sweep_runs SET status = 'interrupted', finished_at = $1, error = $2 \
+         WHERE site = $3 AND status = 'running'",
+    )
+    .bind(db.now_ms())
+    .bind(STOPPED_RUN)
+    .bind(site)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The newest warning of one account and product on a site.
 pub async fn latest_warnings_of(
     db: &Db,

@@ -165,6 +165,11 @@ async fn every_route_refuses_a_missing_or_wrong_token_and_the_document_is_public
             );
             let challenge = response.headers()["www-authenticate"].to_str().unwrap();
             assert!(challenge.starts_with("Bearer"), "{challenge}");
+            assert_eq!(
+                response.headers()["cache-control"],
+                "no-store",
+                "{method} {template}"
+            );
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["error"]["code"], "unauthorized");
             contract.check(&method.as_str().to_lowercase(), template, 401, &body);
@@ -179,6 +184,11 @@ async fn every_route_refuses_a_missing_or_wrong_token_and_the_document_is_public
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-store",
+        "an answer with admin data is never cached"
+    );
 }
 
 #[tokio::test]
@@ -721,5 +731,44 @@ async fn an_approval_naming_a_group_outside_the_products_access_groups_is_refuse
             !env.group_ids(&account)
                 .contains(&group_id(seed::GROUP_ORG_ADMINS))
         );
+    }
+}
+
+#[tokio::test]
+async fn nul_bytes_and_broken_utf8_in_the_address_get_400_on_every_backend() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let app = spawn_app_with(db, with_token, axum::Router::new()).await;
+        for path in [
+            "/api/v1/plans/%00",
+            "/api/v1/plans/abc%00def",
+            "/api/v1/requests?status=%00",
+            "/api/v1/plans/%FF%FE",
+        ] {
+            let response = app
+                .client
+                .get(app.url(path))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{backend}: {path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "bad_request", "{backend}: {path}");
+        }
+        for path in ["/admin/users?q=%00", "/restore/%00", "/admin/users?q=a+%00"] {
+            let response = app.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 400, "{backend}: {path}");
+        }
+        // The same addresses without the NUL still reach their handlers.
+        let response = app
+            .client
+            .get(app.url("/api/v1/plans/abcdef"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{backend}");
+        app.stop().await.unwrap();
     }
 }

@@ -153,10 +153,20 @@ fn config_check_redacts_secrets_from_files_and_environment() {
         .args(["config", "check"])
         .current_dir(dir.path())
         .env("RESEAT_ATLASSIAN__SITE_API_TOKEN", "token-from-env")
+        .env(
+            "RESEAT_DATABASE__URL",
+            "postgres://reseat:db-password-42@db.internal:5432/reseat",
+        )
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let printed = String::from_utf8_lossy(&output.stdout);
+    let all = format!("{printed}{}", stderr(&output));
+    assert!(!all.contains("db-password-42"), "{all}");
+    assert!(
+        printed.contains("postgres://reseat:[redacted]@db.internal:5432/reseat"),
+        "{printed}"
+    );
     assert!(
         printed.contains("admin_api_key = \"[redacted]\""),
         "{printed}"

@@ -927,6 +927,7 @@ async fn apply_killed_ten_times_at_random_points_ends_as_an_uninterrupted_run() 
         let killed = spawn_configured(db, config, axum::Router::new()).await;
         let (straight_plan, _) = plan(&straight.state).await;
         let (_, items) = plan(&killed.state).await;
+        let mut kills = 0;
         reseat::sweep::apply(&straight.state, Some(&straight_plan), &live())
             .await
             .unwrap();
@@ -953,6 +954,7 @@ async fn apply_killed_ten_times_at_random_points_ends_as_an_uninterrupted_run() 
                 () = tokio::time::sleep(at) => {
                     child.start_kill().unwrap();
                     child.wait().await.unwrap();
+                    kills += 1;
                 }
             }
         }
@@ -971,6 +973,31 @@ async fn apply_killed_ten_times_at_random_points_ends_as_an_uninterrupted_run() 
         )
         .await;
         assert_eq!(done, removals, "{backend}");
+        // No run is left `running`: each killed one was ended `interrupted`, with the reason,
+        // by the next apply to take the lease.
+        assert_eq!(
+            count(
+                &killed.state,
+                "SELECT COUNT(*) FROM sweep_runs WHERE status = 'running'"
+            )
+            .await,
+            0,
+            "{backend}"
+        );
+        let stopped: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sweep_runs WHERE status = 'interrupted' AND error = $1",
+        )
+        .bind(reseat::sweep::store::STOPPED_RUN)
+        .fetch_one(killed.state.db.pool())
+        .await
+        .unwrap();
+        assert!(stopped <= kills, "{backend}: {stopped} of {kills}");
+        if kills > 0 {
+            assert!(
+                stopped > 0,
+                "{backend}: {kills} kills, none ended interrupted"
+            );
+        }
         let (a, b) = (
             end_state(&straight_sim, &straight.state).await,
             end_state(&killed_sim, &killed.state).await,
@@ -986,5 +1013,171 @@ async fn apply_killed_ten_times_at_random_points_ends_as_an_uninterrupted_run() 
         );
         straight_sim.shutdown().await;
         killed_sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_live_sweep_without_yes_shows_its_plan_and_changes_nothing() {
+    let db = TestDb::sqlite();
+    let sim = sim(150).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&sim, &db, dir.path());
+    config.log.level = "warn".into();
+    let file = dir.path().join("reseat.toml");
+    write_config(&config, &sim, &file);
+    let app = spawn_configured(db, config, axum::Router::new()).await;
+    let before = memberships(&sim);
+    let output = reseat_cli(&file, &["sweep"]).output().await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("re-run with --yes to confirm"), "{stderr}");
+    let plan_id: String = sqlx::query_scalar("SELECT id FROM plans")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert!(stdout.contains(&format!("plan {plan_id}")), "{stdout}");
+    assert!(stdout.contains("remove"), "the plan's counts: {stdout}");
+    assert!(
+        stdout.contains(&format!("reseat sweep apply --plan {plan_id} --yes")),
+        "{stdout}"
+    );
+    assert_eq!(memberships(&sim), before, "nothing changed");
+    assert_eq!(
+        count(&app.state, "SELECT COUNT(*) FROM sweep_runs").await,
+        0
+    );
+    // The command it names applies that plan.
+    let output = reseat_cli(&file, &["sweep", "apply", "--plan", &plan_id, "--yes"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_ne!(memberships(&sim), before);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_killed_apply_shows_interrupted_and_the_next_apply_finishes_it() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sim = sim(150).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_for(&sim, &db, dir.path());
+        let file = dir.path().join("reseat.toml");
+        write_config(&config, &sim, &file);
+        config.admin.users = vec![reseat::web::config::AdminUser {
+            name: "ana".into(),
+            password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
+                .unwrap()
+                .into(),
+        }];
+        let app = spawn_configured(db, config, axum::Router::new()).await;
+        let (plan_id, items) = plan(&app.state).await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let (session, _) = sign_in(&app, &http).await;
+        let page = || async {
+            http.get(app.url(&format!("/admin/plans/{plan_id}/apply")))
+                .header("cookie", &session)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(30),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        let mut child = reseat_cli(&file, &["sweep", "apply", "--yes"])
+            .spawn()
+            .unwrap();
+        // Once it has removed something, the dashboard shows it running; then kill -9.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = count(
+                &app.state,
+                "SELECT COUNT(*) FROM plan_items WHERE state = 'done' AND decision = 'remove'",
+            )
+            .await;
+            if done > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend}: no progress"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            page()
+                .await
+                .contains(r#"<span class="status">running</span>"#),
+            "{backend}"
+        );
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        // Its row still says `running` and its lease has not expired, but its process is
+        // gone: the dashboard says interrupted, with why, and offers no "running" state.
+        let shown = page().await;
+        assert!(
+            shown.contains(r#"<span class="status">interrupted</span>"#),
+            "{backend}: {shown}"
+        );
+        assert!(shown.contains("stopped before it finished"), "{backend}");
+        sim.state()
+            .set_faults(FaultPatch {
+                latency_ms: Some(0),
+                ..FaultPatch::default()
+            })
+            .unwrap();
+        // The next apply ends the stale row, with the reason, and finishes the plan.
+        let output = reseat_cli(&file, &["sweep", "apply", "--yes"])
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{backend}");
+        let runs: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, error FROM sweep_runs ORDER BY started_at, id")
+                .fetch_all(app.state.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(runs.len(), 2, "{backend}: {runs:?}");
+        assert_eq!(runs[0].0, "interrupted", "{backend}");
+        assert_eq!(
+            runs[0].1.as_deref(),
+            Some(reseat::sweep::store::STOPPED_RUN),
+            "{backend}"
+        );
+        assert_eq!(runs[1].0, "completed", "{backend}");
+        let removals = items.iter().filter(|i| i.decision == "remove").count() as i64;
+        assert_eq!(
+            count(
+                &app.state,
+                "SELECT COUNT(*) FROM plan_items WHERE decision = 'remove' AND state = 'done'"
+            )
+            .await,
+            removals,
+            "{backend}"
+        );
+        assert!(
+            page()
+                .await
+                .contains(r#"<span class="status">completed</span>"#),
+            "{backend}"
+        );
+        sim.shutdown().await;
     }
 }

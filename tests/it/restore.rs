@@ -1963,124 +1963,209 @@ async fn a_restore_waits_out_eventual_consistency_without_spending_attempts() {
     }
 }
 
+/// Every (account, group id) membership in the simulator.
+fn memberships(sim: &SimHandle) -> std::collections::BTreeSet<(String, String)> {
+    let mut all = std::collections::BTreeSet::new();
+    for user in &sim.state().ground_truth().users {
+        if let Some(view) = sim.state().user(&user.account_id) {
+            for group in view.groups {
+                all.insert((user.account_id.clone(), group.id));
+            }
+        }
+    }
+    all
+}
+
+/// Sends one restore request for `account`'s Jira Software seat through channel `n % 4`
+/// (JSM portal, Automation, signed webhook, restore link) and returns the HTTP status
+/// (202 for a link page that answered 200) and the JSM issue it opened, if any.
+async fn ask_through_channel(env: &Env, n: usize, account: &str) -> (u16, Option<String>) {
+    let client = env.app.client.clone();
+    match n % 4 {
+        0 => {
+            let issue = env.portal_request(account);
+            let status = client
+                .post(env.app.url("/hooks/jsm"))
+                .header("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET)
+                .json(&json!({ "issueKey": issue }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            (status, Some(issue))
+        }
+        1 => {
+            let status = client
+                .post(env.app.url("/hooks/automation"))
+                .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
+                .json(&json!({ "accountId": account, "product": "jira-software" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            (status, None)
+        }
+        2 => {
+            let body = json!({ "accountId": account, "product": "jira-software" }).to_string();
+            let (status, _) = send_webhook(
+                client,
+                env.app.url("/hooks/webhook"),
+                format!("msg_all_{n}"),
+                body,
+            )
+            .await;
+            (status, None)
+        }
+        _ => {
+            let token = issue_link(env, reseat::notify::Purpose::Restore, account).await;
+            let url = env.app.url(&format!("/restore/{token}"));
+            let page = client.get(&url).send().await.unwrap();
+            let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+            let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+            let status = client
+                .post(url)
+                .form(&[("csrf", &csrf)])
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            // The page answers 200 whether done or still under way.
+            (if status == 200 { 202 } else { status }, None)
+        }
+    }
+}
+
 #[tokio::test]
-async fn two_hundred_concurrent_restores_over_every_channel_with_failures_and_lost_answers() {
+async fn a_sweep_of_a_thousand_users_and_two_hundred_restores_with_failures_and_lost_answers() {
     for db in TestDb::all().await {
         let backend = db.backend_name();
         let env = env_with(
             db,
             SimConfig {
-                users: 1200,
+                users: 1000,
                 ..SimConfig::default()
             },
-            |config| config.database.max_connections = 10,
+            |config| {
+                config.database.max_connections = 10;
+                config.sweep.ladder.warn = false;
+                config.atlassian.admin.requests_per_second = 1000;
+                config.atlassian.admin.concurrency = 8;
+                // A fifth of the calls fail: enough attempts that no single call runs out.
+                config.atlassian.retry.max_attempts = 12;
+            },
         )
         .await;
-        let staff: Vec<String> = env
-            .staff()
-            .into_iter()
-            .take(200)
-            .map(|u| u.account_id)
-            .collect();
-        assert_eq!(staff.len(), 200, "the seed has 200 staff");
-        let mut before = Vec::new();
-        let mut issues = Vec::new();
-        let mut links = Vec::new();
-        for (n, account) in staff.iter().enumerate() {
-            before.push(env.group_ids(account));
-            env.remove_like_a_sweep(account).await;
-            match n % 4 {
-                0 => issues.push(env.portal_request(account)),
-                3 => {
-                    let token = issue_link(&env, reseat::notify::Purpose::Restore, account).await;
-                    let url = env.app.url(&format!("/restore/{token}"));
-                    let page = env.app.client.get(&url).send().await.unwrap();
-                    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
-                    let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
-                    links.push((url, csrf, cookie));
-                }
-                _ => {}
-            }
-        }
-        // A fifth of the calls fail; a tenth of the changes take effect and lose their answer.
+        let before = memberships(&env.sim);
+        // A fifth of the calls fail; a tenth of the changes take effect and lose their
+        // answer: from the plan on, for the sweep and the restores alike.
         env.sim
             .state()
             .set_faults(
                 serde_json::from_value(json!({ "fail_rate": 0.2, "lose_rate": 0.1 })).unwrap(),
             )
             .unwrap();
+        let state = env.app.state.clone();
+        let planned = reseat::sweep::plan(
+            &state,
+            &[reseat::sweep::Source::Api],
+            chrono::Utc::now(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+        let items = reseat::sweep::store::items(&state.db, &planned.plan_id)
+            .await
+            .unwrap();
+        // The staff whose Jira Software seat the sweep takes: the demo's rules give it
+        // straight back to them.
+        let truth = env.sim.state().ground_truth();
+        let askers: Vec<String> = items
+            .iter()
+            .filter(|i| i.decision == "remove" && i.product == "jira-software")
+            .filter(|i| {
+                truth.users.iter().any(|u| {
+                    u.account_id == i.account_id
+                        && u.account_type == reseat::sim::AccountType::Atlassian
+                        && u.account_status == reseat::sim::AccountStatus::Active
+                        && !u.suspended
+                        && !u.offboarded
+                        && u.email
+                            .as_deref()
+                            .is_some_and(|e| e.ends_with(seed::MANAGED_DOMAIN))
+                        && !u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+                })
+            })
+            .map(|i| i.account_id.clone())
+            .take(200)
+            .collect();
+        assert_eq!(
+            askers.len(),
+            200,
+            "{backend}: the seed has 200 idle staff seats"
+        );
+
+        // The queue runs throughout; the apply runs while the requests come in.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let workers: Vec<_> = (0..4).map(|_| poll_queue(&env, stop.clone())).collect();
-        let mut tasks = tokio::task::JoinSet::new();
-        let (mut issue, mut link) = (issues.iter(), links.iter());
-        for (n, account) in staff.iter().enumerate() {
-            let client = env.app.client.clone();
-            let url = env.app.url("");
-            let account = account.clone();
-            match n % 4 {
-                0 => {
-                    let issue = issue.next().unwrap().clone();
-                    tasks.spawn(async move {
-                        client
-                            .post(format!("{url}/hooks/jsm"))
-                            .header("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET)
-                            .json(&json!({ "issueKey": issue }))
-                            .send()
-                            .await
-                            .unwrap()
-                            .status()
-                            .as_u16()
-                    });
-                }
-                1 => {
-                    tasks.spawn(async move {
-                        client
-                            .post(format!("{url}/hooks/automation"))
-                            .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
-                            .json(&json!({ "accountId": account, "product": "jira-software" }))
-                            .send()
-                            .await
-                            .unwrap()
-                            .status()
-                            .as_u16()
-                    });
-                }
-                2 => {
-                    let body =
-                        json!({ "accountId": account, "product": "jira-software" }).to_string();
-                    tasks.spawn(async move {
-                        send_webhook(
-                            client,
-                            format!("{url}/hooks/webhook"),
-                            format!("msg_all_{n}"),
-                            body,
-                        )
-                        .await
-                        .0
-                    });
-                }
-                _ => {
-                    let (page, csrf, cookie) = link.next().unwrap().clone();
-                    tasks.spawn(async move {
-                        let status = client
-                            .post(page)
-                            .form(&[("csrf", &csrf)])
-                            .header("cookie", &cookie)
-                            .send()
-                            .await
-                            .unwrap()
-                            .status()
-                            .as_u16();
-                        // The page answers 200 whether done or still under way.
-                        if status == 200 { 202 } else { status }
-                    });
+        let apply = {
+            let (state, plan_id) = (state.clone(), planned.plan_id.clone());
+            tokio::spawn(async move {
+                let options = reseat::sweep::ApplyOptions {
+                    confirmed: true,
+                    ..Default::default()
+                };
+                reseat::sweep::apply(&state, Some(&plan_id), &options).await
+            })
+        };
+        // Each staff member asks once the sweep has taken their seat, through the four
+        // channels in turn, while the sweep goes on with the others.
+        let mut issues = Vec::new();
+        let mut asked = std::collections::BTreeSet::new();
+        let mut during_apply = 0;
+        let mut requests = tokio::task::JoinSet::new();
+        let env = std::sync::Arc::new(env);
+        while asked.len() < askers.len() {
+            let removed: Vec<String> = sqlx::query_scalar(
+                "SELECT account_id FROM plan_items WHERE plan_id = $1 \
+                 AND product = 'jira-software' AND state = 'done'",
+            )
+            .bind(&planned.plan_id)
+            .fetch_all(state.db.pool())
+            .await
+            .unwrap();
+            let running = !apply.is_finished();
+            for account in removed {
+                if askers.contains(&account) && asked.insert(account.clone()) {
+                    let n = asked.len();
+                    if running {
+                        during_apply += 1;
+                    }
+                    let env = env.clone();
+                    requests.spawn(async move { ask_through_channel(&env, n, &account).await });
                 }
             }
+            if !running && asked.len() < askers.len() {
+                let missing: Vec<_> = askers.iter().filter(|a| !asked.contains(*a)).collect();
+                panic!("{backend}: the apply ended without removing {missing:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        while let Some(answer) = tasks.join_next().await {
-            assert_eq!(answer.unwrap(), 202, "{backend}");
+        while let Some(answer) = requests.join_next().await {
+            let (status, issue) = answer.unwrap();
+            assert_eq!(status, 202, "{backend}");
+            issues.extend(issue);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let report = apply.await.unwrap().unwrap();
+        assert_eq!(report.failed, 0, "{backend}: {report:?}");
+        assert!(
+            during_apply > 0,
+            "{backend}: some requests came in while the sweep was removing"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         while tokio::time::Instant::now() < deadline {
             let open = env
                 .count(
@@ -2093,14 +2178,6 @@ async fn two_hundred_concurrent_restores_over_every_channel_with_failures_and_lo
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let open: Vec<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT channel, status, reason FROM restore_requests \
-             WHERE status <> 'restored' OR replied_at IS NULL",
-        )
-        .fetch_all(env.app.state.db.pool())
-        .await
-        .unwrap();
-        assert!(open.is_empty(), "{backend}: {open:?}");
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for worker in workers {
             worker.await.unwrap();
@@ -2111,31 +2188,209 @@ async fn two_hundred_concurrent_restores_over_every_channel_with_failures_and_lo
                 serde_json::from_value(json!({ "fail_rate": 0.0, "lose_rate": 0.0 })).unwrap(),
             )
             .unwrap();
+        let lost = env
+            .sim
+            .state()
+            .log()
+            .iter()
+            .filter(|e| e.fault == Some(reseat::sim::FaultKind::Lost))
+            .count();
+        assert!(lost > 0, "{backend}: some answers were lost");
+
+        // Every request is restored and answered.
+        let open: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT channel, status, reason FROM restore_requests \
+             WHERE status <> 'restored' OR replied_at IS NULL",
+        )
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+        assert!(open.is_empty(), "{backend}: {open:?}");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests").await,
+            200,
+            "{backend}"
+        );
+
+        // The simulator's end state: the plan's removals are gone, except the seats given
+        // back; nothing else changed.
+        let asked_set: std::collections::BTreeSet<&String> = askers.iter().collect();
+        let mut expected = before.clone();
+        let mut removed_seats = 0;
+        for item in items.iter().filter(|i| i.decision == "remove") {
+            let groups: Vec<Value> = serde_json::from_str(&item.access_groups).unwrap();
+            let given_back =
+                item.product == "jira-software" && asked_set.contains(&item.account_id);
+            let mut took = false;
+            for group in &groups {
+                let key = (
+                    item.account_id.clone(),
+                    group["id"].as_str().unwrap().to_owned(),
+                );
+                if before.contains(&key) && !given_back {
+                    expected.remove(&key);
+                    took = true;
+                }
+            }
+            removed_seats += usize::from(took || given_back);
+            // No removal is unrestorable: the ledger holds exactly what is still taken.
+            let taken: Vec<String> = reseat::ledger::taken_groups(
+                &state.db,
+                &item.account_id,
+                &item.product,
+                state.site(),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.id.to_string())
+            .collect();
+            let mut want: Vec<String> = if given_back {
+                Vec::new()
+            } else {
+                groups
+                    .iter()
+                    .map(|g| g["id"].as_str().unwrap().to_owned())
+                    .filter(|id| before.contains(&(item.account_id.clone(), id.clone())))
+                    .collect()
+            };
+            want.sort();
+            let mut taken = taken;
+            taken.sort();
+            assert_eq!(
+                taken, want,
+                "{backend}: {} {}",
+                item.account_id, item.product
+            );
+        }
+        assert_eq!(memberships(&env.sim), expected, "{backend}: the end state");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM journal WHERE action = 'not_member'")
+                .await,
+            0,
+            "{backend}"
+        );
+
+        // No duplicate email: one removal notice per seat taken, one confirmation per
+        // request, never two of a kind for one seat.
+        let removal_notices = env
+            .count("SELECT COUNT(*) FROM email_outbox WHERE template = 'removal'")
+            .await
+            + env
+                .count("SELECT COUNT(*) FROM audit_log WHERE action = 'sweep.removal_notice'")
+                .await;
+        assert_eq!(removal_notices as usize, removed_seats, "{backend}");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'")
+                .await,
+            200,
+            "{backend}"
+        );
+        assert_eq!(
+            env.count(
+                "SELECT COUNT(*) FROM (SELECT account_id, product, template FROM email_outbox \
+                 GROUP BY account_id, product, template HAVING COUNT(*) > 1) AS twice"
+            )
+            .await,
+            0,
+            "{backend}: no duplicate email"
+        );
+        // The confirmation never comes before the removal notice.
+        let out_of_order = env
+            .count(
+                "SELECT COUNT(*) FROM email_outbox r JOIN email_outbox x \
+                 ON r.account_id = x.account_id AND r.product = x.product \
+                 WHERE r.template = 'removal' AND x.template = 'restored' AND x.id < r.id",
+            )
+            .await;
+        assert_eq!(out_of_order, 0, "{backend}");
         for (sql, expected) in [
             (
-                "SELECT COUNT(*) FROM restore_requests WHERE status = 'restored'",
-                200,
-            ),
-            (
                 "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.groups_added'",
-                200,
-            ),
-            (
-                "SELECT COUNT(*) FROM email_outbox WHERE template = 'restored'",
                 200,
             ),
             ("SELECT COUNT(*) FROM jobs WHERE state = 'dead'", 0),
         ] {
             assert_eq!(env.count(sql).await, expected, "{backend}: {sql}");
         }
-        for (account, groups) in staff.iter().zip(&before) {
-            assert_eq!(&env.group_ids(account), groups, "{backend}: {account}");
-        }
+        // No duplicate comment: each JSM request has one public reply and is resolved.
         for issue in &issues {
             let request = env.sim.state().request(issue).unwrap();
             let public = request.comments.iter().filter(|c| c.public).count();
             assert_eq!(public, 1, "{backend}: {issue}");
             assert_eq!(request.status, "Resolved", "{backend}: {issue}");
         }
+        assert_eq!(issues.len(), 50, "{backend}");
     }
+}
+
+/// Log lines written while a test runs (a `tracing` subscriber at TRACE for this thread).
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_link_token_reaches_the_log_even_at_trace() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let env = env().await;
+    let account = env.staff()[0].account_id.clone();
+    env.remove_like_a_sweep(&account).await;
+    let token = issue_link(&env, reseat::notify::Purpose::Restore, &account).await;
+    let url = env.app.url(&format!("/restore/{token}"));
+    let page = env.app.client.get(&url).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    let (csrf, cookie) = csrf_of(&page.text().await.unwrap(), &cookie);
+    for _ in 0..2 {
+        // Used once, then refused as used: the refusal is logged, the token is not.
+        env.app
+            .client
+            .post(&url)
+            .form(&[("csrf", &csrf)])
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+    }
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let refused = env
+        .app
+        .client
+        .get(env.app.url(&format!("/restore/{forged}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let unrouted = env
+        .app
+        .client
+        .get(env.app.url(&format!("/no-such-page/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unrouted.status(), 404);
+    env.app.drain_queue().await;
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("/restore/{token}"), "{logged}");
+    assert!(logged.contains("link refused"), "{logged}");
+    // The token's signature is its last part; no piece of it, nor the forged one, shows.
+    let signature = token.rsplit('.').next().unwrap();
+    for secret in [token.as_str(), forged.as_str(), signature] {
+        assert!(!logged.contains(secret), "{secret} in the log");
+    }
+    assert!(!logged.contains(&csrf), "the CSRF token is not logged");
 }

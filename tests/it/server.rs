@@ -157,3 +157,38 @@ fn serve_in_an_empty_directory_creates_the_database_and_exits_0_on_sigterm() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "SIGTERM is a clean exit");
 }
+
+#[tokio::test]
+async fn metrics_behind_a_token_refuse_without_it() {
+    let app = crate::support::spawn_app_with(
+        crate::support::TestDb::sqlite(),
+        |config| config.server.metrics_token = Some("metrics-token-0123".into()),
+        axum::Router::new(),
+    )
+    .await;
+    for authorization in [None, Some("Bearer wrong"), Some("Basic metrics-token-0123")] {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{authorization:?}");
+        assert!(
+            !response
+                .text()
+                .await
+                .unwrap()
+                .contains("reseat_http_requests_total")
+        );
+    }
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-token-0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("reseat_queue_jobs"));
+    app.stop().await.unwrap();
+}

@@ -392,6 +392,15 @@ async fn progress_of(
         None => None,
     };
     let run = crate::sweep::store::latest_run_of(&state.db, plan_id).await?;
+    let holder = crate::sweep::run_lease::running(&state.db, state.site()).await?;
+    // A run marked `running` that no longer holds the site's lease lost its process.
+    let run = run.map(|mut run| {
+        if run.status == "running" && holder.as_ref().is_none_or(|(id, _)| *id != run.id) {
+            run.status = "interrupted".into();
+            run.error = Some(crate::sweep::store::STOPPED_RUN.into());
+        }
+        run
+    });
     let run = run.filter(|run| {
         job.as_ref()
             .is_none_or(|job| run.started_at >= job.created_at)

@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     }));
     routes
         .route_layer(middleware::from_fn_with_state(state, auth::require_token))
+        // Answers carry personal data and admin state: never cached, by a browser or a proxy.
+        .layer(middleware::map_response(no_store))
         .route(
             OPENAPI_PATH,
             get(move || {
@@ -96,6 +98,14 @@ pub fn router(state: AppState) -> Router<AppState> {
                 }
             }),
         )
+}
+
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// What every operation shares, added in one place: the bearer scheme, and the 401 and 500
