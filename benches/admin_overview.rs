@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use reseat::app::AppState;
 use reseat::config::Config;
-use reseat::store::time::now_ms;
 use reseat::sweep::store::{NewItem, create_plan_in, insert_items_in};
 
 const DAY: i64 = 86_400_000;
@@ -59,12 +58,13 @@ async fn insert_rows(
 }
 
 async fn seed(state: &AppState, users: usize) {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let site = state.site().to_string();
     let products = ["jira-software", "confluence", "jira-service-desk"];
     let mut conn = state.db.pool().acquire().await.unwrap();
     create_plan_in(
         &mut conn,
+        now,
         "bench-plan",
         "api",
         &site,

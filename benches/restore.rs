@@ -185,6 +185,7 @@ impl Env {
                 }
                 reseat::ledger::journal::journal_removed_in(
                     &mut tx,
+                    self.state.db.now_ms(),
                     &JournalEntry {
                         account_id: account,
                         product: "jira-software",

@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::notify::Notify;
 use crate::queue::{Queue, Worker};
-use crate::store::{Db, StoreError};
+use crate::store::{Clock, Db, StoreError};
 
 /// Everything a request handler or job may need, passed explicitly.
 #[derive(Clone)]
@@ -32,8 +32,13 @@ pub struct AppState {
 impl AppState {
     /// The state without a server: for one-shot commands (`reseat sweep`) and tests.
     pub async fn open(config: Config) -> Result<AppState, StartError> {
+        AppState::open_with_clock(config, Clock::system()).await
+    }
+
+    /// Like [`AppState::open`], reading time from `clock` (tests pass a test clock).
+    pub async fn open_with_clock(config: Config, clock: Clock) -> Result<AppState, StartError> {
         let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
-        let db = open_store(&config).await?;
+        let db = open_store(&config).await?.with_clock(clock);
         let queue = Queue::new(db.clone(), config.queue.clone());
         let notify = Notify::from_config(&config, queue.clone())?;
         Ok(AppState {
@@ -54,6 +59,11 @@ impl AppState {
             .as_deref()
             .or(atlassian.cloud_id.as_deref())
             .unwrap_or("default")
+    }
+
+    /// The clock every stored timestamp and expiry is read from (the database handle's).
+    pub fn clock(&self) -> &Clock {
+        self.db.clock()
     }
 }
 
@@ -98,9 +108,19 @@ impl App {
 
     /// Like [`App::build`], with extra routes merged into the router (tests use this).
     pub async fn build_with(config: Config, extra: Router<AppState>) -> Result<App, StartError> {
+        App::build_with_clock(config, extra, Clock::system()).await
+    }
+
+    /// Like [`App::build_with`], reading time from `clock`: tests pass a
+    /// [`TestClock`](crate::store::TestClock)'s to make time pass without waiting.
+    pub async fn build_with_clock(
+        config: Config,
+        extra: Router<AppState>,
+        clock: Clock,
+    ) -> Result<App, StartError> {
         let addr = config.server.listen_addr()?;
         let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
-        let db = open_store(&config).await?;
+        let db = open_store(&config).await?.with_clock(clock);
         let metrics = Metrics::new();
         let queue = Queue::new(db.clone(), config.queue.clone());
         let notify = Notify::from_config(&config, queue.clone())?;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::{Any, AnyConnection, FromRow};
 
-use crate::store::{Db, time::now_ms};
+use crate::store::Db;
 
 /// One audit entry to write.
 #[derive(Debug, Clone)]
@@ -30,13 +30,18 @@ pub struct Record {
     pub details: String,
 }
 
-/// Writes an entry inside the caller's transaction.
-pub async fn record_in(conn: &mut AnyConnection, entry: Entry<'_>) -> Result<(), sqlx::Error> {
+/// Writes an entry inside the caller's transaction, dated `now` (UTC ms, from the app's
+/// clock).
+pub async fn record_in(
+    conn: &mut AnyConnection,
+    now: i64,
+    entry: Entry<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor, action, account_id, product, details) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(now_ms())
+    .bind(now)
     .bind(entry.actor)
     .bind(entry.action)
     .bind(entry.account_id)
@@ -50,7 +55,7 @@ pub async fn record_in(conn: &mut AnyConnection, entry: Entry<'_>) -> Result<(),
 /// Writes an entry on its own.
 pub async fn record(db: &Db, entry: Entry<'_>) -> Result<(), sqlx::Error> {
     let mut conn = db.pool().acquire().await?;
-    record_in(&mut conn, entry).await
+    record_in(&mut conn, db.now_ms(), entry).await
 }
 
 /// Entries for one account, oldest first, or every entry with `account` None (newest last).

@@ -451,7 +451,7 @@ async fn sweep_plan(
 ) -> Result<String, CliError> {
     let sources = parse_sources(sources)?;
     let bar = progress();
-    let planned = crate::sweep::plan(state, &sources, chrono::Utc::now(), &bar).await;
+    let planned = crate::sweep::plan(state, &sources, state.clock().now(), &bar).await;
     bar.finish_and_clear();
     let planned = planned?;
     println!("plan {}", planned.plan_id);

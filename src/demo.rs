@@ -221,7 +221,7 @@ pub async fn run(
 
 /// Plans and applies once, live, and says what happened and where to click.
 async fn first_sweep(state: &crate::app::AppState) -> Result<String, crate::sweep::SweepError> {
-    let now = chrono::Utc::now();
+    let now = state.clock().now();
     let hidden = indicatif::ProgressBar::hidden();
     let planned = crate::sweep::plan(state, &[crate::sweep::Source::Api], now, &hidden).await?;
     let options = crate::sweep::ApplyOptions {

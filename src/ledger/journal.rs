@@ -25,10 +25,7 @@ use sqlx::{Any, AnyConnection, FromRow};
 
 use crate::atlassian::GroupId;
 use crate::restore::rules::GroupFact;
-use crate::store::{
-    Db,
-    time::{now_ms, to_ms},
-};
+use crate::store::{Db, time::to_ms};
 
 /// One journal row to write.
 #[derive(Debug, Clone)]
@@ -90,9 +87,10 @@ pub enum Recorded {
 /// caller commits it before sending. Safe to repeat (one row per membership and run).
 pub async fn begin_removal_in(
     conn: &mut AnyConnection,
+    now: i64,
     entry: &JournalEntry<'_>,
 ) -> Result<RemovalIntent, sqlx::Error> {
-    let fresh = insert_in(conn, "removing", entry).await?;
+    let fresh = insert_in(conn, now, "removing", entry).await?;
     if !fresh {
         return Ok(RemovalIntent { first_send: false });
     }
@@ -121,6 +119,7 @@ pub async fn begin_removal_in(
 /// for when "not a member" is `not_member`). Safe to repeat.
 pub async fn removal_answered_in(
     conn: &mut AnyConnection,
+    now: i64,
     entry: &JournalEntry<'_>,
     intent: RemovalIntent,
     answer: RemovalAnswer,
@@ -131,11 +130,11 @@ pub async fn removal_answered_in(
                 reason: "not a member when the sweep removed it",
                 ..entry.clone()
             };
-            insert_in(conn, "not_member", &entry).await?;
+            insert_in(conn, now, "not_member", &entry).await?;
             Ok(Recorded::NotMember)
         }
         _ => {
-            insert_in(conn, "removed", entry).await?;
+            insert_in(conn, now, "removed", entry).await?;
             Ok(Recorded::Removed)
         }
     }
@@ -144,13 +143,15 @@ pub async fn removal_answered_in(
 /// Records a membership reseat gave back (once per group and request).
 pub async fn journal_restored_in(
     conn: &mut AnyConnection,
+    now: i64,
     entry: &JournalEntry<'_>,
 ) -> Result<(), sqlx::Error> {
-    insert_in(conn, "restored", entry).await.map(drop)
+    insert_in(conn, now, "restored", entry).await.map(drop)
 }
 
 async fn insert_in(
     conn: &mut AnyConnection,
+    now: i64,
     action: &str,
     entry: &JournalEntry<'_>,
 ) -> Result<bool, sqlx::Error> {
@@ -168,7 +169,7 @@ async fn insert_in(
     .bind(entry.run_id)
     .bind(entry.request_id)
     .bind(entry.reason)
-    .bind(now_ms())
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -332,9 +333,10 @@ pub async fn reclaimed_per_product(
 /// Returns false when the row was already there.
 pub async fn journal_removed_in(
     conn: &mut AnyConnection,
+    now: i64,
     entry: &JournalEntry<'_>,
 ) -> Result<bool, sqlx::Error> {
-    insert_in(conn, "removed", entry).await
+    insert_in(conn, now, "removed", entry).await
 }
 
 /// Seats (account, product, site) reseat gave something back to since `since` (UTC ms).

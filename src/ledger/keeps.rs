@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 
 use crate::store::{
     Db,
-    time::{from_ms, now_ms, to_ms},
+    time::{from_ms, to_ms},
 };
 
 /// Records "keep my access" for a product until `until` (the restore side calls this).
@@ -22,12 +22,22 @@ pub async fn add_keep(
     source: &str,
 ) -> Result<(), sqlx::Error> {
     let mut conn = db.pool().acquire().await?;
-    add_keep_in(&mut conn, account_id, product, site, until, source).await
+    add_keep_in(
+        &mut conn,
+        db.now_ms(),
+        account_id,
+        product,
+        site,
+        until,
+        source,
+    )
+    .await
 }
 
-/// The same inside the caller's transaction.
+/// The same inside the caller's transaction, recorded at `now` (UTC ms).
 pub async fn add_keep_in(
     conn: &mut AnyConnection,
+    now: i64,
     account_id: &str,
     product: &str,
     site: &str,
@@ -43,7 +53,7 @@ pub async fn add_keep_in(
     .bind(site)
     .bind(to_ms(until))
     .bind(source)
-    .bind(now_ms())
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())

@@ -5,7 +5,6 @@
 use sqlx::AnyConnection;
 
 use crate::store::Db;
-use crate::store::time::now_ms;
 
 /// One role-journal row.
 #[derive(Debug, Clone)]
@@ -32,21 +31,24 @@ pub struct TakenRole {
 /// resumed item).
 pub async fn journal_revoked_in(
     conn: &mut AnyConnection,
+    now: i64,
     entry: &RoleEntry<'_>,
 ) -> Result<bool, sqlx::Error> {
-    insert(conn, "revoked", entry).await
+    insert(conn, now, "revoked", entry).await
 }
 
 /// Journals a re-grant made by a restore (once per role and request).
 pub async fn journal_restored_in(
     conn: &mut AnyConnection,
+    now: i64,
     entry: &RoleEntry<'_>,
 ) -> Result<bool, sqlx::Error> {
-    insert(conn, "restored", entry).await
+    insert(conn, now, "restored", entry).await
 }
 
 async fn insert(
     conn: &mut AnyConnection,
+    now: i64,
     action: &str,
     entry: &RoleEntry<'_>,
 ) -> Result<bool, sqlx::Error> {
@@ -64,7 +66,7 @@ async fn insert(
     .bind(entry.run_id)
     .bind(entry.request_id)
     .bind(entry.reason)
-    .bind(now_ms())
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

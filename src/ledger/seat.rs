@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use crate::store::{Db, lease, time::now_ms};
+use crate::store::{Db, lease};
 
 /// How long a claim lasts unless given up first (a holder that dies frees it after this).
 pub const CLAIM_TTL: Duration = Duration::from_secs(600);
@@ -95,6 +95,8 @@ pub struct SeatBusy {
     pub holder: String,
     /// When the claim expires at the latest (UTC ms).
     pub expires_at: i64,
+    /// When the claim was refused (UTC ms, from the database handle's clock).
+    pub refused_at: i64,
 }
 
 impl SeatBusy {
@@ -105,7 +107,7 @@ impl SeatBusy {
 
     /// A fair wait before asking again: a second, or the claim's expiry if sooner.
     pub fn retry_in(&self) -> Duration {
-        let left = u64::try_from(self.expires_at - now_ms()).unwrap_or(0);
+        let left = u64::try_from(self.expires_at - self.refused_at).unwrap_or(0);
         Duration::from_millis(left.clamp(50, 1_000))
     }
 }
@@ -131,7 +133,11 @@ pub async fn try_claim(
             .fetch_optional(db.pool())
             .await?;
     match current {
-        Some((holder, expires_at)) => Ok(Err(SeatBusy { holder, expires_at })),
+        Some((holder, expires_at)) => Ok(Err(SeatBusy {
+            holder,
+            expires_at,
+            refused_at: db.now_ms(),
+        })),
         // Given up between the two statements: try once more.
         None => Box::pin(try_claim(db, seat, holder, ttl)).await,
     }

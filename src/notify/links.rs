@@ -20,6 +20,7 @@ use sha2::Sha256;
 use sqlx::{Any, AnyConnection};
 
 use super::config::LinkConfig;
+use crate::store::Clock;
 use crate::store::time::to_ms;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -228,6 +229,8 @@ pub struct LinkSigner {
     base_url: Arc<str>,
     restore_ttl: std::time::Duration,
     keep_ttl: std::time::Duration,
+    /// Stamps `issued_at` on the links it records.
+    clock: Clock,
 }
 
 impl LinkSigner {
@@ -239,7 +242,13 @@ impl LinkSigner {
             base_url: base_url.trim_end_matches('/').into(),
             restore_ttl: defaults.restore_ttl,
             keep_ttl: defaults.keep_ttl,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same signer, recording issue times from `clock` (the app's).
+    pub fn with_clock(self, clock: Clock) -> LinkSigner {
+        LinkSigner { clock, ..self }
     }
 
     pub fn from_config(links: &LinkConfig, base_url: &str) -> LinkSigner {
@@ -342,7 +351,7 @@ impl LinkSigner {
         .bind(&claims.product)
         .bind(&claims.site)
         .bind(&key_id)
-        .bind(crate::store::time::now_ms())
+        .bind(self.clock.now_ms())
         .bind(claims.expires_at)
         .execute(&mut *conn)
         .await?;

@@ -40,6 +40,7 @@ pub struct Notify {
 impl Notify {
     /// Builds the outbox, link signer and sender from a validated configuration.
     pub fn from_config(config: &Config, queue: Queue) -> Result<Notify, ConfigError> {
+        let clock = queue.db().clock().clone();
         let outbox = Outbox::from_config(queue, &config.mail);
         let sender = SendMail::new(
             outbox.clone(),
@@ -48,7 +49,7 @@ impl Notify {
         );
         Ok(Notify {
             outbox,
-            links: LinkSigner::from_config(&config.links, &config.public_url()),
+            links: LinkSigner::from_config(&config.links, &config.public_url()).with_clock(clock),
             sender,
         })
     }

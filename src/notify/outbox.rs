@@ -18,7 +18,6 @@ use super::config::MailConfig;
 use super::templates::{Branding, Email, Rendered};
 use super::transport::{Envelope, Headers, Mailer, SendError};
 use crate::queue::{HandlerFuture, Job, JobError, JobHandler, NewJob, Queue};
-use crate::store::time::now_ms;
 
 /// The job kind that sends one outbox message.
 pub const SEND_JOB: &str = "mail.send";
@@ -191,7 +190,7 @@ impl Outbox {
         conn: &mut AnyConnection,
         message: Message,
     ) -> Result<Enqueued, sqlx::Error> {
-        let now = now_ms();
+        let now = self.queue.db().now_ms();
         let address_ok = message.to.parse::<lettre::message::Mailbox>().is_ok();
         let (template, subject, text, html, problem) = match message.body {
             Ok(rendered) => {
@@ -282,7 +281,7 @@ impl Outbox {
     /// Puts an undelivered message back in the queue (after an admin fixed the cause).
     /// False when it was not undelivered.
     pub async fn retry(&self, id: OutboxId) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.queue.db().now_ms();
         let mut tx = self.queue.db().pool().begin().await?;
         let updated = sqlx::query::<Any>(
             "UPDATE email_outbox SET status = 'queued', updated_at = $1 \
@@ -333,7 +332,7 @@ impl Outbox {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        let now = now_ms();
+        let now = self.queue.db().now_ms();
         let sent_at = (status == "sent").then_some(now);
         sqlx::query::<Any>(
             "UPDATE email_outbox SET status = $1, last_error = $2, updated_at = $3, \
@@ -443,7 +442,7 @@ impl SendMail {
                         "UPDATE email_outbox SET last_error = $1, updated_at = $2 WHERE id = $3",
                     )
                     .bind(&error)
-                    .bind(now_ms())
+                    .bind(self.outbox.queue.db().now_ms())
                     .bind(entry.id)
                     .execute(self.outbox.queue.db().pool())
                     .await

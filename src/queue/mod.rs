@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, FromRow};
 
-use crate::store::{Backend, Db, time::now_ms};
+use crate::store::{Backend, Db};
 
 pub mod worker;
 
@@ -173,7 +173,7 @@ impl Queue {
         conn: &mut AnyConnection,
         job: NewJob,
     ) -> Result<i64, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let max_attempts = i64::from(job.max_attempts.unwrap_or(self.config.max_attempts).max(1));
         let payload = job.payload.to_string();
         // `ON CONFLICT DO NOTHING` keeps a surrounding PostgreSQL transaction usable when the
@@ -205,7 +205,7 @@ impl Queue {
 
     /// Claims the next job that is due (or whose lease expired), for `worker`.
     pub async fn claim(&self, worker: &str) -> Result<Option<Job>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let lease_until = now + duration_ms(self.config.lease);
         let sql = match self.db.backend() {
             Backend::Postgres => format!(
@@ -243,7 +243,7 @@ impl Queue {
     /// (a link, an admin's click) runs the job itself, under the same lease as any worker.
     /// `None` when the job is running under another live lease, done or dead.
     pub async fn claim_job(&self, id: i64, worker: &str) -> Result<Option<Job>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let lease_until = now + duration_ms(self.config.lease);
         sqlx::query_as::<Any, Job>(&format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, \
@@ -262,7 +262,7 @@ impl Queue {
     /// Gives a claimed job back to the queue for later without spending an attempt (the job
     /// is waiting for something, not failing). False when the lease was lost meanwhile.
     pub async fn postpone(&self, job: &Job, after: Duration) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let result = sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = $1, attempts = attempts - 1, \
              lease_until = NULL, locked_by = NULL, updated_at = $2 \
@@ -281,7 +281,7 @@ impl Queue {
     /// Extends a claimed job's lease to `lease` from now, for a handler that runs longer
     /// than `queue.lease`. False when the job is not this claim's any more.
     pub async fn extend_lease(&self, job: &Job, lease: Duration) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let result = sqlx::query(
             "UPDATE jobs SET lease_until = $1, updated_at = $2 \
              WHERE id = $3 AND state = 'running' AND locked_by = $4 AND attempts = $5",
@@ -299,7 +299,7 @@ impl Queue {
     /// Marks a claimed job done. Returns false when the job's lease was lost to another
     /// worker meanwhile (the other worker's outcome stands).
     pub async fn complete(&self, job: &Job) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let result = sqlx::query(
             "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = $1 \
              WHERE id = $2 AND state = 'running' AND locked_by = $3 AND attempts = $4",
@@ -323,7 +323,7 @@ impl Queue {
         not_before: Option<Duration>,
         permanent: bool,
     ) -> Result<Retry, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let error = truncate(error, 2_000);
         let outcome = if permanent || job.attempts >= job.max_attempts {
             Retry::DeadLettered
@@ -381,7 +381,7 @@ impl Queue {
 
     /// Puts a dead-lettered job back in the queue with fresh attempts. False if it was not dead.
     pub async fn retry_dead(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let result = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'dead'",

@@ -276,6 +276,7 @@ pub async fn approve_by(
     let job = audit_and_enqueue(state, &mut tx, &request, by, "approved", details).await?;
     if !store::reopen_in(
         &mut tx,
+        state.db.now_ms(),
         id,
         request.state(),
         Status::Approved,
@@ -317,6 +318,7 @@ async fn audit_and_enqueue(
     let action = format!("restore.{verb}");
     audit::record_in(
         tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: &actor,
             action: &action,
@@ -357,6 +359,7 @@ pub async fn deny_by(
     let job = audit_and_enqueue(state, &mut tx, &request, by, "denied", details).await?;
     let denied = store::set_outcome_in(
         &mut tx,
+        state.db.now_ms(),
         id,
         request.state(),
         &Outcome {

@@ -87,7 +87,7 @@ pub async fn automation(
             .dedupe_window
             .as_millis()
             .max(1) as i64;
-        let bucket = crate::store::time::now_ms() / window;
+        let bucket = state.db.now_ms() / window;
         let digest = Sha256::digest(format!("{account}|{}", product.as_str()));
         Ok(NewRequest {
             channel,

@@ -13,7 +13,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -182,7 +181,7 @@ async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response,
     state
         .notify
         .links
-        .consume(&mut tx, claims, Utc::now())
+        .consume(&mut tx, claims, state.clock().now())
         .await?;
     let accepted = store::accept_in(
         &state.queue,
@@ -224,7 +223,7 @@ async fn used_by_its_request(state: &AppState, token: &str) -> Option<Response> 
     let claims = state
         .notify
         .links
-        .verify(token, Purpose::Restore, Utc::now())
+        .verify(token, Purpose::Restore, state.clock().now())
         .ok()?;
     if claims.site != state.site() {
         return None;
@@ -242,16 +241,17 @@ async fn used_by_its_request(state: &AppState, token: &str) -> Option<Response> 
 }
 
 async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, LinkError> {
-    let until = Utc::now()
+    let until = state.clock().now()
         + chrono::Duration::from_std(state.config.restore.keep_period).unwrap_or_default();
     let mut tx = state.db.pool().begin().await?;
     state
         .notify
         .links
-        .consume(&mut tx, claims, Utc::now())
+        .consume(&mut tx, claims, state.clock().now())
         .await?;
     crate::ledger::keeps::add_keep_in(
         &mut tx,
+        state.db.now_ms(),
         &claims.account_id,
         &claims.product,
         &claims.site,
@@ -261,6 +261,7 @@ async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, Li
     .await?;
     audit::record_in(
         &mut tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: "link",
             action: "keep.recorded",
@@ -285,7 +286,11 @@ async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, Li
 
 /// Verifies the token and checks it is issued, unused and for this site.
 async fn usable(state: &AppState, token: &str, purpose: Purpose) -> Result<TokenClaims, Response> {
-    let claims = match state.notify.links.verify(token, purpose, Utc::now()) {
+    let claims = match state
+        .notify
+        .links
+        .verify(token, purpose, state.clock().now())
+    {
         Ok(claims) => claims,
         Err(rejection) => return Err(rejected(state, purpose, rejection).await),
     };

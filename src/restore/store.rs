@@ -7,7 +7,7 @@ use super::rules::Channel;
 use super::status::Status;
 use crate::audit;
 use crate::queue::{NewJob, Queue};
-use crate::store::{Db, is_unique_violation, time::now_ms};
+use crate::store::{Db, is_unique_violation};
 
 /// The job that processes a stored request.
 pub const PROCESS_JOB: &str = "restore.process";
@@ -99,7 +99,7 @@ pub async fn accept_in(
     request: NewRequest,
 ) -> Result<Accepted, sqlx::Error> {
     let id = uuid::Uuid::now_v7().to_string();
-    let now = now_ms();
+    let now = queue.db().now_ms();
     // `ON CONFLICT DO NOTHING` keeps a PostgreSQL transaction usable on a duplicate.
     let inserted = sqlx::query(
         "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, \
@@ -142,6 +142,7 @@ pub async fn accept_in(
         .await?;
     audit::record_in(
         conn,
+        now,
         audit::Entry {
             actor: request.channel.as_str(),
             action: "restore.received",
@@ -239,6 +240,7 @@ impl Outcome<'_> {
 /// one [`Status::can_become`] allows.
 pub async fn set_outcome_in(
     conn: &mut AnyConnection,
+    now: i64,
     id: &str,
     expected: Status,
     outcome: &Outcome<'_>,
@@ -264,7 +266,7 @@ pub async fn set_outcome_in(
     .bind(outcome.reason)
     .bind(outcome.message)
     .bind(outcome.verdict.as_ref().map(|v| v.to_string()))
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
     .bind(outcome.email)
     .bind(outcome.display_name)
@@ -300,7 +302,7 @@ pub async fn verify_since(db: &Db, id: &str) -> Result<i64, sqlx::Error> {
     sqlx::query(
         "UPDATE restore_requests SET verify_since = $1 WHERE id = $2 AND verify_since IS NULL",
     )
-    .bind(now_ms())
+    .bind(db.now_ms())
     .bind(id)
     .execute(db.pool())
     .await?;
@@ -315,6 +317,7 @@ pub async fn verify_since(db: &Db, id: &str) -> Result<i64, sqlx::Error> {
 /// `expected` (a second click, another admin): nothing changed.
 pub async fn reopen_in(
     conn: &mut AnyConnection,
+    now: i64,
     id: &str,
     expected: Status,
     next: Status,
@@ -331,7 +334,7 @@ pub async fn reopen_in(
     .bind(next.as_str())
     .bind(payload)
     .bind(job_id)
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
     .bind(expected.as_str())
     .execute(conn)
@@ -432,7 +435,7 @@ pub async fn record_step(
     .bind(status.as_str())
     .bind(step.as_str())
     .bind(state)
-    .bind(now_ms())
+    .bind(db.now_ms())
     .execute(db.pool())
     .await?;
     Ok(())
@@ -441,7 +444,7 @@ pub async fn record_step(
 /// Marks the requester as answered.
 pub async fn mark_replied(db: &Db, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE restore_requests SET replied_at = $1 WHERE id = $2")
-        .bind(now_ms())
+        .bind(db.now_ms())
         .bind(id)
         .execute(db.pool())
         .await?;

@@ -256,12 +256,15 @@ async fn finish(
 ) -> Result<(), JobError> {
     let run = async {
         let mut tx = state.db.pool().begin().await?;
-        if !store::set_outcome_in(&mut tx, &request.id, expected, &outcome).await? {
+        if !store::set_outcome_in(&mut tx, state.db.now_ms(), &request.id, expected, &outcome)
+            .await?
+        {
             tracing::warn!(request_id = %request.id, "the request changed meanwhile; its outcome stands");
             return Ok(());
         }
         audit::record_in(
             &mut tx,
+            state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
                 action,
@@ -409,7 +412,15 @@ async fn decide_holding_seat(
                 // Added, not visible yet: verify within the window, holding the outcome.
                 let mut conn = state.db.pool().acquire().await?;
                 let outcome = outcome(Status::Verifying, subject, &user, &verdict, verdict_json);
-                if store::set_outcome_in(&mut conn, &request.id, status, &outcome).await? {
+                if store::set_outcome_in(
+                    &mut conn,
+                    state.db.now_ms(),
+                    &request.id,
+                    status,
+                    &outcome,
+                )
+                .await?
+                {
                     drop(conn);
                     let since = store::verify_since(&state.db, &request.id).await?;
                     return Err(wait_for_consistency(state, since, &missing));
@@ -436,6 +447,7 @@ async fn decide_holding_seat(
             let mut tx = state.db.pool().begin().await?;
             if !store::set_outcome_in(
                 &mut tx,
+                state.db.now_ms(),
                 &request.id,
                 status,
                 &outcome(next, subject, &user, &verdict, verdict_json),
@@ -446,6 +458,7 @@ async fn decide_holding_seat(
             }
             audit::record_in(
                 &mut tx,
+                state.db.now_ms(),
                 audit::Entry {
                     actor: "reseat",
                     action,
@@ -488,11 +501,12 @@ async fn coalesce(
         ..Outcome::status(first.state())
     };
     let mut tx = state.db.pool().begin().await?;
-    if !store::set_outcome_in(&mut tx, &request.id, status, &outcome).await? {
+    if !store::set_outcome_in(&mut tx, state.db.now_ms(), &request.id, status, &outcome).await? {
         return Ok(());
     }
     audit::record_in(
         &mut tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
             action: "restore.coalesced",
@@ -561,9 +575,7 @@ async fn verify_restore(
         )
         .await;
     }
-    let since = request
-        .verify_since
-        .unwrap_or_else(crate::store::time::now_ms);
+    let since = request.verify_since.unwrap_or_else(|| state.db.now_ms());
     match wait_for_consistency(state, since, &missing) {
         Failure::Later { message, after } => Err(Failure::Later { message, after }),
         failure => {
@@ -579,8 +591,7 @@ async fn verify_restore(
 /// that grows with the time already waited; a transient failure after the window.
 fn wait_for_consistency(state: &AppState, since: i64, missing: &[String]) -> Failure {
     let window = state.config.restore.verify_window;
-    let waited =
-        Duration::from_millis(u64::try_from(crate::store::time::now_ms() - since).unwrap_or(0));
+    let waited = Duration::from_millis(u64::try_from(state.db.now_ms() - since).unwrap_or(0));
     if waited < window {
         let floor = window / 240;
         let ceiling = window / 6;
@@ -614,7 +625,7 @@ async fn record_restored(
     let product = subject.product.as_str();
     let suspension = ledger::suspensions::open_suspension(&state.db, account).await?;
     let mut tx = state.db.pool().begin().await?;
-    if !store::set_outcome_in(&mut tx, &request.id, expected, outcome).await? {
+    if !store::set_outcome_in(&mut tx, state.db.now_ms(), &request.id, expected, outcome).await? {
         tracing::warn!(request_id = %request.id, "the request changed meanwhile; its outcome stands");
         return Ok(());
     }
@@ -623,11 +634,12 @@ async fn record_restored(
             &mut tx,
             id,
             ledger::SuspensionEnd::Restored,
-            chrono::Utc::now(),
+            state.clock().now(),
         )
         .await?;
         audit::record_in(
             &mut tx,
+            state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
                 action: "restore.unsuspended",
@@ -641,6 +653,7 @@ async fn record_restored(
     for group in groups {
         ledger::journal::journal_restored_in(
             &mut tx,
+            state.db.now_ms(),
             &JournalEntry {
                 account_id: account,
                 product,
@@ -657,6 +670,7 @@ async fn record_restored(
     let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     audit::record_in(
         &mut tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
             action: "restore.groups_added",

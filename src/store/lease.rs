@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::store::{Db, time::now_ms};
+use crate::store::Db;
 
 /// Takes (or renews) the lease `name` for `holder` until `ttl` from now. True when held.
 pub async fn acquire(
@@ -12,7 +12,7 @@ pub async fn acquire(
     holder: &str,
     ttl: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
+    let now = db.now_ms();
     let until = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4);
     let result = sqlx::query(
         "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \

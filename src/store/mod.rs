@@ -4,7 +4,9 @@
 //! Queries are written once with `$1`-style placeholders, which both drivers accept, and
 //! run through sqlx's `Any` driver. Timestamps are stored as UTC milliseconds since the
 //! epoch (`BIGINT`) so that comparisons mean the same on both backends. The few
-//! statements that must differ (queue claims) ask [`Db::backend`].
+//! statements that must differ (queue claims) ask [`Db::backend`]. The handle carries the
+//! [`Clock`] that every stored timestamp and expiry is read from (the system clock, or a
+//! test's [`TestClock`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -13,8 +15,11 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub mod clock;
 pub mod lease;
 pub mod time;
+
+pub use clock::{Clock, TestClock};
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +35,8 @@ pub struct Db {
     backend: Backend,
     /// The SQLite file, for the migration lock next to it.
     file: Option<PathBuf>,
+    /// Where "now" comes from for everything stored through this handle.
+    clock: Clock,
 }
 
 /// How to open the database, from the `[database]` section of the configuration.
@@ -129,6 +136,7 @@ impl Db {
             pool,
             backend,
             file,
+            clock: Clock::system(),
         })
     }
 
@@ -182,6 +190,25 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The same pool, reading time from `clock` (set once, before the handle is shared).
+    pub fn with_clock(self, clock: Clock) -> Db {
+        Db { clock, ..self }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now, in stored form, from this handle's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Now, from this handle's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     pub async fn close(&self) {

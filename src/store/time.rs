@@ -1,11 +1,7 @@
-//! Timestamps are stored as UTC milliseconds since the epoch on both backends.
+//! Timestamps are stored as UTC milliseconds since the epoch on both backends. "Now"
+//! comes from the database handle's [`Clock`](super::Clock) (`db.now_ms()`).
 
 use chrono::{DateTime, TimeZone, Utc};
-
-/// Now, in stored form.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
 
 /// A stored timestamp as a `DateTime<Utc>` (out-of-range values clamp to the epoch).
 pub fn from_ms(ms: i64) -> DateTime<Utc> {

@@ -437,6 +437,7 @@ impl LaneRun<'_> {
                         let mut conn = state.db.pool().acquire().await?;
                         store::set_item_state_in(
                             &mut conn,
+                            state.db.now_ms(),
                             item.id,
                             ItemState::Failed,
                             &error.to_string(),
@@ -551,18 +552,19 @@ async fn finish_item(
     outcome: &str,
 ) -> Result<(), SweepError> {
     let mut conn = state.db.pool().acquire().await?;
-    set_state_in(&mut conn, item, item_state, outcome).await
+    set_state_in(&mut conn, state.db.now_ms(), item, item_state, outcome).await
 }
 
 /// Moves an item on (a compare-and-set): an item that changed meanwhile is an error, and
 /// the surrounding transaction, if any, is not committed.
 async fn set_state_in(
     conn: &mut sqlx::AnyConnection,
+    now: i64,
     item: &PlanItem,
     item_state: ItemState,
     outcome: &str,
 ) -> Result<(), SweepError> {
-    if store::set_item_state_in(conn, item.id, item_state, outcome).await? {
+    if store::set_item_state_in(conn, now, item.id, item_state, outcome).await? {
         Ok(())
     } else {
         Err(SweepError::Config(format!(
@@ -828,7 +830,7 @@ async fn warn(
         }
         format!("warned; removal from {}", remove_after.format("%Y-%m-%d"))
     };
-    set_state_in(&mut tx, item, ItemState::Done, &outcome).await?;
+    set_state_in(&mut tx, state.db.now_ms(), item, ItemState::Done, &outcome).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -1040,13 +1042,14 @@ async fn remove_claimed(
     let mut intents = Vec::with_capacity(entries.len());
     let mut tx = state.db.pool().begin().await?;
     for entry in &entries {
-        intents.push(ledger::journal::begin_removal_in(&mut tx, entry).await?);
+        intents.push(ledger::journal::begin_removal_in(&mut tx, state.db.now_ms(), entry).await?);
     }
     // The direct roles, journaled as roles, in the same commit.
     let billing = super::roles::Billing::parse(&item.billing);
     let direct_roles = billing.direct_roles();
     super::roles::journal_revokes_in(
         &mut tx,
+        state.db.now_ms(),
         &billing,
         &item.account_id,
         &item.product,
@@ -1083,7 +1086,15 @@ async fn remove_claimed(
             MembershipOutcome::AlreadyInPlace => ledger::journal::RemovalAnswer::NotMember,
         };
         let mut conn = state.db.pool().acquire().await?;
-        match ledger::journal::removal_answered_in(&mut conn, entry, intent, answer).await? {
+        match ledger::journal::removal_answered_in(
+            &mut conn,
+            state.db.now_ms(),
+            entry,
+            intent,
+            answer,
+        )
+        .await?
+        {
             // Left the group since the plan, and no removal was ever sent: reseat took
             // nothing, a restore adds nothing.
             ledger::journal::Recorded::NotMember => not_member.push(&group.name),
@@ -1121,7 +1132,7 @@ async fn remove_claimed(
     }
     let outcome = taken_away.join("; ");
     let mut tx = state.db.pool().begin().await?;
-    set_state_in(&mut tx, item, ItemState::Done, &outcome).await?;
+    set_state_in(&mut tx, state.db.now_ms(), item, ItemState::Done, &outcome).await?;
     notify_removal(
         state,
         &mut tx,
@@ -1133,12 +1144,13 @@ async fn remove_claimed(
             email: item.email.as_deref(),
             display_name: item.display_name.as_deref(),
             last_active: item.last_active.map(from_ms),
-            removed_at: chrono::Utc::now(),
+            removed_at: state.clock().now(),
         },
     )
     .await?;
     audit::record_in(
         &mut tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
             action: "sweep.removed",
@@ -1163,9 +1175,17 @@ async fn still_billed(
 ) -> Result<(), SweepError> {
     report.still_billed += 1;
     let mut tx = state.db.pool().begin().await?;
-    set_state_in(&mut tx, item, ItemState::StillBilled, outcome).await?;
+    set_state_in(
+        &mut tx,
+        state.db.now_ms(),
+        item,
+        ItemState::StillBilled,
+        outcome,
+    )
+    .await?;
     audit::record_in(
         &mut tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
             action: "sweep.still_billed",
@@ -1246,6 +1266,7 @@ async fn suspend_step(
         .await?;
         audit::record_in(
             &mut tx,
+            state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
                 action: "sweep.suspended",
@@ -1333,6 +1354,7 @@ async fn delete_step(
         .await?;
         audit::record_in(
             &mut tx,
+            state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
                 action: "sweep.deleted",

@@ -58,6 +58,7 @@ impl JobHandler for ApplyJob {
                 .payload()
                 .map_err(|e| JobError::Permanent(format!("bad job payload: {e}")))?;
             let options = ApplyOptions {
+                now: self.state.clock().now(),
                 confirmed: true,
                 ..ApplyOptions::default()
             };

@@ -70,6 +70,7 @@ pub async fn notify_warning(
     let Some(email) = notice.email else {
         return no_address(
             conn,
+            state.db.now_ms(),
             "sweep.warning",
             notice.account_id,
             notice.product,
@@ -132,6 +133,7 @@ pub async fn notify_removal(
     let Some(email) = notice.email else {
         return no_address(
             conn,
+            state.db.now_ms(),
             "sweep.removal_notice",
             notice.account_id,
             notice.product,
@@ -170,6 +172,7 @@ pub async fn notify_removal(
 /// An account whose email Atlassian does not show cannot be told; the audit log says so.
 async fn no_address(
     conn: &mut AnyConnection,
+    now: i64,
     action: &str,
     account: &str,
     product: &str,
@@ -177,6 +180,7 @@ async fn no_address(
 ) -> Result<(), SweepError> {
     audit::record_in(
         conn,
+        now,
         audit::Entry {
             actor: "reseat",
             action,

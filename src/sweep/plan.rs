@@ -472,10 +472,19 @@ pub async fn plan(
         .join("+");
     let summary_json = serde_json::to_value(&summary).unwrap_or_default();
     let mut tx = state.db.pool().begin().await?;
-    store::create_plan_in(&mut tx, &plan_id, &source_label, &site_name, &summary_json).await?;
+    store::create_plan_in(
+        &mut tx,
+        state.db.now_ms(),
+        &plan_id,
+        &source_label,
+        &site_name,
+        &summary_json,
+    )
+    .await?;
     store::insert_items_in(&mut tx, &plan_id, &items).await?;
     audit::record_in(
         &mut tx,
+        state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
             action: "sweep.planned",

@@ -471,8 +471,10 @@ pub fn still_billed_reason(billing: &Billing, left: &[BillingRole]) -> String {
 }
 
 /// Journals the direct roles about to be revoked (before any is sent). Returns the resource.
+#[allow(clippy::too_many_arguments)]
 pub async fn journal_revokes_in(
     conn: &mut sqlx::AnyConnection,
+    now: i64,
     billing: &Billing,
     account: &str,
     product: &str,
@@ -486,6 +488,7 @@ pub async fn journal_revokes_in(
     for role in billing.direct_roles() {
         journal::journal_revoked_in(
             conn,
+            now,
             &RoleEntry {
                 account_id: account,
                 product,
@@ -551,6 +554,7 @@ pub async fn regrant(
         let mut conn = state.db.pool().acquire().await?;
         journal::journal_restored_in(
             &mut conn,
+            state.db.now_ms(),
             &RoleEntry {
                 account_id: account.as_str(),
                 product: product.as_str(),

@@ -167,7 +167,7 @@ pub async fn running(db: &Db, site: &str) -> Result<Option<(String, String)>, sq
     let row: Option<String> =
         sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at >= $2")
             .bind(lease_name(site))
-            .bind(crate::store::time::now_ms())
+            .bind(db.now_ms())
             .fetch_optional(db.pool())
             .await?;
     Ok(row.and_then(|holder| {

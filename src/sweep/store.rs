@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::item::ItemState;
 use crate::store::{
     Db,
-    time::{from_ms, now_ms, to_ms},
+    time::{from_ms, to_ms},
 };
 
 /// A stored plan.
@@ -73,6 +73,7 @@ const ITEM_COLUMNS: &str = "id, plan_id, account_id, product, email, display_nam
 
 pub async fn create_plan_in(
     conn: &mut AnyConnection,
+    now: i64,
     id: &str,
     source: &str,
     site: &str,
@@ -83,7 +84,7 @@ pub async fn create_plan_in(
          VALUES ($1, $2, $3, $4, 'planned', $5)",
     )
     .bind(id)
-    .bind(now_ms())
+    .bind(now)
     .bind(source)
     .bind(site)
     .bind(summary.to_string())
@@ -227,6 +228,7 @@ pub async fn actionable_pairs(
 /// changed).
 pub async fn set_item_state_in(
     conn: &mut AnyConnection,
+    now: i64,
     id: i64,
     state: ItemState,
     outcome: &str,
@@ -243,7 +245,7 @@ pub async fn set_item_state_in(
     ))
     .bind(state.as_str())
     .bind(outcome)
-    .bind(now_ms())
+    .bind(now)
     .bind(id)
     .execute(conn)
     .await?;
@@ -342,7 +344,7 @@ pub async fn start_run(
     .bind(kind)
     .bind(plan_id)
     .bind(mode)
-    .bind(now_ms())
+    .bind(db.now_ms())
     .bind(site)
     .execute(db.pool())
     .await?;
@@ -434,7 +436,7 @@ pub async fn finish_run(
          WHERE id = $5",
     )
     .bind(status)
-    .bind(now_ms())
+    .bind(db.now_ms())
     .bind(summary.to_string())
     .bind(error)
     .bind(id)
@@ -456,7 +458,7 @@ pub async fn interrupt_stopped_runs(db: &Db, site: &str) -> Result<u64, sqlx::Er
         "UPDATE sweep_runs SET status = 'interrupted', finished_at = $1, error = $2 \
          WHERE site = $3 AND status = 'running'",
     )
-    .bind(now_ms())
+    .bind(db.now_ms())
     .bind(STOPPED_RUN)
     .bind(site)
     .execute(db.pool())

@@ -217,6 +217,7 @@ impl Env {
             }
             reseat::ledger::journal::journal_removed_in(
                 &mut conn,
+                self.app.state.db.now_ms(),
                 &JournalEntry {
                     account_id: &account,
                     product: "jira-software",

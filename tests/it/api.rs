@@ -307,6 +307,7 @@ impl Env {
         }) {
             reseat::ledger::journal::journal_removed_in(
                 &mut conn,
+                self.app.state.db.now_ms(),
                 &JournalEntry {
                     account_id: account,
                     product: "jira-software",
@@ -547,15 +548,22 @@ async fn plans_and_their_items_page_with_a_cursor() {
         for _ in 0..3 {
             let id = uuid::Uuid::now_v7().to_string();
             let mut tx = db.pool().begin().await.unwrap();
-            reseat::sweep::store::create_plan_in(&mut tx, &id, "api", "acme", &json!({"n": 1}))
-                .await
-                .unwrap();
+            reseat::sweep::store::create_plan_in(
+                &mut tx,
+                db.now_ms(),
+                &id,
+                "api",
+                "acme",
+                &json!({"n": 1}),
+            )
+            .await
+            .unwrap();
             reseat::sweep::store::insert_items_in(&mut tx, &id, &items)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
             plan_ids.push(id);
-            tokio::time::sleep(Duration::from_millis(3)).await;
+            env.app.advance(Duration::from_millis(3));
         }
         // Newest first, two per page, then the last one.
         let (status, first) = env.get("/api/v1/plans", "/api/v1/plans?limit=2").await;

@@ -15,6 +15,7 @@ use reseat::notify::{
     TransportKind,
 };
 use reseat::queue::WorkerOutcome;
+use reseat::store::TestClock;
 use sqlx::Any;
 
 use crate::smtp::{self, Mode, SmtpServer};
@@ -53,22 +54,23 @@ fn with_smtp(config: &mut Config, server: &SmtpServer) {
 }
 
 async fn build(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> App {
+    build_on(db, &TestClock::new(), adjust).await
+}
+
+/// An app whose time `clock` moves.
+async fn build_on(db: &TestDb, clock: &TestClock, adjust: impl FnOnce(&mut Config)) -> App {
     let mut config = db.config();
     adjust(&mut config);
     config.validate().expect("valid test config");
-    App::build_with(config, axum::Router::new())
+    App::build_with_clock(config, axum::Router::new(), clock.clock())
         .await
         .expect("app builds")
 }
 
 /// Lets time pass for the queue: every waiting retry is due and every lease has expired.
-async fn time_passes(app: &App) {
-    sqlx::query::<Any>(
-        "UPDATE jobs SET run_at = 0, lease_until = CASE WHEN state = 'running' THEN 1 ELSE lease_until END",
-    )
-    .execute(app.state().db.pool())
-    .await
-    .unwrap();
+fn time_passes(app: &App, clock: &TestClock) {
+    let queue = &app.state().config.queue;
+    clock.advance(queue.backoff_max + queue.lease + Duration::from_secs(1));
 }
 
 async fn run_until_idle(app: &App) -> Vec<WorkerOutcome> {
@@ -331,7 +333,8 @@ async fn hostile_text_stays_escaped_all_the_way_to_the_outbox_file() {
 async fn a_crash_between_rendering_and_sending_delivers_each_message_once() {
     for db in TestDb::all().await {
         let dir = tempfile::tempdir().unwrap();
-        let app = build(&db, |config| with_file_outbox(config, dir.path())).await;
+        let clock = TestClock::new();
+        let app = build_on(&db, &clock, |config| with_file_outbox(config, dir.path())).await;
         let state = app.state();
         let keys = [
             "warning:a:jira-software:run-1",
@@ -398,7 +401,7 @@ async fn a_crash_between_rendering_and_sending_delivers_each_message_once() {
         }
 
         // The process restarts after the leases expired: each message is sent once.
-        time_passes(&app).await;
+        time_passes(&app, &clock);
         let outcomes = run_until_idle(&app).await;
         assert_eq!(outcomes.len(), 3, "{outcomes:?}");
         assert!(
@@ -423,7 +426,7 @@ async fn a_crash_between_rendering_and_sending_delivers_each_message_once() {
             .execute(state.db.pool())
             .await
             .unwrap();
-        sqlx::query::<Any>("UPDATE jobs SET state = 'queued', run_at = 0 WHERE dedupe_key = $1")
+        sqlx::query::<Any>("UPDATE jobs SET state = 'queued' WHERE dedupe_key = $1")
             .bind(format!("mail:{id}"))
             .execute(state.db.pool())
             .await
@@ -432,7 +435,7 @@ async fn a_crash_between_rendering_and_sending_delivers_each_message_once() {
         assert_eq!(eml_files(dir.path()).len(), 3);
 
         // Sent messages are never sent again, however often their job runs.
-        time_passes(&app).await;
+        time_passes(&app, &clock);
         assert_eq!(run_until_idle(&app).await, vec![]);
         let stats = state.notify.outbox.stats().await.unwrap();
         assert_eq!((stats.queued, stats.sent, stats.dead), (0, 3, 0));
@@ -497,7 +500,8 @@ async fn refused_unreachable_and_invalid_messages_are_kept_for_admins() {
 
         // Server down: retried with backoff, then dead after queue.max_attempts; kept.
         let down_db = TestDb::sqlite();
-        let down = build(&down_db, |config| {
+        let down_clock = TestClock::new();
+        let down = build_on(&down_db, &down_clock, |config| {
             with_smtp(config, &server);
             config.mail.smtp.port = unused_port();
             config.queue.max_attempts = 2;
@@ -515,7 +519,7 @@ async fn refused_unreachable_and_invalid_messages_are_kept_for_admins() {
         let entry = outbox.get(queued.id()).await.unwrap().unwrap();
         assert_eq!((entry.status.as_str(), entry.attempts), ("queued", 1));
         assert!(entry.last_error.is_some());
-        time_passes(&down).await;
+        time_passes(&down, &down_clock);
         assert!(matches!(
             down.worker().run_once().await.unwrap(),
             WorkerOutcome::DeadLettered { .. }

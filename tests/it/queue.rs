@@ -8,15 +8,21 @@ use std::time::Duration;
 use reseat::queue::{
     HandlerFuture, Job, JobError, JobHandler, NewJob, Queue, QueueConfig, Worker, WorkerOutcome,
 };
-use reseat::store::{Db, time::now_ms};
+use reseat::store::{Db, TestClock};
 use serde_json::json;
 
 use crate::support::TestDb;
 
 async fn open(db: &TestDb, config: QueueConfig) -> Queue {
+    open_on(db, config, &TestClock::new()).await
+}
+
+/// A queue whose time `clock` moves.
+async fn open_on(db: &TestDb, config: QueueConfig, clock: &TestClock) -> Queue {
     let store = Db::connect(&db.config().database.options())
         .await
-        .expect("connect");
+        .expect("connect")
+        .with_clock(clock.clock());
     store.migrate().await.expect("migrate");
     Queue::new(store, config)
 }
@@ -107,10 +113,11 @@ async fn two_workers_run_each_of_1000_jobs_exactly_once() {
 async fn a_job_whose_lease_expired_is_claimed_again() {
     for db in TestDb::all().await {
         let config = QueueConfig {
-            lease: Duration::from_millis(50),
+            lease: Duration::from_secs(60),
             ..QueueConfig::default()
         };
-        let queue = open(&db, config).await;
+        let clock = TestClock::new();
+        let queue = open_on(&db, config, &clock).await;
         let id = queue
             .enqueue(NewJob::new("count", json!({})))
             .await
@@ -122,7 +129,7 @@ async fn a_job_whose_lease_expired_is_claimed_again() {
             queue.claim("other").await.unwrap().is_none(),
             "lease still held"
         );
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        clock.advance(Duration::from_secs(61));
         let counting = Counting::default();
         let worker =
             Worker::new(queue.clone(), "alive").handle("count", Arc::new(counting.clone()));
@@ -150,7 +157,7 @@ async fn not_before_and_backoff_are_honoured() {
             ..QueueConfig::default()
         };
         let queue = open(&db, config).await;
-        let later = now_ms() + 60_000;
+        let later = queue.db().now_ms() + 60_000;
         queue
             .enqueue(NewJob::new("count", json!({})).run_at(later))
             .await
@@ -165,7 +172,7 @@ async fn not_before_and_backoff_are_honoured() {
             .await
             .unwrap();
         let worker = Worker::new(queue.clone(), "w").handle("fails", Arc::new(AlwaysFails));
-        let before = now_ms();
+        let before = queue.db().now_ms();
         let WorkerOutcome::Retrying { job_id, at } = worker.run_once().await.unwrap() else {
             panic!("expected a retry");
         };
@@ -175,7 +182,10 @@ async fn not_before_and_backoff_are_honoured() {
             "backoff shorter than the base: {}",
             at - before
         );
-        assert!(at <= now_ms() + 60_000, "jitter beyond twice the base");
+        assert!(
+            at <= queue.db().now_ms() + 60_000,
+            "jitter beyond twice the base"
+        );
         assert_eq!(
             worker.run_once().await.unwrap(),
             WorkerOutcome::Idle,
@@ -188,7 +198,7 @@ async fn not_before_and_backoff_are_honoured() {
             .unwrap();
         let worker = Worker::new(queue.clone(), "w")
             .handle("limited", Arc::new(RateLimited(Duration::from_secs(600))));
-        let before = now_ms();
+        let before = queue.db().now_ms();
         let WorkerOutcome::Retrying { job_id, at } = worker.run_once().await.unwrap() else {
             panic!("expected a retry");
         };

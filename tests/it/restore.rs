@@ -107,6 +107,7 @@ impl Env {
         for group in &granting {
             reseat::ledger::journal::journal_removed_in(
                 &mut conn,
+                self.app.state.db.now_ms(),
                 &JournalEntry {
                     account_id: account,
                     product: "jira-software",

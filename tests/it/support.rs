@@ -1,11 +1,17 @@
 //! Test harness: a fresh database per test (SQLite file, or a uniquely named PostgreSQL
 //! database when `RESEAT_TEST_DATABASE_URL` points at a server), and `spawn_app()`.
+//!
+//! Every app a test spawns reads time from its own [`TestClock`]: a test makes an hour
+//! pass with `app.advance(Duration::from_secs(3_600))` instead of sleeping or rewriting
+//! timestamps in tables.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use reseat::app::{App, AppState};
 use reseat::config::Config;
+use reseat::store::TestClock;
 use tokio::sync::oneshot;
 
 /// Says once per test process, on the terminal itself (past the test harness's output capture,
@@ -146,6 +152,8 @@ pub struct TestApp {
     /// The app's worker with every handler registered; tests drive `run_once()`.
     pub worker: reseat::queue::Worker,
     pub client: reqwest::Client,
+    /// The app's clock; [`TestApp::advance`] moves it.
+    clock: TestClock,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), reseat::app::StartError>>>,
     /// Kept so the database lives as long as the app.
@@ -155,6 +163,11 @@ pub struct TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Makes `by` pass for the app: jobs, leases, links and keeps fall due as if it had.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     /// Signals shutdown and waits for the app to stop.
@@ -192,15 +205,18 @@ pub async fn spawn_app_with(
 }
 
 /// Starts the app with a full configuration (its database URL and listen address are
-/// replaced by the test database's and port 0).
+/// replaced by the test database's and port 0), on a fresh test clock.
 pub async fn spawn_configured(
     db: TestDb,
     mut config: Config,
     extra: axum::Router<AppState>,
 ) -> TestApp {
+    let clock = TestClock::new();
     config.database.url = db.url.clone();
     config.server.listen = "127.0.0.1:0".into();
-    let app = App::build_with(config, extra).await.expect("app starts");
+    let app = App::build_with_clock(config, extra, clock.clock())
+        .await
+        .expect("app starts");
     let addr = app.local_addr();
     let state = app.state().clone();
     let worker = app.worker().clone();
@@ -213,6 +229,7 @@ pub async fn spawn_configured(
         state,
         worker,
         client: reqwest::Client::new(),
+        clock,
         stop: Some(stop),
         task: Some(task),
         _db: db,

@@ -30,7 +30,6 @@ use subtle::ConstantTimeEq;
 
 use super::store;
 use crate::app::AppState;
-use crate::store::time::now_ms;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "reseat_admin";
@@ -65,7 +64,7 @@ impl FromRequestParts<AppState> for AdminSession {
             return Err(unauthenticated(&parts.method));
         };
         let key = sha256_hex(&token);
-        match store::session(&state.db, &key, now_ms()).await {
+        match store::session(&state.db, &key, state.db.now_ms()).await {
             Ok(Some(row)) => {
                 // The entry it was made for must still be configured, unchanged.
                 let current = entry_digest(state, &row.admin);
@@ -320,7 +319,7 @@ fn entry_digest(state: &AppState, admin: &str) -> Option<String> {
 pub async fn start_session(state: &AppState, admin: &str) -> Result<HeaderValue, sqlx::Error> {
     let token = random_token();
     let csrf = random_token();
-    let now = now_ms();
+    let now = state.db.now_ms();
     let ttl = state.config.admin.session_ttl;
     let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let entry = entry_digest(state, admin).unwrap_or_default();
@@ -346,7 +345,7 @@ pub async fn start_session(state: &AppState, admin: &str) -> Result<HeaderValue,
 /// Creates a login link for `admin`; returns its URL.
 pub async fn create_login_link(state: &AppState, admin: &str) -> Result<String, sqlx::Error> {
     let token = random_token();
-    let now = now_ms();
+    let now = state.db.now_ms();
     let ttl = state.config.admin.login_link_ttl;
     let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     store::create_login_link(&state.db, &sha256_hex(&token), admin, now, expires).await?;

@@ -15,7 +15,6 @@ use super::pages::{error_page, render};
 use super::store;
 use crate::app::AppState;
 use crate::audit;
-use crate::store::time::now_ms;
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
@@ -153,7 +152,7 @@ async fn signed_in(state: &AppState, admin: &str, method: &str, addr: &str) -> R
 /// `GET /admin/login/{token}`: shows who the link signs in; uses nothing (mail and chat
 /// scanners open links).
 pub async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match store::login_link_admin(&state.db, &auth::sha256_hex(&token), now_ms()).await {
+    match store::login_link_admin(&state.db, &auth::sha256_hex(&token), state.db.now_ms()).await {
         Ok(Some(admin)) => login_form(&state, StatusCode::OK, "", None, Some(&admin)),
         Ok(None) => link_refused(),
         Err(error) => {
@@ -173,7 +172,7 @@ pub async fn link_submit(
     if !login_csrf_ok(&headers, &form.csrf) {
         return auth::csrf_refused("(login link)");
     }
-    match store::consume_login_link(&state.db, &auth::sha256_hex(&token), now_ms()).await {
+    match store::consume_login_link(&state.db, &auth::sha256_hex(&token), state.db.now_ms()).await {
         Ok(Some(admin)) => signed_in(&state, &admin, "link", &addr).await,
         Ok(None) => {
             record(

@@ -12,7 +12,7 @@ use super::auth::AdminSession;
 use super::charts::{self, Chart};
 use super::store;
 use crate::app::AppState;
-use crate::store::time::{from_ms, now_ms};
+use crate::store::time::from_ms;
 
 /// What the layout shows around every signed-in page.
 pub struct Layout {
@@ -212,7 +212,7 @@ async fn overview_page(
     state: &AppState,
     session: &AdminSession,
 ) -> Result<OverviewPage, PageError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let today = now.div_euclid(86_400_000);
     let since = (today - CHART_DAYS + 1) * 86_400_000;
     let (seats, seats_error) = seats(state).await;

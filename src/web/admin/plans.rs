@@ -5,7 +5,6 @@ use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -241,6 +240,7 @@ pub async fn exclude(
         let actor = form.session.actor();
         audit::record_in(
             &mut tx,
+            state.db.now_ms(),
             audit::Entry {
                 actor: &actor,
                 action: if exclude {
@@ -272,6 +272,7 @@ pub async fn exclude(
         for (account, product) in &accounts {
             audit::record_in(
                 &mut tx,
+                state.db.now_ms(),
                 audit::Entry {
                     actor: &actor,
                     action: if exclude {
@@ -606,7 +607,7 @@ pub async fn import(
     let planned = crate::sweep::plan(
         &state,
         &[Source::Csv(path)],
-        Utc::now(),
+        state.clock().now(),
         &indicatif::ProgressBar::hidden(),
     )
     .await;
