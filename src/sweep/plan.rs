@@ -574,14 +574,43 @@ pub fn export(items: &[PlanItem], out: &Path) -> Result<(), SweepError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        let mut writer = csv::Writer::from_path(out)
-            .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+        let failed = |e: csv::Error| SweepError::Config(format!("--out {}: {e}", out.display()));
+        let mut writer = crate::spreadsheet::CsvWriter::create(out).map_err(io)?;
+        writer
+            .row([
+                "account_id",
+                "product",
+                "email",
+                "display_name",
+                "decision",
+                "last_active",
+                "threshold_days",
+                "reason",
+                "state",
+                "bills_through",
+                "outcome",
+            ])
+            .map_err(failed)?;
         for row in export_rows(items) {
             writer
-                .serialize(row)
-                .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+                .row([
+                    row.account_id,
+                    row.product,
+                    row.email.unwrap_or_default(),
+                    row.display_name.unwrap_or_default(),
+                    row.decision,
+                    row.last_active.as_deref().unwrap_or_default(),
+                    &row.threshold_days
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    row.reason,
+                    row.state,
+                    &row.bills_through,
+                    row.outcome.unwrap_or_default(),
+                ])
+                .map_err(failed)?;
         }
-        writer.flush().map_err(io)?;
+        writer.into_inner().map_err(io)?;
     } else {
         let file = std::fs::File::create(out).map_err(io)?;
         let rows: Vec<_> = export_rows(items).collect();
@@ -639,4 +668,48 @@ pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_plan_never_starts_a_formula() {
+        let item = PlanItem {
+            id: 1,
+            plan_id: "p".into(),
+            account_id: "a1".into(),
+            product: "jira-software".into(),
+            email: Some("=HYPERLINK(\"https://evil.example\")@acme.example".into()),
+            display_name: Some("@SUM(A1)".into()),
+            decision: "remove".into(),
+            reason: "-inactive on +site".into(),
+            last_active: None,
+            threshold_days: Some(90),
+            state: "pending".into(),
+            applied_at: None,
+            access_groups: "[]".into(),
+            added_to_org: None,
+            outcome: Some("\tTab".into()),
+            billing: String::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plan.csv");
+        export(&[item], &out).unwrap();
+        let mut reader = csv::Reader::from_path(&out).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let row = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(
+            cell("email"),
+            "'=HYPERLINK(\"https://evil.example\")@acme.example"
+        );
+        assert_eq!(cell("display_name"), "'@SUM(A1)");
+        assert_eq!(cell("reason"), "'-inactive on +site");
+        assert_eq!(cell("outcome"), "'\tTab");
+        assert_eq!(cell("threshold_days"), "90");
+        assert_eq!(cell("account_id"), "a1");
+    }
 }
