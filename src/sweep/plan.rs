@@ -71,6 +71,14 @@ pub struct PlanSummary {
     pub csv_rows: u64,
     pub csv_bad_rows: u64,
     pub csv_errors: Vec<String>,
+    /// Accounts the bad rows may have held (the physical lines they span).
+    pub csv_lost_accounts: u64,
+    /// What reading the files noticed besides bad rows: merged columns, skipped
+    /// separator-only rows, ignored values, the separator.
+    pub csv_notes: Vec<String>,
+    /// The stale-data check of apply, run when the plan was made: why the plan's activity
+    /// looks stale (the plan is stored all the same; apply refuses it).
+    pub stale: Option<String>,
     /// Newest activity seen anywhere in the plan (stale-data check), UTC ms.
     pub newest_activity: Option<i64>,
     /// Admin API calls spent on how seats are held (absent: roles not checked).
@@ -168,10 +176,11 @@ fn read_csv(
     path: &Path,
     site: &SiteFilter,
     population: &Population,
+    products: &[ProductKey],
     max_bad_row_percent: f64,
     set: &mut ActivitySet,
 ) -> Result<CsvReport, SweepError> {
-    let mut reader = CsvActivityReader::open(path, site.clone())?;
+    let mut reader = CsvActivityReader::open(path, site.clone())?.sweeping(products);
     while let Some(activity) = reader.next_activity()? {
         if population.members.contains_key(&activity.account_id) {
             set.insert(activity);
@@ -326,11 +335,24 @@ pub async fn plan(
                     path,
                     &site,
                     &population,
+                    &products,
                     config.csv.max_bad_row_percent,
                     &mut activity,
                 )?;
                 summary.csv_rows += report.rows;
                 summary.csv_bad_rows += report.bad_rows;
+                summary.csv_lost_accounts += report.lost_accounts;
+                let label = if sources.len() > 1 {
+                    format!("{}: ", path.display())
+                } else {
+                    String::new()
+                };
+                summary.csv_notes.extend(
+                    report
+                        .notes()
+                        .into_iter()
+                        .map(|note| format!("{label}{note}")),
+                );
                 summary
                     .csv_errors
                     .extend(report.errors.iter().take(20).map(ToString::to_string));
@@ -462,6 +484,11 @@ pub async fn plan(
     }
     for (item, billing) in items.iter_mut().zip(&billings) {
         item.billing = billing.to_json();
+    }
+
+    summary.stale = super::apply::stale_data(config, &summary, now);
+    if let Some(stale) = &summary.stale {
+        tracing::warn!(%stale, "the plan's activity data looks stale");
     }
 
     let plan_id = uuid::Uuid::now_v7().to_string();
@@ -659,13 +686,24 @@ pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
         ));
     }
     if summary.csv_rows > 0 {
+        let lost = if summary.csv_lost_accounts > summary.csv_bad_rows {
+            format!(" (costing up to {} accounts)", summary.csv_lost_accounts)
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "csv: {} rows, {} bad",
+            "csv: {} rows, {} bad{lost}",
             summary.csv_rows, summary.csv_bad_rows
         ));
         for error in summary.csv_errors.iter().take(5) {
             lines.push(format!("csv: {error}"));
         }
+    }
+    for note in &summary.csv_notes {
+        lines.push(format!("csv: {note}"));
+    }
+    if let Some(stale) = &summary.stale {
+        lines.push(format!("warning: {stale}; apply will refuse this plan"));
     }
     lines
 }

@@ -713,6 +713,46 @@ async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
 }
 
 #[tokio::test]
+async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file() {
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.server.body_limit_bytes = 1024 * 1024;
+        config.sweep.csv.max_bad_row_percent = 5.0;
+    })
+    .await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    // As Excel saves it: a byte-order mark, CRLF, a blank line (line 4), a bad row (line 7).
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(3, "");
+    lines.insert(6, "not an account,,,,,,,");
+    let csv = format!("\u{feff}{}\r\n", lines.join("\r\n"));
+    let boundary = "reseatboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n",
+        session.csrf
+    );
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let page = response.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("line 7: "), "{page}");
+    assert!(!page.contains("line 6: "), "{page}");
+}
+
+#[tokio::test]
 async fn approve_double_clicked_while_a_worker_runs_restores_once() {
     for db in TestDb::all().await {
         let backend = db.backend_name();

@@ -6,6 +6,7 @@ mod api;
 mod atlassian;
 mod browser;
 mod cli;
+mod csv_files;
 mod digest;
 mod ledger;
 mod notify;
