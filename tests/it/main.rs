@@ -7,6 +7,7 @@ mod atlassian;
 mod browser;
 mod cli;
 mod csv_files;
+mod csv_truth;
 mod digest;
 mod ledger;
 mod notify;
