@@ -752,6 +752,67 @@ async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file()
     assert!(!page.contains("line 6: "), "{page}");
 }
 
+/// Posts `csv` to the import page as the signed-in admin: the status and the page.
+async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
+    let boundary = "reseatboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        session.csrf
+    )
+    .into_bytes();
+    body.extend_from_slice(csv);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_import_takes_a_real_export_under_its_own_limit_and_names_it_when_refusing() {
+    // The smallest body limit: an export file is far larger, and the import does not care.
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.server.body_limit_bytes = 1024;
+    })
+    .await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let csv = std::fs::read(&file).unwrap();
+    assert!(csv.len() > 16 * 1024, "{} bytes", csv.len());
+    let (status, page) = upload(&env, &session, &csv).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("created from the file"), "{page}");
+
+    // Past admin.import_max_bytes: 413, and the message names the setting.
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.admin.import_max_bytes = 4096;
+    })
+    .await;
+    let session = env.login().await;
+    let (status, page) = upload(&env, &session, &csv).await;
+    assert_eq!(status, 413, "{page}");
+    assert!(
+        page.contains("larger than admin.import_max_bytes (4096 bytes)"),
+        "{page}"
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM plans").await,
+        0,
+        "nothing planned"
+    );
+}
+
 #[tokio::test]
 async fn approve_double_clicked_while_a_worker_runs_restores_once() {
     for db in TestDb::all().await {
