@@ -723,10 +723,12 @@ async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file()
     let file = env._dir.path().join("export.csv");
     crate::sweep::export_csv(&env.sim, &file);
     let text = std::fs::read_to_string(&file).unwrap();
-    // As Excel saves it: a byte-order mark, CRLF, a blank line (line 4), a bad row (line 7).
+    // As Excel saves it: a byte-order mark, CRLF, a blank line (line 4), a bad row (line 7),
+    // a separator-only row.
     let mut lines: Vec<&str> = text.lines().collect();
     lines.insert(3, "");
     lines.insert(6, "not an account,,,,,,,");
+    lines.insert(7, ",,,,,,,,");
     let csv = format!("\u{feff}{}\r\n", lines.join("\r\n"));
     let boundary = "reseatboundary";
     let body = format!(
@@ -750,6 +752,8 @@ async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file()
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("line 7: "), "{page}");
     assert!(!page.contains("line 6: "), "{page}");
+    assert!(page.contains("Rows refused</th><td>1</td>"), "{page}");
+    assert!(page.contains("1 separator-only rows skipped"), "{page}");
 }
 
 /// Posts `csv` to the import page as the signed-in admin: the status and the page.

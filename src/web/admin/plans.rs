@@ -526,7 +526,13 @@ pub struct ImportResult {
     pub plan_id: String,
     pub rows: u64,
     pub bad_rows: u64,
+    /// Accounts the refused rows may have held (the lines they span).
+    pub lost_accounts: u64,
     pub errors: Vec<String>,
+    /// Merged columns, skipped rows, ignored values.
+    pub notes: Vec<String>,
+    /// The stale-data warning.
+    pub stale: Option<String>,
     pub products: Vec<(String, String)>,
 }
 
@@ -597,7 +603,10 @@ pub async fn import(
                     plan_id: planned.plan_id,
                     rows: summary.csv_rows,
                     bad_rows: summary.csv_bad_rows,
+                    lost_accounts: summary.csv_lost_accounts,
                     errors: summary.csv_errors,
+                    notes: summary.csv_notes,
+                    stale: summary.stale,
                     products: summary
                         .products
                         .iter()
