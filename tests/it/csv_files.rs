@@ -150,7 +150,10 @@ async fn an_unbalanced_quote_costs_the_joined_accounts_and_removes_nobody() {
         let i = active_then_next(&sim, &header, &rows, "remove");
         let mut text = line(&header, b',');
         for (n, row) in rows.iter().enumerate() {
-            let mut fields: Vec<String> = row.iter().map(|f| line(&[f.clone()], b',')).collect();
+            let mut fields: Vec<String> = row
+                .iter()
+                .map(|f| line(std::slice::from_ref(f), b','))
+                .collect();
             if n == i {
                 fields[name] = format!("\"{}", row[name]);
             }
