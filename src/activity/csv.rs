@@ -315,6 +315,15 @@ impl<R: Read> Read for Normalised<R> {
                 .lines
                 .lock()
                 .map_err(|_| std::io::Error::other("the line counter is poisoned"))?;
+            // Most files have no `\r`: the bytes stay where they are, only breaks are noted.
+            if !self.after_cr && !buf[..n].contains(&b'\r') {
+                let base = lines.written;
+                for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+                    lines.breaks.push_back(base + i as u64);
+                }
+                lines.written += n as u64;
+                return Ok(n);
+            }
             let mut out = 0;
             let mut i = 0;
             while i < n {
