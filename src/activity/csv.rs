@@ -618,7 +618,13 @@ impl<R: Read> CsvActivityReader<R> {
                 continue;
             }
             if self.columns.may_break(i, self.layout) {
-                if self.columns.name == Some(i) && looks_joined(field, self.separator) {
+                let joined = if self.columns.name == Some(i) {
+                    looks_joined(field, self.separator)
+                } else {
+                    // A site list: sites, never an email or a quote of the next row.
+                    field.contains(['"', '@'])
+                };
+                if joined {
                     return Err(format!(
                         "{} runs over {span} lines and holds what looks like other rows: an unbalanced quote joins rows",
                         self.headers[i]
@@ -1173,6 +1179,19 @@ mod tests {
             err.to_string().contains("only has other sites (other)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_site_list_that_swallowed_the_next_row_is_refused() {
+        let text = "Atlassian ID,Name,Email,Status,Last active date [UTC],Jira\n\
+                    m1,M,m@acme.example,Active,26 Nov 2026,\"acme.atlassian.net\n\
+                    m2,N,n@acme.example,Active,01 Jan 2020,\"acme.atlassian.net\"\n\
+                    m3,O,o@acme.example,Active,26 Nov 2026,\"acme.atlassian.net\nacme-labs.atlassian.net\"\n";
+        let (rows, report) = read_all(text, 100.0).unwrap();
+        assert_eq!(rows.len(), 1, "{:?}", report.errors);
+        assert_eq!(rows[0].account_id.as_str(), "m3");
+        assert_eq!(lines_of(&report), [2]);
+        assert_eq!(report.lost_accounts, 2);
     }
 
     #[test]
