@@ -1319,6 +1319,25 @@ mod tests {
     }
 
     #[test]
+    fn a_record_over_more_lines_than_its_name_explains_is_refused() {
+        // `Notes` is no column reseat reads, but its line break is none a name explains.
+        let text = "User id,User name,Notes,Last seen in Jira - acme\n\
+                    a1,\"Doe\nJane\",\"x\ny\",26 Nov 2026\n\
+                    a2,B,,26 Nov 2026\n";
+        let (rows, report) = read_all(text, 100.0).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(lines_of(&report), [2]);
+        assert!(
+            report.errors[0]
+                .message
+                .contains("the record runs over 3 lines, its name fields explain 2"),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(report.lost_accounts, 3);
+    }
+
+    #[test]
     fn multi_line_names_are_explained_and_read() {
         let text = format!(
             "{HEADER}a1,\"Doe, Jane\nSmith\",,Active,01 Jan 2020,,User,26 Nov 2026,,,,\n\
