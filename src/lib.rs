@@ -18,6 +18,7 @@ pub mod queue;
 pub mod restore;
 pub mod schedule;
 pub use reseat_sim as sim;
+pub mod spreadsheet;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

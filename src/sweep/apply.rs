@@ -113,7 +113,6 @@ pub fn check_guards(
     now: DateTime<Utc>,
 ) -> Result<(), String> {
     let limits = &config.limits;
-    let mut acting = 0u64;
     for (product, counts) in &summary.products {
         let count = |d: &str| counts.decisions.get(d).copied().unwrap_or(0);
         let removals = count("remove");
@@ -134,7 +133,6 @@ pub fn check_guards(
         }
         let inactive = removals + count("warn");
         let evaluated = inactive + count("keep");
-        acting += inactive;
         if evaluated >= 10 {
             let percent = inactive as f64 * 100.0 / evaluated as f64;
             if percent > limits.max_inactive_percent {
@@ -145,25 +143,40 @@ pub fn check_guards(
             }
         }
     }
-    if acting > 0 {
-        let stale = chrono::Duration::from_std(limits.stale_after).unwrap_or(chrono::Duration::MAX);
-        match summary.newest_activity.map(from_ms) {
-            None => {
-                return Err(
-                    "the plan has no activity at all: the activity data looks broken".to_owned(),
-                );
-            }
-            Some(newest) if now - newest > stale => {
-                return Err(format!(
-                    "the newest activity in the whole plan is {} ({} days old), older than sweep.limits.stale_after: is the activity data stale?",
-                    newest.format("%Y-%m-%d"),
-                    (now - newest).num_days()
-                ));
-            }
-            Some(_) => {}
-        }
+    if let Some(stale) = stale_data(config, summary, now) {
+        return Err(stale);
     }
     Ok(())
+}
+
+/// The stale-data check: why a plan that acts on anybody has activity data too old (or none)
+/// to trust. Apply refuses such a plan; the plan reports it when it is made.
+pub fn stale_data(
+    config: &super::config::SweepConfig,
+    summary: &PlanSummary,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let acting = summary
+        .products
+        .values()
+        .flat_map(|counts| {
+            ["remove", "warn"].map(|d| counts.decisions.get(d).copied().unwrap_or(0))
+        })
+        .sum::<u64>();
+    if acting == 0 {
+        return None;
+    }
+    let stale =
+        chrono::Duration::from_std(config.limits.stale_after).unwrap_or(chrono::Duration::MAX);
+    match summary.newest_activity.map(from_ms) {
+        None => Some("the plan has no activity at all: the activity data looks broken".to_owned()),
+        Some(newest) if now - newest > stale => Some(format!(
+            "the newest activity in the whole plan is {} ({} days old), older than sweep.limits.stale_after: is the activity data stale?",
+            newest.format("%Y-%m-%d"),
+            (now - newest).num_days()
+        )),
+        Some(_) => None,
+    }
 }
 
 /// Applies a plan (the newest when `plan_id` is `None`), holding the site's apply lease for

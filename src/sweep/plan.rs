@@ -71,6 +71,14 @@ pub struct PlanSummary {
     pub csv_rows: u64,
     pub csv_bad_rows: u64,
     pub csv_errors: Vec<String>,
+    /// Accounts the bad rows may have held (the physical lines they span).
+    pub csv_lost_accounts: u64,
+    /// What reading the files noticed besides bad rows: merged columns, skipped
+    /// separator-only rows, ignored values, the separator.
+    pub csv_notes: Vec<String>,
+    /// The stale-data check of apply, run when the plan was made: why the plan's activity
+    /// looks stale (the plan is stored all the same; apply refuses it).
+    pub stale: Option<String>,
     /// Newest activity seen anywhere in the plan (stale-data check), UTC ms.
     pub newest_activity: Option<i64>,
     /// Admin API calls spent on how seats are held (absent: roles not checked).
@@ -168,10 +176,11 @@ fn read_csv(
     path: &Path,
     site: &SiteFilter,
     population: &Population,
+    products: &[ProductKey],
     max_bad_row_percent: f64,
     set: &mut ActivitySet,
 ) -> Result<CsvReport, SweepError> {
-    let mut reader = CsvActivityReader::open(path, site.clone())?;
+    let mut reader = CsvActivityReader::open(path, site.clone())?.sweeping(products);
     while let Some(activity) = reader.next_activity()? {
         if population.members.contains_key(&activity.account_id) {
             set.insert(activity);
@@ -326,11 +335,24 @@ pub async fn plan(
                     path,
                     &site,
                     &population,
+                    &products,
                     config.csv.max_bad_row_percent,
                     &mut activity,
                 )?;
                 summary.csv_rows += report.rows;
                 summary.csv_bad_rows += report.bad_rows;
+                summary.csv_lost_accounts += report.lost_accounts;
+                let label = if sources.len() > 1 {
+                    format!("{}: ", path.display())
+                } else {
+                    String::new()
+                };
+                summary.csv_notes.extend(
+                    report
+                        .notes()
+                        .into_iter()
+                        .map(|note| format!("{label}{note}")),
+                );
                 summary
                     .csv_errors
                     .extend(report.errors.iter().take(20).map(ToString::to_string));
@@ -464,6 +486,11 @@ pub async fn plan(
         item.billing = billing.to_json();
     }
 
+    summary.stale = super::apply::stale_data(config, &summary, now);
+    if let Some(stale) = &summary.stale {
+        tracing::warn!(%stale, "the plan's activity data looks stale");
+    }
+
     let plan_id = uuid::Uuid::now_v7().to_string();
     let source_label = sources
         .iter()
@@ -583,14 +610,43 @@ pub fn export(items: &[PlanItem], out: &Path) -> Result<(), SweepError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        let mut writer = csv::Writer::from_path(out)
-            .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+        let failed = |e: csv::Error| SweepError::Config(format!("--out {}: {e}", out.display()));
+        let mut writer = crate::spreadsheet::CsvWriter::create(out).map_err(io)?;
+        writer
+            .row([
+                "account_id",
+                "product",
+                "email",
+                "display_name",
+                "decision",
+                "last_active",
+                "threshold_days",
+                "reason",
+                "state",
+                "bills_through",
+                "outcome",
+            ])
+            .map_err(failed)?;
         for row in export_rows(items) {
             writer
-                .serialize(row)
-                .map_err(|e| SweepError::Config(format!("--out {}: {e}", out.display())))?;
+                .row([
+                    row.account_id,
+                    row.product,
+                    row.email.unwrap_or_default(),
+                    row.display_name.unwrap_or_default(),
+                    row.decision,
+                    row.last_active.as_deref().unwrap_or_default(),
+                    &row.threshold_days
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    row.reason,
+                    row.state,
+                    &row.bills_through,
+                    row.outcome.unwrap_or_default(),
+                ])
+                .map_err(failed)?;
         }
-        writer.flush().map_err(io)?;
+        writer.into_inner().map_err(io)?;
     } else {
         let file = std::fs::File::create(out).map_err(io)?;
         let rows: Vec<_> = export_rows(items).collect();
@@ -639,13 +695,68 @@ pub fn summary_lines(summary: &PlanSummary) -> Vec<String> {
         ));
     }
     if summary.csv_rows > 0 {
+        let lost = if summary.csv_lost_accounts > summary.csv_bad_rows {
+            format!(" (costing up to {} accounts)", summary.csv_lost_accounts)
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "csv: {} rows, {} bad",
+            "csv: {} rows, {} bad{lost}",
             summary.csv_rows, summary.csv_bad_rows
         ));
         for error in summary.csv_errors.iter().take(5) {
             lines.push(format!("csv: {error}"));
         }
     }
+    for note in &summary.csv_notes {
+        lines.push(format!("csv: {note}"));
+    }
+    if let Some(stale) = &summary.stale {
+        lines.push(format!("warning: {stale}; apply will refuse this plan"));
+    }
     lines
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_plan_never_starts_a_formula() {
+        let item = PlanItem {
+            id: 1,
+            plan_id: "p".into(),
+            account_id: "a1".into(),
+            product: "jira-software".into(),
+            email: Some("=HYPERLINK(\"https://evil.example\")@acme.example".into()),
+            display_name: Some("@SUM(A1)".into()),
+            decision: "remove".into(),
+            reason: "-inactive on +site".into(),
+            last_active: None,
+            threshold_days: Some(90),
+            state: "pending".into(),
+            applied_at: None,
+            access_groups: "[]".into(),
+            added_to_org: None,
+            outcome: Some("\tTab".into()),
+            billing: String::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("plan.csv");
+        export(&[item], &out).unwrap();
+        let mut reader = csv::Reader::from_path(&out).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let row = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(
+            cell("email"),
+            "'=HYPERLINK(\"https://evil.example\")@acme.example"
+        );
+        assert_eq!(cell("display_name"), "'@SUM(A1)");
+        assert_eq!(cell("reason"), "'-inactive on +site");
+        assert_eq!(cell("outcome"), "'\tTab");
+        assert_eq!(cell("threshold_days"), "90");
+        assert_eq!(cell("account_id"), "a1");
+    }
 }

@@ -24,6 +24,9 @@ pub struct AdminConfig {
     /// Sign-in attempts allowed per minute, counted per client address and per user name;
     /// further attempts are refused with 429 until the minute has passed.
     pub login_attempts_per_minute: u32,
+    /// The largest export file the import page takes (`/admin/import`), in bytes. The file is
+    /// streamed to disk, never held in memory; `server.body_limit_bytes` does not apply to it.
+    pub import_max_bytes: u64,
 }
 
 impl Default for AdminConfig {
@@ -34,6 +37,7 @@ impl Default for AdminConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             login_link_ttl: Duration::from_secs(15 * 60),
             login_attempts_per_minute: 5,
+            import_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -90,6 +94,12 @@ impl AdminConfig {
             return Err(ConfigError::key(
                 "admin.login_attempts_per_minute",
                 "expected at least 1",
+            ));
+        }
+        if self.import_max_bytes < 1024 {
+            return Err(ConfigError::key(
+                "admin.import_max_bytes",
+                "expected at least 1024 bytes (an export file of one user is larger)",
             ));
         }
         if self.session_ttl.is_zero() || self.login_link_ttl.is_zero() {

@@ -744,6 +744,111 @@ async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
 }
 
 #[tokio::test]
+async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file() {
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.server.body_limit_bytes = 1024 * 1024;
+        config.sweep.csv.max_bad_row_percent = 5.0;
+    })
+    .await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    // As Excel saves it: a byte-order mark, CRLF, a blank line (line 4), a bad row (line 7),
+    // a separator-only row.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(3, "");
+    lines.insert(6, "not an account,,,,,,,");
+    lines.insert(7, ",,,,,,,,");
+    let csv = format!("\u{feff}{}\r\n", lines.join("\r\n"));
+    let boundary = "reseatboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n",
+        session.csrf
+    );
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let page = response.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("line 7: "), "{page}");
+    assert!(!page.contains("line 6: "), "{page}");
+    assert!(page.contains("Rows refused</th><td>1</td>"), "{page}");
+    assert!(page.contains("1 separator-only rows skipped"), "{page}");
+}
+
+/// Posts `csv` to the import page as the signed-in admin: the status and the page.
+async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
+    let boundary = "reseatboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        session.csrf
+    )
+    .into_bytes();
+    body.extend_from_slice(csv);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_import_takes_a_real_export_under_its_own_limit_and_names_it_when_refusing() {
+    // The smallest body limit: an export file is far larger, and the import does not care.
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.server.body_limit_bytes = 1024;
+    })
+    .await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let csv = std::fs::read(&file).unwrap();
+    assert!(csv.len() > 16 * 1024, "{} bytes", csv.len());
+    let (status, page) = upload(&env, &session, &csv).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("created from the file"), "{page}");
+
+    // Past admin.import_max_bytes: 413, and the message names the setting.
+    let env = env_with(TestDb::sqlite(), |config| {
+        config.admin.import_max_bytes = 4096;
+    })
+    .await;
+    let session = env.login().await;
+    let (status, page) = upload(&env, &session, &csv).await;
+    assert_eq!(status, 413, "{page}");
+    assert!(
+        page.contains("larger than admin.import_max_bytes (4096 bytes)"),
+        "{page}"
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM plans").await,
+        0,
+        "nothing planned"
+    );
+}
+
+#[tokio::test]
 async fn approve_double_clicked_while_a_worker_runs_restores_once() {
     for db in TestDb::all().await {
         let backend = db.backend_name();

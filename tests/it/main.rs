@@ -7,6 +7,8 @@ mod atlassian;
 mod browser;
 mod cli;
 mod clock;
+mod csv_files;
+mod csv_truth;
 mod digest;
 mod ledger;
 mod notify;

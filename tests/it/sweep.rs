@@ -46,7 +46,7 @@ fn group_id(sim: &SimHandle, name: &str) -> reseat::atlassian::GroupId {
 
 /// A configuration that sweeps the three products, with permissive guards and no warning
 /// step (inactive means remove), so the plan maps one-to-one to the ground truth.
-async fn state_for(sim: &SimHandle, db: &TestDb, mode: Mode) -> AppState {
+pub(crate) async fn state_for(sim: &SimHandle, db: &TestDb, mode: Mode) -> AppState {
     state_with(sim, db, mode, |_| {}).await
 }
 
@@ -59,7 +59,7 @@ async fn state_reading(sim: &SimHandle, db: &TestDb, mode: Mode, listing: UserLi
 }
 
 /// [`state_for`] with a last change to the configuration.
-async fn state_with(
+pub(crate) async fn state_with(
     sim: &SimHandle,
     db: &TestDb,
     mode: Mode,
@@ -99,7 +99,7 @@ async fn state_with(
 }
 
 /// A simulator seeded with `users` accounts.
-async fn seeded(users: usize) -> SimHandle {
+pub(crate) async fn seeded(users: usize) -> SimHandle {
     reseat::sim::spawn(SimConfig {
         users,
         ..SimConfig::default()
@@ -108,7 +108,7 @@ async fn seeded(users: usize) -> SimHandle {
     .unwrap()
 }
 
-fn hidden() -> indicatif::ProgressBar {
+pub(crate) fn hidden() -> indicatif::ProgressBar {
     indicatif::ProgressBar::hidden()
 }
 
@@ -117,7 +117,7 @@ fn sim_product(key: &str) -> Product {
 }
 
 /// The expected decision of every seat holder, from the simulator's ground truth.
-fn expected(sim: &SimHandle) -> BTreeMap<(String, String), String> {
+pub(crate) fn expected(sim: &SimHandle) -> BTreeMap<(String, String), String> {
     let truth = sim.state().ground_truth();
     let mut out = BTreeMap::new();
     for user in &truth.users {
@@ -150,7 +150,7 @@ fn expected(sim: &SimHandle) -> BTreeMap<(String, String), String> {
     out
 }
 
-fn decisions(items: &[PlanItem]) -> BTreeMap<(String, String), String> {
+pub(crate) fn decisions(items: &[PlanItem]) -> BTreeMap<(String, String), String> {
     items
         .iter()
         .map(|i| {
@@ -482,7 +482,7 @@ pub(crate) fn export_csv(sim: &SimHandle, path: &Path) {
     writer.flush().unwrap();
 }
 
-fn assert_same(
+pub(crate) fn assert_same(
     got: &BTreeMap<(String, String), String>,
     want: &BTreeMap<(String, String), String>,
     items: &[PlanItem],

@@ -23,6 +23,7 @@ mod plans;
 mod requests;
 mod still_billed;
 pub mod store;
+mod upload;
 
 /// One admin route.
 pub struct AdminRoute {
@@ -124,8 +125,9 @@ pub const ROUTES: &[AdminRoute] = &[
     route("/admin/import", Method::GET, false, false, || {
         get(plans::import_page)
     }),
+    // The file streams to disk under admin.import_max_bytes, not the body limit.
     route("/admin/import", Method::POST, false, true, || {
-        post(plans::import)
+        post(plans::import).layer(axum::extract::DefaultBodyLimit::disable())
     }),
     route("/admin/rules", Method::GET, false, false, || {
         get(requests::rules)

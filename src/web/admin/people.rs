@@ -223,10 +223,10 @@ pub async fn audit_csv(
 ) -> PageResult {
     let filter = query.filter()?;
     let entries = store::audit(&state.db, &filter, CSV_LIMIT).await?;
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = crate::spreadsheet::CsvWriter::in_memory();
     let internal = |e: csv::Error| PageError::Internal(e.into());
     writer
-        .write_record([
+        .row([
             "id",
             "at",
             "actor",
@@ -239,15 +239,14 @@ pub async fn audit_csv(
     for e in entries {
         let at = crate::store::time::from_ms(e.at).to_rfc3339();
         writer
-            .write_record([
+            .row([
                 e.id.to_string().as_str(),
                 &at,
-                // A cell a spreadsheet would run as a formula is kept as text.
-                &spreadsheet_safe(&e.actor),
-                &spreadsheet_safe(&e.action),
-                &spreadsheet_safe(e.account_id.as_deref().unwrap_or_default()),
-                &spreadsheet_safe(e.product.as_deref().unwrap_or_default()),
-                &spreadsheet_safe(&e.details),
+                &e.actor,
+                &e.action,
+                e.account_id.as_deref().unwrap_or_default(),
+                e.product.as_deref().unwrap_or_default(),
+                &e.details,
             ])
             .map_err(internal)?;
     }
@@ -268,13 +267,4 @@ pub async fn audit_csv(
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
     Ok(response)
-}
-
-/// Prefixes `'` to a value starting with a character spreadsheets treat as a formula.
-pub(super) fn spreadsheet_safe(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    }
 }

@@ -536,7 +536,13 @@ pub struct ImportResult {
     pub plan_id: String,
     pub rows: u64,
     pub bad_rows: u64,
+    /// Accounts the refused rows may have held (the lines they span).
+    pub lost_accounts: u64,
     pub errors: Vec<String>,
+    /// Merged columns, skipped rows, ignored values.
+    pub notes: Vec<String>,
+    /// The stale-data warning.
+    pub stale: Option<String>,
     pub products: Vec<(String, String)>,
 }
 
@@ -549,46 +555,23 @@ pub async fn import_page(State(state): State<AppState>, session: AdminSession) -
 }
 
 /// `POST /admin/import`: a multipart form with `csrf` and `file` (an admin "Export users"
-/// CSV); plans from it and shows the parse report. The body limit applies.
+/// CSV, streamed to disk under `admin.import_max_bytes`); plans from it and shows the parse
+/// report.
 pub async fn import(
     State(state): State<AppState>,
     session: AdminSession,
     mut multipart: Multipart,
 ) -> PageResult {
-    let mut csrf = String::new();
-    let mut file: Option<Vec<u8>> = None;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(error) => {
-                return Ok(super::pages::error_page(
-                    error.status(),
-                    &format!("The upload could not be read: {}", error.body_text()),
-                ));
-            }
+    let upload =
+        match super::upload::receive(&mut multipart, state.config.admin.import_max_bytes).await {
+            Ok(upload) => upload,
+            Err(refused) => return Ok(refused.0),
         };
-        let name = field.name().unwrap_or_default().to_string();
-        let bytes = match field.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return Ok(super::pages::error_page(
-                    error.status(),
-                    &format!("The upload could not be read: {}", error.body_text()),
-                ));
-            }
-        };
-        match name.as_str() {
-            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-            "file" => file = Some(bytes.to_vec()),
-            _ => {}
-        }
-    }
-    if !same_secret(&csrf, &session.csrf) {
+    if !same_secret(&upload.csrf, &session.csrf) {
         return Ok(csrf_refused(&session.admin));
     }
     let layout = Layout::new(&state, &session, "import");
-    let Some(file) = file.filter(|f| !f.is_empty()) else {
+    let Some(file) = upload.file.filter(|f| f.bytes > 0) else {
         return Ok(render(
             StatusCode::BAD_REQUEST,
             ImportPage {
@@ -599,14 +582,9 @@ pub async fn import(
             .render(),
         ));
     };
-    let dir = tempfile::tempdir().map_err(|e| PageError::Internal(e.into()))?;
-    let path = dir.path().join("admin-export.csv");
-    tokio::fs::write(&path, &file)
-        .await
-        .map_err(|e| PageError::Internal(e.into()))?;
     let planned = crate::sweep::plan(
         &state,
-        &[Source::Csv(path)],
+        &[Source::Csv(file.path.clone())],
         state.clock().now(),
         &indicatif::ProgressBar::hidden(),
     )
@@ -635,7 +613,10 @@ pub async fn import(
                     plan_id: planned.plan_id,
                     rows: summary.csv_rows,
                     bad_rows: summary.csv_bad_rows,
+                    lost_accounts: summary.csv_lost_accounts,
                     errors: summary.csv_errors,
+                    notes: summary.csv_notes,
+                    stale: summary.stale,
                     products: summary
                         .products
                         .iter()

@@ -7,7 +7,6 @@ use axum::response::IntoResponse;
 
 use super::auth::AdminSession;
 use super::pages::{PageError, PageResult, secure_headers};
-use super::people::spreadsheet_safe;
 use crate::app::AppState;
 use crate::sweep::roles::Billing;
 
@@ -17,10 +16,10 @@ pub async fn csv(
     Path(id): Path<String>,
 ) -> PageResult {
     let rows = crate::ledger::roles::still_billed_items(&state.db, &id).await?;
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = crate::spreadsheet::CsvWriter::in_memory();
     let internal = |e: csv::Error| PageError::Internal(e.into());
     writer
-        .write_record([
+        .row([
             "account_id",
             "email",
             "display_name",
@@ -31,13 +30,13 @@ pub async fn csv(
         .map_err(internal)?;
     for row in rows {
         writer
-            .write_record([
-                spreadsheet_safe(&row.account_id),
-                spreadsheet_safe(row.email.as_deref().unwrap_or_default()),
-                spreadsheet_safe(row.display_name.as_deref().unwrap_or_default()),
-                spreadsheet_safe(&row.product),
-                spreadsheet_safe(&Billing::parse(&row.billing).explain()),
-                spreadsheet_safe(row.outcome.as_deref().unwrap_or_default()),
+            .row([
+                row.account_id.as_str(),
+                row.email.as_deref().unwrap_or_default(),
+                row.display_name.as_deref().unwrap_or_default(),
+                &row.product,
+                &Billing::parse(&row.billing).explain(),
+                row.outcome.as_deref().unwrap_or_default(),
             ])
             .map_err(internal)?;
     }

@@ -179,9 +179,9 @@ pub async fn csv(
 
 /// The CSV header (for no records) or the rows of `records`.
 fn csv_rows(records: &[audit::Record]) -> Result<Vec<u8>, anyhow::Error> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = crate::spreadsheet::CsvWriter::in_memory();
     if records.is_empty() {
-        writer.write_record([
+        writer.row([
             "id",
             "at",
             "actor",
@@ -192,27 +192,17 @@ fn csv_rows(records: &[audit::Record]) -> Result<Vec<u8>, anyhow::Error> {
         ])?;
     }
     for record in records {
-        writer.write_record([
-            record.id.to_string(),
-            from_ms(record.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            cell(&record.actor),
-            cell(&record.action),
-            cell(record.account_id.as_deref().unwrap_or_default()),
-            cell(record.product.as_deref().unwrap_or_default()),
-            cell(&record.details),
+        writer.row([
+            record.id.to_string().as_str(),
+            &from_ms(record.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            &record.actor,
+            &record.action,
+            record.account_id.as_deref().unwrap_or_default(),
+            record.product.as_deref().unwrap_or_default(),
+            &record.details,
         ])?;
     }
     Ok(writer.into_inner()?)
-}
-
-/// A text cell a spreadsheet will not run as a formula: a leading `= + - @` (or tab, CR)
-/// gets a `'` in front.
-fn cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
 }
 
 #[cfg(test)]
@@ -230,7 +220,21 @@ mod tests {
 
     #[test]
     fn cells_never_start_a_formula() {
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(cell("api:ci"), "api:ci");
+        let record = audit::Record {
+            id: 1,
+            at: 0,
+            actor: "=HYPERLINK(\"x\")".into(),
+            action: "api:ci".into(),
+            account_id: Some("-1".into()),
+            product: None,
+            details: "{}".into(),
+        };
+        let text = String::from_utf8(csv_rows(&[record]).unwrap()).unwrap();
+        assert!(
+            text.starts_with(
+                "1,1970-01-01T00:00:00.000Z,\"'=HYPERLINK(\"\"x\"\")\",api:ci,'-1,,{}"
+            ),
+            "{text}"
+        );
     }
 }
