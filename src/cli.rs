@@ -458,6 +458,7 @@ async fn sweep_plan(
     for line in crate::sweep::plan::summary_lines(&planned.summary) {
         println!("  {line}");
     }
+    warn_if_stale(&planned.summary);
     if let Some(out) = out {
         let items = crate::sweep::store::items(&state.db, &planned.plan_id)
             .await
@@ -466,6 +467,15 @@ async fn sweep_plan(
         println!("  written to {}", out.display());
     }
     Ok(planned.plan_id)
+}
+
+/// The stale-data warning of a plan, on stderr too: the plan is stored, apply will refuse it.
+fn warn_if_stale(summary: &crate::sweep::plan::PlanSummary) {
+    if let Some(stale) = &summary.stale {
+        eprintln!(
+            "warning: the plan's activity data looks stale: {stale}; apply will refuse this plan"
+        );
+    }
 }
 
 /// A progress bar over the items of an apply on a terminal, nothing otherwise.

@@ -17,7 +17,7 @@ use crate::support::{TestDb, spawn_configured};
 
 /// A configuration against the simulator: the demo's, any account reseat removed gets its
 /// access straight back, retries fit for tests, the test drives the queue.
-fn config_for(sim: &SimHandle, db: &TestDb, dir: &std::path::Path) -> Config {
+pub(crate) fn config_for(sim: &SimHandle, db: &TestDb, dir: &std::path::Path) -> Config {
     let mut config = reseat::demo::config_for(sim, dir);
     config.database.url = db.url.clone();
     config.queue.workers = 0;
@@ -49,7 +49,7 @@ fn config_for(sim: &SimHandle, db: &TestDb, dir: &std::path::Path) -> Config {
     config
 }
 
-async fn sim(users: usize) -> SimHandle {
+pub(crate) async fn sim(users: usize) -> SimHandle {
     reseat::sim::spawn(SimConfig {
         users,
         ..SimConfig::default()
@@ -749,7 +749,7 @@ async fn a_restore_arriving_while_the_sweep_removes_the_seat_runs_right_after_it
 }
 
 /// Writes `config` as a file the `reseat` binary reads, secrets included.
-fn write_config(config: &Config, sim: &SimHandle, path: &std::path::Path) {
+pub(crate) fn write_config(config: &Config, sim: &SimHandle, path: &std::path::Path) {
     let mut value = toml::Value::try_from(config).unwrap();
     let table = value.as_table_mut().unwrap();
     let atlassian = table["atlassian"].as_table_mut().unwrap();
@@ -773,7 +773,7 @@ fn write_config(config: &Config, sim: &SimHandle, path: &std::path::Path) {
     std::fs::write(path, toml::to_string(&value).unwrap()).unwrap();
 }
 
-fn reseat_cli(config: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+pub(crate) fn reseat_cli(config: &std::path::Path, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(crate::support::reseat_bin());
     command
         .arg("--config")
@@ -1175,4 +1175,51 @@ async fn a_killed_apply_shows_interrupted_and_the_next_apply_finishes_it() {
         );
         sim.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn planning_a_stale_export_from_the_cli_warns_and_stores_the_plan() {
+    let db = TestDb::sqlite();
+    let sim = sim(150).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&sim, &db, dir.path());
+    config.log.level = "warn".into();
+    let file = dir.path().join("reseat.toml");
+    write_config(&config, &sim, &file);
+    let app = spawn_configured(db, config, axum::Router::new()).await;
+    let export = dir.path().join("export.csv");
+    crate::sweep::export_csv_taken(&sim, &export, chrono::Duration::days(199));
+    let source = format!("csv:{}", export.display());
+    let output = reseat_cli(&file, &["sweep", "plan", "--source", &source])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the plan's activity data looks stale")
+            && stderr.contains("apply will refuse this plan"),
+        "{stderr}"
+    );
+    let plan_id: String = sqlx::query_scalar("SELECT id FROM plans")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert!(stdout.contains(&format!("plan {plan_id}")), "{stdout}");
+    // A fresh export plans with no warning.
+    crate::sweep::export_csv(&sim, &export);
+    let output = reseat_cli(&file, &["sweep", "plan", "--source", &source])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("stale"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    sim.shutdown().await;
 }

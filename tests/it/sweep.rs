@@ -443,6 +443,11 @@ async fn apply_removes_exactly_the_planned_memberships_journal_first() {
 
 /// Writes the simulator's org as an admin "Export users" CSV for the configured site.
 pub(crate) fn export_csv(sim: &SimHandle, path: &Path) {
+    export_csv_taken(sim, path, chrono::Duration::zero());
+}
+
+/// The simulator's export as if it had been taken `age` ago (every date that much older).
+pub(crate) fn export_csv_taken(sim: &SimHandle, path: &Path, age: chrono::Duration) {
     let products = [
         ProductKey::JIRA_SOFTWARE,
         ProductKey::JIRA_SERVICE_MANAGEMENT,
@@ -460,7 +465,7 @@ pub(crate) fn export_csv(sim: &SimHandle, path: &Path) {
             name: &user.name,
             email: user.email.as_deref(),
             status: "Active",
-            added_to_org: user.added_to_org,
+            added_to_org: user.added_to_org - age,
             org_admin: seeded.org_admin,
             products: products
                 .iter()
@@ -471,7 +476,7 @@ pub(crate) fn export_csv(sim: &SimHandle, path: &Path) {
                         .activity
                         .iter()
                         .filter(|a| a.product == sp && a.cloud_id == cloud_id)
-                        .map(|a| a.last_active)
+                        .map(|a| a.last_active - age)
                         .max();
                     (p.clone(), access, seen)
                 })
