@@ -118,3 +118,74 @@ pub async fn search(
     .fetch_all(db.pool())
     .await
 }
+
+/// A refused request, counted in aggregate ([`refused`]).
+#[derive(Debug, Clone)]
+pub struct Refusal<'a> {
+    /// `restore.rejected`, `link.rejected`, `admin.login_failed`, …
+    pub action: &'a str,
+    /// The channel (`webhook`, `jsm`, `link:restore`) or the client address.
+    pub source: &'a str,
+    /// Why; a closed set of wordings, never a secret or a token.
+    pub reason: &'a str,
+}
+
+/// Counts a refusal in the minute it happened (`audit_refusals`): one row per minute,
+/// action, source and reason, however many requests are refused, so refusals cannot flood
+/// the audit trail and every one is still counted.
+pub async fn refused(db: &Db, refusal: Refusal<'_>) -> Result<(), sqlx::Error> {
+    let now = db.now_ms();
+    let minute = now - now.rem_euclid(60_000);
+    let clip = |text: &str, max: usize| -> String { text.chars().take(max).collect() };
+    sqlx::query(
+        "INSERT INTO audit_refusals (minute_at, action, source, reason, count, first_at, last_at) \
+         VALUES ($1, $2, $3, $4, 1, $5, $5) \
+         ON CONFLICT (minute_at, action, source, reason) \
+         DO UPDATE SET count = audit_refusals.count + 1, last_at = excluded.last_at",
+    )
+    .bind(minute)
+    .bind(refusal.action)
+    .bind(clip(refusal.source, 100))
+    .bind(clip(refusal.reason, 200))
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// One row of counted refusals.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct RefusalCount {
+    pub minute_at: i64,
+    pub action: String,
+    pub source: String,
+    pub reason: String,
+    pub count: i64,
+    pub last_at: i64,
+}
+
+/// Counted refusals since `since` (UTC ms), newest first, at most `limit` rows.
+pub async fn refusals_since(
+    db: &Db,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<RefusalCount>, sqlx::Error> {
+    sqlx::query_as::<Any, RefusalCount>(
+        "SELECT minute_at, action, source, reason, count, last_at FROM audit_refusals \
+         WHERE last_at >= $1 ORDER BY minute_at DESC, count DESC LIMIT $2",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// How many requests were refused since `since` (UTC ms).
+pub async fn refused_since(db: &Db, since: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_refusals WHERE last_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(db.pool())
+    .await
+}

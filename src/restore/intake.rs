@@ -195,14 +195,31 @@ async fn finish(
         }
         Err(error) => {
             tracing::warn!(channel = %channel, status = error.status().as_u16(), error = %error, "restore request refused");
-            let entry = audit::Entry {
-                actor: channel.as_str(),
-                action: "restore.rejected",
-                account_id: None,
-                product: None,
-                details: json!({ "status": error.status().as_u16(), "reason": error.to_string() }),
+            let status = error.status().as_u16();
+            // Refusals anyone can cause without the channel's secret (no or a wrong secret,
+            // a channel not enabled, an oversized or non-JSON body) are counted per minute;
+            // a request that passed authentication and was still refused gets its own row.
+            let recorded = if matches!(status, 401 | 404 | 413 | 415) {
+                audit::refused(
+                    &state.db,
+                    audit::Refusal {
+                        action: "restore.rejected",
+                        source: channel.as_str(),
+                        reason: &format!("{status}: {error}"),
+                    },
+                )
+                .await
+            } else {
+                let entry = audit::Entry {
+                    actor: channel.as_str(),
+                    action: "restore.rejected",
+                    account_id: None,
+                    product: None,
+                    details: json!({ "status": status, "reason": error.to_string() }),
+                };
+                audit::record(&state.db, entry).await
             };
-            if let Err(audit_error) = audit::record(&state.db, entry).await {
+            if let Err(audit_error) = recorded {
                 tracing::error!(error = %audit_error, "cannot audit a refused request");
             }
             Err(error)

@@ -339,14 +339,13 @@ async fn audit_rejection(
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     tracing::warn!(purpose = %purpose, reason, "link refused");
-    audit::record(
+    // Anyone can send a forged link: counted per minute, not a row each.
+    audit::refused(
         &state.db,
-        audit::Entry {
-            actor: "link",
+        audit::Refusal {
             action: "link.rejected",
-            account_id: None,
-            product: None,
-            details: json!({ "purpose": purpose.as_str(), "reason": reason }),
+            source: &format!("link:{}", purpose.as_str()),
+            reason,
         },
     )
     .await

@@ -60,7 +60,7 @@ async fn a_restore_link_is_refused_once_the_clock_passes_its_expiry() {
         let response = app.client.get(&url).send().await.unwrap();
         assert_eq!(response.status(), 410, "{backend}: an expired link is gone");
         let reasons: Vec<String> =
-            sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'link.rejected'")
+            sqlx::query_scalar("SELECT reason FROM audit_refusals WHERE action = 'link.rejected'")
                 .fetch_all(state.db.pool())
                 .await
                 .unwrap();

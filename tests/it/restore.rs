@@ -653,16 +653,30 @@ async fn bad_requests_are_refused_audited_and_change_nothing() {
         0,
         "nothing queued"
     );
+    // Each refusal is audited: the authenticated ones a row each, those anyone could send
+    // (no or a wrong secret) counted per minute.
     assert_eq!(
         env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.rejected'")
-            .await,
+            .await
+            + env
+                .count(
+                    "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_refusals \
+                     WHERE action = 'restore.rejected'"
+                )
+                .await,
         11
     );
     // The secret never shows up in the audit trail.
-    let details: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log")
+    let mut details: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log")
         .fetch_all(env.app.state.db.pool())
         .await
         .unwrap();
+    details.extend(
+        sqlx::query_scalar::<_, String>("SELECT reason FROM audit_refusals")
+            .fetch_all(env.app.state.db.pool())
+            .await
+            .unwrap(),
+    );
     assert!(
         details.iter().all(|d| !d.contains("guessed-secret-123")
             && !d.contains(reseat::demo::DEMO_AUTOMATION_SECRET))
@@ -1035,7 +1049,7 @@ async fn a_link_for_the_site_works_under_every_spelling_and_another_sites_says_w
         .unwrap();
     assert_eq!(response.status(), 400);
     let reasons: Vec<String> =
-        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'link.rejected'")
+        sqlx::query_scalar("SELECT reason FROM audit_refusals WHERE action = 'link.rejected'")
             .fetch_all(env.app.state.db.pool())
             .await
             .unwrap();
@@ -1155,7 +1169,7 @@ async fn a_restore_link_changes_nothing_on_get_and_works_once_on_post() {
     let page = response.text().await.unwrap();
     assert!(!page.contains("signature"), "{page}");
     let reasons: Vec<String> =
-        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'link.rejected'")
+        sqlx::query_scalar("SELECT reason FROM audit_refusals WHERE action = 'link.rejected'")
             .fetch_all(env.app.state.db.pool())
             .await
             .unwrap();
@@ -2393,4 +2407,117 @@ async fn no_link_token_reaches_the_log_even_at_trace() {
         assert!(!logged.contains(secret), "{secret} in the log");
     }
     assert!(!logged.contains(&csrf), "the CSRF token is not logged");
+}
+
+#[tokio::test]
+async fn ten_thousand_refused_requests_add_a_few_rows_and_every_one_is_counted() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 20,
+                ..SimConfig::default()
+            },
+            |config| {
+                config.admin.users = vec![reseat::web::config::AdminUser {
+                    name: "ana".into(),
+                    password_hash: reseat::web::admin::auth::hash_password("pw-for-ana")
+                        .unwrap()
+                        .into(),
+                }];
+            },
+        )
+        .await;
+        let rows_before = env.count("SELECT COUNT(*) FROM audit_log").await;
+        // 10,000 requests without the channel's secret, 32 at a time, on three channels.
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..32 {
+            let (client, base, sent) = (env.app.client.clone(), env.app.url(""), sent.clone());
+            tasks.spawn(async move {
+                loop {
+                    let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if n >= 10_000 {
+                        return;
+                    }
+                    let (path, header) = match (n + worker) % 3 {
+                        0 => ("/hooks/jsm", "X-Reseat-Token"),
+                        1 => ("/hooks/automation", "X-Reseat-Token"),
+                        _ => ("/hooks/webhook", "webhook-signature"),
+                    };
+                    let status = client
+                        .post(format!("{base}{path}"))
+                        .header(header, "guessed")
+                        .header("content-type", "application/json")
+                        .body("{}")
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    assert!(status.is_client_error(), "{path}: {status}");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let rows = env.count("SELECT COUNT(*) FROM audit_log").await - rows_before
+            + env.count("SELECT COUNT(*) FROM audit_refusals").await;
+        assert!(
+            rows <= 300,
+            "{backend}: {rows} audit rows for 10,000 refusals"
+        );
+        assert_eq!(
+            env.count("SELECT CAST(SUM(count) AS BIGINT) FROM audit_refusals WHERE action = 'restore.rejected'")
+                .await,
+            10_000,
+            "{backend}: every refusal counted"
+        );
+        // The audit page shows the count.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(env.app.url("/admin/login")).send().await.unwrap();
+        let cookie = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|v| v.starts_with("reseat_admin_login="))
+            .unwrap();
+        let text = page.text().await.unwrap();
+        let start = text.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &text[start..start + text[start..].find('"').unwrap()];
+        let signed = http
+            .post(env.app.url("/admin/login"))
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf), ("name", "ana"), ("password", "pw-for-ana")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), 303, "{backend}");
+        let session = signed
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|v| v.starts_with("reseat_admin="))
+            .unwrap();
+        let audit = http
+            .get(env.app.url("/admin/audit"))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            audit.contains("Refused requests, last 24 hours: 10000"),
+            "{backend}: {audit}"
+        );
+        assert!(audit.contains("restore.rejected"), "{backend}");
+    }
 }

@@ -87,11 +87,11 @@ pub async fn submit(
     }
     let name = form.name.trim();
     if !limiter.allow(&addr, name) {
-        record(
+        refused(
             &state,
-            "login",
             "admin.login_throttled",
-            json!({ "name": name, "addr": addr }),
+            &addr,
+            &format!("too many attempts for {name:?}"),
         )
         .await;
         let mut response = login_form(
@@ -107,11 +107,11 @@ pub async fn submit(
         return response;
     }
     if !auth::check_password(&state, name, &form.password).await {
-        record(
+        refused(
             &state,
-            "login",
             "admin.login_failed",
-            json!({ "name": name, "addr": addr }),
+            &addr,
+            &format!("wrong name or password for {name:?}"),
         )
         .await;
         return login_form(
@@ -175,11 +175,11 @@ pub async fn link_submit(
     match store::consume_login_link(&state.db, &auth::sha256_hex(&token), state.db.now_ms()).await {
         Ok(Some(admin)) => signed_in(&state, &admin, "link", &addr).await,
         Ok(None) => {
-            record(
+            refused(
                 &state,
-                "login",
                 "admin.login_link_refused",
-                json!({ "addr": addr }),
+                &addr,
+                "unknown, used or expired",
             )
             .await;
             link_refused()
@@ -212,6 +212,18 @@ pub async fn logout(State(state): State<AppState>, form: AdminForm) -> Response 
 }
 
 /// Audits a sign-in event; a failure to write it is logged, the answer stays the same.
+/// A refused sign-in, counted per minute, client address and reason (`audit_refusals`).
+async fn refused(state: &AppState, action: &str, addr: &str, reason: &str) {
+    let refusal = audit::Refusal {
+        action,
+        source: addr,
+        reason,
+    };
+    if let Err(error) = audit::refused(&state.db, refusal).await {
+        tracing::error!(%error, action, "cannot audit a refused sign-in");
+    }
+}
+
 async fn record(state: &AppState, actor: &str, action: &str, details: serde_json::Value) {
     if let Err(error) = audit::record(
         &state.db,

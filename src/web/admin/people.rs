@@ -188,6 +188,30 @@ struct AuditPage {
     entries: Vec<AuditView>,
     limit: i64,
     csv: String,
+    /// Refused requests of the last 24 hours, counted per minute, action, source, reason.
+    refusals: Vec<RefusalView>,
+    refused_total: i64,
+}
+
+/// One counted row of refusals as the page shows it.
+pub struct RefusalView {
+    pub minute: String,
+    pub action: String,
+    pub source: String,
+    pub reason: String,
+    pub count: i64,
+}
+
+impl From<crate::audit::RefusalCount> for RefusalView {
+    fn from(r: crate::audit::RefusalCount) -> Self {
+        RefusalView {
+            minute: date_time(r.minute_at),
+            action: r.action,
+            source: r.source,
+            reason: r.reason,
+            count: r.count,
+        }
+    }
 }
 
 /// Entries the page shows; the CSV has up to [`CSV_LIMIT`].
@@ -201,8 +225,13 @@ pub async fn audit(
 ) -> PageResult {
     let filter = query.filter()?;
     let entries = store::audit(&state.db, &filter, PAGE_LIMIT).await?;
+    let since = state.db.now_ms() - 86_400_000;
+    let refusals = crate::audit::refusals_since(&state.db, since, PAGE_LIMIT).await?;
+    let refused_total = crate::audit::refused_since(&state.db, since).await?;
     let value = |v: &Option<String>| given(v).unwrap_or_default().to_string();
     ok(&AuditPage {
+        refusals: refusals.into_iter().map(RefusalView::from).collect(),
+        refused_total,
         layout: Layout::new(&state, &session, "audit"),
         actor: value(&query.actor),
         action: value(&query.action),
