@@ -179,13 +179,20 @@ fn read_csv(
     products: &[ProductKey],
     max_bad_row_percent: f64,
     set: &mut ActivitySet,
+    progress: &indicatif::ProgressBar,
 ) -> Result<CsvReport, SweepError> {
     let mut reader = CsvActivityReader::open(path, site.clone())?.sweeping(products);
+    let mut rows = 0u64;
     while let Some(activity) = reader.next_activity()? {
+        rows += 1;
+        if rows.is_multiple_of(10_000) {
+            progress.set_position(rows);
+        }
         if population.members.contains_key(&activity.account_id) {
             set.insert(activity);
         }
     }
+    progress.set_position(rows);
     Ok(reader.finish(max_bad_row_percent)?)
 }
 
@@ -338,6 +345,7 @@ pub async fn plan(
                     &products,
                     config.csv.max_bad_row_percent,
                     &mut activity,
+                    progress,
                 )?;
                 summary.csv_rows += report.rows;
                 summary.csv_bad_rows += report.bad_rows;

@@ -313,6 +313,15 @@ async fn every_page_needs_a_session_and_every_form_the_csrf_token() {
             .unwrap();
         let token = link.rsplit('/').next().unwrap().to_string();
         let session = env.login().await;
+        // One import, for its progress page.
+        let file = env._dir.path().join("export.csv");
+        crate::sweep::export_csv(&env.sim, &file);
+        let (status, page) = upload(&env, &session, &std::fs::read(&file).unwrap()).await;
+        assert_eq!(status, 200, "{backend}: {page}");
+        let import: String = sqlx::query_scalar("SELECT id FROM imports")
+            .fetch_one(env.app.state.db.pool())
+            .await
+            .unwrap();
         let state_sql = [
             "SELECT COUNT(*) FROM plan_items WHERE excluded <> 0",
             "SELECT COUNT(*) FROM plans WHERE status <> 'planned'",
@@ -328,7 +337,11 @@ async fn every_page_needs_a_session_and_every_form_the_csrf_token() {
         }
         assert!(ROUTES.len() >= 20, "the route table lists every page");
         for route in ROUTES {
-            let path = concrete(route.path, &plan, &request, &token, &account);
+            let path = if route.path == "/admin/import/{id}" {
+                format!("/admin/import/{import}")
+            } else {
+                concrete(route.path, &plan, &request, &token, &account)
+            };
             let method = route.method.clone();
             // No session at all.
             if !route.public {
@@ -726,8 +739,7 @@ async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let page = response.text().await.unwrap();
+    let (status, page) = follow_import(&env, &session, response).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("created from the file"), "{page}");
     assert!(page.contains("Rows refused"), "{page}");
@@ -780,8 +792,7 @@ async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file()
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let page = response.text().await.unwrap();
+    let (status, page) = follow_import(&env, &session, response).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("line 7: "), "{page}");
     assert!(!page.contains("line 6: "), "{page}");
@@ -811,8 +822,37 @@ async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    follow_import(env, session, response).await
+}
+
+/// The import's final page: the upload answers 303 to its progress page, which refreshes
+/// itself until the plan is made (or refused); a refused upload answers at once.
+async fn follow_import(env: &Env, session: &Session, response: reqwest::Response) -> (u16, String) {
+    if response.status() != 303 {
+        let status = response.status().as_u16();
+        return (status, response.text().await.unwrap());
+    }
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    poll_import(env, session, &location).await
+}
+
+async fn poll_import(env: &Env, session: &Session, location: &str) -> (u16, String) {
+    assert!(location.starts_with("/admin/import/"), "{location}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = env.get(location, Some(&session.cookie)).await;
+        let status = page.status().as_u16();
+        let text = page.text().await.unwrap();
+        if !text.contains(r#"id="progress""#) {
+            return (status, text);
+        }
+        assert!(text.contains("rows read"), "{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -1044,4 +1084,74 @@ async fn guesses_from_one_address_do_not_lock_the_admin_out_from_another() {
         .login_attempt_from("198.51.100.9", "ana", PASSWORD)
         .await;
     assert_eq!(response.status(), 429);
+}
+
+#[tokio::test]
+async fn a_long_import_shows_its_progress_then_its_summary() {
+    let env = env_with(TestDb::sqlite(), |_| {}).await;
+    let session = env.login().await;
+    let file = env._dir.path().join("export.csv");
+    crate::sweep::export_csv(&env.sim, &file);
+    let csv = std::fs::read(&file).unwrap();
+    // Every call to the site takes a while: the plan is still reading the site's groups when
+    // the page is first shown.
+    env.sim
+        .state()
+        .set_faults(serde_json::from_value(json!({ "latency_ms": 150 })).unwrap())
+        .unwrap();
+    let boundary = "reseatboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        session.csrf
+    )
+    .into_bytes();
+    body.extend_from_slice(&csv);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = env
+        .http
+        .post(env.app.url("/admin/import"))
+        .header("cookie", &session.cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    // The upload is answered at once, whatever the plan takes: no request time-out.
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let page = env
+        .get(&location, Some(&session.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"id="progress""#), "{page}");
+    assert!(page.contains(r#"<meta http-equiv="refresh" content="2">"#));
+    assert!(page.contains("rows read"), "{page}");
+    assert!(page.contains("MB)"), "the file's size: {page}");
+    assert!(
+        !page.contains(&env._dir.path().display().to_string()) && !page.contains("/tmp"),
+        "no server path on the page: {page}"
+    );
+    let (status, page) = poll_import(&env, &session, &location).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("created from the file"), "{page}");
+    let rows = csv.iter().filter(|&&b| b == b'\n').count() - 1;
+    assert!(
+        page.contains(&format!("<tr><th>Rows read</th><td>{rows}</td></tr>")),
+        "{page}"
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM imports WHERE status = 'done' AND plan_id IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'plan.imported'")
+            .await,
+        1
+    );
 }

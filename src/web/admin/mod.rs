@@ -126,6 +126,9 @@ pub const ROUTES: &[AdminRoute] = &[
         get(plans::import_page)
     }),
     // The file streams to disk under admin.import_max_bytes, not the body limit.
+    route("/admin/import/{id}", Method::GET, false, false, || {
+        get(plans::import_progress)
+    }),
     route("/admin/import", Method::POST, false, true, || {
         post(plans::import).layer(axum::extract::DefaultBodyLimit::disable())
     }),

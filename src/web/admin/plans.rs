@@ -529,6 +529,7 @@ fn urlencoding(text: &str) -> String {
 struct ImportPage {
     layout: Layout,
     result: Option<ImportResult>,
+    progress: Option<ImportProgress>,
     error: Option<String>,
 }
 
@@ -550,6 +551,7 @@ pub async fn import_page(State(state): State<AppState>, session: AdminSession) -
     ok(&ImportPage {
         layout: Layout::new(&state, &session, "import"),
         result: None,
+        progress: None,
         error: None,
     })
 }
@@ -577,24 +579,84 @@ pub async fn import(
             ImportPage {
                 layout,
                 result: None,
+                progress: None,
                 error: Some("Choose a CSV file to upload.".into()),
             }
             .render(),
         ));
     };
+    // Planned in the background on this server (it holds the file); the page follows it.
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = state.db.now_ms();
+    sqlx::query(
+        "INSERT INTO imports (id, admin, status, phase, rows_read, bytes, created_at, updated_at) \
+         VALUES ($1, $2, 'running', 'received the file', 0, $3, $4, $4)",
+    )
+    .bind(&id)
+    .bind(&session.admin)
+    .bind(i64::try_from(file.bytes).unwrap_or(i64::MAX))
+    .bind(now)
+    .execute(state.db.pool())
+    .await?;
+    tokio::spawn(run_import(state.clone(), id.clone(), session.actor(), file));
+    Ok(axum::response::Redirect::to(&format!("/admin/import/{id}")).into_response())
+}
+
+/// How often a running import writes its progress (and proves it is alive).
+const IMPORT_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A running import whose row has not moved for this long lost its server.
+const IMPORT_STALLED_MS: i64 = 60_000;
+
+/// Plans from an uploaded file, writing its progress to the import's row.
+async fn run_import(state: AppState, id: String, actor: String, file: super::upload::StoredFile) {
+    let bar = indicatif::ProgressBar::hidden();
+    let ticker = {
+        let (state, id, bar) = (state.clone(), id.clone(), bar.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(IMPORT_TICK);
+            loop {
+                every.tick().await;
+                let message = bar.message();
+                // The server's own temporary path means nothing to the admin.
+                let phase = if message.starts_with("reading /") {
+                    "reading the file".to_owned()
+                } else if message.is_empty() {
+                    "starting".to_owned()
+                } else {
+                    message
+                };
+                let written = sqlx::query(
+                    "UPDATE imports SET phase = $1, rows_read = $2, updated_at = $3 \
+                     WHERE id = $4 AND status = 'running'",
+                )
+                .bind(phase)
+                .bind(i64::try_from(bar.position()).unwrap_or(i64::MAX))
+                .bind(state.db.now_ms())
+                .bind(&id)
+                .execute(state.db.pool())
+                .await;
+                if let Err(error) = written {
+                    tracing::warn!(%error, "cannot record an import's progress");
+                }
+            }
+        })
+    };
     let planned = crate::sweep::plan(
         &state,
         &[Source::Csv(file.path.clone())],
         state.clock().now(),
-        &indicatif::ProgressBar::hidden(),
+        &bar,
     )
     .await;
-    let (status, result, error) = match planned {
+    ticker.abort();
+    drop(file);
+    let (status, plan_id, error) = match planned {
         Ok(planned) => {
-            audit::record(
+            let audited = audit::record(
                 &state.db,
                 audit::Entry {
-                    actor: &session.actor(),
+                    actor: &actor,
                     action: "plan.imported",
                     account_id: None,
                     product: None,
@@ -605,54 +667,161 @@ pub async fn import(
                     }),
                 },
             )
-            .await?;
-            let summary = planned.summary;
-            (
-                StatusCode::OK,
-                Some(ImportResult {
-                    plan_id: planned.plan_id,
-                    rows: summary.csv_rows,
-                    bad_rows: summary.csv_bad_rows,
-                    lost_accounts: summary.csv_lost_accounts,
-                    errors: summary.csv_errors,
-                    notes: summary.csv_notes,
-                    stale: summary.stale,
-                    products: summary
-                        .products
-                        .iter()
-                        .map(|(product, counts)| {
-                            (
-                                product.clone(),
-                                counts
-                                    .decisions
-                                    .iter()
-                                    .map(|(d, n)| format!("{d} {n}"))
-                                    .collect::<Vec<_>>()
-                                    .join(" · "),
-                            )
-                        })
-                        .collect(),
-                }),
-                None,
-            )
+            .await;
+            if let Err(error) = audited {
+                tracing::error!(%error, "cannot audit an import");
+            }
+            ("done", Some(planned.plan_id), None)
         }
-        Err(error @ (SweepError::Csv(_) | SweepError::Config(_) | SweepError::Governance(_))) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some(error.to_string()),
-        ),
         Err(error) => {
-            tracing::error!(%error, "planning from an uploaded CSV failed");
-            (StatusCode::BAD_GATEWAY, None, Some(error.to_string()))
+            if !matches!(
+                error,
+                SweepError::Csv(_) | SweepError::Config(_) | SweepError::Governance(_)
+            ) {
+                tracing::error!(%error, "planning from an uploaded CSV failed");
+            }
+            ("failed", None, Some(error.to_string()))
         }
     };
-    Ok(render(
+    let finished = sqlx::query(
+        "UPDATE imports SET status = $1, plan_id = $2, error = $3, rows_read = $4, \
+         phase = 'finished', updated_at = $5 WHERE id = $6",
+    )
+    .bind(status)
+    .bind(plan_id)
+    .bind(error)
+    .bind(i64::try_from(bar.position()).unwrap_or(i64::MAX))
+    .bind(state.db.now_ms())
+    .bind(&id)
+    .execute(state.db.pool())
+    .await;
+    if let Err(error) = finished {
+        tracing::error!(%error, "cannot record the end of an import");
+    }
+}
+
+/// An `imports` row.
+#[derive(sqlx::FromRow)]
+struct ImportRow {
+    status: String,
+    phase: String,
+    rows_read: i64,
+    bytes: i64,
+    plan_id: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// An import's progress as the page shows it.
+pub struct ImportProgress {
+    pub phase: String,
+    pub rows: i64,
+    pub megabytes: String,
+    pub seconds: i64,
+}
+
+/// `GET /admin/import/{id}`: an import's progress (the page refreshes itself), then its
+/// summary, or why it failed.
+pub async fn import_progress(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Path(id): Path<String>,
+) -> PageResult {
+    let row: Option<ImportRow> = sqlx::query_as(
+        "SELECT status, phase, rows_read, bytes, plan_id, error, created_at, updated_at \
+         FROM imports WHERE id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let Some(ImportRow {
         status,
-        ImportPage {
+        phase,
+        rows_read: rows,
+        bytes,
+        plan_id,
+        error,
+        created_at: created,
+        updated_at: updated,
+    }) = row
+    else {
+        return Err(PageError::NotFound(format!("no import {id}")));
+    };
+    let layout = Layout::new(&state, &session, "import");
+    let now = state.db.now_ms();
+    let page = match (status.as_str(), plan_id) {
+        ("running", _) if now - updated > IMPORT_STALLED_MS => ImportPage {
             layout,
-            result,
-            error,
+            result: None,
+            progress: None,
+            error: Some(
+                "The server planning this file stopped before it finished (it restarted). Upload the file again.".into(),
+            ),
+        },
+        ("running", _) => ImportPage {
+            layout,
+            result: None,
+            progress: Some(ImportProgress {
+                phase,
+                rows,
+                megabytes: format!("{:.1}", bytes as f64 / 1e6),
+                seconds: (now - created) / 1000,
+            }),
+            error: None,
+        },
+        ("done", Some(plan_id)) => {
+            let plan = crate::sweep::store::get_plan(&state.db, &plan_id)
+                .await?
+                .ok_or_else(|| PageError::NotFound(format!("no plan {plan_id}")))?;
+            let summary = crate::sweep::plan::PlanSummary::parse(&plan.id, &plan.summary)
+                .map_err(|e| PageError::Internal(e.into()))?;
+            ImportPage {
+                layout,
+                result: Some(import_result(plan_id, summary)),
+                progress: None,
+                error: None,
+            }
         }
-        .render(),
-    ))
+        _ => {
+            return Ok(render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ImportPage {
+                    layout,
+                    result: None,
+                    progress: None,
+                    error: Some(error.unwrap_or_else(|| "The import failed.".into())),
+                }
+                .render(),
+            ));
+        }
+    };
+    ok(&page)
+}
+
+fn import_result(plan_id: String, summary: crate::sweep::plan::PlanSummary) -> ImportResult {
+    ImportResult {
+        plan_id,
+        rows: summary.csv_rows,
+        bad_rows: summary.csv_bad_rows,
+        lost_accounts: summary.csv_lost_accounts,
+        errors: summary.csv_errors,
+        notes: summary.csv_notes,
+        stale: summary.stale,
+        products: summary
+            .products
+            .iter()
+            .map(|(product, counts)| {
+                (
+                    product.clone(),
+                    counts
+                        .decisions
+                        .iter()
+                        .map(|(d, n)| format!("{d} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(" · "),
+                )
+            })
+            .collect(),
+    }
 }
