@@ -74,10 +74,12 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("server.listen: cannot listen on {addr} ({source}); is another process using it?")]
+    // Not a `source`: the cause is in the message already, and an error chain would say it
+    // twice.
+    #[error("server.listen: cannot listen on {addr} ({cause}); is another process using it?")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -134,7 +136,7 @@ impl App {
         };
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+            .map_err(|cause| StartError::Bind { addr, cause })?;
         let worker = Worker::new(queue, format!("{}-{}", hostname(), std::process::id()))
             .with_metrics(metrics)
             .handle(

@@ -450,6 +450,9 @@ async fn sweep_plan(
     out: Option<&std::path::Path>,
 ) -> Result<String, CliError> {
     let sources = parse_sources(sources)?;
+    if let Some(out) = out {
+        crate::sweep::plan::check_out_path(out)?;
+    }
     let bar = progress();
     let planned = crate::sweep::plan(state, &sources, state.clock().now(), &bar).await;
     bar.finish_and_clear();

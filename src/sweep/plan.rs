@@ -612,7 +612,24 @@ fn export_rows(items: &[PlanItem]) -> impl Iterator<Item = ExportRow<'_>> {
 }
 
 /// Writes a plan as CSV (`.csv`) or JSON (anything else).
+/// Whether `--out` names a format reseat writes (`.csv` or `.json`); checked before the
+/// plan is made, so a typo costs nothing.
+pub fn check_out_path(out: &Path) -> Result<(), SweepError> {
+    match out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+    {
+        Some(ext) if ext == "csv" || ext == "json" => Ok(()),
+        _ => Err(SweepError::Config(format!(
+            "--out {}: write a .csv (a spreadsheet) or a .json file; the name ends neither way",
+            out.display()
+        ))),
+    }
+}
+
 pub fn export(items: &[PlanItem], out: &Path) -> Result<(), SweepError> {
+    check_out_path(out)?;
     let io = |e: std::io::Error| SweepError::Config(format!("--out {}: {e}", out.display()));
     if out
         .extension()

@@ -1155,3 +1155,50 @@ async fn a_long_import_shows_its_progress_then_its_summary() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_applied_plan_offers_no_apply_and_the_timeline_and_audit_read_plainly() {
+    let env = env_with(TestDb::sqlite(), |config| config.sweep.ladder.warn = false).await;
+    let session = env.login().await;
+    let plan = env.plan().await;
+    let removed: String = sqlx::query_scalar(
+        "SELECT account_id FROM plan_items WHERE plan_id = $1 AND decision = 'remove' \
+         AND product = 'jira-software' LIMIT 1",
+    )
+    .bind(&plan)
+    .fetch_one(env.app.state.db.pool())
+    .await
+    .unwrap();
+    let options = reseat::sweep::ApplyOptions {
+        confirmed: true,
+        ..Default::default()
+    };
+    let report = reseat::sweep::apply(&env.app.state, Some(&plan), &options)
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0);
+    let text = |path: String| {
+        let (env, cookie) = (&env, session.cookie.clone());
+        async move { env.get(&path, Some(&cookie)).await.text().await.unwrap() }
+    };
+    let page = text(format!("/admin/plans/{plan}")).await;
+    assert!(page.contains("This plan has been applied"), "{page}");
+    assert!(!page.contains("Apply this plan…"), "{page}");
+    let page = text(format!("/admin/plans/{plan}/apply")).await;
+    assert!(
+        page.contains("applying it again would change nothing"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(r#"class="danger""#),
+        "no red Apply button: {page}"
+    );
+    // The timeline says what happened to each group, in words.
+    let page = text(format!("/admin/users/{removed}")).await;
+    assert!(page.contains("removed from group"), "{page}");
+    assert!(!page.contains("restored from group"), "{page}");
+    // The audit page folds each entry's details into one readable line.
+    let page = text("/admin/audit".into()).await;
+    assert!(page.contains("<details><summary>plan_id: "), "{page}");
+    assert!(page.contains(r#"<td class="nowrap">"#), "{page}");
+}

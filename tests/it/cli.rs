@@ -226,3 +226,22 @@ fn demo_starts_and_its_printed_urls_answer() {
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn a_port_in_use_is_said_once_in_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = reseat(dir.path(), &["serve", "--listen", &addr]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    let line = text.trim_end();
+    assert!(!line.contains('\n'), "one line: {text}");
+    assert!(line.contains(&format!("cannot listen on {addr}")), "{text}");
+    let cause = line.to_lowercase();
+    assert_eq!(
+        cause.matches("address already in use").count() + cause.matches("address in use").count(),
+        1,
+        "{text}"
+    );
+}

@@ -1223,3 +1223,46 @@ async fn planning_a_stale_export_from_the_cli_warns_and_stores_the_plan() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn out_with_an_extension_reseat_does_not_write_is_refused_before_planning() {
+    let db = TestDb::sqlite();
+    let sim = sim(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&sim, &db, dir.path());
+    config.log.level = "warn".into();
+    let file = dir.path().join("reseat.toml");
+    write_config(&config, &sim, &file);
+    let app = spawn_configured(db, config, axum::Router::new()).await;
+    let out = dir.path().join("plan.txt");
+    let output = reseat_cli(&file, &["sweep", "plan", "--out", out.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("write a .csv (a spreadsheet) or a .json file"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        count(&app.state, "SELECT COUNT(*) FROM plans").await,
+        0,
+        "nothing planned"
+    );
+    for name in ["plan.csv", "plan.json"] {
+        let out = dir.path().join(name);
+        let output = reseat_cli(&file, &["sweep", "plan", "--out", out.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(out.exists(), "{name}");
+    }
+    sim.shutdown().await;
+}

@@ -160,7 +160,30 @@ pub struct AuditView {
     pub action: String,
     pub account_id: String,
     pub product: String,
+    /// The details folded to one line: `key: value` pairs of the JSON, shortened.
+    pub summary: String,
     pub details: String,
+}
+
+/// One readable line for an entry's JSON details (`plan_id: …, status: …`), at most about
+/// 80 characters.
+fn details_summary(details: &str) -> String {
+    let line = match serde_json::from_str::<serde_json::Value>(details) {
+        Ok(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("{key}: {text}"),
+                other => format!("{key}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => details.to_owned(),
+    };
+    if line.chars().count() > 80 {
+        format!("{}…", line.chars().take(79).collect::<String>())
+    } else {
+        line
+    }
 }
 
 impl From<Record> for AuditView {
@@ -171,6 +194,7 @@ impl From<Record> for AuditView {
             action: r.action,
             account_id: r.account_id.unwrap_or_default(),
             product: r.product.unwrap_or_default(),
+            summary: details_summary(&r.details),
             details: r.details,
         }
     }

@@ -414,13 +414,19 @@ pub async fn timeline(db: &Db, account: &str, limit: i64) -> Result<Vec<Event>, 
     for (at, product, action, group, reason) in journal {
         events.push(Event {
             at,
-            kind: if action == "removed" {
+            kind: if matches!(action.as_str(), "removed" | "removing" | "not_member") {
                 "removal".into()
             } else {
                 "restore".into()
             },
             product: Some(product),
-            text: format!("{action} from group {group} ({reason})"),
+            text: match action.as_str() {
+                "removed" => format!("removed from group {group} ({reason})"),
+                "removing" => format!("removal from group {group} sent ({reason})"),
+                "not_member" => format!("was not in group {group} when the sweep came ({reason})"),
+                "restored" => format!("added back to group {group} ({reason})"),
+                other => format!("{other}: group {group} ({reason})"),
+            },
         });
     }
     let requests: Vec<RequestRow> = sqlx::query_as(
