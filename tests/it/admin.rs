@@ -1197,6 +1197,9 @@ async fn an_applied_plan_offers_no_apply_and_the_timeline_and_audit_read_plainly
     let page = text(format!("/admin/users/{removed}")).await;
     assert!(page.contains("removed from group"), "{page}");
     assert!(!page.contains("restored from group"), "{page}");
+    // The overview says why Confluence has no seat row.
+    let page = text("/admin".into()).await;
+    assert!(page.contains("Confluence is not listed"), "{page}");
     // The audit page folds each entry's details into one readable line.
     let page = text("/admin/audit".into()).await;
     assert!(page.contains("<details><summary>plan_id: "), "{page}");
