@@ -328,7 +328,10 @@ pub fn sample(
     let day = |days: i64| today + chrono::Duration::days(days);
     let link = |purpose: &str| format!("{base_url}/{purpose}/v1.k1.SAMPLE.SIGNATURE");
     let who = display_name.to_string();
-    let product = "Jira Software".to_string();
+    // The name every email uses, from the product table.
+    let product = crate::atlassian::ProductKey::JIRA_SOFTWARE
+        .display_name()
+        .to_string();
     Some(match name {
         "warning" => Warning {
             display_name: who,
@@ -362,7 +365,10 @@ pub fn sample(
             display_name: who.clone(),
             product_name: product,
             request_id: "REQ-43".into(),
-            reason: format!("{who} is in the contractors group, which may not use Jira Software"),
+            reason: format!(
+                "{who} is in the contractors group, which may not use {product_name}",
+                product_name = crate::atlassian::ProductKey::JIRA_SOFTWARE.display_name()
+            ),
         }
         .render(brand),
         "digest" => AdminDigest {

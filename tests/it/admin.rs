@@ -1183,6 +1183,10 @@ async fn an_applied_plan_offers_no_apply_and_the_timeline_and_audit_read_plainly
     };
     let page = text(format!("/admin/plans/{plan}")).await;
     assert!(page.contains("This plan has been applied"), "{page}");
+    // Products by the one display name the emails use, never by their keys.
+    let jira = reseat::atlassian::ProductKey::JIRA_SOFTWARE.display_name();
+    assert!(page.contains(&format!("<td>{jira}</td>")), "{page}");
+    assert!(!page.contains("<td>jira-software</td>"), "{page}");
     assert!(!page.contains("Apply this plan…"), "{page}");
     let page = text(format!("/admin/plans/{plan}/apply")).await;
     assert!(

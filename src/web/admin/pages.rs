@@ -134,6 +134,13 @@ pub fn date_time(ms: i64) -> String {
     from_ms(ms).format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// A product key as the pages name it: the product table's display name ("Jira",
+/// "Confluence"), the key itself for one reseat does not know. Templates call it as
+/// `crate::web::admin::pages::product_label(key)`.
+pub fn product_label(key: &str) -> String {
+    crate::restore::reply::product_name(Some(key)).replace("the product", key)
+}
+
 /// `2025-01-31`.
 pub fn date(ms: i64) -> String {
     from_ms(ms).format("%Y-%m-%d").to_string()
