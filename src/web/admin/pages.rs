@@ -138,7 +138,9 @@ pub fn date_time(ms: i64) -> String {
 /// "Confluence"), the key itself for one reseat does not know. Templates call it as
 /// `crate::web::admin::pages::product_label(key)`.
 pub fn product_label(key: &str) -> String {
-    crate::restore::reply::product_name(Some(key)).replace("the product", key)
+    crate::atlassian::ProductKey::parse(key)
+        .map(|product| product.display_name().to_owned())
+        .unwrap_or_else(|_| key.to_owned())
 }
 
 /// `2025-01-31`.
