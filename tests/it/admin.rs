@@ -719,26 +719,7 @@ async fn an_uploaded_export_file_is_planned_with_its_parse_report() {
     let mut csv = std::fs::read(&file).unwrap();
     // One row the parser refuses, reported by line.
     csv.extend_from_slice(b"not-an-account,,,,,,,\n");
-    let boundary = "reseatboundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
-        session.csrf
-    )
-    .into_bytes();
-    body.extend_from_slice(&csv);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let response = env
-        .http
-        .post(env.app.url("/admin/import"))
-        .header("cookie", &session.cookie)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_import(&env, &session, &csv).await;
     let (status, page) = follow_import(&env, &session, response).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("created from the file"), "{page}");
@@ -775,23 +756,7 @@ async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file()
     lines.insert(6, "not an account,,,,,,,");
     lines.insert(7, ",,,,,,,,");
     let csv = format!("\u{feff}{}\r\n", lines.join("\r\n"));
-    let boundary = "reseatboundary";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n",
-        session.csrf
-    );
-    let response = env
-        .http
-        .post(env.app.url("/admin/import"))
-        .header("cookie", &session.cookie)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_import(&env, &session, csv.as_bytes()).await;
     let (status, page) = follow_import(&env, &session, response).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("line 7: "), "{page}");
@@ -800,8 +765,9 @@ async fn the_import_page_shows_the_physical_line_of_a_bad_row_in_an_excel_file()
     assert!(page.contains("1 separator-only rows skipped"), "{page}");
 }
 
-/// Posts `csv` to the import page as the signed-in admin: the status and the page.
-async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
+/// Posts `csv` to the import page as the signed-in admin (a multipart form with the CSRF
+/// token).
+async fn post_import(env: &Env, session: &Session, csv: &[u8]) -> reqwest::Response {
     let boundary = "reseatboundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
@@ -810,8 +776,7 @@ async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
     .into_bytes();
     body.extend_from_slice(csv);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let response = env
-        .http
+    env.http
         .post(env.app.url("/admin/import"))
         .header("cookie", &session.cookie)
         .header(
@@ -821,7 +786,12 @@ async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
         .body(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Posts `csv` to the import page and follows the import to its end: the status and page.
+async fn upload(env: &Env, session: &Session, csv: &[u8]) -> (u16, String) {
+    let response = post_import(env, session, csv).await;
     follow_import(env, session, response).await
 }
 
@@ -1099,26 +1069,7 @@ async fn a_long_import_shows_its_progress_then_its_summary() {
         .state()
         .set_faults(serde_json::from_value(json!({ "latency_ms": 150 })).unwrap())
         .unwrap();
-    let boundary = "reseatboundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n",
-        session.csrf
-    )
-    .into_bytes();
-    body.extend_from_slice(&csv);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let response = env
-        .http
-        .post(env.app.url("/admin/import"))
-        .header("cookie", &session.cookie)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_import(&env, &session, &csv).await;
     // The upload is answered at once, whatever the plan takes: no request time-out.
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
