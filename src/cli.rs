@@ -62,6 +62,8 @@ pub enum Command {
     /// Admin access: hash a password or an API token, print a one-time login link or the
     /// API's OpenAPI document.
     Admin(crate::web::admin::cli::AdminArgs),
+    /// Send a signed Standard Webhooks restore request (to try the webhook channel).
+    Webhook(crate::restore::cli::WebhookArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -248,12 +250,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Demo(args) => {
+            // Warnings only by default: the guide the demo prints must stay on screen.
             crate::telemetry::init(
                 match cli.log_format {
                     Some(LogFormatArg::Json) => LogFormat::Json,
                     _ => LogFormat::Text,
                 },
-                "info",
+                if args.verbose { "info" } else { "warn" },
             );
             crate::demo::run(args.clone(), shutdown_signal())
                 .await
@@ -284,9 +287,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 println!("{hash}");
                 Ok(())
             }
-            crate::web::admin::cli::AdminCommand::LoginLink { name } => {
-                let state = crate::app::AppState::open(load_config(&cli)?).await?;
-                let out = crate::web::admin::cli::login_link(&state, name)
+            crate::web::admin::cli::AdminCommand::LoginLink { name, dir } => {
+                let config = match dir {
+                    Some(dir) => crate::web::admin::cli::demo_config(dir)?,
+                    None => load_config(&cli)?,
+                };
+                let name = name
+                    .clone()
+                    .or_else(|| dir.as_ref().map(|_| crate::demo::DEMO_ADMIN.to_string()))
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "admin".into());
+                let state = crate::app::AppState::open(config).await?;
+                let out = crate::web::admin::cli::login_link(&state, &name)
                     .await
                     .map_err(CliError::Other)?;
                 print!("{out}");
@@ -314,6 +326,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             }
         },
+        Command::Webhook(args) => {
+            let out = crate::restore::cli::webhook(args)
+                .await
+                .map_err(CliError::Other)?;
+            print!("{out}");
+            Ok(())
+        }
         Command::Requests(args) => {
             let state = crate::app::AppState::open(load_config(&cli)?).await?;
             let out = crate::restore::cli::requests(&state, args)

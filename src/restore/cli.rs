@@ -73,6 +73,101 @@ pub enum RequestsCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    #[command(subcommand)]
+    pub command: WebhookCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Send a restore request to `/hooks/webhook` signed as a Standard Webhooks sender
+    /// would sign it (to try the channel, or to check a sender's secret).
+    Send {
+        /// The service's webhook URL, e.g. http://127.0.0.1:8080/hooks/webhook.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// The signing secret (`whsec_…`), one of restore.webhook.secrets.
+        #[arg(
+            long,
+            env = "RESEAT_WEBHOOK_SECRET",
+            hide_env_values = true,
+            value_name = "SECRET"
+        )]
+        secret: String,
+        /// The Atlassian account id asking for access back.
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "email",
+            conflicts_with = "email"
+        )]
+        account: Option<String>,
+        /// Or the email address of the account.
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// The product key, e.g. jira-software, jira-service-desk, confluence.
+        #[arg(long, value_name = "KEY")]
+        product: String,
+        /// The delivery id (`webhook-id`; the same id is one request). Default: a new one.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
+}
+
+/// Runs `reseat webhook send`; returns what to print.
+pub async fn webhook(args: &WebhookArgs) -> Result<String, String> {
+    let WebhookCommand::Send {
+        url,
+        secret,
+        account,
+        email,
+        product,
+        id,
+    } = &args.command;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "accountId": account,
+        "email": email,
+        "product": product,
+    }))
+    .map_err(|e| format!("webhook send: {e}"))?;
+    // Absent fields are left out, not sent as null.
+    let body = {
+        let mut value: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&body).map_err(|e| format!("webhook send: {e}"))?;
+        value.retain(|_, v| !v.is_null());
+        serde_json::to_vec(&value).map_err(|e| format!("webhook send: {e}"))?
+    };
+    let id = id
+        .clone()
+        .unwrap_or_else(|| format!("msg_{}", uuid::Uuid::new_v4().simple()));
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = super::signature::sign(secret, &id, timestamp, &body)
+        .map_err(|e| format!("--secret: {e}"))?;
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| format!("webhook send: cannot reach {url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        Ok(format!("{} {}\n", status.as_u16(), text.trim()))
+    } else {
+        Err(format!(
+            "webhook send: {url} answered {}: {}",
+            status,
+            text.trim()
+        ))
+    }
+}
+
 /// Runs `reseat rules …`; returns what to print.
 pub async fn rules(state: &AppState, args: &RulesArgs) -> Result<String, String> {
     let RulesCommand::Explain {
