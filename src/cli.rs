@@ -221,6 +221,39 @@ fn load_config(cli: &Cli) -> Result<Config, CliError> {
     Ok(config)
 }
 
+/// The configuration of a command that reads or changes reseat's state: its database must
+/// exist already. Only `serve`, `migrate` and `demo` create one, so a command run in the
+/// wrong folder, or without its configuration, says so instead of leaving a new empty
+/// `reseat.db` behind.
+fn load_config_with_database(cli: &Cli) -> Result<Config, CliError> {
+    let config = load_config(cli)?;
+    require_database(&config)?;
+    Ok(config)
+}
+
+fn require_database(config: &Config) -> Result<(), CliError> {
+    let Some(file) = crate::store::sqlite_file(config.database.url.trim()) else {
+        return Ok(());
+    };
+    if file.exists() {
+        return Ok(());
+    }
+    let default = config.database.url == crate::config::DatabaseConfig::default().url;
+    Err(ConfigError::key(
+        "database.url",
+        format!(
+            "no database at {}{}; give --config FILE (or RESEAT_DATABASE__URL), or create it with `reseat migrate`",
+            file.display(),
+            if default {
+                " (the default, as no configuration names one)"
+            } else {
+                ""
+            }
+        ),
+    )
+    .into())
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Serve { listen } => {
@@ -269,11 +302,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|error| CliError::Other(format!("sim: {error:#}")))
         }
         Command::Sweep(args) => {
-            let config = load_config(&cli)?;
+            let config = load_config_with_database(&cli)?;
             run_sweep(config, args).await
         }
         Command::Rules(args) => {
-            let state = crate::app::AppState::open(load_config(&cli)?).await?;
+            let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
             let out = crate::restore::cli::rules(&state, args)
                 .await
                 .map_err(CliError::Other)?;
@@ -292,6 +325,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     Some(dir) => crate::web::admin::cli::demo_config(dir)?,
                     None => load_config(&cli)?,
                 };
+                require_database(&config)?;
                 let name = name
                     .clone()
                     .or_else(|| dir.as_ref().map(|_| crate::demo::DEMO_ADMIN.to_string()))
@@ -334,7 +368,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Requests(args) => {
-            let state = crate::app::AppState::open(load_config(&cli)?).await?;
+            let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
             let out = crate::restore::cli::requests(&state, args)
                 .await
                 .map_err(CliError::Other)?;
@@ -375,6 +409,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 None => signer.default_expiry(*purpose, now),
             };
+            require_database(&config)?;
             let db = open_store(&config).await?;
             let issued = async {
                 let mut tx = db.pool().begin().await?;

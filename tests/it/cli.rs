@@ -371,3 +371,48 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> String {
         .find(|v| v.starts_with(&format!("{name}=")))
         .unwrap_or_else(|| panic!("no {name} cookie"))
 }
+
+/// Without a configuration, commands that need a database say so in one line and leave
+/// nothing behind; only `migrate` (and `serve`, `demo`) create one.
+#[test]
+fn commands_without_a_database_say_so_and_create_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &["sweep", "plan"],
+        &["sweep", "apply", "--yes"],
+        &["sweep"],
+        &["requests", "list"],
+        &[
+            "requests",
+            "approve",
+            "01a235c3-f2ef-7261-b541-b72364ffacea",
+        ],
+        &[
+            "rules",
+            "explain",
+            "--account",
+            "5b10ac8d82e05b22cc7d4ef5",
+            "--product",
+            "confluence",
+        ],
+        &["admin", "login-link", "--name", "ana"],
+    ];
+    for args in commands {
+        let output = reseat(dir.path(), args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(
+            message.contains("no database at reseat.db"),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("reseat migrate"), "{args:?}: {message}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    let output = reseat(dir.path(), &["migrate"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(dir.path().join("reseat.db").is_file());
+    let output = reseat(dir.path(), &["requests", "list"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
