@@ -564,8 +564,29 @@ async fn sweep_apply(
     let options = apply_options(yes);
     let report = crate::sweep::apply(state, plan, &options).await;
     options.progress.finish_and_clear();
-    print_report(&report?);
+    let report = report?;
+    print_report(&report);
+    print_mail_note(state, &report).await;
     Ok(())
+}
+
+/// Emails a live apply queued are sent by the service's queue workers, not by this command:
+/// say how many wait, and who sends them.
+async fn print_mail_note(state: &crate::app::AppState, report: &crate::sweep::ApplyReport) {
+    if report.dry_run {
+        return;
+    }
+    let queued: Result<i64, _> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM email_outbox WHERE status = 'queued'")
+            .fetch_one(state.db.pool())
+            .await;
+    match queued {
+        Ok(0) => {}
+        Ok(queued) => println!(
+            "  {queued} email(s) queued (warnings, removal notices): `reseat serve` sends them, at once if it runs now; none is sent before"
+        ),
+        Err(error) => eprintln!("warning: cannot count the queued emails: {error}"),
+    }
 }
 
 fn print_report(report: &crate::sweep::ApplyReport) {
@@ -611,6 +632,7 @@ async fn sweep_plan_and_apply(
         println!("  {line}");
     }
     print_report(&report);
+    print_mail_note(state, &report).await;
     Ok(())
 }
 

@@ -187,6 +187,31 @@ pub async fn rules(state: &AppState, args: &RulesArgs) -> Result<String, String>
     ))
 }
 
+/// What an approval led to, the stored reason, and what to do next.
+fn outcome(request: &store::RestoreRequest) -> String {
+    let id = &request.id;
+    let mut out = format!("request {id}: {}\n", request.status);
+    if let Some(why) = request.message.as_deref().or(request.reason.as_deref()) {
+        out.push_str(&format!("  {why}\n"));
+    }
+    let next = match request.status.as_str() {
+        "pending" => Some(format!(
+            "next: reseat requests approve {id} --groups GROUP_ID,… (the groups to add), or reseat requests deny {id} --reason …"
+        )),
+        "failed" => Some(format!(
+            "next: reseat requests approve {id} to try again, or reseat requests deny {id} --reason …"
+        )),
+        "received" | "approved" => Some(
+            "next: not finished yet; a running `reseat serve` finishes it (`reseat requests list --status all` shows the outcome)".to_string(),
+        ),
+        _ => None,
+    };
+    if let Some(next) = next {
+        out.push_str(&format!("  {next}\n"));
+    }
+    out
+}
+
 /// Runs `reseat requests …`; returns what to print.
 pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, String> {
     match &args.command {
@@ -228,10 +253,10 @@ pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, S
             let request = worker::run_now(state, id, CLI_WAIT)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(format!(
-                "request {id}: {}\n",
-                request.map(|r| r.status).unwrap_or_default()
-            ))
+            Ok(match request {
+                Some(request) => outcome(&request),
+                None => format!("request {id}: not found\n"),
+            })
         }
         RequestsCommand::Deny {
             id,
