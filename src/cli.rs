@@ -74,9 +74,9 @@ pub enum Command {
         /// The user's Atlassian account id.
         #[arg(long, value_name = "ID")]
         account: String,
-        /// The product key, e.g. jira-software, jira-servicedesk, confluence.
-        #[arg(long, value_name = "KEY")]
-        product: String,
+        /// The product key, e.g. jira-software, jira-service-desk, confluence.
+        #[arg(long, value_name = "KEY", value_parser = crate::atlassian::ProductKey::parse_known)]
+        product: crate::atlassian::ProductKey,
         /// restore (give access back) or keep (keep access a warning said would go).
         #[arg(long, default_value = "restore", value_name = "PURPOSE")]
         purpose: crate::notify::Purpose,
@@ -414,7 +414,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let issued = async {
                 let mut tx = db.pool().begin().await?;
                 let issued = signer
-                    .issue(&mut tx, *purpose, account, product, &site, expires)
+                    .issue(&mut tx, *purpose, account, product.as_str(), &site, expires)
                     .await?;
                 tx.commit().await?;
                 Ok::<_, crate::notify::LinkError>(issued)

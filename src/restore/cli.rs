@@ -23,9 +23,9 @@ pub enum RulesCommand {
         /// The Atlassian account id.
         #[arg(long, value_name = "ID")]
         account: String,
-        /// The product key: jira-software, jira-service-desk, confluence.
-        #[arg(long, value_name = "KEY")]
-        product: String,
+        /// The product key: jira-software (or jira), jira-service-desk, confluence.
+        #[arg(long, value_name = "KEY", value_parser = ProductKey::parse_known)]
+        product: ProductKey,
         /// The channel the request would come from.
         #[arg(long, value_enum, default_value = "jsm")]
         channel: Channel,
@@ -42,8 +42,8 @@ pub struct RequestsArgs {
 pub enum RequestsCommand {
     /// List restore requests (pending ones by default).
     List {
-        /// received, approved, pending, restored, denied, ignored, failed, or all.
-        #[arg(long, default_value = "pending")]
+        /// received, approved, verifying, pending, restored, denied, ignored, failed, or all.
+        #[arg(long, default_value = "pending", value_parser = parse_status)]
         status: String,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
@@ -168,6 +168,19 @@ pub async fn webhook(args: &WebhookArgs) -> Result<String, String> {
     }
 }
 
+/// A `--status` of `requests list`: one of the request states, or `all`.
+fn parse_status(text: &str) -> Result<String, String> {
+    if text == "all" || super::status::Status::parse(text).is_some() {
+        return Ok(text.to_string());
+    }
+    let known: Vec<&str> = super::status::Status::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .chain(["all"])
+        .collect();
+    Err(format!("expected one of {}", known.join(", ")))
+}
+
 /// Runs `reseat rules …`; returns what to print.
 pub async fn rules(state: &AppState, args: &RulesArgs) -> Result<String, String> {
     let RulesCommand::Explain {
@@ -176,8 +189,7 @@ pub async fn rules(state: &AppState, args: &RulesArgs) -> Result<String, String>
         channel,
     } = &args.command;
     let account = AccountId::parse(account.trim()).map_err(|e| format!("--account: {e}"))?;
-    let product = ProductKey::parse(product.trim()).map_err(|e| format!("--product: {e}"))?;
-    let verdict = worker::explain(state, &account, &product, *channel)
+    let verdict = worker::explain(state, &account, product, *channel)
         .await
         .map_err(|e| format!("cannot read the account from Atlassian: {e}"))?;
     Ok(format!(

@@ -416,3 +416,110 @@ fn commands_without_a_database_say_so_and_create_no_file() {
     let output = reseat(dir.path(), &["requests", "list"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+/// `config check` refuses what a run would refuse offline, naming the key; `jira` is a
+/// product the table knows (Jira Software's v2 key).
+#[test]
+fn config_check_refuses_what_a_run_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        std::fs::write(dir.path().join("reseat.toml"), text).unwrap();
+        reseat(dir.path(), &["config", "check"])
+    };
+    let refused: &[(&str, &str)] = &[
+        (
+            "[sweep.products.confluence]\ninactive_after = \"90d\"\n",
+            "sweep.products.confluence.access_groups: Confluence has no access groups",
+        ),
+        (
+            "[sweep.products.confluence]\naccess_groups = [\"confluence-users\"]\n",
+            "sweep.products.confluence.access_groups[0]: expected a group id",
+        ),
+        (
+            "[sweep.products.bogus]\ninactive_after = \"90d\"\n",
+            "sweep.products.bogus",
+        ),
+        (
+            "[[restore.rules]]\nname = \"staff\"\ndecision = \"approve\"\ngrant_groups = [\"jira-users\"]\n",
+            "restore.rules[0].grant_groups[0]: expected a group id",
+        ),
+    ];
+    for (text, expected) in refused {
+        let output = check(text);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}: {message}");
+        assert!(message.contains(expected), "{text}: {message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+    let accepted = [
+        "[sweep.products.jira]\ninactive_after = \"90d\"\n",
+        "[sweep.products.confluence]\naccess_groups = [\"5e471e1f-3739-492e-9243-da17fc8090eb\"]\n",
+        // A plan that is not blocked by missing groups does not need them.
+        "[sweep.governance]\nblock_on_missing_access_groups = false\n[sweep.products.confluence]\ninactive_after = \"90d\"\n",
+    ];
+    for text in accepted {
+        let output = check(text);
+        assert_eq!(output.status.code(), Some(0), "{text}: {}", stderr(&output));
+    }
+}
+
+/// Options that take one of a closed set refuse anything else, before touching anything.
+#[test]
+fn closed_sets_on_the_command_line_refuse_unknown_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = reseat(dir.path(), &["requests", "list", "--status", "bogus"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("expected one of received, approved"),
+        "{message}"
+    );
+    let account = "5b10ac8d82e05b22cc7d4ef5";
+    for args in [
+        &[
+            "rules",
+            "explain",
+            "--account",
+            account,
+            "--product",
+            "bogus",
+        ][..],
+        &[
+            "link",
+            "--account",
+            account,
+            "--product",
+            "bogus",
+            "--site",
+            "acme",
+        ][..],
+    ] {
+        let output = reseat(dir.path(), args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.contains("unknown product \"bogus\""),
+            "{args:?}: {message}"
+        );
+        assert!(
+            message.contains("jira-software (Jira)"),
+            "{args:?}: {message}"
+        );
+    }
+    // `jira` is Jira Software's key on the v2 API: accepted (here the database is missing).
+    let output = reseat(
+        dir.path(),
+        &[
+            "rules",
+            "explain",
+            "--account",
+            account,
+            "--product",
+            "jira",
+        ],
+    );
+    let message = stderr(&output);
+    assert!(!message.contains("unknown product"), "{message}");
+    assert!(message.contains("no database"), "{message}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}

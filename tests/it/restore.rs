@@ -928,7 +928,7 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
         &reseat::restore::cli::RulesArgs {
             command: reseat::restore::cli::RulesCommand::Explain {
                 account: account.clone(),
-                product: "jira-software".into(),
+                product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
                 channel: reseat::restore::rules::Channel::Jsm,
             },
         },
@@ -947,7 +947,7 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
         &reseat::restore::cli::RulesArgs {
             command: reseat::restore::cli::RulesCommand::Explain {
                 account: staff,
-                product: "jira-software".into(),
+                product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
                 channel: reseat::restore::rules::Channel::Webhook,
             },
         },
