@@ -62,6 +62,8 @@ pub enum Command {
     /// Admin access: hash a password or an API token, print a one-time login link or the
     /// API's OpenAPI document.
     Admin(crate::web::admin::cli::AdminArgs),
+    /// Send a signed Standard Webhooks restore request (to try the webhook channel).
+    Webhook(crate::restore::cli::WebhookArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -72,9 +74,9 @@ pub enum Command {
         /// The user's Atlassian account id.
         #[arg(long, value_name = "ID")]
         account: String,
-        /// The product key, e.g. jira-software, jira-servicedesk, confluence.
-        #[arg(long, value_name = "KEY")]
-        product: String,
+        /// The product key, e.g. jira-software, jira-service-desk, confluence.
+        #[arg(long, value_name = "KEY", value_parser = crate::atlassian::ProductKey::parse_known)]
+        product: crate::atlassian::ProductKey,
         /// restore (give access back) or keep (keep access a warning said would go).
         #[arg(long, default_value = "restore", value_name = "PURPOSE")]
         purpose: crate::notify::Purpose,
@@ -219,6 +221,39 @@ fn load_config(cli: &Cli) -> Result<Config, CliError> {
     Ok(config)
 }
 
+/// The configuration of a command that reads or changes reseat's state: its database must
+/// exist already. Only `serve`, `migrate` and `demo` create one, so a command run in the
+/// wrong folder, or without its configuration, says so instead of leaving a new empty
+/// `reseat.db` behind.
+fn load_config_with_database(cli: &Cli) -> Result<Config, CliError> {
+    let config = load_config(cli)?;
+    require_database(&config)?;
+    Ok(config)
+}
+
+fn require_database(config: &Config) -> Result<(), CliError> {
+    let Some(file) = crate::store::sqlite_file(config.database.url.trim()) else {
+        return Ok(());
+    };
+    if file.exists() {
+        return Ok(());
+    }
+    let default = config.database.url == crate::config::DatabaseConfig::default().url;
+    Err(ConfigError::key(
+        "database.url",
+        format!(
+            "no database at {}{}; give --config FILE (or RESEAT_DATABASE__URL), or create it with `reseat migrate`",
+            file.display(),
+            if default {
+                " (the default, as no configuration names one)"
+            } else {
+                ""
+            }
+        ),
+    )
+    .into())
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Serve { listen } => {
@@ -248,12 +283,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Demo(args) => {
+            // Warnings only by default: the guide the demo prints must stay on screen.
             crate::telemetry::init(
                 match cli.log_format {
                     Some(LogFormatArg::Json) => LogFormat::Json,
                     _ => LogFormat::Text,
                 },
-                "info",
+                if args.verbose { "info" } else { "warn" },
             );
             crate::demo::run(args.clone(), shutdown_signal())
                 .await
@@ -266,11 +302,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|error| CliError::Other(format!("sim: {error:#}")))
         }
         Command::Sweep(args) => {
-            let config = load_config(&cli)?;
+            let config = load_config_with_database(&cli)?;
             run_sweep(config, args).await
         }
         Command::Rules(args) => {
-            let state = crate::app::AppState::open(load_config(&cli)?).await?;
+            let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
             let out = crate::restore::cli::rules(&state, args)
                 .await
                 .map_err(CliError::Other)?;
@@ -284,9 +320,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 println!("{hash}");
                 Ok(())
             }
-            crate::web::admin::cli::AdminCommand::LoginLink { name } => {
-                let state = crate::app::AppState::open(load_config(&cli)?).await?;
-                let out = crate::web::admin::cli::login_link(&state, name)
+            crate::web::admin::cli::AdminCommand::LoginLink { name, dir } => {
+                let config = match dir {
+                    Some(dir) => crate::web::admin::cli::demo_config(dir)?,
+                    None => load_config(&cli)?,
+                };
+                require_database(&config)?;
+                let name = name
+                    .clone()
+                    .or_else(|| dir.as_ref().map(|_| crate::demo::DEMO_ADMIN.to_string()))
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "admin".into());
+                let state = crate::app::AppState::open(config).await?;
+                let out = crate::web::admin::cli::login_link(&state, &name)
                     .await
                     .map_err(CliError::Other)?;
                 print!("{out}");
@@ -314,8 +360,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             }
         },
+        Command::Webhook(args) => {
+            let out = crate::restore::cli::webhook(args)
+                .await
+                .map_err(CliError::Other)?;
+            print!("{out}");
+            Ok(())
+        }
         Command::Requests(args) => {
-            let state = crate::app::AppState::open(load_config(&cli)?).await?;
+            let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
             let out = crate::restore::cli::requests(&state, args)
                 .await
                 .map_err(CliError::Other)?;
@@ -356,11 +409,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 None => signer.default_expiry(*purpose, now),
             };
+            require_database(&config)?;
             let db = open_store(&config).await?;
             let issued = async {
                 let mut tx = db.pool().begin().await?;
                 let issued = signer
-                    .issue(&mut tx, *purpose, account, product, &site, expires)
+                    .issue(&mut tx, *purpose, account, product.as_str(), &site, expires)
                     .await?;
                 tx.commit().await?;
                 Ok::<_, crate::notify::LinkError>(issued)
@@ -513,8 +567,29 @@ async fn sweep_apply(
     let options = apply_options(yes);
     let report = crate::sweep::apply(state, plan, &options).await;
     options.progress.finish_and_clear();
-    print_report(&report?);
+    let report = report?;
+    print_report(&report);
+    print_mail_note(state, &report).await;
     Ok(())
+}
+
+/// Emails a live apply queued are sent by the service's queue workers, not by this command:
+/// say how many wait, and who sends them.
+async fn print_mail_note(state: &crate::app::AppState, report: &crate::sweep::ApplyReport) {
+    if report.dry_run {
+        return;
+    }
+    let queued: Result<i64, _> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM email_outbox WHERE status = 'queued'")
+            .fetch_one(state.db.pool())
+            .await;
+    match queued {
+        Ok(0) => {}
+        Ok(queued) => println!(
+            "  {queued} email(s) queued (warnings, removal notices): `reseat serve` sends them, at once if it runs now; none is sent before"
+        ),
+        Err(error) => eprintln!("warning: cannot count the queued emails: {error}"),
+    }
 }
 
 fn print_report(report: &crate::sweep::ApplyReport) {
@@ -560,6 +635,7 @@ async fn sweep_plan_and_apply(
         println!("  {line}");
     }
     print_report(&report);
+    print_mail_note(state, &report).await;
     Ok(())
 }
 

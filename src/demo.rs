@@ -28,11 +28,22 @@ pub struct DemoArgs {
     /// Seed of the sample org (the same seed gives the same org).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Log at info (the default is warnings only, so the guide stays on screen).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// The shared secrets of the demo's channels (printed at start; never use them elsewhere).
 pub const DEMO_JSM_SECRET: &str = "demo-jsm-secret";
 pub const DEMO_AUTOMATION_SECRET: &str = "demo-automation-secret";
+/// The admin the demo's sign-in links are for.
+pub const DEMO_ADMIN: &str = "demo";
+/// The demo's admin API token (`Authorization: Bearer …` on `/api/v1`).
+pub const DEMO_API_TOKEN: &str = "demo-api-token";
+
+/// The file in the demo's directory naming its database and address, so that commands such
+/// as `reseat admin login-link --dir DIR` reach the running demo.
+pub const DEMO_CONFIG_FILE: &str = "demo.toml";
 
 /// The demo's Standard Webhooks signing secret.
 pub fn demo_webhook_secret() -> String {
@@ -111,6 +122,10 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
     config.mail.admin_recipients = vec!["it-admins@acme.example".into()];
     // Links in the demo's emails are signed with a key made for this run.
     config.links.signing_key = Some("demo".into());
+    config.admin.api_tokens.push(crate::web::config::ApiToken {
+        name: "demo".into(),
+        token_sha256: crate::web::config::hash_token(DEMO_API_TOKEN),
+    });
     config.links.keys.insert(
         "demo".into(),
         Secret::new(format!("demo-{}", uuid::Uuid::new_v4().simple())),
@@ -152,7 +167,8 @@ fn rule(name: &str, decision: Decision, adjust: impl FnOnce(&mut Rule)) -> Rule 
     rule
 }
 
-/// Runs the demo until `shutdown` resolves.
+/// Runs the demo until `shutdown` resolves: starts the simulator and the service, sweeps
+/// once, then prints the guide (what to open, the secrets, commands to paste).
 pub async fn run(
     args: DemoArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -160,8 +176,11 @@ pub async fn run(
     let (dir, _temp) = match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("demo: cannot create {}: {e}", dir.display()))?;
-            (dir.clone(), None)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            (
+                std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+                None,
+            )
         }
         None => {
             let temp = tempfile::Builder::new().prefix("reseat-demo-").tempdir()?;
@@ -176,7 +195,7 @@ pub async fn run(
         ..SimConfig::default()
     })
     .await
-    .map_err(|e| anyhow::anyhow!("demo: cannot start the simulator: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot start the simulator: {e}"))?;
     let mut config = config_for(&sim, &dir);
     // Links in emails name the real port, also when a free one is picked.
     let port = match args.port {
@@ -187,40 +206,127 @@ pub async fn run(
     };
     config.server.listen = format!("127.0.0.1:{port}");
     config.server.public_url = Some(format!("http://127.0.0.1:{port}"));
-    let app = App::build(config).await?;
-    println!("app: http://{}", app.local_addr());
-    println!("simulator: {}", sim.base_url());
-    println!("outbox: {}", outbox.display());
-    println!("database: {}", dir.join("reseat.db").display());
-    // The admin pages, signed in once by this link (valid for admin.login_link_ttl); the
-    // bound address, not server.listen, since --port 0 picks one.
-    match crate::web::admin::auth::create_login_link(app.state(), "demo").await {
-        Ok(link) => {
-            let token = link.rsplit('/').next().unwrap_or_default();
-            println!("admin: http://{}/admin/login/{token}", app.local_addr());
-        }
-        Err(error) => eprintln!("demo: cannot create an admin login link: {error}"),
-    }
-    println!(
-        "try: curl -s -X POST http://{}/hooks/automation -H 'Content-Type: application/json' -H 'X-Reseat-Token: {DEMO_AUTOMATION_SECRET}' -d '{{\"accountId\":\"<id>\",\"product\":\"jira-software\"}}'",
-        app.local_addr()
-    );
-    // The first sweep runs while the service starts: idle seats are removed, and each
-    // removal notice in the outbox carries a restore link to click.
-    let state = app.state().clone();
-    tokio::spawn(async move {
-        match first_sweep(&state).await {
-            Ok(line) => println!("{line}"),
-            Err(error) => eprintln!("demo: the first sweep failed: {error}"),
-        }
+    // The admin the printed sign-in links are for (a session needs a configured entry); its
+    // password is random and never shown: the demo signs in by link.
+    let password_hash =
+        crate::web::admin::auth::hash_password(&uuid::Uuid::new_v4().simple().to_string())
+            .map_err(|e| anyhow::anyhow!("cannot make the demo admin: {e}"))?;
+    config.admin.users.push(crate::web::config::AdminUser {
+        name: DEMO_ADMIN.into(),
+        password_hash: Secret::new(password_hash),
     });
-    let result = app.run_until(shutdown).await;
+    write_demo_config(&dir, &config)?;
+    let app = App::build(config).await?;
+    let state = app.state().clone();
+    let mut server = tokio::spawn(app.run_until(shutdown));
+    // The first sweep runs while the service answers: idle seats are removed, and each
+    // removal notice in the outbox carries a restore link to click.
+    let sweep = tokio::select! {
+        sweep = first_sweep(&state, &sim) => sweep,
+        stopped = &mut server => {
+            sim.shutdown().await;
+            return Ok(stopped??);
+        }
+    };
+    let guide = Guide {
+        program: program_name(),
+        app: state.config.public_url(),
+        dir: &dir,
+        simulator: sim.base_url(),
+        users: args.users,
+        login: crate::web::admin::auth::create_login_link(&state, DEMO_ADMIN)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot create an admin login link: {error}"))?,
+        login_ttl: crate::config::duration::format(state.config.admin.login_link_ttl),
+        jsm_header: &state.config.restore.jsm.header,
+        automation_header: &state.config.restore.automation.header,
+        sweep,
+    };
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(guide.render().as_bytes())?;
+        out.flush()?;
+    }
+    let result = server.await;
     sim.shutdown().await;
-    result.map_err(Into::into)
+    Ok(result??)
 }
 
-/// Plans and applies once, live, and says what happened and where to click.
-async fn first_sweep(state: &crate::app::AppState) -> Result<String, crate::sweep::SweepError> {
+/// The name to run reseat by in the printed commands: as this process was started
+/// (`target/debug/reseat` under `cargo run`), so that they paste as they are.
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .filter(|name| !name.contains(char::is_whitespace))
+        .unwrap_or_else(|| "reseat".into())
+}
+
+/// Writes [`DEMO_CONFIG_FILE`]: the database and the address of this demo.
+fn write_demo_config(dir: &Path, config: &Config) -> anyhow::Result<()> {
+    let mut text = String::from(
+        "# Written by `reseat demo`: lets `reseat admin login-link --dir DIR` (or\n\
+         # `reseat --config DIR/demo.toml ...`) reach this demo's database.\n",
+    );
+    let mut table = toml::Table::new();
+    let mut database = toml::Table::new();
+    database.insert("url".into(), config.database.url.clone().into());
+    let mut server = toml::Table::new();
+    server.insert("listen".into(), config.server.listen.clone().into());
+    server.insert("public_url".into(), config.public_url().into());
+    let mut admin = toml::Table::new();
+    let users: Vec<toml::Value> = config
+        .admin
+        .users
+        .iter()
+        .map(|user| {
+            let mut entry = toml::Table::new();
+            entry.insert("name".into(), user.name.clone().into());
+            entry.insert(
+                "password_hash".into(),
+                user.password_hash.expose().to_string().into(),
+            );
+            entry.into()
+        })
+        .collect();
+    admin.insert("users".into(), users.into());
+    table.insert("database".into(), database.into());
+    table.insert("server".into(), server.into());
+    table.insert("admin".into(), admin.into());
+    text.push_str(&toml::to_string(&table)?);
+    let path = dir.join(DEMO_CONFIG_FILE);
+    std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+/// What the first sweep did, and the accounts to try the channels with.
+struct FirstSweep {
+    summary: String,
+    restore_link: Option<String>,
+    /// A removed account of the sample org's own domain, per channel (the demo's rules
+    /// approve them), and the product it lost.
+    jsm_issue: Option<String>,
+    automation: Option<(String, String)>,
+    webhook: Option<(String, String)>,
+}
+
+/// Plans and applies once, live; picks a restore link and accounts to try the channels on.
+async fn first_sweep(state: &crate::app::AppState, sim: &SimHandle) -> FirstSweep {
+    match sweep_once(state, sim).await {
+        Ok(sweep) => sweep,
+        Err(error) => FirstSweep {
+            summary: format!("the first sweep failed: {error}"),
+            restore_link: None,
+            jsm_issue: None,
+            automation: None,
+            webhook: None,
+        },
+    }
+}
+
+async fn sweep_once(
+    state: &crate::app::AppState,
+    sim: &SimHandle,
+) -> Result<FirstSweep, crate::sweep::SweepError> {
     let now = state.clock().now();
     let hidden = indicatif::ProgressBar::hidden();
     let planned = crate::sweep::plan(state, &[crate::sweep::Source::Api], now, &hidden).await?;
@@ -231,24 +337,142 @@ async fn first_sweep(state: &crate::app::AppState) -> Result<String, crate::swee
         progress: indicatif::ProgressBar::hidden(),
     };
     let report = crate::sweep::apply(state, Some(&planned.plan_id), &options).await?;
-    let link: Option<String> = sqlx::query_scalar(
-        "SELECT text_body FROM email_outbox WHERE template = 'removal' AND to_addr LIKE $1 \
+    let notice: Option<(String, String)> = sqlx::query_as(
+        "SELECT to_addr, text_body FROM email_outbox WHERE template = 'removal' AND to_addr LIKE $1 \
          ORDER BY id LIMIT 1",
     )
     // Staff of the sample org's own domain: the demo's rules give their access straight back.
     .bind(format!("%@{}", seed::MANAGED_DOMAIN))
     .fetch_optional(state.db.pool())
     .await?;
-    let link = link.and_then(|body| {
+    let restore_link = notice.as_ref().and_then(|(_, body)| {
         body.split_whitespace()
             .find(|word| word.contains("/restore/"))
             .map(str::to_owned)
     });
-    Ok(format!(
-        "sweep: plan {} removed {} seat(s) ({} membership(s)); removal notices are in the outbox{}",
-        planned.plan_id,
-        report.removed_users,
-        report.removed_memberships,
-        link.map(|l| format!("; open one: {l}")).unwrap_or_default()
-    ))
+    let removed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT account_id, product FROM journal WHERE action = 'removed' \
+         ORDER BY account_id, product",
+    )
+    .fetch_all(state.db.pool())
+    .await?;
+    // One account per channel, none of them the one the restore link is for.
+    let mut candidates = Vec::new();
+    for (account, product) in removed {
+        let Some(user) = sim.state().user(&account) else {
+            continue;
+        };
+        let email = user.email.unwrap_or_default();
+        let staff = email.ends_with(&format!("@{}", seed::MANAGED_DOMAIN));
+        let linked = notice.as_ref().is_some_and(|(to, _)| *to == email);
+        if staff && !linked && !candidates.iter().any(|(a, _)| *a == account) {
+            candidates.push((account, product));
+        }
+    }
+    let mut candidates = candidates.into_iter();
+    let jsm_issue = candidates.next().and_then(|(account, product)| {
+        sim.state()
+            .create_request(crate::sim::NewRequest {
+                reporter: account,
+                request_type_id: None,
+                summary: None,
+                description: None,
+                product: crate::sim::Product::from_admin_key(&product),
+            })
+            .ok()
+            .map(|request| request.key)
+    });
+    Ok(FirstSweep {
+        summary: format!(
+            "plan {} removed {} seat(s) ({} membership(s)); the removal notices are in the outbox",
+            planned.plan_id, report.removed_users, report.removed_memberships
+        ),
+        restore_link,
+        jsm_issue,
+        automation: candidates.next(),
+        webhook: candidates.next(),
+    })
+}
+
+/// The block printed once the demo is ready: everything to open, the secrets, and one
+/// command per channel.
+struct Guide<'a> {
+    program: String,
+    app: String,
+    dir: &'a Path,
+    simulator: String,
+    users: usize,
+    login: String,
+    login_ttl: String,
+    jsm_header: &'a str,
+    automation_header: &'a str,
+    sweep: FirstSweep,
+}
+
+impl Guide<'_> {
+    fn render(&self) -> String {
+        let Guide {
+            program,
+            app,
+            dir,
+            simulator,
+            users,
+            login,
+            login_ttl,
+            jsm_header,
+            automation_header,
+            sweep,
+        } = self;
+        let dir = dir.display();
+        let webhook_secret = demo_webhook_secret();
+        let json = "-H 'Content-Type: application/json'";
+        let (automation_account, automation_product) = sweep
+            .automation
+            .clone()
+            .unwrap_or_else(|| ("<account id>".into(), "confluence".into()));
+        let (webhook_account, webhook_product) = sweep
+            .webhook
+            .clone()
+            .unwrap_or_else(|| ("<account id>".into(), "confluence".into()));
+        let issue = sweep.jsm_issue.as_deref().unwrap_or("HELP-1");
+        let mut lines = vec![
+            format!(
+                "reseat demo: a simulated Atlassian org of {users} accounts, and reseat on SQLite. Ctrl-C stops both."
+            ),
+            format!("app: {app}/"),
+            format!("admin: {login}"),
+            format!(
+                "  (signs in once, for {login_ttl}; a new link: {program} admin login-link --dir {dir})"
+            ),
+            format!("simulator: {simulator}"),
+            format!("outbox: {dir}/outbox"),
+            format!("database: {dir}/reseat.db"),
+            format!("sweep: {}", sweep.summary),
+        ];
+        if let Some(link) = &sweep.restore_link {
+            lines.push(format!("restore: {link}"));
+        }
+        lines.extend([
+            "secrets:".to_string(),
+            format!("  jsm secret: {DEMO_JSM_SECRET} (header {jsm_header})"),
+            format!("  automation secret: {DEMO_AUTOMATION_SECRET} (header {automation_header})"),
+            format!("  webhook secret: {webhook_secret} (Standard Webhooks signing)"),
+            format!("  api token: {DEMO_API_TOKEN} (Authorization: Bearer)"),
+            "try (each asks for a removed seat back; see the result on the admin pages):".to_string(),
+            format!(
+                "  jsm: curl -s -X POST {app}/hooks/jsm {json} -H '{jsm_header}: {DEMO_JSM_SECRET}' -d '{{\"issueKey\":\"{issue}\"}}'"
+            ),
+            format!(
+                "  automation: curl -s -X POST {app}/hooks/automation {json} -H '{automation_header}: {DEMO_AUTOMATION_SECRET}' -d '{{\"accountId\":\"{automation_account}\",\"product\":\"{automation_product}\"}}'"
+            ),
+            format!(
+                "  webhook: {program} webhook send --url {app}/hooks/webhook --secret {webhook_secret} --account {webhook_account} --product {webhook_product}"
+            ),
+            format!("  api: curl -s -H 'Authorization: Bearer {DEMO_API_TOKEN}' {app}/api/v1/requests"),
+            "logs: warnings only; `demo --verbose` for more".to_string(),
+        ]);
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
 }

@@ -30,7 +30,9 @@ pub use jsm::{
     Transition,
 };
 pub use page::{Page, PageToken, Paged};
-pub use product::{AccountId, ApiFamily, GroupId, InvalidId, IssueKey, OrgId, ProductKey};
+pub use product::{
+    AccountId, ApiFamily, GROUP_ID_HINT, GroupId, InvalidId, IssueKey, OrgId, ProductKey,
+};
 
 use http::ApiClient;
 use secrecy::SecretString;

@@ -101,6 +101,22 @@ typed_id!(
     /// A group id (a UUID on Jira and Confluence Cloud).
     GroupId, "group id", &[':', '.']
 );
+
+impl GroupId {
+    /// Whether this looks like an Atlassian Cloud group id (a UUID such as
+    /// `5e471e1f-3739-492e-9243-da17fc8090eb`), not a group's name.
+    pub fn is_cloud_shaped(&self) -> bool {
+        let text = self.as_str();
+        text.len() == 36
+            && text.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            })
+    }
+}
+
+/// The hint of every "expected a group id" message.
+pub const GROUP_ID_HINT: &str = "expected a group id (a UUID such as 5e471e1f-3739-492e-9243-da17fc8090eb, from admin.atlassian.com > Directory > Groups > the group's address), not its name";
 typed_id!(
     /// An organization id (the UUID in `admin.atlassian.com/o/<orgId>`).
     OrgId, "organization id", &[':']
@@ -357,6 +373,31 @@ impl ProductKey {
     /// Every display name of the product, current first (for CSV headers).
     pub fn display_names(&self) -> &'static [&'static str] {
         self.names().map_or(&[], |row| row.display_names)
+    }
+
+    /// Every product the table knows, in its order (for messages listing the valid keys).
+    pub fn known() -> impl Iterator<Item = ProductKey> {
+        PRODUCTS
+            .iter()
+            .map(|row| ProductKey(Repr::Known(row.product)))
+    }
+
+    /// Parses a product a person typed where only known products make sense (a CLI
+    /// option): like [`ProductKey::parse`], but a key the table does not know is refused,
+    /// with the keys it knows.
+    pub fn parse_known(text: &str) -> Result<Self, String> {
+        let product = Self::parse(text).map_err(|e| e.to_string())?;
+        if product.is_known() {
+            return Ok(product);
+        }
+        let known: Vec<String> = Self::known()
+            .map(|p| format!("{} ({})", p.as_str(), p.display_name()))
+            .collect();
+        Err(format!(
+            "unknown product {:?}; known products: {}",
+            text.trim(),
+            known.join(", ")
+        ))
     }
 
     /// Whether reseat knows this product (false for keys kept as they came).

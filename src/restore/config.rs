@@ -155,6 +155,18 @@ impl RestoreConfig {
                     "must not be empty",
                 ));
             }
+            for (n, group) in rule.grant_groups.iter().enumerate() {
+                if !group.is_cloud_shaped() {
+                    return Err(ConfigError::key(
+                        format!("restore.rules[{index}].grant_groups[{n}]"),
+                        format!(
+                            "{} (got {:?})",
+                            crate::atlassian::GROUP_ID_HINT,
+                            group.as_str()
+                        ),
+                    ));
+                }
+            }
             if !seen.insert(rule.name.as_str()) {
                 return Err(ConfigError::key(
                     format!("restore.rules[{index}].name"),

@@ -294,7 +294,8 @@ async fn connect_postgres(url: &str, options: &DbOptions) -> Result<AnyPool, Sto
 }
 
 /// The file behind a `sqlite://` URL, or `None` for an in-memory database.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+/// The file of a `sqlite:` URL; `None` for in-memory databases and other backends.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

@@ -286,6 +286,34 @@ impl SweepConfig {
                     ),
                 ));
             }
+            for (n, group) in policy.access_groups.iter().enumerate() {
+                if !group.is_cloud_shaped() {
+                    return Err(ConfigError::key(
+                        format!("{place}.access_groups[{n}]"),
+                        format!(
+                            "{} (got {:?})",
+                            crate::atlassian::GROUP_ID_HINT,
+                            group.as_str()
+                        ),
+                    ));
+                }
+            }
+            // What a plan would find offline: a product that is no Jira application has no
+            // application role to read its groups from.
+            if policy.access_groups.is_empty()
+                && product.jira_application_key().is_none()
+                && self.governance.block_on_missing_access_groups
+            {
+                return Err(ConfigError::key(
+                    format!("{place}.access_groups"),
+                    format!(
+                        "{} has no access groups, and a plan refuses to run without them \
+                         (sweep.governance.block_on_missing_access_groups): list the ids of the \
+                         groups granting it",
+                        product.display_name()
+                    ),
+                ));
+            }
             if seen.contains(&product) {
                 return Err(ConfigError::key(
                     &place,

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod landing;
 pub mod serve;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,6 +30,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     let timeout = state.config.server.request_timeout;
     Router::new()
+        .route("/", get(landing::landing))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

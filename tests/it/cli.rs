@@ -186,45 +186,342 @@ fn config_check_redacts_secrets_from_files_and_environment() {
     );
 }
 
+/// The first screen of `reseat demo` is its guide: within 25 lines, what to open, every
+/// channel's secret and a command that works, and how to get a new sign-in link.
 #[test]
-fn demo_starts_and_its_printed_urls_answer() {
+fn demo_prints_its_guide_and_every_printed_link_and_command_works() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(reseat_bin())
         .args(["demo", "--port", "0", "--users", "60", "--dir"])
         .arg(dir.path())
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = std::collections::HashMap::new();
-    while printed.len() < 3 {
-        let line = lines.next().expect("demo prints its URLs").unwrap();
-        if let Some((key, value)) = line.split_once(": ") {
-            printed.insert(key.to_string(), value.to_string());
+    let stdout = child.stdout.take().unwrap();
+    let log = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let logged = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(log), &mut text).ok();
+        text
+    });
+    let mut guide = Vec::new();
+    while guide.len() < 25 {
+        let line = receiver
+            .recv_timeout(std::time::Duration::from_secs(180))
+            .expect("the demo prints its guide");
+        let last = line.starts_with("logs:");
+        guide.push(line);
+        if last {
+            break;
         }
     }
+    let text = guide.join("\n");
+    assert!(
+        guide.last().unwrap().starts_with("logs:"),
+        "the guide ends within 25 lines:\n{text}"
+    );
+    let value = |key: &str| -> String {
+        guide
+            .iter()
+            .find_map(|line| line.trim_start().strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key:?} line in:\n{text}"))
+            .to_string()
+    };
+    let app = value("app");
+    let app = app.trim_end_matches('/').to_string();
+    let admin_link = value("admin");
+    let restore_link = value("restore");
+    assert!(
+        admin_link.starts_with(&format!("{app}/admin/login/")),
+        "{text}"
+    );
+    assert!(
+        restore_link.starts_with(&format!("{app}/restore/")),
+        "{text}"
+    );
+    assert!(std::path::Path::new(&value("outbox")).is_dir());
+    assert_eq!(
+        value("jsm secret").split(' ').next(),
+        Some(reseat::demo::DEMO_JSM_SECRET)
+    );
+    assert_eq!(
+        value("automation secret").split(' ').next(),
+        Some(reseat::demo::DEMO_AUTOMATION_SECRET)
+    );
+    assert_eq!(
+        value("webhook secret").split(' ').next(),
+        Some(reseat::demo::demo_webhook_secret().as_str())
+    );
+    assert_eq!(
+        value("api token").split(' ').next(),
+        Some(reseat::demo::DEMO_API_TOKEN)
+    );
+    assert!(text.contains("login-link --dir"), "{text}");
+
+    // Every channel's command, pasted into a shell, is accepted.
+    for channel in ["jsm", "automation", "webhook"] {
+        let command = value(channel);
+        let output = Command::new("sh").arg("-c").arg(&command).output().unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+        assert!(
+            printed.contains("\"status\":\"accepted\""),
+            "{command}: {printed}"
+        );
+    }
+    let api = Command::new("sh")
+        .arg("-c")
+        .arg(value("api"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&api.stdout);
+    for channel in ["jsm", "automation", "webhook"] {
+        assert!(
+            listed.contains(&format!("\"channel\":\"{channel}\"")),
+            "{listed}"
+        );
+    }
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let app = reqwest::get(format!("{}/readyz", printed["app"]))
-            .await
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
             .unwrap();
-        assert_eq!(app.status(), 200);
-        let sim = reqwest::get(format!("{}/_sim/info", printed["simulator"]))
+        let landing = http.get(format!("{app}/")).send().await.unwrap();
+        assert_eq!(landing.status(), 200);
+        let page = landing.text().await.unwrap();
+        for href in ["href=\"/admin\"", "href=\"/healthz\""] {
+            assert!(page.contains(href), "{page}");
+        }
+        let restore = http.get(&restore_link).send().await.unwrap();
+        assert_eq!(restore.status(), 200);
+        let sim = reqwest::get(format!("{}/_sim/info", value("simulator")))
             .await
             .unwrap();
         assert_eq!(sim.status(), 200);
+
+        // A fresh link for the running demo, from another process, signs in.
+        let fresh = reseat(
+            dir.path(),
+            &["admin", "login-link", "--dir", dir.path().to_str().unwrap()],
+        );
+        assert_eq!(fresh.status.code(), Some(0), "{}", stderr(&fresh));
+        let fresh = String::from_utf8_lossy(&fresh.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(fresh.starts_with(&format!("{app}/admin/login/")), "{fresh}");
+        let page = http.get(&fresh).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let cookie = cookie_of(&page, "reseat_admin_login");
+        let text = page.text().await.unwrap();
+        let start = text.find("name=\"csrf\" value=\"").unwrap() + 19;
+        let csrf = &text[start..start + text[start..].find('"').unwrap()];
+        let signed_in = http
+            .post(&fresh)
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), 303);
+        let session = cookie_of(&signed_in, "reseat_admin");
+        let overview = http
+            .get(format!("{app}/admin"))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(overview.status(), 200);
     });
-    assert!(std::path::Path::new(&printed["outbox"]).is_dir());
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Warnings only by default: none of the ~100 "email sent" lines.
+    let logged = logged.join().unwrap();
+    assert!(!logged.contains("email sent"), "{logged}");
+}
+
+fn cookie_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// Without a configuration, commands that need a database say so in one line and leave
+/// nothing behind; only `migrate` (and `serve`, `demo`) create one.
+#[test]
+fn commands_without_a_database_say_so_and_create_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &["sweep", "plan"],
+        &["sweep", "apply", "--yes"],
+        &["sweep"],
+        &["requests", "list"],
+        &[
+            "requests",
+            "approve",
+            "01a235c3-f2ef-7261-b541-b72364ffacea",
+        ],
+        &[
+            "rules",
+            "explain",
+            "--account",
+            "5b10ac8d82e05b22cc7d4ef5",
+            "--product",
+            "confluence",
+        ],
+        &["admin", "login-link", "--name", "ana"],
+    ];
+    for args in commands {
+        let output = reseat(dir.path(), args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(
+            message.contains("no database at reseat.db"),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("reseat migrate"), "{args:?}: {message}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    let output = reseat(dir.path(), &["migrate"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(dir.path().join("reseat.db").is_file());
+    let output = reseat(dir.path(), &["requests", "list"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+/// `config check` refuses what a run would refuse offline, naming the key; `jira` is a
+/// product the table knows (Jira Software's v2 key).
+#[test]
+fn config_check_refuses_what_a_run_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        std::fs::write(dir.path().join("reseat.toml"), text).unwrap();
+        reseat(dir.path(), &["config", "check"])
+    };
+    let refused: &[(&str, &str)] = &[
+        (
+            "[sweep.products.confluence]\ninactive_after = \"90d\"\n",
+            "sweep.products.confluence.access_groups: Confluence has no access groups",
+        ),
+        (
+            "[sweep.products.confluence]\naccess_groups = [\"confluence-users\"]\n",
+            "sweep.products.confluence.access_groups[0]: expected a group id",
+        ),
+        (
+            "[sweep.products.bogus]\ninactive_after = \"90d\"\n",
+            "sweep.products.bogus",
+        ),
+        (
+            "[[restore.rules]]\nname = \"staff\"\ndecision = \"approve\"\ngrant_groups = [\"jira-users\"]\n",
+            "restore.rules[0].grant_groups[0]: expected a group id",
+        ),
+    ];
+    for (text, expected) in refused {
+        let output = check(text);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}: {message}");
+        assert!(message.contains(expected), "{text}: {message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+    let accepted = [
+        "[sweep.products.jira]\ninactive_after = \"90d\"\n",
+        "[sweep.products.confluence]\naccess_groups = [\"5e471e1f-3739-492e-9243-da17fc8090eb\"]\n",
+        // A plan that is not blocked by missing groups does not need them.
+        "[sweep.governance]\nblock_on_missing_access_groups = false\n[sweep.products.confluence]\ninactive_after = \"90d\"\n",
+    ];
+    for text in accepted {
+        let output = check(text);
+        assert_eq!(output.status.code(), Some(0), "{text}: {}", stderr(&output));
+    }
+}
+
+/// Options that take one of a closed set refuse anything else, before touching anything.
+#[test]
+fn closed_sets_on_the_command_line_refuse_unknown_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = reseat(dir.path(), &["requests", "list", "--status", "bogus"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("expected one of received, approved"),
+        "{message}"
+    );
+    let account = "5b10ac8d82e05b22cc7d4ef5";
+    for args in [
+        &[
+            "rules",
+            "explain",
+            "--account",
+            account,
+            "--product",
+            "bogus",
+        ][..],
+        &[
+            "link",
+            "--account",
+            account,
+            "--product",
+            "bogus",
+            "--site",
+            "acme",
+        ][..],
+    ] {
+        let output = reseat(dir.path(), args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.contains("unknown product \"bogus\""),
+            "{args:?}: {message}"
+        );
+        assert!(
+            message.contains("jira-software (Jira)"),
+            "{args:?}: {message}"
+        );
+    }
+    // `jira` is Jira Software's key on the v2 API: accepted (here the database is missing).
+    let output = reseat(
+        dir.path(),
+        &[
+            "rules",
+            "explain",
+            "--account",
+            account,
+            "--product",
+            "jira",
+        ],
+    );
+    let message = stderr(&output);
+    assert!(!message.contains("unknown product"), "{message}");
+    assert!(message.contains("no database"), "{message}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
 
 #[test]

@@ -1266,3 +1266,41 @@ async fn out_with_an_extension_reseat_does_not_write_is_refused_before_planning(
     }
     sim.shutdown().await;
 }
+
+/// A live apply from the command line queues its emails; it says how many, and that
+/// `reseat serve` sends them.
+#[tokio::test]
+async fn a_cli_apply_says_its_emails_wait_for_serve() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sim = sim(150).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_for(&sim, &db, dir.path());
+        config.log.level = "warn".into();
+        let file = dir.path().join("reseat.toml");
+        write_config(&config, &sim, &file);
+        let app = spawn_configured(db, config, axum::Router::new()).await;
+        let output = reseat_cli(&file, &["sweep", "--yes"])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let queued = count(
+            &app.state,
+            "SELECT COUNT(*) FROM email_outbox WHERE status = 'queued'",
+        )
+        .await;
+        assert!(queued > 0, "{backend}: removal notices are queued");
+        assert!(
+            stdout.contains(&format!("{queued} email(s) queued"))
+                && stdout.contains("`reseat serve` sends them"),
+            "{backend}: {stdout}"
+        );
+        sim.shutdown().await;
+    }
+}

@@ -756,6 +756,8 @@ async fn reseat_link_prints_a_link_that_works_once() {
         ),
     )
     .unwrap();
+    // The database first: `link` does not create one.
+    assert_eq!(reseat(dir.path(), &["migrate"]).status.code(), Some(0));
     let output = reseat(
         dir.path(),
         &["link", "--account", ACCOUNT, "--product", PRODUCT],

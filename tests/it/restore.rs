@@ -928,7 +928,7 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
         &reseat::restore::cli::RulesArgs {
             command: reseat::restore::cli::RulesCommand::Explain {
                 account: account.clone(),
-                product: "jira-software".into(),
+                product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
                 channel: reseat::restore::rules::Channel::Jsm,
             },
         },
@@ -947,7 +947,7 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
         &reseat::restore::cli::RulesArgs {
             command: reseat::restore::cli::RulesCommand::Explain {
                 account: staff,
-                product: "jira-software".into(),
+                product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
                 channel: reseat::restore::rules::Channel::Webhook,
             },
         },
@@ -2519,5 +2519,60 @@ async fn ten_thousand_refused_requests_add_a_few_rows_and_every_one_is_counted()
             "{backend}: {audit}"
         );
         assert!(audit.contains("restore.rejected"), "{backend}");
+    }
+}
+
+/// An approval that cannot restore (reseat removed nothing and no groups were named) leaves
+/// the request pending, and the command says why and what to do instead.
+#[tokio::test]
+async fn an_approval_left_pending_prints_the_reason_and_the_next_step() {
+    for db in TestDb::all().await {
+        let env = env_with(
+            db,
+            SimConfig {
+                users: 150,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        let staff = env.staff();
+        let account = staff[0].account_id.clone();
+        // Never removed by reseat, for a product it does not know: an admin decides.
+        let (status, body) = env
+            .webhook(
+                "msg_never_removed",
+                &json!({ "accountId": account, "product": "Jira Align" }).to_string(),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["requestId"].as_str().unwrap().to_string();
+        env.app.drain_queue().await;
+        assert_eq!(env.request_status(&id).await, "pending");
+        let printed = reseat::restore::cli::requests(
+            &env.app.state,
+            &reseat::restore::cli::RequestsArgs {
+                command: reseat::restore::cli::RequestsCommand::Approve {
+                    id: id.clone(),
+                    groups: vec![],
+                    admin: "ana".into(),
+                },
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            printed.starts_with(&format!("request {id}: pending\n")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("approve again naming the groups"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(&format!("next: reseat requests approve {id} --groups")),
+            "{printed}"
+        );
+        assert_eq!(env.request_status(&id).await, "pending");
     }
 }

@@ -19,9 +19,14 @@ pub enum AdminCommand {
     HashPassword,
     /// Print a one-time link that signs an admin in to the admin pages.
     LoginLink {
-        /// The admin's name, recorded in the audit log as `admin:<name>`.
-        #[arg(long, env = "USER", default_value = "admin")]
-        name: String,
+        /// The admin's name, one of `[[admin.users]]`, recorded in the audit log as
+        /// `admin:<name>` (default: $USER, or `demo` with --dir).
+        #[arg(long)]
+        name: Option<String>,
+        /// For a running `reseat demo`: its `--dir` (or the directory it printed), whose
+        /// demo.toml names its database and address.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
     },
     /// Read an API token on standard input and print its SHA-256, for
     /// `[[admin.api_tokens]] token_sha256`.
@@ -55,6 +60,32 @@ pub async fn login_link(state: &AppState, name: &str) -> Result<String, String> 
     {
         return Err("--name: expected letters, digits, '.', '-' and '_' (at most 64)".into());
     }
+    // A session is bound to the admin's entry: a link for any other name would not open a page.
+    if !state
+        .config
+        .admin
+        .users
+        .iter()
+        .any(|user| user.name == name)
+    {
+        let known: Vec<&str> = state
+            .config
+            .admin
+            .users
+            .iter()
+            .map(|user| user.name.as_str())
+            .collect();
+        return Err(if known.is_empty() {
+            format!(
+                "admin login-link: no [[admin.users]] entry named {name:?}, and a link only signs in a configured admin; add one (docs/admin.md), or give --dir of a running demo"
+            )
+        } else {
+            format!(
+                "admin login-link: no [[admin.users]] entry named {name:?}; configured: {}",
+                known.join(", ")
+            )
+        });
+    }
     let url = super::auth::create_login_link(state, name)
         .await
         .map_err(|e| format!("database: {e}"))?;
@@ -62,4 +93,19 @@ pub async fn login_link(state: &AppState, name: &str) -> Result<String, String> 
         "{url}\n(works once, for {}; signs in as {name})\n",
         crate::config::duration::format(state.config.admin.login_link_ttl)
     ))
+}
+
+/// The configuration of the demo running in `dir`, from the file it wrote there.
+pub fn demo_config(dir: &std::path::Path) -> Result<crate::config::Config, crate::cli::CliError> {
+    let file = dir.join(crate::demo::DEMO_CONFIG_FILE);
+    if !file.is_file() {
+        return Err(crate::cli::CliError::Other(format!(
+            "--dir: no {} in {}; give the directory `reseat demo` printed",
+            crate::demo::DEMO_CONFIG_FILE,
+            dir.display()
+        )));
+    }
+    Ok(crate::config::Config::load(
+        &crate::config::Sources::from_process(Some(file)),
+    )?)
 }
