@@ -2338,29 +2338,10 @@ async fn a_sweep_of_a_thousand_users_and_two_hundred_restores_with_failures_and_
     }
 }
 
-/// Log lines written while a test runs (a `tracing` subscriber at TRACE for this thread).
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_link_token_reaches_the_log_even_at_trace() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = crate::support::LogBuffer::default();
+    let _guard = logs.capture_at_trace();
     let env = env().await;
     let account = env.staff()[0].account_id.clone();
     env.remove_like_a_sweep(&account).await;
@@ -2398,7 +2379,7 @@ async fn no_link_token_reaches_the_log_even_at_trace() {
         .unwrap();
     assert_eq!(unrouted.status(), 404);
     env.app.drain_queue().await;
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(logged.contains("/restore/{token}"), "{logged}");
     assert!(logged.contains("link refused"), "{logged}");
     // The token's signature is its last part; no piece of it, nor the forged one, shows.

@@ -399,28 +399,10 @@ async fn membership_already_in_place_is_success_end_to_end() {
     );
 }
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_stay_out_of_debug_output_errors_and_logs() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = crate::support::LogBuffer::default();
+    let _guard = logs.capture_at_trace();
     let server = FakeServer::start(|_, count| match count {
         0 => Reply::raw(429, "").header("retry-after", "0"),
         _ => Reply::json(401, json!({"message": "bad credentials"})),
@@ -443,7 +425,7 @@ async fn secrets_stay_out_of_debug_output_errors_and_logs() {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(format!("{SITE_EMAIL}:{SITE_TOKEN}"))
     };
-    let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    let logged = logs.text();
     assert!(
         logged.contains("retrying"),
         "the retry was logged: {logged}"
