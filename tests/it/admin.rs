@@ -569,8 +569,13 @@ async fn an_admin_clicks_through_in_a_real_browser() {
 
     let mut browser = crate::browser::Browser::launch(&chromium).await;
     let base = env.app.url("");
-    // Sign in.
-    browser.goto(&format!("{base}/admin")).await;
+    // A first visit starts at the landing page and follows its link to the admin pages,
+    // which ask to sign in.
+    browser.goto(&format!("{base}/")).await;
+    let text = browser.text().await;
+    assert!(text.contains("Admin pages"), "{text}");
+    browser.screenshot(&shots.join("landing.png")).await;
+    browser.click_and_wait("a[href='/admin']").await;
     assert!(browser.url().await.ends_with("/admin/login"));
     browser.screenshot(&shots.join("login.png")).await;
     browser.fill("#name", "ana").await;
@@ -588,8 +593,11 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     browser.screenshot(&shots.join("overview.png")).await;
 
-    // Approve the pending request: the access is back in Atlassian.
-    browser.goto(&format!("{base}/admin/requests")).await;
+    // Approve the pending request, reached through the menu: the access is back in Atlassian.
+    browser
+        .click_and_wait("nav a[href='/admin/requests']")
+        .await;
+    assert!(browser.url().await.ends_with("/admin/requests"));
     browser.screenshot(&shots.join("requests.png")).await;
     browser
         .click_and_wait(&format!(
@@ -661,6 +669,47 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     assert!(env.has_jira(&kept), "the excluded user keeps access");
 
+    // A removed member of staff opens the restore link of their removal notice: the page
+    // asks first, and the button gives the access back.
+    let notices: Vec<(String, String)> = sqlx::query_as(
+        "SELECT dedupe_key, text_body FROM email_outbox WHERE template = 'removal' \
+         AND dedupe_key LIKE '%:jira-software:%' AND to_addr LIKE $1 ORDER BY id",
+    )
+    .bind(format!("%@{}", reseat::sim::seed::MANAGED_DOMAIN))
+    .fetch_all(env.app.state.db.pool())
+    .await
+    .unwrap();
+    // Not the user whose page is looked at below.
+    let (staff_account, notice) = notices
+        .iter()
+        .map(|(key, notice)| (key.split(':').nth(2).unwrap().to_string(), notice))
+        .find(|(account, _)| *account != removed)
+        .expect("a Jira removal notice to a member of staff");
+    let link = notice
+        .split_whitespace()
+        .find(|word| word.contains("/restore/"))
+        .expect("the notice carries a restore link");
+    let path = &link[link.find("/restore/").unwrap()..];
+    assert!(!env.has_jira(&staff_account));
+    browser.goto(&format!("{base}{path}")).await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("Get your Jira access back") && text.contains("Restore my access"),
+        "{text}"
+    );
+    assert!(
+        !env.has_jira(&staff_account),
+        "opening the link changes nothing"
+    );
+    browser.screenshot(&shots.join("restore.png")).await;
+    browser.click_and_wait("form button[type=submit]").await;
+    let text = browser.text().await;
+    assert!(text.contains("Your Jira access is back"), "{text}");
+    assert!(
+        env.has_jira(&staff_account),
+        "the access is back in Atlassian"
+    );
+
     // The audit log names the admin; the user's page tells the story.
     browser
         .goto(&format!("{base}/admin/audit?actor=admin:ana"))
@@ -674,9 +723,17 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     ] {
         assert!(text.contains(action), "{action} in {text}");
     }
+    // The README's audit screenshot: the admin's own entries, one line each at 1280 px.
+    browser.screenshot(&shots.join("audit.png")).await;
+    assert_eq!(
+        browser
+            .eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        json!(true),
+        "the audit page fits the window's width"
+    );
     browser.goto(&format!("{base}/admin/audit")).await;
     assert!(browser.text().await.contains("sweep.applied"));
-    browser.screenshot(&shots.join("audit.png")).await;
     browser.goto(&format!("{base}/admin/users/{removed}")).await;
     let text = browser.text().await;
     assert!(
