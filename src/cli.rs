@@ -154,7 +154,12 @@ pub enum SweepCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values, secrets redacted.
-    Check,
+    Check {
+        /// Also ask the site: the admin API key administers the org, every managed product
+        /// is on the site, and every access and protect group exists (nothing is changed).
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 /// A failure of a command, printed as one line.
@@ -166,6 +171,9 @@ pub enum CliError {
     Start(#[from] StartError),
     #[error(transparent)]
     Sweep(#[from] crate::sweep::SweepError),
+    /// `config check --online` found the site disagreeing (exit status 2, as for a bad file).
+    #[error("{0}")]
+    Online(String),
     #[error("{0}")]
     Other(String),
 }
@@ -173,7 +181,9 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Config(_) | CliError::Start(StartError::Config(_)) => ExitCode::from(2),
+            CliError::Config(_) | CliError::Online(_) | CliError::Start(StartError::Config(_)) => {
+                ExitCode::from(2)
+            }
             CliError::Sweep(crate::sweep::SweepError::Busy { .. }) => {
                 ExitCode::from(crate::sweep::run_lease::EXIT_BUSY)
             }
@@ -466,13 +476,103 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Config {
-            command: ConfigCommand::Check,
+            command: ConfigCommand::Check { online },
         } => {
             let config = Config::load(&Sources::from_process(cli.config.clone()))?;
             print!("{}", config.to_redacted_toml());
-            eprintln!("config: ok");
+            if *online {
+                check_online(&config).await?;
+                eprintln!("config: ok, and the site agrees");
+            } else {
+                eprintln!("config: ok");
+            }
             Ok(())
         }
+    }
+}
+
+/// `config check --online`: what a run would find on the site, asked without changing it.
+/// Each finding is a line on stderr; any problem fails the check with exit status 2.
+async fn check_online(config: &Config) -> Result<(), CliError> {
+    use crate::sweep::population;
+    let clients = crate::atlassian::AtlassianClients::new(&config.atlassian).map_err(|error| {
+        CliError::Online(format!("cannot build the Atlassian clients: {error}"))
+    })?;
+    let mut problems: Vec<String> = Vec::new();
+    match (&clients.admin, &clients.org_id) {
+        (Some(admin), Some(org)) => match admin.orgs().collect_all().await {
+            Ok(orgs) => match orgs.iter().find(|o| o.id == *org) {
+                Some(found) => eprintln!(
+                    "online: the admin API key administers org {org} ({})",
+                    found.name
+                ),
+                None => problems.push(format!(
+                    "atlassian.org_id {org} is not an org the admin API key administers ({} found)",
+                    orgs.len()
+                )),
+            },
+            Err(error) => problems.push(format!("the admin API refused the key: {error}")),
+        },
+        _ => eprintln!("online: no admin API key or org id configured; the org is not checked"),
+    }
+    if let Some(jira) = &clients.jira {
+        match jira.application_roles().await {
+            Ok(roles) => {
+                for product in config.sweep.product_keys() {
+                    if product.jira_application_key().is_some()
+                        && !roles.iter().any(|role| role.key == product)
+                    {
+                        problems.push(format!(
+                            "sweep.products.{product}: the site has no such Jira application"
+                        ));
+                    }
+                }
+            }
+            Err(error) => problems.push(format!(
+                "the site's Jira API refused the credentials: {error}"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        match population::check(&clients, &config.sweep).await {
+            Ok(found) => {
+                for product in config.sweep.product_keys() {
+                    let groups: Vec<String> = found
+                        .groups_of(&product)
+                        .map(|g| format!("{} ({})", g.name, g.id))
+                        .collect();
+                    if !groups.is_empty() {
+                        eprintln!(
+                            "online: {} through {}",
+                            product.display_name(),
+                            groups.join(", ")
+                        );
+                    }
+                }
+                for finding in &found.findings {
+                    // A group named to protect people that protects nobody is a problem;
+                    // a missing admin group (the defaults name groups a site may lack) is not.
+                    let unprotected = matches!(finding,
+                        population::Finding::ProtectGroupMissing { group }
+                            if config.sweep.protect.groups.contains(group));
+                    if finding.blocks(&config.sweep.governance) || unprotected {
+                        problems.push(finding.to_string());
+                    } else {
+                        eprintln!("online: note: {finding}");
+                    }
+                }
+            }
+            Err(error) => problems.push(format!("cannot read the access groups: {error}")),
+        }
+    }
+    for problem in &problems {
+        eprintln!("online: problem: {problem}");
+    }
+    match problems.len() {
+        0 => Ok(()),
+        n => Err(CliError::Online(format!(
+            "config: {n} problem(s) found on the site; nothing was changed"
+        ))),
     }
 }
 

@@ -259,15 +259,7 @@ pub async fn plan(
     let blocking: Vec<String> = population
         .findings
         .iter()
-        .filter(|f| match f {
-            population::Finding::MultiProductGroup { .. } => {
-                config.governance.block_on_multi_product_groups
-            }
-            population::Finding::NoAccessGroup { .. } => {
-                config.governance.block_on_missing_access_groups
-            }
-            population::Finding::ProtectGroupMissing { .. } => false,
-        })
+        .filter(|f| f.blocks(&config.governance))
         .map(ToString::to_string)
         .collect();
     for finding in &summary.findings {

@@ -38,6 +38,22 @@ pub enum Finding {
     NoAccessGroup { product: String },
     /// A group named in `sweep.protect` does not exist on the site: it protects nobody.
     ProtectGroupMissing { group: String },
+    /// A group id in `sweep.products.<key>.access_groups` is not a group of the site (a typo,
+    /// or a group deleted since): it is left out, so nobody is removed through it.
+    AccessGroupMissing { product: String, group: String },
+}
+
+impl Finding {
+    /// Whether this finding stops a plan under `governance` (the others are reported).
+    pub fn blocks(&self, governance: &super::config::GovernanceConfig) -> bool {
+        match self {
+            Finding::MultiProductGroup { .. } => governance.block_on_multi_product_groups,
+            Finding::NoAccessGroup { .. } | Finding::AccessGroupMissing { .. } => {
+                governance.block_on_missing_access_groups
+            }
+            Finding::ProtectGroupMissing { .. } => false,
+        }
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -55,6 +71,10 @@ impl std::fmt::Display for Finding {
             Finding::ProtectGroupMissing { group } => write!(
                 f,
                 "group {group} (sweep.protect) does not exist on the site: it protects nobody"
+            ),
+            Finding::AccessGroupMissing { product, group } => write!(
+                f,
+                "group {group} (sweep.products.{product}.access_groups) is not a group of the site"
             ),
         }
     }
@@ -146,6 +166,18 @@ pub async fn read(
     config: &SweepConfig,
     concurrency: usize,
 ) -> Result<Population, PopulationError> {
+    let mut population = read_groups(clients, config).await?;
+    read_members(&mut population, clients, concurrency).await?;
+    read_protected(&mut population, clients, config, true).await?;
+    Ok(population)
+}
+
+/// The access groups of every managed product as the site names them, with the governance
+/// findings about them; no members yet (`config check --online` stops here).
+pub async fn read_groups(
+    clients: &AtlassianClients,
+    config: &SweepConfig,
+) -> Result<Population, PopulationError> {
     let products = config.product_keys();
     let mut population = Population::default();
     let mut confluence_names: Option<HashMap<GroupId, String>> = None;
@@ -177,8 +209,20 @@ pub async fn read(
                     (_, Some(map)) => map.get(&id).cloned(),
                     (None, None) => None,
                 };
-                let name = name.unwrap_or_else(|| id.to_string());
-                found.push((id, name));
+                match name {
+                    Some(name) => found.push((id, name)),
+                    // Listed, and not among the site's groups: never remove through it.
+                    None if confluence_names.is_some() => {
+                        population.findings.push(Finding::AccessGroupMissing {
+                            product: product.as_str().to_owned(),
+                            group: id.to_string(),
+                        })
+                    }
+                    None => {
+                        let name = id.to_string();
+                        found.push((id, name));
+                    }
+                }
             }
         }
         if found.is_empty() {
@@ -208,6 +252,15 @@ pub async fn read(
             });
         }
     }
+    Ok(population)
+}
+
+/// Lists the members of every access group.
+async fn read_members(
+    population: &mut Population,
+    clients: &AtlassianClients,
+    concurrency: usize,
+) -> Result<(), PopulationError> {
     for index in 0..population.groups.len() {
         let id = population.groups[index].id.clone();
         if let Some(jira) = &clients.jira {
@@ -238,6 +291,18 @@ pub async fn read(
             return Err(PopulationError::NoSiteClient);
         }
     }
+    Ok(())
+}
+
+/// Marks the members of the protected and admin groups; a protect group missing from the
+/// site is a finding. Without `every_page`, it reads one page of each: enough to know that
+/// the group exists.
+async fn read_protected(
+    population: &mut Population,
+    clients: &AtlassianClients,
+    config: &SweepConfig,
+    every_page: bool,
+) -> Result<(), PopulationError> {
     let protect = &config.protect;
     let needs_groups = !protect.groups.is_empty()
         || (!protect.include_org_admins && !protect.admin_groups.is_empty());
@@ -275,9 +340,23 @@ pub async fn read(
                             slot.get_or_insert_with(|| name.clone());
                         }
                     }
+                    if !every_page {
+                        break;
+                    }
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// What `config check --online` reports: the access groups and protect groups resolved on
+/// the site, reading no more than one page of members of any group.
+pub async fn check(
+    clients: &AtlassianClients,
+    config: &SweepConfig,
+) -> Result<Population, PopulationError> {
+    let mut population = read_groups(clients, config).await?;
+    read_protected(&mut population, clients, config, false).await?;
     Ok(population)
 }

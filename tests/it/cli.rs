@@ -542,3 +542,84 @@ fn a_port_in_use_is_said_once_in_one_line() {
         "{text}"
     );
 }
+
+/// `config check --online` against the simulator: what it reads, and each way the site
+/// can disagree with the file, every one a line and exit status 2, with nothing changed.
+#[tokio::test]
+async fn config_check_online_asks_the_site_and_names_each_disagreement() {
+    let sim = crate::ledger::sim(40).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::TestDb::sqlite();
+    let base = crate::ledger::config_for(&sim, &db, dir.path());
+    let check = |config: reseat::config::Config, name: &'static str| {
+        let path = dir.path().join(name);
+        crate::ledger::write_config(&config, &sim, &path);
+        async move {
+            crate::ledger::reseat_cli(&path, &["config", "check", "--online"])
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let calls_before = sim.state().log().len();
+
+    let output = check(base.clone(), "good.toml").await;
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("online: the admin API key administers org"),
+        "{text}"
+    );
+    assert!(text.contains("online: Jira through "), "{text}");
+    assert!(text.contains("online: Confluence through "), "{text}");
+    assert!(text.contains("config: ok, and the site agrees"), "{text}");
+
+    // A Confluence access group id that is no group of the site.
+    let mut config = base.clone();
+    let missing = "00000000-0000-4000-8000-00000000dead";
+    config
+        .sweep
+        .products
+        .get_mut("confluence")
+        .unwrap()
+        .access_groups = vec![reseat::atlassian::GroupId::parse(missing).unwrap()];
+    let output = check(config, "group.toml").await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "online: problem: group {missing} (sweep.products.confluence.access_groups) is not a group of the site"
+        )),
+        "{text}"
+    );
+
+    // An org the key does not administer.
+    let mut config = base.clone();
+    config.atlassian.org_id = Some("11111111-2222-4333-8444-555555555555".into());
+    let output = check(config, "org.toml").await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("atlassian.org_id 11111111-2222-4333-8444-555555555555 is not an org"),
+        "{text}"
+    );
+
+    // A protect group the site does not have.
+    let mut config = base.clone();
+    config.sweep.protect.groups = vec!["no-such-group".into()];
+    let output = check(config, "protect.toml").await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("group no-such-group (sweep.protect) does not exist"),
+        "{text}"
+    );
+
+    // Nothing was changed on the site: only reads were sent.
+    let log = sim.state().log();
+    assert!(
+        log[calls_before..].iter().all(|call| call.method == "GET"),
+        "{:?}",
+        &log[calls_before..]
+    );
+}
