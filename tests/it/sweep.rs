@@ -326,6 +326,54 @@ async fn activity_under_a_product_key_reseat_does_not_know_is_unknown_never_a_re
     }
 }
 
+/// An access group id that is not a group of the site (a typo, a deleted group) blocks the
+/// plan with a finding that names it, before any plan row is written; with the block off,
+/// the plan leaves the group out and removes nobody through it.
+#[tokio::test]
+async fn an_access_group_the_site_does_not_have_blocks_the_plan_and_is_never_removed_through() {
+    const MISSING: &str = "00000000-0000-4000-8000-00000000dead";
+    for db in TestDb::all().await {
+        let sim = seeded(60).await;
+        let missing = reseat::atlassian::GroupId::parse(MISSING).unwrap();
+        let state = state_with(&sim, &db, Mode::DryRun, |config| {
+            let confluence = config.sweep.products.get_mut("confluence").unwrap();
+            confluence.access_groups.push(missing.clone());
+        })
+        .await;
+        let error = reseat::sweep::plan(&state, &[Source::Api], state.clock().now(), &hidden())
+            .await
+            .expect_err("the plan is blocked");
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!(
+                "group {MISSING} (sweep.products.confluence.access_groups) is not a group of the site"
+            )),
+            "{}: {text}",
+            db.backend_name()
+        );
+        let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans")
+            .fetch_one(state.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(plans, 0, "nothing was planned");
+
+        let state = state_with(&sim, &db, Mode::DryRun, |config| {
+            config.sweep.governance.block_on_missing_access_groups = false;
+            let confluence = config.sweep.products.get_mut("confluence").unwrap();
+            confluence.access_groups.push(missing.clone());
+        })
+        .await;
+        let (_, items) = plan_items(&state, &[Source::Api]).await;
+        assert!(!items.is_empty());
+        assert!(
+            items
+                .iter()
+                .all(|item| !item.access_groups.contains(MISSING)),
+            "no item is billed through the missing group"
+        );
+    }
+}
+
 fn memberships(sim: &SimHandle) -> BTreeSet<(String, String)> {
     sim.state()
         .groups()
