@@ -533,6 +533,13 @@ async fn an_admin_clicks_through_in_a_real_browser() {
         config.sweep.ladder.warn = false;
         config.sweep.limits.max_removal_percent = 100.0;
         config.sweep.limits.max_inactive_percent = 100.0;
+        // Prices, so that the overview shows the savings.
+        config.billing = toml::from_str(
+            "renewal = \"2027-03-01\"\n\
+             [[prices]]\nproduct = \"jira\"\nprice = \"9.30\"\ncurrency = \"USD\"\ncycle = \"monthly\"\n\
+             [[prices]]\nproduct = \"confluence\"\nprice = \"73.00\"\ncurrency = \"USD\"\ncycle = \"annual\"\n",
+        )
+        .unwrap();
     })
     .await;
     // The README's screenshots are refreshed on request; otherwise they go to a temp dir.
@@ -583,7 +590,9 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     let text = browser.text().await;
     assert!(
-        text.contains("Seats per product") && text.contains("Restore requests"),
+        text.contains("Seats per product")
+            && text.contains("Restore requests")
+            && text.contains("saved to date"),
         "{text}"
     );
     browser.screenshot(&shots.join("overview.png")).await;
