@@ -15,9 +15,28 @@ pub struct BillingConfig {
     /// another price. Every price names its currency; all prices share one currency, as
     /// savings are summed across products and sites.
     pub prices: Vec<PriceConfig>,
-    /// The next renewal date of the licences (`"2027-03-01"`, UTC): the overview and the
-    /// digest forecast the seats used then.
+    /// The next renewal date of the licences (`"2027-03-01"` or a TOML date, UTC): the
+    /// overview and the digest forecast the seats used then.
+    #[serde(deserialize_with = "date_text")]
     pub renewal: Option<String>,
+}
+
+/// A date as a string or a TOML date (`renewal = 2027-03-01`), kept as its text.
+fn date_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Date(toml::value::Datetime),
+    }
+    Ok(
+        Option::<Raw>::deserialize(deserializer)?.map(|raw| match raw {
+            Raw::Text(text) => text,
+            Raw::Date(date) => date.to_string(),
+        }),
+    )
 }
 
 /// One price.
@@ -327,10 +346,14 @@ mod tests {
             price("price = 1\ncurrency = \"USD\"\ncycle = \"monthly\"")
         ));
         assert!(e.contains("has a price for every site already"), "{e}");
+        assert!(
+            billing("renewal = 2027-03-01")
+                .renewal_date()
+                .unwrap()
+                .is_some()
+        );
         let e = error("renewal = \"next march\"");
         assert!(e.contains("billing.renewal"), "{e}");
-        for e in [e] {
-            assert!(!e.contains('\n'));
-        }
+        assert!(!e.contains('\n'));
     }
 }
