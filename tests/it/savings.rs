@@ -459,3 +459,101 @@ fn a_price_without_a_currency_is_one_line_from_config_check_and_exit_2() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("unknown product \"unknown-app\""));
 }
+
+#[tokio::test]
+async fn a_seat_taken_twice_has_two_free_periods_and_a_seat_still_billed_has_none() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let config = db.config();
+        let app = spawn_configured(db, config, axum::Router::new()).await;
+        let site = app.state.site().to_string();
+        let day = 86_400_000;
+        let t0 = app.state.db.now_ms();
+        let mut conn = app.state.db.pool().acquire().await.unwrap();
+        // Plan p2's item for acc-billed ended still_billed: what was journaled freed nothing.
+        reseat::sweep::store::create_plan_in(&mut conn, t0, "p2", "api", &site, &json!({}))
+            .await
+            .unwrap();
+        reseat::sweep::store::insert_items_in(
+            &mut conn,
+            "p2",
+            &[reseat::sweep::store::NewItem {
+                account_id: "acc-billed".into(),
+                product: "jira-software".into(),
+                email: None,
+                display_name: None,
+                decision: "remove".into(),
+                reason: "inactive".into(),
+                last_active: None,
+                threshold_days: Some(90),
+                access_groups: "[]".into(),
+                added_to_org: None,
+                billing: "{}".into(),
+            }],
+        )
+        .await
+        .unwrap();
+        sqlx::query("UPDATE plan_items SET state = 'still_billed' WHERE plan_id = 'p2'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        use reseat::ledger::journal::{journal_removed_in, journal_restored_in};
+        // acc-twice: removed on day 0, back on day 4, removed again on day 6, still free.
+        journal_removed_in(&mut conn, t0, &entry(&site, "acc-twice", "p1", None))
+            .await
+            .unwrap();
+        journal_restored_in(
+            &mut conn,
+            t0 + 4 * day,
+            &entry(&site, "acc-twice", "p1", Some("r1")),
+        )
+        .await
+        .unwrap();
+        journal_removed_in(
+            &mut conn,
+            t0 + 6 * day,
+            &entry(&site, "acc-twice", "p3", None),
+        )
+        .await
+        .unwrap();
+        journal_removed_in(&mut conn, t0, &entry(&site, "acc-billed", "p2", None))
+            .await
+            .unwrap();
+        let periods = reseat::ledger::free_periods(&mut conn).await.unwrap();
+        let spans: Vec<(String, i64, Option<i64>)> = periods
+            .iter()
+            .map(|p| (p.account_id.clone(), p.from - t0, p.to.map(|to| to - t0)))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                ("acc-twice".to_string(), 0, Some(4 * day)),
+                ("acc-twice".to_string(), 6 * day, None),
+            ],
+            "{backend}"
+        );
+        assert!(periods.iter().all(|p| p.site == site));
+        // The count every report reads agrees: one seat reclaimed, not the one still billed.
+        let seats = reseat::ledger::reclaimed_seats(&mut conn, 0).await.unwrap();
+        assert_eq!(seats.len(), 1, "{backend}");
+        assert_eq!(seats[0].account_id, "acc-twice");
+    }
+}
+
+fn entry<'a>(
+    site: &'a str,
+    account: &'a str,
+    run: &'a str,
+    request: Option<&'a str>,
+) -> reseat::ledger::JournalEntry<'a> {
+    reseat::ledger::JournalEntry {
+        account_id: account,
+        product: "jira-software",
+        site,
+        group_id: "5e471e1f-3739-492e-9243-da17fc8090eb",
+        group_name: "jira-users",
+        run_id: Some(run),
+        request_id: request,
+        reason: "inactive",
+    }
+}
