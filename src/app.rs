@@ -53,12 +53,7 @@ impl AppState {
 
     /// The site reseat manages, as recorded in the journal: the site name, else the cloud id.
     pub fn site(&self) -> &str {
-        let atlassian = &self.config.atlassian;
-        atlassian
-            .site_name
-            .as_deref()
-            .or(atlassian.cloud_id.as_deref())
-            .unwrap_or("default")
+        self.config.site()
     }
 
     /// The clock every stored timestamp and expiry is read from (the database handle's).

@@ -92,6 +92,25 @@ pub enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Reports for finance.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Money saved by month: one row per site × product × month (seats reclaimed and given
+    /// back, seat-days free, savings at the `[billing]` prices).
+    Savings {
+        /// csv or json.
+        #[arg(long, default_value = "csv", value_name = "FORMAT")]
+        format: crate::billing::report::Format,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -437,6 +456,39 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "{purpose} link for {account} ({product} on {site}), single use, expires {}",
                 expires.format("%Y-%m-%d %H:%M UTC")
             );
+            Ok(())
+        }
+        Command::Report {
+            command: ReportCommand::Savings { format, out },
+        } => {
+            let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
+            let savings = crate::billing::savings(&state)
+                .await
+                .map_err(|error| CliError::Other(format!("report savings: {error}")))?;
+            let body = format
+                .render(&savings)
+                .map_err(|error| CliError::Other(format!("report savings: {error}")))?;
+            match out {
+                Some(path) => {
+                    std::fs::write(path, &body).map_err(|error| {
+                        CliError::Other(format!(
+                            "report savings: cannot write {}: {error}",
+                            path.display()
+                        ))
+                    })?;
+                    eprintln!(
+                        "report savings: {} rows written to {}",
+                        savings.months.len(),
+                        path.display()
+                    );
+                }
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout()
+                        .write_all(&body)
+                        .map_err(|error| CliError::Other(format!("report savings: {error}")))?;
+                }
+            }
             Ok(())
         }
         Command::Mail {

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod app;
 pub mod atlassian;
 pub mod audit;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -50,6 +50,8 @@ pub struct Config {
     pub links: crate::notify::LinkConfig,
     /// Admin access: API tokens for `/api/v1` and users of the admin pages.
     pub admin: crate::web::config::AdminConfig,
+    /// Prices per seat and the renewal date: savings in money and the seat forecast.
+    pub billing: crate::billing::BillingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,6 +319,7 @@ impl Config {
         self.mail.validate(self.server.public_url.as_deref())?;
         self.links.validate()?;
         self.admin.validate()?;
+        self.billing.validate(&[self.site()])?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",
@@ -379,6 +382,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The site reseat manages, as recorded in the journal: the site name, else the cloud id.
+    pub fn site(&self) -> &str {
+        let atlassian = &self.atlassian;
+        atlassian
+            .site_name
+            .as_deref()
+            .or(atlassian.cloud_id.as_deref())
+            .unwrap_or("default")
     }
 
     /// The public base URL for links (no trailing slash).

@@ -285,35 +285,105 @@ pub struct ReclaimedSeats {
     pub removed_at: i64,
 }
 
+/// Every step that took a seat (account, product, site) at `at` since `$1` (UTC ms): a
+/// membership `removed` (not compensated by a later `not_member`), or a direct role revoked
+/// by an item that ended `done`; never a step of a plan item that ended `still_billed`.
+/// [`reclaimed_seats`] and [`free_periods`] both read it.
+const SEAT_TAKEN: &str = "SELECT t.account_id, t.product, t.site, t.at FROM ( \
+       SELECT j.account_id, j.product, j.site, j.run_id, j.created_at AS at FROM journal j \
+       WHERE j.action = 'removed' AND j.created_at >= $1 \
+         AND NOT EXISTS (SELECT 1 FROM journal n WHERE n.action = 'not_member' \
+             AND n.account_id = j.account_id AND n.product = j.product AND n.site = j.site \
+             AND n.group_id = j.group_id AND n.id > j.id) \
+       UNION ALL \
+       SELECT r.account_id, r.product, r.site, r.run_id, r.created_at AS at FROM role_journal r \
+       WHERE r.action = 'revoked' AND r.created_at >= $1 \
+         AND EXISTS (SELECT 1 FROM plan_items p WHERE p.plan_id = r.run_id \
+             AND p.account_id = r.account_id AND p.product = r.product AND p.state = 'done') \
+     ) t \
+     WHERE NOT EXISTS (SELECT 1 FROM plan_items b WHERE b.plan_id = t.run_id \
+         AND b.account_id = t.account_id AND b.product = t.product \
+         AND b.state = 'still_billed')";
+
 /// THE count of seats reclaimed since `since` (UTC ms): one row per (account, product,
 /// site). Every report (sweep, restore, the digest, the admin pages, the API) reads this.
 pub async fn reclaimed_seats(
     conn: &mut AnyConnection,
     since: i64,
 ) -> Result<Vec<ReclaimedSeats>, sqlx::Error> {
-    sqlx::query_as::<Any, ReclaimedSeats>(
-        // Memberships removed, and direct roles revoked by an item that ended `done`; a
-        // seat whose plan item ended `still_billed` was not reclaimed.
-        "SELECT t.account_id, t.product, t.site, MIN(t.at) AS removed_at FROM ( \
-           SELECT j.account_id, j.product, j.site, j.run_id, j.created_at AS at FROM journal j \
-           WHERE j.action = 'removed' AND j.created_at >= $1 \
-             AND NOT EXISTS (SELECT 1 FROM journal n WHERE n.action = 'not_member' \
-                 AND n.account_id = j.account_id AND n.product = j.product AND n.site = j.site \
-                 AND n.group_id = j.group_id AND n.id > j.id) \
-           UNION ALL \
-           SELECT r.account_id, r.product, r.site, r.run_id, r.created_at AS at FROM role_journal r \
-           WHERE r.action = 'revoked' AND r.created_at >= $1 \
-             AND EXISTS (SELECT 1 FROM plan_items p WHERE p.plan_id = r.run_id \
-                 AND p.account_id = r.account_id AND p.product = r.product AND p.state = 'done') \
-         ) t \
-         WHERE NOT EXISTS (SELECT 1 FROM plan_items b WHERE b.plan_id = t.run_id \
-             AND b.account_id = t.account_id AND b.product = t.product \
-             AND b.state = 'still_billed') \
-         GROUP BY t.account_id, t.product, t.site ORDER BY t.product, t.account_id",
-    )
+    sqlx::query_as::<Any, ReclaimedSeats>(&format!(
+        "SELECT s.account_id, s.product, s.site, MIN(s.at) AS removed_at FROM ({SEAT_TAKEN}) s \
+         GROUP BY s.account_id, s.product, s.site ORDER BY s.product, s.account_id"
+    ))
     .bind(since)
     .fetch_all(conn)
     .await
+}
+
+/// A time a seat reseat reclaimed was free: from the first step that took it (see
+/// [`reclaimed_seats`]) to the first give-back after that (a `restored` membership or
+/// role), or still free (`to` is `None`). A seat taken, given back and taken again has
+/// two periods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreePeriod {
+    pub account_id: String,
+    pub product: String,
+    pub site: String,
+    /// UTC ms.
+    pub from: i64,
+    /// UTC ms; `None` while the seat is still free.
+    pub to: Option<i64>,
+}
+
+/// Every period a reclaimed seat was free, ordered by seat and time: what savings are
+/// computed from. Built on the same steps as [`reclaimed_seats`], so a seat that ended
+/// `still_billed` was never free.
+pub async fn free_periods(conn: &mut AnyConnection) -> Result<Vec<FreePeriod>, sqlx::Error> {
+    type Step = (String, String, String, i64, i64);
+    // kind 0: taken, kind 1: given back; at the same millisecond a take comes first.
+    let steps: Vec<Step> = sqlx::query_as::<Any, Step>(&format!(
+        "SELECT s.account_id, s.product, s.site, s.at, CAST(0 AS BIGINT) AS kind FROM ({SEAT_TAKEN}) s \
+         UNION ALL SELECT account_id, product, site, created_at AS at, CAST(1 AS BIGINT) AS kind FROM journal \
+             WHERE action = 'restored' \
+         UNION ALL SELECT account_id, product, site, created_at AS at, CAST(1 AS BIGINT) AS kind \
+             FROM role_journal WHERE action = 'restored' \
+         ORDER BY 3, 2, 1, 4, 5"
+    ))
+    .bind(0_i64)
+    .fetch_all(conn)
+    .await?;
+    let mut periods: Vec<FreePeriod> = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut seat: Option<(String, String, String)> = None;
+    for (account_id, product, site, at, kind) in steps {
+        let this = (account_id, product, site);
+        if seat.as_ref() != Some(&this) {
+            open = None;
+            seat = Some(this.clone());
+        }
+        match (kind, open) {
+            (0, None) => {
+                periods.push(FreePeriod {
+                    account_id: this.0,
+                    product: this.1,
+                    site: this.2,
+                    from: at,
+                    to: None,
+                });
+                open = Some(periods.len() - 1);
+            }
+            (1, Some(index)) => {
+                if let Some(period) = periods.get_mut(index) {
+                    period.to = Some(at);
+                }
+                open = None;
+            }
+            // A second membership of a seat already free, or a give-back of a seat reseat
+            // had not reclaimed (a rule's default groups), changes nothing.
+            _ => {}
+        }
+    }
+    Ok(periods)
 }
 
 /// Seats reclaimed since `since`, counted per product.

@@ -3,7 +3,9 @@
 //! - [`journal`]: every membership reseat took away (`removing` before the call is sent,
 //!   `removed` once it answered, `not_member` in the one case documented there) and gave
 //!   back (`restored`), and [`journal::reclaimed_seats`], the one count of seats reclaimed
-//!   that every report reads (sweep, restore, digest, admin pages, API);
+//!   that every report reads (sweep, restore, digest, admin pages, API), and
+//!   [`journal::free_periods`], the times each reclaimed seat was free, that savings in
+//!   money are computed from (`crate::billing`);
 //! - [`keeps`]: "keep my access" until a date;
 //! - [`suspensions`]: the org-level suspensions the sweep's ladder made, and how they ended;
 //! - [`roles`]: the direct roles a sweep revoked and a restore granted back
@@ -20,8 +22,8 @@ pub mod seat;
 pub mod suspensions;
 
 pub use journal::{
-    JournalEntry, JournalRecord, ReclaimedSeats, RemovalIntent, journal_counts, journal_of,
-    reclaimed_seats, taken_groups,
+    FreePeriod, JournalEntry, JournalRecord, ReclaimedSeats, RemovalIntent, free_periods,
+    journal_counts, journal_of, reclaimed_seats, taken_groups,
 };
 pub use seat::{Seat, SeatBusy, SeatClaim};
 pub use suspensions::SuspensionEnd;

@@ -103,6 +103,8 @@ pub async fn collect(
         alerts,
         undelivered: u64::try_from(undelivered).unwrap_or_default(),
         dashboard_url,
+        savings: None,
+        forecasts: Vec::new(),
     })
 }
 
@@ -144,7 +146,8 @@ pub async fn scheduled_turn(
     let dashboard = Some(format!("{}/admin", state.config.public_url()));
     let product_name = |key: &str| crate::restore::reply::product_name(Some(key));
     let mut tx = state.db.pool().begin().await?;
-    let digest = collect(&mut tx, since, &product_name, alerts, dashboard).await?;
+    let mut digest = collect(&mut tx, since, &product_name, alerts, dashboard).await?;
+    add_money(state, &mut digest).await?;
     let period = at.format("%Y-%m-%d").to_string();
     let queued = enqueue(&state.notify.outbox, &mut tx, recipients, &period, &digest).await?;
     tx.commit().await?;
@@ -153,6 +156,34 @@ pub async fn scheduled_turn(
         .iter()
         .filter(|e| matches!(e, Enqueued::Queued(_)))
         .count())
+}
+
+/// Adds the savings to date (when prices are configured) and the seat forecast at the
+/// renewal (when one is configured), as the overview shows them.
+pub async fn add_money(
+    state: &crate::app::AppState,
+    digest: &mut AdminDigest,
+) -> Result<(), sqlx::Error> {
+    let savings = crate::billing::savings(state).await?;
+    if savings.currency.is_some() {
+        digest.savings = Some(super::templates::DigestSavings {
+            saved: savings.label(savings.saved()),
+            run_rate: savings.label(savings.run_rate()),
+            free_now: savings.free_now(),
+        });
+    }
+    digest.forecasts = crate::billing::forecasts(state)
+        .await?
+        .into_iter()
+        .map(|f| super::templates::DigestForecast {
+            product_name: crate::restore::reply::product_name(Some(&f.product)),
+            site: f.site,
+            current: f.current,
+            at_renewal: f.at_renewal,
+            renewal: f.renewal,
+        })
+        .collect();
+    Ok(())
 }
 
 /// Products whose used seats passed `sweep.licence_alert_percent` of their licence,

@@ -139,6 +139,30 @@ pub struct AdminDigest {
     /// Messages in the outbox that could not be delivered (dead-lettered).
     pub undelivered: u64,
     pub dashboard_url: Option<String>,
+    /// Money saved to date (with `[billing]` prices).
+    pub savings: Option<DigestSavings>,
+    /// Seats used at the next renewal, beside the licence alerts.
+    pub forecasts: Vec<DigestForecast>,
+}
+
+/// Savings to date and the run rate, as the overview shows them.
+#[derive(Debug, Clone)]
+pub struct DigestSavings {
+    /// `USD 1234.50`.
+    pub saved: String,
+    pub run_rate: String,
+    pub free_now: u64,
+}
+
+/// The seat forecast of one product on one site.
+#[derive(Debug, Clone)]
+pub struct DigestForecast {
+    pub product_name: String,
+    pub site: String,
+    pub current: u64,
+    pub at_renewal: u64,
+    /// `2027-03-01`.
+    pub renewal: String,
 }
 
 #[derive(Debug, Clone)]
@@ -406,6 +430,18 @@ pub fn sample(
             }],
             undelivered: 1,
             dashboard_url: Some(format!("{base_url}/admin")),
+            savings: Some(DigestSavings {
+                saved: "USD 1204.75".into(),
+                run_rate: "USD 288.30".into(),
+                free_now: 31,
+            }),
+            forecasts: vec![DigestForecast {
+                product_name: "Jira".into(),
+                site: "acme".into(),
+                current: 475,
+                at_renewal: 452,
+                renewal: "2027-03-01".into(),
+            }],
         }
         .render(brand),
         _ => return None,

@@ -533,6 +533,13 @@ async fn an_admin_clicks_through_in_a_real_browser() {
         config.sweep.ladder.warn = false;
         config.sweep.limits.max_removal_percent = 100.0;
         config.sweep.limits.max_inactive_percent = 100.0;
+        // Prices, so that the overview shows the savings.
+        config.billing = toml::from_str(
+            "renewal = \"2027-03-01\"\n\
+             [[prices]]\nproduct = \"jira\"\nprice = \"9.30\"\ncurrency = \"USD\"\ncycle = \"monthly\"\n\
+             [[prices]]\nproduct = \"confluence\"\nprice = \"73.00\"\ncurrency = \"USD\"\ncycle = \"annual\"\n",
+        )
+        .unwrap();
     })
     .await;
     // The README's screenshots are refreshed on request; otherwise they go to a temp dir.
@@ -588,7 +595,9 @@ async fn an_admin_clicks_through_in_a_real_browser() {
     );
     let text = browser.text().await;
     assert!(
-        text.contains("Seats per product") && text.contains("Restore requests"),
+        text.contains("Seats per product")
+            && text.contains("Restore requests")
+            && text.contains("saved to date"),
         "{text}"
     );
     browser.screenshot(&shots.join("overview.png")).await;
@@ -754,6 +763,19 @@ async fn an_admin_clicks_through_in_a_real_browser() {
         .await;
     assert!(browser.text().await.contains("decision:"));
     browser.screenshot(&shots.join("rules.png")).await;
+
+    // Three weeks later (the session has expired: sign in again) the seats freed by the
+    // apply have saved money, and the overview says so.
+    env.app.advance(Duration::from_secs(21 * 86_400));
+    browser.click_and_wait("nav a[href='/admin']").await;
+    assert!(browser.url().await.ends_with("/admin/login"));
+    browser.fill("#name", "ana").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click_and_wait("form button[type=submit]").await;
+    let text = browser.text().await;
+    assert!(text.contains("saved to date"), "{text}");
+    assert!(!text.contains("USD 0.00 saved to date"), "{text}");
+    browser.screenshot(&shots.join("overview.png")).await;
 
     assert!(
         browser

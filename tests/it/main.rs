@@ -15,6 +15,7 @@ mod notify;
 mod queue;
 mod restore;
 mod roles;
+mod savings;
 mod schedule;
 mod server;
 mod sim;

@@ -20,6 +20,8 @@ pub struct Bar {
     pub value: i64,
     /// `2025-01-31: 4`, the bar's tooltip.
     pub label: String,
+    /// The series' CSS class: `value` (the first series) or `second`.
+    pub class: &'static str,
 }
 
 /// A chart ready for the template.
@@ -37,6 +39,10 @@ pub struct Chart {
     pub baseline: i64,
     pub first_day: String,
     pub last_day: String,
+    /// The sentence under the chart (and its accessible name).
+    pub caption: String,
+    /// The series and their CSS classes, for the legend (empty for one series).
+    pub legend: Vec<(&'static str, String)>,
 }
 
 /// One bar per day for the `days` days ending with `today` (days since the epoch); days
@@ -74,10 +80,13 @@ pub fn daily(title: &str, today: i64, days: i64, counts: &[DayCount]) -> Chart {
                 height,
                 value,
                 label: format!("{}: {value}", day_label(first + index)),
+                class: "value",
             }
         })
         .collect();
     Chart {
+        caption: format!("{title}: {total} in the last {days} days."),
+        legend: Vec::new(),
         title: title.to_string(),
         width: WIDTH,
         height: HEIGHT,
@@ -89,6 +98,60 @@ pub fn daily(title: &str, today: i64, days: i64, counts: &[DayCount]) -> Chart {
         baseline,
         first_day: day_label(first),
         last_day: day_label(today),
+    }
+}
+
+/// Two series side by side per day (e.g. seats reclaimed and seats given back) for the
+/// `days` days ending with `today`, on one scale.
+pub fn daily_pair(title: &str, today: i64, days: i64, series: [(&str, &[DayCount]); 2]) -> Chart {
+    let first_series = daily(title, today, days, series[0].1);
+    let second_series = daily(title, today, days, series[1].1);
+    let max = first_series.max.max(second_series.max);
+    let plot_height = first_series.baseline - TOP;
+    let mut bars = Vec::new();
+    for (class, name, chart) in [
+        ("value", series[0].0, &first_series),
+        ("second", series[1].0, &second_series),
+    ] {
+        for bar in &chart.bars {
+            let half = (bar.width / 2).max(1);
+            let height = if max > 0 {
+                (bar.value * plot_height / max).max(i64::from(bar.value > 0))
+            } else {
+                0
+            };
+            bars.push(Bar {
+                x: if class == "value" {
+                    bar.x
+                } else {
+                    bar.x + half
+                },
+                y: chart.baseline - height,
+                width: half,
+                height,
+                value: bar.value,
+                label: format!("{} {name}", bar.label),
+                class,
+            });
+        }
+    }
+    Chart {
+        caption: format!(
+            "{title}: {} {}, {} {} in the last {} days.",
+            first_series.total,
+            series[0].0,
+            second_series.total,
+            series[1].0,
+            days.max(1)
+        ),
+        legend: vec![
+            ("value", series[0].0.to_string()),
+            ("second", series[1].0.to_string()),
+        ],
+        bars,
+        max,
+        total: first_series.total + second_series.total,
+        ..first_series
     }
 }
 
@@ -130,5 +193,43 @@ mod tests {
         assert_eq!(heights, vec![full / 2, 0, full]);
         assert!(chart.bars[2].label.ends_with(": 4"));
         assert!(chart.bars.iter().all(|b| b.y + b.height == chart.baseline));
+    }
+
+    #[test]
+    fn two_series_share_one_scale_side_by_side() {
+        let today = 20_000;
+        let chart = daily_pair(
+            "t",
+            today,
+            2,
+            [
+                (
+                    "reclaimed",
+                    &[DayCount {
+                        day: today,
+                        count: 4,
+                    }],
+                ),
+                (
+                    "restored",
+                    &[DayCount {
+                        day: today,
+                        count: 2,
+                    }],
+                ),
+            ],
+        );
+        assert_eq!(chart.bars.len(), 4);
+        assert_eq!(chart.max, 4);
+        let full = chart.baseline - chart.top;
+        assert_eq!(chart.bars[1].height, full);
+        assert_eq!(chart.bars[3].height, full / 2);
+        assert!(chart.bars[3].x > chart.bars[1].x);
+        assert_eq!(chart.bars[3].class, "second");
+        assert!(
+            chart.caption.contains("4 reclaimed, 2 restored"),
+            "{}",
+            chart.caption
+        );
     }
 }

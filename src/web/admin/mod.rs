@@ -20,6 +20,7 @@ mod login;
 pub mod pages;
 mod people;
 mod plans;
+mod reports;
 mod requests;
 mod still_billed;
 pub mod store;
@@ -93,6 +94,20 @@ pub const ROUTES: &[AdminRoute] = &[
     route("/admin/plans/{id}/apply", Method::POST, false, true, || {
         post(plans::apply)
     }),
+    route(
+        "/admin/reports/savings.csv",
+        Method::GET,
+        false,
+        false,
+        || get(reports::savings_csv),
+    ),
+    route(
+        "/admin/reports/savings.json",
+        Method::GET,
+        false,
+        false,
+        || get(reports::savings_json),
+    ),
     route("/admin/requests", Method::GET, false, false, || {
         get(requests::list)
     }),

@@ -194,6 +194,42 @@ struct OverviewPage {
     last_run: Option<RunView>,
     /// The newest plan whose removals left seats billed, and how many.
     still_billed: Option<(String, i64)>,
+    savings: SavingsPanel,
+}
+
+/// Money saved, from the ledger and the configured prices (`crate::billing`).
+pub struct SavingsPanel {
+    /// Any price configured.
+    pub priced: bool,
+    /// `USD 1234.50`.
+    pub saved: String,
+    pub run_rate: String,
+    pub free_now: u64,
+    pub rows: Vec<SavingsRow>,
+    /// Seats reclaimed and given back per day, one chart per site and product.
+    pub charts: Vec<Chart>,
+    /// The renewal date, when configured.
+    pub renewal: Option<String>,
+    pub forecasts: Vec<ForecastRow>,
+}
+
+pub struct SavingsRow {
+    pub site: String,
+    pub product: String,
+    pub reclaimed: u64,
+    pub restored: u64,
+    pub free_now: u64,
+    pub seat_days: u64,
+    pub saved: String,
+    pub run_rate: String,
+}
+
+pub struct ForecastRow {
+    pub site: String,
+    pub product: String,
+    pub current: u64,
+    pub at_renewal: u64,
+    pub readings: u64,
 }
 
 /// Days the overview charts cover.
@@ -260,6 +296,89 @@ async fn overview_page(
         request_counts,
         last_run,
         still_billed: crate::ledger::roles::latest_still_billed(&state.db).await?,
+        savings: savings_panel(state, today, since).await?,
+    })
+}
+
+async fn savings_panel(
+    state: &AppState,
+    today: i64,
+    since: i64,
+) -> Result<SavingsPanel, PageError> {
+    let savings = crate::billing::savings(state).await?;
+    let forecasts = crate::billing::forecasts(state).await?;
+    let mut charts = Vec::new();
+    for total in &savings.totals {
+        let mut reclaimed = std::collections::BTreeMap::<i64, i64>::new();
+        let mut restored = std::collections::BTreeMap::<i64, i64>::new();
+        for period in savings
+            .free_periods
+            .iter()
+            .filter(|p| p.site == total.site && p.product == total.product)
+        {
+            if period.from >= since {
+                *reclaimed.entry(period.from / 86_400_000).or_default() += 1;
+            }
+            if let Some(to) = period.to.filter(|to| *to >= since) {
+                *restored.entry(to / 86_400_000).or_default() += 1;
+            }
+        }
+        let counts = |days: std::collections::BTreeMap<i64, i64>| -> Vec<store::DayCount> {
+            days.into_iter()
+                .map(|(day, count)| store::DayCount { day, count })
+                .collect()
+        };
+        charts.push(charts::daily_pair(
+            &format!("{} on {}", product_label(&total.product), total.site),
+            today,
+            CHART_DAYS,
+            [
+                ("reclaimed", &counts(reclaimed)),
+                ("restored", &counts(restored)),
+            ],
+        ));
+    }
+    let money = |amount: Option<crate::billing::Minor>| match amount {
+        Some(amount) => savings.label(amount),
+        None => "no price".to_string(),
+    };
+    Ok(SavingsPanel {
+        priced: savings.currency.is_some(),
+        saved: savings.label(savings.saved()),
+        run_rate: savings.label(savings.run_rate()),
+        free_now: savings.free_now(),
+        rows: savings
+            .totals
+            .iter()
+            .map(|t| SavingsRow {
+                site: t.site.clone(),
+                product: product_label(&t.product),
+                reclaimed: t.reclaimed,
+                restored: t.restored,
+                free_now: t.free_now,
+                seat_days: t.seat_days,
+                saved: money(t.saved),
+                run_rate: money(t.run_rate),
+            })
+            .collect(),
+        charts,
+        renewal: state
+            .config
+            .billing
+            .renewal_date()
+            .ok()
+            .flatten()
+            .map(|d| d.to_string()),
+        forecasts: forecasts
+            .into_iter()
+            .map(|f| ForecastRow {
+                site: f.site,
+                product: product_label(&f.product),
+                current: f.current,
+                at_renewal: f.at_renewal,
+                readings: f.readings,
+            })
+            .collect(),
     })
 }
 
@@ -288,11 +407,8 @@ async fn seats(state: &AppState) -> (Vec<SeatRow>, Option<String>) {
                         _ => ("unlimited".to_string(), 0),
                     };
                     SeatRow {
-                        product: if role.name.is_empty() {
-                            role.key.as_str().to_string()
-                        } else {
-                            role.name
-                        },
+                        // The product table's name, as on every other page and email.
+                        product: role.key.display_name().to_string(),
                         used,
                         total,
                         percent,

@@ -398,6 +398,114 @@ pub struct Stats {
     /// Per product: seats reclaimed (the ledger's one count) and memberships restored.
     pub journal: BTreeMap<String, JournalCounts>,
     pub queue: QueueDepth,
+    /// Money saved, from the ledger and `[billing]` prices (see docs/api.md for the rule).
+    pub savings: SavingsView,
+}
+
+/// Savings to date and the run rate. Amounts are exact decimal strings in `currency`
+/// (`"1234.50"`), and `_minor` integers in its minor unit (cents); all are null when no
+/// price is configured.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SavingsView {
+    /// ISO 4217 code of every price.
+    pub currency: Option<String>,
+    /// Realised savings to date: the sum of the monthly report's rounded cells.
+    pub saved: Option<String>,
+    pub saved_minor: Option<i64>,
+    /// Seats free now × their monthly price (an annual price over 12).
+    pub run_rate_per_month: Option<String>,
+    pub run_rate_per_month_minor: Option<i64>,
+    /// Seats reclaimed and not given back.
+    pub free_now: u64,
+    /// Per site and product.
+    pub by_site_product: Vec<SiteProductSavings>,
+    /// Seats used at the next renewal (`billing.renewal`), per site and product.
+    pub forecast: Vec<SeatForecastView>,
+}
+
+/// The figures of one site and product.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SiteProductSavings {
+    pub site: String,
+    pub product: String,
+    /// Times a seat became free (a seat given back and reclaimed again counts twice).
+    pub reclaimed: u64,
+    /// Times a free seat was given back.
+    pub restored: u64,
+    pub free_now: u64,
+    /// Whole days seats were free, summed.
+    pub seat_days: u64,
+    /// Null without a price for this site and product.
+    pub saved: Option<String>,
+    pub saved_minor: Option<i64>,
+    pub run_rate_per_month: Option<String>,
+    pub run_rate_per_month_minor: Option<i64>,
+}
+
+/// The least-squares trend of a product's seat counts (one per plan), read at the renewal.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeatForecastView {
+    pub site: String,
+    pub product: String,
+    /// Seats held at the newest plan.
+    pub current: u64,
+    /// Seats forecast at the renewal date.
+    pub at_renewal: u64,
+    /// `YYYY-MM-DD`.
+    pub renewal: String,
+    /// Plans the trend was fitted to.
+    pub readings: u64,
+    /// The trend's change per 30 days.
+    pub per_30_days: f64,
+}
+
+impl SavingsView {
+    pub fn new(
+        savings: &crate::billing::Savings,
+        forecast: Vec<crate::billing::SeatForecast>,
+    ) -> SavingsView {
+        let priced = savings.currency.is_some();
+        let amount = |minor: Option<crate::billing::Minor>| {
+            (priced && minor.is_some()).then(|| savings.format(minor))
+        };
+        let minor = |value: Option<crate::billing::Minor>| value.filter(|_| priced).map(|m| m.0);
+        SavingsView {
+            currency: savings.currency.map(|c| c.code().to_string()),
+            saved: amount(Some(savings.saved())),
+            saved_minor: minor(Some(savings.saved())),
+            run_rate_per_month: amount(Some(savings.run_rate())),
+            run_rate_per_month_minor: minor(Some(savings.run_rate())),
+            free_now: savings.free_now(),
+            by_site_product: savings
+                .totals
+                .iter()
+                .map(|t| SiteProductSavings {
+                    site: t.site.clone(),
+                    product: t.product.clone(),
+                    reclaimed: t.reclaimed,
+                    restored: t.restored,
+                    free_now: t.free_now,
+                    seat_days: t.seat_days,
+                    saved: amount(t.saved),
+                    saved_minor: minor(t.saved),
+                    run_rate_per_month: amount(t.run_rate),
+                    run_rate_per_month_minor: minor(t.run_rate),
+                })
+                .collect(),
+            forecast: forecast
+                .into_iter()
+                .map(|f| SeatForecastView {
+                    site: f.site,
+                    product: f.product,
+                    current: f.current,
+                    at_renewal: f.at_renewal,
+                    renewal: f.renewal,
+                    readings: f.readings,
+                    per_30_days: f.per_30_days,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
