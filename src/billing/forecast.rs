@@ -17,8 +17,9 @@ use sqlx::{Any, AnyConnection};
 /// How far back readings count.
 const WINDOW_MS: i64 = 365 * 86_400_000;
 
-/// The forecast for one site and product.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The forecast for one site and product: the least-squares trend of its seat counts (one
+/// per plan), read at the renewal; `GET /api/v1/stats` shows it as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SeatForecast {
     pub site: String,
     pub product: String,

@@ -420,7 +420,7 @@ pub struct SavingsView {
     /// Per site and product.
     pub by_site_product: Vec<SiteProductSavings>,
     /// Seats used at the next renewal (`billing.renewal`), per site and product.
-    pub forecast: Vec<SeatForecastView>,
+    pub forecast: Vec<crate::billing::SeatForecast>,
 }
 
 /// The figures of one site and product.
@@ -440,23 +440,6 @@ pub struct SiteProductSavings {
     pub saved_minor: Option<i64>,
     pub run_rate_per_month: Option<String>,
     pub run_rate_per_month_minor: Option<i64>,
-}
-
-/// The least-squares trend of a product's seat counts (one per plan), read at the renewal.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SeatForecastView {
-    pub site: String,
-    pub product: String,
-    /// Seats held at the newest plan.
-    pub current: u64,
-    /// Seats forecast at the renewal date.
-    pub at_renewal: u64,
-    /// `YYYY-MM-DD`.
-    pub renewal: String,
-    /// Plans the trend was fitted to.
-    pub readings: u64,
-    /// The trend's change per 30 days.
-    pub per_30_days: f64,
 }
 
 impl SavingsView {
@@ -492,18 +475,7 @@ impl SavingsView {
                     run_rate_per_month_minor: minor(t.run_rate),
                 })
                 .collect(),
-            forecast: forecast
-                .into_iter()
-                .map(|f| SeatForecastView {
-                    site: f.site,
-                    product: f.product,
-                    current: f.current,
-                    at_renewal: f.at_renewal,
-                    renewal: f.renewal,
-                    readings: f.readings,
-                    per_30_days: f.per_30_days,
-                })
-                .collect(),
+            forecast,
         }
     }
 }
