@@ -317,6 +317,13 @@ impl Config {
         self.mail.validate(self.server.public_url.as_deref())?;
         self.links.validate()?;
         self.admin.validate()?;
+        let site = self
+            .atlassian
+            .site_name
+            .as_deref()
+            .or(self.atlassian.cloud_id.as_deref())
+            .unwrap_or("default");
+        self.admin.validate_scopes(Some(site))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",

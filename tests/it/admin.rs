@@ -45,6 +45,9 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
         password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
             .unwrap()
             .into(),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     }];
     adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;
@@ -1019,6 +1022,9 @@ async fn a_removed_or_changed_admin_entry_ends_its_sessions_after_a_restart() {
                 password_hash: reseat::web::admin::auth::hash_password("bob's password")
                     .unwrap()
                     .into(),
+                role: None,
+                sites: Vec::new(),
+                products: Vec::new(),
             });
         })
         .await;

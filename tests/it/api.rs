@@ -21,6 +21,9 @@ fn with_token(config: &mut Config) {
     config.admin.api_tokens = vec![ApiToken {
         name: "ci".into(),
         token_sha256: hash_token(TOKEN),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     }];
 }
 
