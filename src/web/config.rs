@@ -171,7 +171,7 @@ impl Role {
         self >= action.least_role()
     }
 
-    /// The actions this role may take.
+    /// The actions this role may take (before scope).
     pub fn actions(self) -> Vec<Action> {
         Action::ALL
             .into_iter()
@@ -219,8 +219,11 @@ impl Grant {
         }
     }
 
+    /// Whether the role allows `action`. Until actions check each item against the scope,
+    /// a credential scoped to products may only read (fails closed); a site scope always
+    /// names the one configured site (config check makes sure), so it limits nothing yet.
     pub fn allows(&self, action: Action) -> bool {
-        self.role.allows(action)
+        self.role.allows(action) && (action == Action::Read || self.products.is_empty())
     }
 
     /// Whether a thing of `site` and `product` (canonical key) is inside the scope.

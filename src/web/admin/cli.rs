@@ -54,7 +54,13 @@ pub fn whoami(grant: &crate::web::config::Grant) -> String {
             list.join(", ")
         }
     };
-    let actions: Vec<&str> = grant.role.actions().iter().map(|a| a.as_str()).collect();
+    let actions: Vec<&str> = grant
+        .role
+        .actions()
+        .iter()
+        .filter(|a| grant.allows(**a))
+        .map(|a| a.as_str())
+        .collect();
     format!(
         "name: {}\nrole: {}\nsites: {}\nproducts: {}\nactions: {}\n",
         grant.actor,

@@ -33,6 +33,7 @@ impl From<&Grant> for Me {
                 .role
                 .actions()
                 .into_iter()
+                .filter(|a| grant.allows(*a))
                 .map(|a| a.as_str().to_string())
                 .collect(),
         }
