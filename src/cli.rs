@@ -381,6 +381,27 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 println!("{}", crate::web::config::hash_token(token));
                 Ok(())
             }
+            crate::web::admin::cli::AdminCommand::Whoami { as_admin, token } => {
+                let config = load_config(&cli)?;
+                let grant = match (as_admin, token) {
+                    (Some(name), _) => config.admin.user_grant(name).ok_or_else(|| {
+                        CliError::Other(format!(
+                            "admin whoami: no admin {name:?} in [[admin.users]]"
+                        ))
+                    })?,
+                    (None, Some(token)) => crate::web::api::auth::token_name(&config.admin, token)
+                        .and_then(|name| config.admin.token_grant(&name))
+                        .ok_or_else(|| {
+                            CliError::Other(
+                                "admin whoami: the token matches no [[admin.api_tokens]] entry"
+                                    .into(),
+                            )
+                        })?,
+                    (None, None) => crate::web::config::Grant::cli(),
+                };
+                print!("{}", crate::web::admin::cli::whoami(&grant));
+                Ok(())
+            }
             crate::web::admin::cli::AdminCommand::Openapi => {
                 let document = crate::web::api::openapi()
                     .to_pretty_json()
@@ -532,6 +553,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let config = Config::load(&Sources::from_process(cli.config.clone()))?;
             print!("{}", config.to_redacted_toml());
+            let without_role = config.admin.entries_without_role();
+            if !without_role.is_empty() {
+                eprintln!(
+                    "config: note: {} set no role and act as owner; set role = \"owner\" (or viewer, approver, operator) to make it explicit",
+                    without_role.join(", ")
+                );
+            }
             if *online {
                 check_online(&config).await?;
                 eprintln!("config: ok, and the site agrees");

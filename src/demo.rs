@@ -125,6 +125,9 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
     config.admin.api_tokens.push(crate::web::config::ApiToken {
         name: "demo".into(),
         token_sha256: crate::web::config::hash_token(DEMO_API_TOKEN),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     });
     config.links.keys.insert(
         "demo".into(),
@@ -214,6 +217,9 @@ pub async fn run(
     config.admin.users.push(crate::web::config::AdminUser {
         name: DEMO_ADMIN.into(),
         password_hash: Secret::new(password_hash),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     });
     write_demo_config(&dir, &config)?;
     let app = App::build(config).await?;

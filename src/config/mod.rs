@@ -319,7 +319,9 @@ impl Config {
         self.mail.validate(self.server.public_url.as_deref())?;
         self.links.validate()?;
         self.admin.validate()?;
+        // Prices and admin scopes name sites: the one site reseat manages today.
         self.billing.validate(&[self.site()])?;
+        self.admin.validate_scopes(Some(self.site()))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",

@@ -51,6 +51,16 @@ pub struct ApiToken {
     pub name: String,
     /// The lowercase hex SHA-256 of the token (64 characters).
     pub token_sha256: String,
+    /// What the token may do (`viewer`, `approver`, `operator`, `owner`); without it,
+    /// `owner`, as before roles existed.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Sites the token is limited to (by site name); empty: every site.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// Products the token is limited to (any spelling of the product table); empty: all.
+    #[serde(default)]
+    pub products: Vec<String>,
 }
 
 /// One admin who signs in to the pages.
@@ -62,9 +72,263 @@ pub struct AdminUser {
     /// An argon2 PHC string (`$argon2id$...`). Held like a secret: `config check` and logs
     /// show `[redacted]`, so the hash cannot be taken away and attacked offline.
     pub password_hash: crate::config::Secret,
+    /// What the admin may do; without it, `owner`, as before roles existed.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Sites the admin is limited to (by site name); empty: every site.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// Products the admin is limited to (any spelling of the product table); empty: all.
+    #[serde(default)]
+    pub products: Vec<String>,
+}
+
+/// What an admin or an API token may do. Each role can do everything the one before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything: plans, requests, users, audit, rules, stats.
+    Viewer,
+    /// Also approves or denies restore requests.
+    Approver,
+    /// Also plans, excludes plan items, imports and applies plans.
+    Operator,
+    /// Also sees the configuration and key status. The CLI acts as owner by default.
+    Owner,
+}
+
+/// A kind of action, each allowed from one role up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Read pages and lists.
+    Read,
+    /// Approve or deny a restore request.
+    Decide,
+    /// Plan, exclude plan items, import, apply a plan.
+    Operate,
+    /// See config and key status.
+    Configure,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::Read,
+        Action::Decide,
+        Action::Operate,
+        Action::Configure,
+    ];
+
+    /// The least role that may take this action.
+    pub fn least_role(self) -> Role {
+        match self {
+            Action::Read => Role::Viewer,
+            Action::Decide => Role::Approver,
+            Action::Operate => Role::Operator,
+            Action::Configure => Role::Owner,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Decide => "decide",
+            Action::Operate => "operate",
+            Action::Configure => "configure",
+        }
+    }
+}
+
+impl Action {
+    /// The action a route takes, for the admin pages and the API alike (one table for both):
+    /// reading is a `GET`; approving or denying a request is [`Action::Decide`]; signing out
+    /// is reading; any other change is [`Action::Operate`].
+    pub fn of_route(method: &axum::http::Method, path: &str) -> Action {
+        if method == axum::http::Method::GET
+            || method == axum::http::Method::HEAD
+            || path.ends_with("/logout")
+        {
+            Action::Read
+        } else if path.ends_with("/approve") || path.ends_with("/deny") {
+            Action::Decide
+        } else {
+            Action::Operate
+        }
+    }
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Approver => "approver",
+            Role::Operator => "operator",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn allows(self, action: Action) -> bool {
+        self >= action.least_role()
+    }
+
+    /// The actions this role may take (before scope).
+    pub fn actions(self) -> Vec<Action> {
+        Action::ALL
+            .into_iter()
+            .filter(|action| self.allows(*action))
+            .collect()
+    }
+}
+
+/// What one credential (an admin, a token, the CLI) may do: its role and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    /// `admin:<name>`, `api:<name>` or `cli`.
+    pub actor: String,
+    pub role: Role,
+    /// Site names; empty: every site.
+    pub sites: Vec<String>,
+    /// Canonical product keys; empty: every product.
+    pub products: Vec<String>,
+}
+
+impl Grant {
+    /// The CLI, which holds the config and the database: owner of everything.
+    pub fn cli() -> Grant {
+        Grant {
+            actor: "cli".into(),
+            role: Role::Owner,
+            sites: Vec::new(),
+            products: Vec::new(),
+        }
+    }
+
+    fn new(actor: String, role: Option<Role>, sites: &[String], products: &[String]) -> Grant {
+        Grant {
+            actor,
+            role: role.unwrap_or(Role::Owner),
+            sites: sites.to_vec(),
+            products: products
+                .iter()
+                .map(|p| {
+                    crate::atlassian::ProductKey::parse(p)
+                        .map(|key| key.as_str().to_string())
+                        .unwrap_or_else(|_| p.clone())
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the role allows `action`. Until actions check each item against the scope,
+    /// a credential scoped to products may only read (fails closed); a site scope always
+    /// names the one configured site (config check makes sure), so it limits nothing yet.
+    pub fn allows(&self, action: Action) -> bool {
+        self.role.allows(action) && (action == Action::Read || self.products.is_empty())
+    }
+
+    /// Whether a thing of `site` and `product` (canonical key) is inside the scope.
+    pub fn covers(&self, site: Option<&str>, product: Option<&str>) -> bool {
+        let site_ok =
+            self.sites.is_empty() || site.is_some_and(|s| self.sites.iter().any(|x| x == s));
+        let product_ok = self.products.is_empty()
+            || product.is_some_and(|p| {
+                let p = crate::atlassian::ProductKey::parse(p)
+                    .map(|key| key.as_str().to_string())
+                    .unwrap_or_else(|_| p.to_string());
+                self.products.contains(&p)
+            });
+        site_ok && product_ok
+    }
+
+    /// Counts a refused action in the aggregated refusal audit (`audit_refusals`): action
+    /// `role.refused`, the actor as source, `<role> may not <action>` as reason.
+    pub async fn audit_refusal(&self, db: &crate::store::Db, action: Action) {
+        let reason = format!("{} may not {}", self.role.as_str(), action.as_str());
+        let refusal = crate::audit::Refusal {
+            action: "role.refused",
+            source: &self.actor,
+            reason: &reason,
+        };
+        if let Err(error) = crate::audit::refused(db, refusal).await {
+            tracing::warn!(%error, "cannot count a refused action");
+        }
+    }
+
+    /// Whether the scope is the whole install.
+    pub fn unscoped(&self) -> bool {
+        self.sites.is_empty() && self.products.is_empty()
+    }
 }
 
 impl AdminConfig {
+    /// The grant of the admin `name` (`None` if not configured).
+    pub fn user_grant(&self, name: &str) -> Option<Grant> {
+        self.users
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| Grant::new(format!("admin:{}", u.name), u.role, &u.sites, &u.products))
+    }
+
+    /// The grant of the API token `name` (`None` if not configured).
+    pub fn token_grant(&self, name: &str) -> Option<Grant> {
+        self.api_tokens
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| Grant::new(format!("api:{}", t.name), t.role, &t.sites, &t.products))
+    }
+
+    /// Entries that set no `role` (read as `owner`), for `config check`'s note.
+    pub fn entries_without_role(&self) -> Vec<String> {
+        let users = self
+            .users
+            .iter()
+            .filter(|u| u.role.is_none())
+            .map(|u| format!("admin:{}", u.name));
+        let tokens = self
+            .api_tokens
+            .iter()
+            .filter(|t| t.role.is_none())
+            .map(|t| format!("api:{}", t.name));
+        users.chain(tokens).collect()
+    }
+
+    /// Checks the entries; `site` is the configured site name (scopes must name it).
+    pub fn validate_scopes(&self, site: Option<&str>) -> Result<(), ConfigError> {
+        let entries = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("admin.users[{i}]"), &u.sites, &u.products))
+            .chain(
+                self.api_tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("admin.api_tokens[{i}]"), &t.sites, &t.products)),
+            );
+        for (place, sites, products) in entries {
+            for (index, name) in sites.iter().enumerate() {
+                if Some(name.as_str()) != site {
+                    return Err(ConfigError::key(
+                        format!("{place}.sites[{index}]"),
+                        format!(
+                            "unknown site {name:?}; configured sites: {}",
+                            site.unwrap_or("(none: set atlassian.site_name)")
+                        ),
+                    ));
+                }
+            }
+            for (index, product) in products.iter().enumerate() {
+                if let Err(message) = crate::atlassian::ProductKey::parse_known(product) {
+                    return Err(ConfigError::key(
+                        format!("{place}.products[{index}]"),
+                        message,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (index, user) in self.users.iter().enumerate() {
             let place = format!("admin.users[{index}]");
@@ -186,6 +450,9 @@ mod tests {
         let token = |name: &str, digest: &str| ApiToken {
             name: name.into(),
             token_sha256: digest.into(),
+            role: None,
+            sites: Vec::new(),
+            products: Vec::new(),
         };
         let good = hash_token("x");
         let config = AdminConfig {

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 401: missing or wrong secret, signature or token.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: the credential's role or scope does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such thing (or a channel that is not enabled).
     #[error("{0}")]
     NotFound(String),
@@ -42,6 +45,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -56,6 +60,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",

@@ -45,6 +45,9 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
         password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
             .unwrap()
             .into(),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     }];
     adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;
@@ -137,7 +140,11 @@ impl Env {
     }
 
     async fn login(&self) -> Session {
-        let response = self.login_attempt("ana", PASSWORD).await;
+        self.login_as("ana").await
+    }
+
+    async fn login_as(&self, name: &str) -> Session {
+        let response = self.login_attempt(name, PASSWORD).await;
         assert_eq!(response.status(), 303);
         assert_eq!(response.headers()["location"], "/admin");
         let raw = response
@@ -1041,6 +1048,9 @@ async fn a_removed_or_changed_admin_entry_ends_its_sessions_after_a_restart() {
                 password_hash: reseat::web::admin::auth::hash_password("bob's password")
                     .unwrap()
                     .into(),
+                role: None,
+                sites: Vec::new(),
+                products: Vec::new(),
             });
         })
         .await;
@@ -1238,4 +1248,116 @@ async fn an_applied_plan_offers_no_apply_and_the_timeline_and_audit_read_plainly
     let page = text("/admin/audit".into()).await;
     assert!(page.contains("<details><summary>plan_id: "), "{page}");
     assert!(page.contains(r#"<td class="nowrap">"#), "{page}");
+}
+
+/// Every admin route for every role: pages a viewer may read render; a form above the
+/// signed-in admin's role is 403 with a page saying which role it needs, and changes
+/// nothing; the refusal is counted in the refusal audit.
+#[tokio::test]
+async fn every_admin_route_for_every_role_is_allowed_or_a_clear_403() {
+    use reseat::web::config::{Action, Role};
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(db, |config| {
+            for role in [Role::Viewer, Role::Approver, Role::Operator] {
+                config.admin.users.push(AdminUser {
+                    name: role.as_str().into(),
+                    password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
+                        .unwrap()
+                        .into(),
+                    role: Some(role),
+                    sites: Vec::new(),
+                    products: Vec::new(),
+                });
+            }
+        })
+        .await;
+        let (request, account) = env.pending_request().await;
+        let plan = env.plan().await;
+        let state_sql = [
+            "SELECT COUNT(*) FROM plan_items WHERE excluded <> 0",
+            "SELECT COUNT(*) FROM plans WHERE status <> 'planned'",
+            "SELECT COUNT(*) FROM plans",
+            "SELECT COUNT(*) FROM restore_requests WHERE status <> 'pending'",
+            "SELECT COUNT(*) FROM journal",
+            "SELECT COUNT(*) FROM imports",
+        ];
+        for role in [Role::Viewer, Role::Approver, Role::Operator] {
+            let session = env.login_as(role.as_str()).await;
+            let mut before = Vec::new();
+            for sql in state_sql {
+                before.push(env.count(sql).await);
+            }
+            for route in ROUTES.iter().filter(|r| !r.public) {
+                let path = concrete(route.path, &plan, &request, "x", &account)
+                    .replace("/admin/import/{id}", "/admin/import/none");
+                let action = Action::of_route(&route.method, route.path);
+                if role.allows(action) {
+                    if route.method == reqwest::Method::GET {
+                        let response = env.get(&path, Some(&session.cookie)).await;
+                        assert_ne!(
+                            response.status().as_u16(),
+                            403,
+                            "{backend}: {} GET {path}",
+                            role.as_str()
+                        );
+                    }
+                    continue;
+                }
+                let response = env
+                    .http
+                    .request(route.method.clone(), env.app.url(&path))
+                    .header("cookie", &session.cookie)
+                    .form(&[
+                        ("csrf", session.csrf.as_str()),
+                        ("reason", "no"),
+                        ("action", "exclude"),
+                        ("item", "1"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    response.status().as_u16(),
+                    403,
+                    "{backend}: {} {} {path}",
+                    role.as_str(),
+                    route.method
+                );
+                let page = response.text().await.unwrap();
+                assert!(
+                    page.contains(&format!("Your role ({})", role.as_str()))
+                        && page.contains("Nothing was changed"),
+                    "{backend}: {page}"
+                );
+            }
+            for (sql, was) in state_sql.iter().zip(&before) {
+                assert_eq!(
+                    env.count(sql).await,
+                    *was,
+                    "{backend}: {} changed {sql}",
+                    role.as_str()
+                );
+            }
+        }
+        assert_eq!(env.request_status(&request).await, "pending", "{backend}");
+        assert!(
+            env.count("SELECT COUNT(*) FROM audit_refusals WHERE action = 'role.refused' AND source = 'admin:viewer'")
+                .await
+                >= 1,
+            "{backend}"
+        );
+        // The approver's deny goes through.
+        let session = env.login_as("approver").await;
+        let response = env
+            .http
+            .post(env.app.url(&format!("/admin/requests/{request}/deny")))
+            .header("cookie", &session.cookie)
+            .form(&[("csrf", session.csrf.as_str()), ("reason", "Not now.")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{backend}");
+        assert_eq!(env.request_status(&request).await, "denied");
+    }
 }

@@ -10,7 +10,7 @@ use reseat::ledger::JournalEntry;
 use reseat::sim::model::Product;
 use reseat::sim::seed;
 use reseat::sim::{SimConfig, SimHandle};
-use reseat::web::config::{ApiToken, hash_token};
+use reseat::web::config::{Action, ApiToken, Role, hash_token};
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, TestDb, spawn_app_with, spawn_configured};
@@ -21,7 +21,24 @@ fn with_token(config: &mut Config) {
     config.admin.api_tokens = vec![ApiToken {
         name: "ci".into(),
         token_sha256: hash_token(TOKEN),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     }];
+    for role in [Role::Viewer, Role::Approver, Role::Operator, Role::Owner] {
+        config.admin.api_tokens.push(ApiToken {
+            name: role.as_str().into(),
+            token_sha256: hash_token(&role_token(role)),
+            role: Some(role),
+            sites: Vec::new(),
+            products: Vec::new(),
+        });
+    }
+}
+
+/// The token of the `role` test token.
+fn role_token(role: Role) -> String {
+    format!("test-role-token-{}", role.as_str())
 }
 
 /// The document the service serves, and a checker of responses against it.
@@ -770,5 +787,121 @@ async fn nul_bytes_and_broken_utf8_in_the_address_get_400_on_every_backend() {
             .unwrap();
         assert_eq!(response.status(), 404, "{backend}");
         app.stop().await.unwrap();
+    }
+}
+
+/// Every route of the document, for every role: allowed (the handler answers, not 401 or
+/// 403) or 403 with a `forbidden` JSON body the document describes; a refused approve leaves
+/// the request pending and is counted in the refusal audit. `/api/v1/me` names the role.
+#[tokio::test]
+async fn every_route_for_every_role_is_allowed_or_403_and_a_refusal_changes_nothing() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env(db).await;
+        let operations = env.contract.operations();
+        for role in [Role::Viewer, Role::Approver, Role::Operator, Role::Owner] {
+            for (method, template, _) in &operations {
+                let action = Action::of_route(
+                    &axum::http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                    template,
+                );
+                let response = env
+                    .app
+                    .client
+                    .request(
+                        reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                        env.app.url(&concrete(template)),
+                    )
+                    .bearer_auth(role_token(role))
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if role.allows(action) {
+                    assert!(
+                        status != 401 && status != 403,
+                        "{backend}: {} may {method} {template}: {status} {body}",
+                        role.as_str()
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        403,
+                        "{backend}: {} {method} {template}",
+                        role.as_str()
+                    );
+                    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+                    assert!(
+                        body["error"]["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains(role.as_str()),
+                        "{body}"
+                    );
+                    env.contract.check(method, template, 403, &body);
+                }
+            }
+        }
+
+        // A viewer's approve changes nothing; an approver's goes through.
+        let contractors = env.contractors();
+        let account = &contractors[0];
+        env.remove_like_a_sweep(account).await;
+        let id = env.pending_request(account).await;
+        let approve = env.app.url(&format!("/api/v1/requests/{id}/approve"));
+        let refused = env
+            .app
+            .client
+            .post(&approve)
+            .bearer_auth(role_token(Role::Viewer))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403, "{backend}");
+        let (_, request) = env
+            .get("/api/v1/requests/{id}", &format!("/api/v1/requests/{id}"))
+            .await;
+        assert_eq!(request["status"], "pending", "{backend}: {request}");
+        let refusals = reseat::audit::refusals_since(&env.app.state.db, 0, 100)
+            .await
+            .unwrap();
+        assert!(
+            refusals
+                .iter()
+                .any(|r| r.action == "role.refused" && r.source == "api:viewer"),
+            "{backend}: {refusals:?}"
+        );
+        let allowed = env
+            .app
+            .client
+            .post(&approve)
+            .bearer_auth(role_token(Role::Approver))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed.status(), 202, "{backend}");
+
+        // /me says what each token may do.
+        let me: Value = env
+            .app
+            .client
+            .get(env.app.url("/api/v1/me"))
+            .bearer_auth(role_token(Role::Approver))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["actor"], "api:approver");
+        assert_eq!(me["role"], "approver");
+        assert_eq!(me["actions"], json!(["read", "decide"]));
+        let (status, me) = env.get("/api/v1/me", "/api/v1/me").await;
+        assert_eq!(status, 200);
+        assert_eq!(me["role"], "owner", "a token without a role is owner");
     }
 }

@@ -623,3 +623,63 @@ async fn config_check_online_asks_the_site_and_names_each_disagreement() {
         &log[calls_before..]
     );
 }
+
+/// A role that does not exist, or a scope naming an unknown site or product, is one line
+/// from `config check` and exit 2; a valid role scoped to the site and JSM passes, and
+/// `admin whoami --token` says what the token may do.
+#[test]
+fn a_bad_role_or_scope_is_one_line_and_exit_2_and_whoami_names_the_grant() {
+    let digest = reseat::web::config::hash_token("t0ken");
+    let entry = |extra: &str| {
+        format!(
+            "[atlassian]\nsite_name = \"support\"\n[[admin.api_tokens]]\nname = \"ci\"\ntoken_sha256 = \"{digest}\"\n{extra}\n"
+        )
+    };
+    for (extra, place) in [
+        ("role = \"boss\"", "admin.api_tokens"),
+        (
+            "role = \"approver\"\nsites = [\"sales\"]",
+            "admin.api_tokens[0].sites[0]",
+        ),
+        (
+            "role = \"approver\"\nproducts = [\"jira-align\"]",
+            "admin.api_tokens[0].products[0]",
+        ),
+    ] {
+        let output = check_with(&entry(extra));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{extra}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(message.contains(place), "{extra}: {message}");
+    }
+    let output = check_with(&entry(""));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("note: api:ci set no role"),
+        "{}",
+        stderr(&output)
+    );
+    // A product scope may only read until actions check each item (fails closed).
+    let good = entry(
+        "role = \"approver\"\nsites = [\"support\"]\nproducts = [\"Jira Service Management\"]",
+    );
+    let output = check_with(&good);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.toml"), &good).unwrap();
+    let output = reseat(
+        dir.path(),
+        &["admin", "whoami", "--config", "c.toml", "--token", "t0ken"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        printed,
+        "name: api:ci\nrole: approver\nsites: support\nproducts: jira-service-desk\nactions: read\n"
+    );
+}

@@ -304,6 +304,9 @@ async fn apply_pressed_twice_in_the_dashboard_queues_one_apply_with_a_progress_p
             password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
                 .unwrap()
                 .into(),
+            role: None,
+            sites: Vec::new(),
+            products: Vec::new(),
         }];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         let http = reqwest::Client::builder()
@@ -1072,6 +1075,9 @@ async fn a_killed_apply_shows_interrupted_and_the_next_apply_finishes_it() {
             password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
                 .unwrap()
                 .into(),
+            role: None,
+            sites: Vec::new(),
+            products: Vec::new(),
         }];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         let (plan_id, items) = plan(&app.state).await;

@@ -2406,6 +2406,9 @@ async fn ten_thousand_refused_requests_add_a_few_rows_and_every_one_is_counted()
                     password_hash: reseat::web::admin::auth::hash_password("pw-for-ana")
                         .unwrap()
                         .into(),
+                    role: None,
+                    sites: Vec::new(),
+                    products: Vec::new(),
                 }];
             },
         )

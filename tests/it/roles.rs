@@ -56,12 +56,18 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut reseat::config::Config)) 
     config.admin.api_tokens = vec![reseat::web::config::ApiToken {
         name: "ci".into(),
         token_sha256: reseat::web::config::hash_token(TOKEN),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     }];
     config.admin.users = vec![reseat::web::config::AdminUser {
         name: "ana".into(),
         password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
             .unwrap()
             .into(),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
     }];
     config.sweep.limits.max_removal_percent = 100.0;
     config.sweep.limits.max_inactive_percent = 100.0;

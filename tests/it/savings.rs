@@ -133,6 +133,9 @@ async fn savings_after_a_sweep_and_restores_equal_the_hand_computed_figure_every
             password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
                 .unwrap()
                 .into(),
+            role: None,
+            sites: Vec::new(),
+            products: Vec::new(),
         }];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         // To 2030-04-01 06:00 UTC: April has 30 days and 2030 has 365.

@@ -41,6 +41,8 @@ pub const LOGIN_CSRF_COOKIE: &str = "reseat_admin_login";
 #[derive(Debug, Clone)]
 pub struct AdminSession {
     pub admin: String,
+    /// The admin's role and scope, checked against the route before the handler runs.
+    pub grant: crate::web::config::Grant,
     pub csrf: String,
     /// The SHA-256 of the cookie value (the session's key).
     pub key: String,
@@ -79,7 +81,29 @@ impl FromRequestParts<AppState> for AdminSession {
                     }
                     return Err(unauthenticated(&parts.method));
                 }
+                let Some(grant) = state.config.admin.user_grant(&row.admin) else {
+                    return Err(unauthenticated(&parts.method));
+                };
+                let path = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| parts.uri.path().to_owned());
+                let action = crate::web::config::Action::of_route(&parts.method, &path);
+                if !grant.allows(action) {
+                    tracing::warn!(actor = %grant.actor, role = grant.role.as_str(), action = action.as_str(), %path, "admin page refused: outside the admin's role");
+                    grant.audit_refusal(&state.db, action).await;
+                    return Err(super::pages::error_page(
+                        StatusCode::FORBIDDEN,
+                        &format!(
+                            "Your role ({}) does not allow this: it needs {} or above. Nothing was changed. Ask an owner if you need it.",
+                            grant.role.as_str(),
+                            action.least_role().as_str()
+                        ),
+                    ));
+                }
                 Ok(AdminSession {
+                    grant,
                     admin: row.admin,
                     csrf: row.csrf,
                     key,

@@ -33,6 +33,42 @@ pub enum AdminCommand {
     HashToken,
     /// Print the OpenAPI document of the admin API (`/api/v1/openapi.json`).
     Openapi,
+    /// Say what a credential may do: its name, role, scope and allowed actions. Without
+    /// `--as` or a token, the CLI itself (owner of everything).
+    Whoami {
+        /// An admin of `[[admin.users]]`.
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
+        /// An API token (or RESEAT_API_TOKEN); matched against `[[admin.api_tokens]]`.
+        #[arg(long, env = "RESEAT_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+/// The lines of `reseat admin whoami` for `grant`.
+pub fn whoami(grant: &crate::web::config::Grant) -> String {
+    let all = |list: &[String]| {
+        if list.is_empty() {
+            "all".to_string()
+        } else {
+            list.join(", ")
+        }
+    };
+    let actions: Vec<&str> = grant
+        .role
+        .actions()
+        .iter()
+        .filter(|a| grant.allows(**a))
+        .map(|a| a.as_str())
+        .collect();
+    format!(
+        "name: {}\nrole: {}\nsites: {}\nproducts: {}\nactions: {}\n",
+        grant.actor,
+        grant.role.as_str(),
+        all(&grant.sites),
+        all(&grant.products),
+        actions.join(", ")
+    )
 }
 
 /// Hashes the password read from `input` (one line; the trailing newline is dropped).

@@ -243,6 +243,11 @@ pub async fn overview(State(state): State<AppState>, session: AdminSession) -> P
 /// Renders the overview (the benchmark calls this).
 pub async fn render_overview(state: &AppState, admin: &str) -> Result<String, PageError> {
     let session = AdminSession {
+        grant: state
+            .config
+            .admin
+            .user_grant(admin)
+            .unwrap_or_else(crate::web::config::Grant::cli),
         admin: admin.to_string(),
         csrf: String::new(),
         key: String::new(),

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
-use crate::web::config::{AdminConfig, digest_from_hex};
+use crate::web::config::{Action, AdminConfig, digest_from_hex};
 use crate::web::error::ApiError;
 
 /// The token a request was made with; audit entries name it `api:<name>`.
@@ -38,6 +38,31 @@ pub async fn require_token(
     };
     match token_name(&state.config.admin, presented) {
         Some(name) => {
+            let Some(grant) = state.config.admin.token_grant(&name) else {
+                return unauthorized(
+                    "the bearer token is not valid",
+                    "Bearer realm=\"reseat\", error=\"invalid_token\"",
+                );
+            };
+            let path = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| request.uri().path().to_owned());
+            let action = Action::of_route(request.method(), &path);
+            if !grant.allows(action) {
+                tracing::warn!(actor = %grant.actor, role = grant.role.as_str(), action = action.as_str(), %path, "API request refused: outside the token's role");
+                grant.audit_refusal(&state.db, action).await;
+                return ApiError::Forbidden(format!(
+                    "the token {:?} has the role {} and may not {} ({} or above needed)",
+                    name,
+                    grant.role.as_str(),
+                    action.as_str(),
+                    action.least_role().as_str()
+                ))
+                .into_response();
+            }
+            request.extensions_mut().insert(grant);
             request.extensions_mut().insert(Caller { token_name: name });
             next.run(request).await
         }
@@ -91,10 +116,16 @@ mod tests {
                 ApiToken {
                     name: "ci".into(),
                     token_sha256: hash_token("one"),
+                    role: None,
+                    sites: Vec::new(),
+                    products: Vec::new(),
                 },
                 ApiToken {
                     name: "ops".into(),
                     token_sha256: hash_token("two").to_uppercase(),
+                    role: None,
+                    sites: Vec::new(),
+                    products: Vec::new(),
                 },
             ],
             users: Vec::new(),

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod extract;
+pub mod me;
 pub mod plans;
 pub mod requests;
 pub mod rules;
@@ -50,6 +51,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "audit", description = "The append-only audit log"),
         (name = "rules", description = "The restore rule tester"),
         (name = "stats", description = "Counts for a dashboard"),
+        (name = "me", description = "What the calling token may do"),
     )
 )]
 struct ApiDoc;
@@ -68,6 +70,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::csv))
         .routes(routes!(rules::explain))
         .routes(routes!(stats::stats))
+        .routes(routes!(me::me))
 }
 
 /// The OpenAPI document of the API, as served at [`OPENAPI_PATH`].
@@ -148,6 +151,17 @@ fn finish(doc: &mut utoipa::openapi::OpenApi) {
         ),
     );
     components.responses.insert(
+        "Forbidden".into(),
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(
+                    "The token's role (viewer, approver, operator, owner) does not allow this; nothing was changed",
+                )
+                .content("application/json", error_content())
+                .build(),
+        ),
+    );
+    components.responses.insert(
         "Internal".into(),
         RefOr::T(
             ResponseBuilder::new()
@@ -167,6 +181,10 @@ fn finish(doc: &mut utoipa::openapi::OpenApi) {
                 responses.insert(
                     "401".into(),
                     RefOr::Ref(Ref::new("#/components/responses/Unauthorized")),
+                );
+                responses.insert(
+                    "403".into(),
+                    RefOr::Ref(Ref::new("#/components/responses/Forbidden")),
                 );
             }
             responses.insert(
