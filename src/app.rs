@@ -17,6 +17,10 @@ use crate::queue::{Queue, Worker};
 use crate::store::{Clock, Db, StoreError};
 
 /// Everything a request handler or job may need, passed explicitly.
+///
+/// `config` and `atlassian` are one site's: the first site's in the state the server and
+/// the commands start with, another's in the view [`AppState::for_site`] gives. Everything
+/// else (the database, queue, outbox, the org's admin client) is the org's and shared.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -27,6 +31,49 @@ pub struct AppState {
     pub atlassian: Arc<AtlassianClients>,
     /// The outbox and the link signer.
     pub notify: Notify,
+    /// Every site reseat manages, in the order configured.
+    pub sites: Arc<Vec<SiteView>>,
+}
+
+/// One site: its configuration (the org-wide one with its `[[sites]]` entry laid over it)
+/// and its clients (its own Jira, Confluence and JSM limits; the org's admin client).
+#[derive(Clone)]
+pub struct SiteView {
+    pub name: String,
+    pub config: Arc<Config>,
+    pub atlassian: Arc<AtlassianClients>,
+}
+
+/// Each site's configuration and clients; the admin client (and its limit) is built once.
+fn site_views(config: &Config) -> Result<Vec<SiteView>, StartError> {
+    if config.site_configs.is_empty() {
+        return Ok(vec![SiteView {
+            name: config.site().to_owned(),
+            config: Arc::new(config.clone()),
+            atlassian: Arc::new(AtlassianClients::new(&config.atlassian)?),
+        }]);
+    }
+    // The org's own clients: the admin API only (the site credentials in `[atlassian]` are
+    // the sites' defaults).
+    let org = AtlassianClients::new(&crate::atlassian::AtlassianConfig {
+        site_email: None,
+        site_api_token: None,
+        ..config.atlassian.clone()
+    })?;
+    config
+        .site_configs
+        .iter()
+        .map(|site| {
+            Ok(SiteView {
+                name: site.site().to_owned(),
+                config: Arc::new(site.clone()),
+                atlassian: Arc::new(AtlassianClients::for_site(
+                    &site.atlassian,
+                    org.admin.clone(),
+                )?),
+            })
+        })
+        .collect()
 }
 
 impl AppState {
@@ -37,23 +84,62 @@ impl AppState {
 
     /// Like [`AppState::open`], reading time from `clock` (tests pass a test clock).
     pub async fn open_with_clock(config: Config, clock: Clock) -> Result<AppState, StartError> {
-        let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
+        let sites = site_views(&config)?;
         let db = open_store(&config).await?.with_clock(clock);
         let queue = Queue::new(db.clone(), config.queue.clone());
         let notify = Notify::from_config(&config, queue.clone())?;
+        let first = sites[0].clone();
         Ok(AppState {
-            config: Arc::new(config),
+            config: first.config,
             db,
             queue,
             metrics: Metrics::new(),
-            atlassian,
+            atlassian: first.atlassian,
             notify,
+            sites: Arc::new(sites),
         })
     }
 
     /// The site reseat manages, as recorded in the journal: the site name, else the cloud id.
     pub fn site(&self) -> &str {
         self.config.site()
+    }
+
+    /// The names of every site reseat manages.
+    pub fn site_names(&self) -> Vec<String> {
+        self.sites.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Whether reseat manages several sites.
+    pub fn is_multi_site(&self) -> bool {
+        self.sites.len() > 1
+    }
+
+    /// The same state seen from `site` (its configuration and clients); `None` for a site
+    /// reseat does not manage.
+    pub fn for_site(&self, site: &str) -> Option<AppState> {
+        let key = crate::atlassian::config::site_key(site);
+        let view = self
+            .sites
+            .iter()
+            .find(|s| s.name == key || s.name == site)?;
+        Some(AppState {
+            config: view.config.clone(),
+            atlassian: view.atlassian.clone(),
+            ..self.clone()
+        })
+    }
+
+    /// The state seen from each site, in the order configured.
+    pub fn each_site(&self) -> Vec<AppState> {
+        self.sites
+            .iter()
+            .map(|view| AppState {
+                config: view.config.clone(),
+                atlassian: view.atlassian.clone(),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// The clock every stored timestamp and expiry is read from (the database handle's).
@@ -116,19 +202,10 @@ impl App {
         clock: Clock,
     ) -> Result<App, StartError> {
         let addr = config.server.listen_addr()?;
-        let atlassian = Arc::new(AtlassianClients::new(&config.atlassian)?);
-        let db = open_store(&config).await?.with_clock(clock);
-        let metrics = Metrics::new();
-        let queue = Queue::new(db.clone(), config.queue.clone());
-        let notify = Notify::from_config(&config, queue.clone())?;
-        let state = AppState {
-            config: Arc::new(config),
-            db,
-            queue: queue.clone(),
-            metrics: metrics.clone(),
-            atlassian,
-            notify: notify.clone(),
-        };
+        let state = AppState::open_with_clock(config, clock).await?;
+        let metrics = state.metrics.clone();
+        let queue = state.queue.clone();
+        let notify = state.notify.clone();
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|cause| StartError::Bind { addr, cause })?;

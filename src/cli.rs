@@ -146,27 +146,36 @@ pub struct SweepArgs {
     /// Confirm changes when sweep.mode is live.
     #[arg(long)]
     pub yes: bool,
+    /// Only this site (repeat for several); default every configured site.
+    #[arg(long, value_name = "NAME")]
+    pub site: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SweepCommand {
-    /// Compute and store a plan (one row per user x product); nothing changes.
+    /// Compute and store a plan per site (one row per user x product); nothing changes.
     Plan {
         /// Activity source: `api` (default) or `csv:FILE`; repeat to combine (newest wins).
         #[arg(long, value_name = "SOURCE")]
         source: Vec<String>,
-        /// Also write the plan to FILE.csv or FILE.json.
+        /// Also write the plan to FILE.csv or FILE.json (one site: with several, add --site).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Only this site (repeat for several); default every configured site.
+        #[arg(long, value_name = "NAME")]
+        site: Vec<String>,
     },
-    /// Apply a stored plan (the newest by default): warn, remove, journal.
+    /// Apply a stored plan (each site's newest by default): warn, remove, journal.
     Apply {
-        /// The plan id (default: the newest plan).
+        /// The plan id (default: the newest plan of each site).
         #[arg(long, value_name = "ID")]
         plan: Option<String>,
         /// Confirm changes when sweep.mode is live.
         #[arg(long)]
         yes: bool,
+        /// Only this site (repeat for several); default every configured site.
+        #[arg(long, value_name = "NAME")]
+        site: Vec<String>,
     },
 }
 
@@ -193,6 +202,9 @@ pub enum CliError {
     /// `config check --online` found the site disagreeing (exit status 2, as for a bad file).
     #[error("{0}")]
     Online(String),
+    /// A flag that names something the configuration does not have (exit status 2).
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Other(String),
 }
@@ -200,9 +212,10 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Config(_) | CliError::Online(_) | CliError::Start(StartError::Config(_)) => {
-                ExitCode::from(2)
-            }
+            CliError::Config(_)
+            | CliError::Online(_)
+            | CliError::Usage(_)
+            | CliError::Start(StartError::Config(_)) => ExitCode::from(2),
             CliError::Sweep(crate::sweep::SweepError::Busy { .. }) => {
                 ExitCode::from(crate::sweep::run_lease::EXIT_BUSY)
             }
@@ -678,32 +691,87 @@ fn progress() -> indicatif::ProgressBar {
     }
 }
 
+/// The sites `--site` names (each configured site when none is named).
+fn selected_sites(
+    state: &crate::app::AppState,
+    names: &[String],
+) -> Result<Vec<crate::app::AppState>, CliError> {
+    if names.is_empty() {
+        return Ok(state.each_site());
+    }
+    names
+        .iter()
+        .map(|name| {
+            state.for_site(name).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--site {name}: not a site of this configuration (sites: {})",
+                    state.site_names().join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `plan ID`, with the site when reseat manages several.
+fn plan_heading(state: &crate::app::AppState, planned: &crate::sweep::Planned) {
+    if state.is_multi_site() {
+        println!("plan {} for site {}", planned.plan_id, state.site());
+    } else {
+        println!("plan {}", planned.plan_id);
+    }
+    for line in crate::sweep::plan::summary_lines(&planned.summary) {
+        println!("  {line}");
+    }
+}
+
+/// The plans made, one per site; errors are said per site and the first is returned.
 async fn sweep_plan(
     state: &crate::app::AppState,
     sources: &[String],
     out: Option<&std::path::Path>,
-) -> Result<String, CliError> {
+    sites: &[String],
+) -> Result<Vec<String>, CliError> {
     let sources = parse_sources(sources)?;
+    let sites = selected_sites(state, sites)?;
     if let Some(out) = out {
+        if sites.len() > 1 {
+            return Err(CliError::Usage(
+                "--out writes one site's plan: add --site NAME".to_owned(),
+            ));
+        }
         crate::sweep::plan::check_out_path(out)?;
     }
     let bar = progress();
-    let planned = crate::sweep::plan(state, &sources, state.clock().now(), &bar).await;
+    let outcomes = crate::sweep::plan_sites(&sites, &sources, state.clock().now(), &bar).await;
     bar.finish_and_clear();
-    let planned = planned?;
-    println!("plan {}", planned.plan_id);
-    for line in crate::sweep::plan::summary_lines(&planned.summary) {
-        println!("  {line}");
+    let mut plans = Vec::new();
+    let mut first_error = None;
+    for ((_, planned), site) in outcomes.into_iter().zip(&sites) {
+        let planned = match planned {
+            Ok(planned) => planned,
+            Err(error) => {
+                if sites.len() > 1 {
+                    eprintln!("site {}: {error}", site.site());
+                }
+                first_error.get_or_insert(error);
+                continue;
+            }
+        };
+        plan_heading(site, &planned);
+        warn_if_stale(&planned.summary);
+        if let Some(out) = out {
+            let items = crate::sweep::store::items(&state.db, &planned.plan_id)
+                .await
+                .map_err(crate::sweep::SweepError::from)?;
+            crate::sweep::plan::export(&items, out)?;
+            println!("  written to {}", out.display());
+        }
+        plans.push(planned.plan_id);
     }
-    warn_if_stale(&planned.summary);
-    if let Some(out) = out {
-        let items = crate::sweep::store::items(&state.db, &planned.plan_id)
-            .await
-            .map_err(crate::sweep::SweepError::from)?;
-        crate::sweep::plan::export(&items, out)?;
-        println!("  written to {}", out.display());
+    match first_error {
+        Some(error) => Err(error.into()),
+        None => Ok(plans),
     }
-    Ok(planned.plan_id)
 }
 
 /// The stale-data warning of a plan, on stderr too: the plan is stored, apply will refuse it.
@@ -743,14 +811,47 @@ async fn sweep_apply(
     state: &crate::app::AppState,
     plan: Option<&str>,
     yes: bool,
+    sites: &[String],
 ) -> Result<(), CliError> {
     let options = apply_options(yes);
-    let report = crate::sweep::apply(state, plan, &options).await;
+    if plan.is_some() {
+        let report = crate::sweep::apply(state, plan, &options).await;
+        options.progress.finish_and_clear();
+        let report = report?;
+        print_report(&report);
+        print_mail_note(state, &report).await;
+        return Ok(());
+    }
+    let sites = selected_sites(state, sites)?;
+    let reports = futures_util::future::join_all(
+        sites
+            .iter()
+            .map(|site| crate::sweep::apply(site, None, &options)),
+    )
+    .await;
     options.progress.finish_and_clear();
-    let report = report?;
-    print_report(&report);
-    print_mail_note(state, &report).await;
-    Ok(())
+    let mut first_error = None;
+    for (report, site) in reports.into_iter().zip(&sites) {
+        match report {
+            Ok(report) => {
+                if sites.len() > 1 {
+                    println!("site {}:", site.site());
+                }
+                print_report(&report);
+                print_mail_note(state, &report).await;
+            }
+            Err(error) => {
+                if sites.len() > 1 {
+                    eprintln!("site {}: {error}", site.site());
+                }
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
 }
 
 /// Emails a live apply queued are sent by the service's queue workers, not by this command:
@@ -797,46 +898,71 @@ fn print_report(report: &crate::sweep::ApplyReport) {
     }
 }
 
-/// `reseat sweep`: one apply lease from before the plan to the end of the apply.
+/// `reseat sweep`: per site, one apply lease from before the plan to the end of the apply;
+/// the sites side by side, over one org listing.
 async fn sweep_plan_and_apply(
     state: &crate::app::AppState,
     sources: &[String],
     yes: bool,
+    sites: &[String],
 ) -> Result<(), CliError> {
     let sources = parse_sources(sources)?;
+    let sites = selected_sites(state, sites)?;
     let bar = progress();
     let options = apply_options(yes);
-    let result = crate::sweep::plan_and_apply(state, &sources, &bar, &options).await;
+    let outcomes = crate::sweep::plan_and_apply_sites(&sites, &sources, &bar, &options).await;
     bar.finish_and_clear();
     options.progress.finish_and_clear();
-    let (planned, report) = result?;
-    println!("plan {}", planned.plan_id);
-    for line in crate::sweep::plan::summary_lines(&planned.summary) {
-        println!("  {line}");
+    let mut first_error = None;
+    for ((_, result), site) in outcomes.into_iter().zip(&sites) {
+        match result {
+            Ok((planned, report)) => {
+                plan_heading(site, &planned);
+                print_report(&report);
+                print_mail_note(state, &report).await;
+            }
+            Err(error) => {
+                if sites.len() > 1 {
+                    eprintln!("site {}: {error}", site.site());
+                }
+                first_error.get_or_insert(error);
+            }
+        }
     }
-    print_report(&report);
-    print_mail_note(state, &report).await;
-    Ok(())
+    match first_error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
 }
 
 async fn run_sweep(config: Config, args: &SweepArgs) -> Result<(), CliError> {
     let state = crate::app::AppState::open(config).await?;
     let result = match &args.command {
-        Some(SweepCommand::Plan { source, out }) => {
-            sweep_plan(&state, source, out.as_deref()).await.map(|_| ())
+        Some(SweepCommand::Plan { source, out, site }) => {
+            sweep_plan(&state, source, out.as_deref(), site)
+                .await
+                .map(|_| ())
         }
-        Some(SweepCommand::Apply { plan, yes }) => sweep_apply(&state, plan.as_deref(), *yes).await,
-        // Live without --yes: make and show the plan, change nothing, say how to apply it.
-        None if !args.yes && state.config.sweep.mode == crate::sweep::config::Mode::Live => {
-            match sweep_plan(&state, &args.source, None).await {
-                Ok(plan) => {
-                    println!("  to apply it: reseat sweep apply --plan {plan} --yes");
+        Some(SweepCommand::Apply { plan, yes, site }) => {
+            sweep_apply(&state, plan.as_deref(), *yes, site).await
+        }
+        // Live without --yes: make and show the plans, change nothing, say how to apply them.
+        None if !args.yes
+            && selected_sites(&state, &args.site)?
+                .iter()
+                .any(|s| s.config.sweep.mode == crate::sweep::config::Mode::Live) =>
+        {
+            match sweep_plan(&state, &args.source, None, &args.site).await {
+                Ok(plans) => {
+                    for plan in plans {
+                        println!("  to apply it: reseat sweep apply --plan {plan} --yes");
+                    }
                     Err(crate::sweep::SweepError::NeedsConfirmation.into())
                 }
                 Err(error) => Err(error),
             }
         }
-        None => sweep_plan_and_apply(&state, &args.source, args.yes).await,
+        None => sweep_plan_and_apply(&state, &args.source, args.yes, &args.site).await,
     };
     state.db.close().await;
     result

@@ -81,6 +81,26 @@ pub struct AdminActivity<'a> {
     listing: UserListing,
     directory: &'a str,
     concurrency: usize,
+    shared: Option<&'a OrgListing>,
+}
+
+/// The org's directory listing, read once and shared by every site planned in one run:
+/// the v2 user search carries each user's activity on every site of the org, so a second
+/// site adds no listing call.
+#[derive(Default)]
+pub struct OrgListing {
+    /// `None` until read; then the pages, or `None` inside when the v2 API is not
+    /// available to the key.
+    pages: tokio::sync::Mutex<Option<Option<ListedPages>>>,
+}
+
+/// The directory listing's pages, as read.
+type ListedPages = std::sync::Arc<Vec<Vec<DirectoryUser>>>;
+
+impl OrgListing {
+    pub fn new() -> Self {
+        Self::default()
+    }
 }
 
 impl<'a> AdminActivity<'a> {
@@ -109,7 +129,14 @@ impl<'a> AdminActivity<'a> {
             listing,
             directory: config.directory_id.as_str(),
             concurrency: (config.admin.concurrency as usize).max(1),
+            shared: None,
         }
+    }
+
+    /// Reads the directory listing through `listing`, which other sites' sources share.
+    pub fn sharing(mut self, listing: &'a OrgListing) -> Self {
+        self.shared = Some(listing);
+        self
     }
 
     /// Reads the activity of `wanted` users (account → products whose activity is needed).
@@ -217,6 +244,31 @@ impl<'a> AdminActivity<'a> {
     /// Reads the whole directory listing, page by page, into `each`. `None` when the v2 API
     /// is not available to this key (403/404 on the first page), else the pages read.
     async fn read_directory(
+        &self,
+        mut each: impl FnMut(Vec<DirectoryUser>),
+    ) -> Result<Option<u64>, AtlassianError> {
+        let Some(shared) = self.shared else {
+            return self.read_directory_from_api(each).await;
+        };
+        let mut slot = shared.pages.lock().await;
+        if slot.is_none() {
+            let mut pages = Vec::new();
+            let read = self
+                .read_directory_from_api(|users| pages.push(users))
+                .await?;
+            *slot = Some(read.map(|_| std::sync::Arc::new(pages)));
+        }
+        let Some(Some(pages)) = slot.as_ref().cloned() else {
+            return Ok(None);
+        };
+        drop(slot);
+        for page in pages.iter() {
+            each(page.clone());
+        }
+        Ok(Some(pages.len() as u64))
+    }
+
+    async fn read_directory_from_api(
         &self,
         mut each: impl FnMut(Vec<DirectoryUser>),
     ) -> Result<Option<u64>, AtlassianError> {

@@ -42,8 +42,9 @@ use std::sync::Arc;
 /// missing is `None`, so a CSV-only install needs no admin key.
 #[derive(Debug)]
 pub struct AtlassianClients {
-    /// The Organizations admin API (needs `admin_api_key`).
-    pub admin: Option<AdminClient>,
+    /// The Organizations admin API (needs `admin_api_key`): one client, and so one limit,
+    /// for the whole org, shared by every site's clients.
+    pub admin: Option<Arc<AdminClient>>,
     /// Jira platform (needs the site URL, `site_email` and `site_api_token`).
     pub jira: Option<JiraClient>,
     /// Confluence v1 (same credentials as Jira).
@@ -66,16 +67,10 @@ impl AtlassianClients {
         config: &AtlassianConfig,
         transport: Arc<dyn Transport>,
     ) -> Result<Self, AtlassianError> {
-        let org_id = config
-            .org_id
-            .as_deref()
-            .map(OrgId::parse)
-            .transpose()
-            .map_err(|e| AtlassianError::Invalid(format!("atlassian.org_id: {e}")))?;
         let retry = config.retry;
         let admin = config.admin_api_key.as_ref().map(|key| {
             let key = SecretString::from(key.expose().to_owned());
-            AdminClient::new(
+            Arc::new(AdminClient::new(
                 ApiClient::new(
                     "admin",
                     config.admin_base_url.clone(),
@@ -85,8 +80,33 @@ impl AtlassianClients {
                     transport.clone(),
                 ),
                 config.directory_id.clone(),
-            )
+            ))
         });
+        Self::with_admin(config, admin, transport)
+    }
+
+    /// One site's clients (its own Jira, Confluence and JSM limits) beside the org's admin
+    /// client `admin`, which every site shares.
+    pub fn for_site(
+        config: &AtlassianConfig,
+        admin: Option<Arc<AdminClient>>,
+    ) -> Result<Self, AtlassianError> {
+        let transport = Arc::new(ReqwestTransport::new(config.retry.timeout)?);
+        Self::with_admin(config, admin, transport)
+    }
+
+    fn with_admin(
+        config: &AtlassianConfig,
+        admin: Option<Arc<AdminClient>>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, AtlassianError> {
+        let org_id = config
+            .org_id
+            .as_deref()
+            .map(OrgId::parse)
+            .transpose()
+            .map_err(|e| AtlassianError::Invalid(format!("atlassian.org_id: {e}")))?;
+        let retry = config.retry;
         let site_auth = match (&config.site_email, &config.site_api_token) {
             (Some(email), Some(token)) => Some(Auth::Basic {
                 email: email.clone(),

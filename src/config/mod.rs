@@ -15,6 +15,7 @@ use toml::{Table, Value};
 
 pub mod duration;
 mod secret;
+pub mod sites;
 
 pub use secret::{REDACTED, Secret};
 
@@ -52,6 +53,13 @@ pub struct Config {
     pub admin: crate::web::config::AdminConfig,
     /// Prices per seat and the renewal date: savings in money and the seat forecast.
     pub billing: crate::billing::BillingConfig,
+    /// Every site of the org reseat manages (`[[sites]]`); empty: the one site of
+    /// `[atlassian]`.
+    pub sites: Vec<sites::SiteEntry>,
+    /// Each `[[sites]]` entry's whole configuration (the org-wide one with the entry laid
+    /// over it), in the order listed; empty for a one-site file.
+    #[serde(skip)]
+    pub site_configs: Vec<Config>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,14 +252,59 @@ impl Config {
         let (mut table, file_label) = read_file(sources.file.as_deref())?;
         let env_keys = apply_env(&mut table, &sources.env)?;
         resolve_secret_files(&mut table, "")?;
-        let config: Config =
-            serde_path_to_error::deserialize(Value::Table(table)).map_err(|error| {
+        let config: Config = serde_path_to_error::deserialize(Value::Table(table.clone()))
+            .map_err(|error| {
                 let path = error.path().to_string();
                 let inner = strip_location(&error.into_inner().to_string());
                 describe_serde_error(&path, &inner, &env_keys, file_label.as_deref())
             })?;
+        let mut config = config;
+        config.site_configs = sites::resolve(&table, &config)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Builds each `[[sites]]` entry's configuration from this one and validates the whole
+    /// (what [`Config::load`] does for a file; for a configuration built in code).
+    pub fn resolve_sites(&mut self) -> Result<(), ConfigError> {
+        let value = secret::exposed(|| Value::try_from(&*self))
+            .map_err(|e| ConfigError::key("sites", format!("cannot lay out the sites: {e}")))?;
+        let Value::Table(table) = value else {
+            return Err(ConfigError::key("sites", "cannot lay out the sites"));
+        };
+        self.site_configs = sites::resolve(&table, self)?;
+        self.validate()
+    }
+
+    /// The names of the sites reseat manages: each `[[sites]]` entry's, or the one site of
+    /// `[atlassian]`.
+    pub fn site_names(&self) -> Vec<String> {
+        if self.site_configs.is_empty() {
+            vec![self.site().to_owned()]
+        } else {
+            self.site_configs
+                .iter()
+                .map(|c| c.site().to_owned())
+                .collect()
+        }
+    }
+
+    /// What `validate` checks of one site's own configuration.
+    pub(crate) fn validate_site(&self) -> Result<(), ConfigError> {
+        self.validate_atlassian()?;
+        self.sweep.validate()?;
+        if self.sweep.mode == crate::sweep::config::Mode::Live
+            && (self.sweep.ladder.warn || self.sweep.ladder.remove)
+            && self.links.signing_key.is_none()
+        {
+            return Err(ConfigError::key(
+                "links.signing_key",
+                "required when sweep.mode is live: warning and removal emails carry signed links",
+            ));
+        }
+        self.restore.validate()?;
+        self.links.validate()?;
+        Ok(())
     }
 
     /// Checks what types alone cannot.
@@ -304,24 +357,31 @@ impl Config {
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
         }
-        self.validate_atlassian()?;
-        self.sweep.validate()?;
-        if self.sweep.mode == crate::sweep::config::Mode::Live
-            && (self.sweep.ladder.warn || self.sweep.ladder.remove)
-            && self.links.signing_key.is_none()
-        {
-            return Err(ConfigError::key(
-                "links.signing_key",
-                "required when sweep.mode is live: warning and removal emails carry signed links",
-            ));
+        if self.sites.is_empty() {
+            self.validate_site()?;
+        } else {
+            for key in ["site_name", "site_base_url", "cloud_id"] {
+                let set = match key {
+                    "site_name" => self.atlassian.site_name.is_some(),
+                    "site_base_url" => self.atlassian.site_base_url.is_some(),
+                    _ => self.atlassian.cloud_id.is_some(),
+                };
+                if set {
+                    return Err(ConfigError::key(
+                        format!("atlassian.{key}"),
+                        "with [[sites]], each site names itself in its own entry: move this key into the [[sites]] entry it belongs to",
+                    ));
+                }
+            }
+            self.validate_org_atlassian()?;
         }
-        self.restore.validate()?;
         self.mail.validate(self.server.public_url.as_deref())?;
-        self.links.validate()?;
         self.admin.validate()?;
-        // Prices and admin scopes name sites: the one site reseat manages today.
-        self.billing.validate(&[self.site()])?;
-        self.admin.validate_scopes(Some(self.site()))?;
+        // Prices and admin scopes name sites: every site reseat manages.
+        let names = self.site_names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.billing.validate(&names)?;
+        self.admin.validate_scopes(&names)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::key(
                 "log.level",
@@ -334,8 +394,18 @@ impl Config {
         Ok(())
     }
 
+    /// `[atlassian]` of a file with `[[sites]]`: the org's part (the site credentials there
+    /// are the sites' defaults, and no site is named there).
+    fn validate_org_atlassian(&self) -> Result<(), ConfigError> {
+        self.check_atlassian(false)
+    }
+
     /// Secrets that become required once the section that uses them is configured.
     fn validate_atlassian(&self) -> Result<(), ConfigError> {
+        self.check_atlassian(true)
+    }
+
+    fn check_atlassian(&self, names_a_site: bool) -> Result<(), ConfigError> {
         let atlassian = &self.atlassian;
         let how = |key: &str| {
             format!(
@@ -361,7 +431,8 @@ impl Config {
                 "is required with atlassian.site_api_token (the site admin the token belongs to)",
             ));
         }
-        if (atlassian.site_email.is_some() || atlassian.site_api_token.is_some())
+        if names_a_site
+            && (atlassian.site_email.is_some() || atlassian.site_api_token.is_some())
             && atlassian.site_url().is_none()
         {
             return Err(ConfigError::key(
@@ -388,6 +459,9 @@ impl Config {
 
     /// The site reseat manages, as recorded in the journal: the site name, else the cloud id.
     pub fn site(&self) -> &str {
+        if let Some(first) = self.site_configs.first() {
+            return first.site();
+        }
         let atlassian = &self.atlassian;
         atlassian
             .site_name
@@ -553,6 +627,14 @@ fn resolve_secret_files(table: &mut Table, prefix: &str) -> Result<(), ConfigErr
         };
         if let Some(Value::Table(inner)) = table.get_mut(&key) {
             resolve_secret_files(inner, &full)?;
+            continue;
+        }
+        if let Some(Value::Array(items)) = table.get_mut(&key) {
+            for (i, item) in items.iter_mut().enumerate() {
+                if let Value::Table(inner) = item {
+                    resolve_secret_files(inner, &format!("{full}[{i}]"))?;
+                }
+            }
             continue;
         }
         let Some(target) = key.strip_suffix("_file") else {

@@ -27,9 +27,32 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+thread_local! {
+    /// Set only inside [`exposed`].
+    static EXPOSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with secrets serialized as themselves: for building one configuration from
+/// another in memory (each site's from the org's), never for anything printed or stored.
+pub(crate) fn exposed<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXPOSE.with(|e| e.set(false));
+        }
+    }
+    EXPOSE.with(|e| e.set(true));
+    let _reset = Reset;
+    f()
+}
+
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(REDACTED)
+        if EXPOSE.with(std::cell::Cell::get) {
+            serializer.serialize_str(self.expose())
+        } else {
+            serializer.serialize_str(REDACTED)
+        }
     }
 }
 

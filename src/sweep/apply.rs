@@ -188,6 +188,23 @@ pub async fn apply(
     plan_id: Option<&str>,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, SweepError> {
+    // A plan is applied on its own site, whichever site's view the caller holds.
+    let site_state;
+    let state = match plan_id {
+        Some(id) => match store::get_plan(&state.db, id).await? {
+            Some(plan) if plan.site != state.site() => {
+                site_state = state.for_site(&plan.site).ok_or_else(|| {
+                    SweepError::Config(format!(
+                        "plan {id} is for site {}, which this configuration does not manage",
+                        plan.site
+                    ))
+                })?;
+                &site_state
+            }
+            _ => state,
+        },
+        None => state,
+    };
     let lease = super::run_lease::acquire(&state.db, state.site()).await?;
     let result = apply_leased(state, &lease, plan_id, options).await;
     lease.release().await;
@@ -208,7 +225,7 @@ pub async fn apply_leased(
     }
     let plan = match plan_id {
         Some(id) => store::get_plan(&state.db, id).await?,
-        None => store::latest_plan(&state.db).await?,
+        None => store::latest_plan(&state.db, state.site()).await?,
     }
     .ok_or_else(|| SweepError::NoPlan(plan_id.map(str::to_owned)))?;
     // The summary's counts feed the guards: one that does not parse, or does not match the

@@ -25,7 +25,7 @@ pub mod schedule;
 pub mod store;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};
-pub use plan::{Planned, Source, plan};
+pub use plan::{Planned, Source, plan, plan_sharing};
 pub use policy::Decision;
 
 use crate::activity::csv::CsvError;
@@ -82,4 +82,55 @@ pub async fn plan_and_apply(
     .await;
     lease.release().await;
     result
+}
+
+/// What one site's part of a run of several sites came to.
+pub type SiteOutcome<T> = (String, Result<T, SweepError>);
+
+/// Plans every site in `sites` side by side, reading the org's directory listing once for
+/// all of them. Each site gets its own plan; one site's error does not stop the others.
+pub async fn plan_sites(
+    sites: &[crate::app::AppState],
+    sources: &[Source],
+    now: chrono::DateTime<chrono::Utc>,
+    bar: &indicatif::ProgressBar,
+) -> Vec<SiteOutcome<Planned>> {
+    let listing = crate::activity::api::OrgListing::new();
+    let listing = &listing;
+    futures_util::future::join_all(sites.iter().map(|state| async move {
+        let planned = plan_sharing(state, sources, now, bar, Some(listing)).await;
+        (state.site().to_owned(), planned)
+    }))
+    .await
+}
+
+/// `reseat sweep` and the schedule over every site in `sites`, side by side: each site
+/// under its own apply lease, from before its plan to the end of its apply; the org's
+/// listing read once for all of them. The admin API's limit is the org's and shared; each
+/// site's Jira and Confluence limits are its own.
+pub async fn plan_and_apply_sites(
+    sites: &[crate::app::AppState],
+    sources: &[Source],
+    bar: &indicatif::ProgressBar,
+    options: &ApplyOptions,
+) -> Vec<SiteOutcome<(Planned, ApplyReport)>> {
+    let listing = crate::activity::api::OrgListing::new();
+    let listing = &listing;
+    futures_util::future::join_all(sites.iter().map(|state| async move {
+        let result = async {
+            let lease = run_lease::acquire(&state.db, state.site()).await?;
+            let result = async {
+                let planned = plan_sharing(state, sources, options.now, bar, Some(listing)).await?;
+                let report =
+                    apply::apply_leased(state, &lease, Some(&planned.plan_id), options).await;
+                Ok((planned, report?))
+            }
+            .await;
+            lease.release().await;
+            result
+        }
+        .await;
+        (state.site().to_owned(), result)
+    }))
+    .await
 }

@@ -204,6 +204,19 @@ pub async fn plan(
     now: DateTime<Utc>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Planned, SweepError> {
+    plan_sharing(state, sources, now, progress, None).await
+}
+
+/// [`plan`] for one site of several planned together: the admin API's directory listing is
+/// read through `listing`, once for all of them.
+#[tracing::instrument(skip_all, fields(site = state.site()))]
+pub async fn plan_sharing(
+    state: &AppState,
+    sources: &[Source],
+    now: DateTime<Utc>,
+    progress: &indicatif::ProgressBar,
+    listing: Option<&crate::activity::api::OrgListing>,
+) -> Result<Planned, SweepError> {
     let config = &state.config.sweep;
     let products = config.product_keys();
     if products.is_empty() {
@@ -318,12 +331,15 @@ pub async fn plan(
                 let org = state.atlassian.org_id.as_ref().ok_or_else(|| {
                     SweepError::Config("--source api needs atlassian.org_id".to_owned())
                 })?;
-                let source = crate::activity::api::AdminActivity::new(
+                let mut source = crate::activity::api::AdminActivity::new(
                     admin,
                     org,
                     &site,
                     &state.config.atlassian,
                 );
+                if let Some(listing) = listing {
+                    source = source.sharing(listing);
+                }
                 let (set, stats) = source.collect(&wanted).await?;
                 activity.merge(set);
                 summary.api = Some(stats);

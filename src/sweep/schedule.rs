@@ -64,29 +64,47 @@ impl Scheduler {
             stop_after: None,
             progress: indicatif::ProgressBar::hidden(),
         };
-        let result = super::plan_and_apply(
-            &self.state,
+        let outcomes = super::plan_and_apply_sites(
+            &self.state.each_site(),
             &[Source::Api],
             &indicatif::ProgressBar::hidden(),
             &options,
         )
-        .await
-        .map(|(_, report)| report);
+        .await;
         if let Err(error) = lease::release(&self.state.db, LEASE, &self.holder).await {
             tracing::warn!(%error, "cannot release the sweep lease; it will expire");
         }
-        let report = result?;
-        audit::record(
-            &self.state.db,
-            audit::Entry {
-                actor: "schedule",
-                action: "sweep.scheduled_run",
-                account_id: None,
-                product: None,
-                details: serde_json::json!({ "plan_id": report.plan_id, "run_id": report.run_id, "dry_run": report.dry_run }),
-            },
-        )
-        .await?;
+        // Every site's run is audited; the first site's error, if any, is the turn's.
+        let mut first = None;
+        let mut first_error = None;
+        for (site, result) in outcomes {
+            match result {
+                Ok((_, report)) => {
+                    audit::record(
+                        &self.state.db,
+                        audit::Entry {
+                            actor: "schedule",
+                            action: "sweep.scheduled_run",
+                            account_id: None,
+                            product: None,
+                            details: serde_json::json!({ "site": site, "plan_id": report.plan_id, "run_id": report.run_id, "dry_run": report.dry_run }),
+                        },
+                    )
+                    .await?;
+                    first.get_or_insert(report);
+                }
+                Err(error) => {
+                    tracing::warn!(%site, %error, "scheduled sweep of a site failed");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        let Some(report) = first else {
+            return Err(SweepError::Config("no site to sweep".to_owned()));
+        };
         Ok(Turn::Ran(Box::new(report)))
     }
 

@@ -143,11 +143,13 @@ pub async fn get_plan(db: &Db, id: &str) -> Result<Option<PlanRecord>, sqlx::Err
 }
 
 /// The newest plan.
-pub async fn latest_plan(db: &Db) -> Result<Option<PlanRecord>, sqlx::Error> {
+/// The newest plan of `site`.
+pub async fn latest_plan(db: &Db, site: &str) -> Result<Option<PlanRecord>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, created_at, source, site, status, summary FROM plans \
+        "SELECT id, created_at, source, site, status, summary FROM plans WHERE site = $1 \
          ORDER BY created_at DESC, id DESC LIMIT 1",
     )
+    .bind(site)
     .fetch_optional(db.pool())
     .await
 }

@@ -293,7 +293,7 @@ impl AdminConfig {
     }
 
     /// Checks the entries; `site` is the configured site name (scopes must name it).
-    pub fn validate_scopes(&self, site: Option<&str>) -> Result<(), ConfigError> {
+    pub fn validate_scopes(&self, sites_known: &[&str]) -> Result<(), ConfigError> {
         let entries = self
             .users
             .iter()
@@ -307,12 +307,12 @@ impl AdminConfig {
             );
         for (place, sites, products) in entries {
             for (index, name) in sites.iter().enumerate() {
-                if Some(name.as_str()) != site {
+                if !sites_known.contains(&name.as_str()) {
                     return Err(ConfigError::key(
                         format!("{place}.sites[{index}]"),
                         format!(
                             "unknown site {name:?}; configured sites: {}",
-                            site.unwrap_or("(none: set atlassian.site_name)")
+                            sites_known.join(", ")
                         ),
                     ));
                 }

@@ -19,7 +19,7 @@ use crate::support::TestDb;
 const USERS: usize = 300;
 
 /// The demo's `[atlassian]` for this simulator, with limits and retries fit for tests.
-fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
+pub(crate) fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
     let fast = FamilyLimits {
         requests_per_second: 10_000,
         concurrency: 8,
@@ -40,7 +40,7 @@ fn atlassian_for(sim: &SimHandle) -> AtlassianConfig {
     }
 }
 
-fn group_id(sim: &SimHandle, name: &str) -> reseat::atlassian::GroupId {
+pub(crate) fn group_id(sim: &SimHandle, name: &str) -> reseat::atlassian::GroupId {
     reseat::atlassian::GroupId::parse(sim.state().group(name).unwrap().id).unwrap()
 }
 

@@ -195,6 +195,14 @@ fn admin_user(sim: &SimState, w: &World, uid: u32) -> Value {
             add(*p, *site);
         }
     }
+    for (url, product, at) in peer_access(sim, &u.account_id) {
+        let mut e =
+            json!({ "key": product.admin_key(), "name": product.display_name(), "url": url });
+        if let Some(at) = at {
+            e["last_active"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+        products.push(e);
+    }
     let billable = u.account_type == AccountType::Atlassian && !products.is_empty();
     let mut v = json!({
         "account_id": u.account_id,
@@ -329,15 +337,12 @@ fn directory_user_json(sim: &SimState, w: &World, uid: u32, expand: Expand) -> V
     }
     if expand.product_access {
         let jsm_key = &sim.config().jsm_key;
-        let mut acts: Vec<_> = u.activity.iter().collect();
-        acts.sort_by_key(|a| (a.site, a.product));
-        v["productAccess"] = acts
+        v["productAccess"] = org_activity(sim, w, uid)
             .iter()
             .map(|a| {
-                let site = &w.sites[a.site as usize];
                 json!({
                     "key": a.product.v2_key(jsm_key),
-                    "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), site.cloud_id),
+                    "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), a.cloud_id),
                     "lastActiveTimestamp": a.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 })
             })
@@ -551,20 +556,18 @@ async fn last_active_dates(
             )
         })?;
     let u = w.user(uid);
-    let mut acts: Vec<_> = u.activity.iter().collect();
-    acts.sort_by_key(|a| (a.site, a.product));
+    let acts = org_activity(&sim, &w, uid);
     let end = (offset + LAST_ACTIVE_PAGE).min(acts.len());
     let entries: Vec<Value> = acts
         .get(offset..end)
         .unwrap_or_default()
         .iter()
         .map(|a| {
-            let site = &w.sites[a.site as usize];
             json!({
-                "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), site.cloud_id),
+                "id": format!("ari:cloud:{}::site/{}", a.product.ari_family(), a.cloud_id),
                 "key": a.product.admin_key(),
                 "name": a.product.display_name(),
-                "url": site.url(),
+                "url": a.url,
                 "last_active": a.at.format("%Y-%m-%d").to_string(),
                 "last_active_timestamp": a.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             })
@@ -727,9 +730,18 @@ async fn v2_suspend(
     Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
 ) -> ApiResult {
     check_directory(&sim, &headers, &org_id, &directory_id)?;
-    let mut w = sim.write();
-    let uid = v2_directory_user(&w, &account_id)?;
-    w.update_user(uid, |u| u.suspended = true);
+    {
+        let mut w = sim.write();
+        let uid = v2_directory_user(&w, &account_id)?;
+        w.update_user(uid, |u| u.suspended = true);
+    }
+    // The account is the org's: every site of the org sees the change.
+    for peer in sim.peers() {
+        let mut w = peer.write();
+        if let Ok(uid) = v2_directory_user(&w, &account_id) {
+            w.update_user(uid, |u| u.suspended = true);
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -740,9 +752,18 @@ async fn v2_restore(
     Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
 ) -> ApiResult {
     check_directory(&sim, &headers, &org_id, &directory_id)?;
-    let mut w = sim.write();
-    let uid = v2_directory_user(&w, &account_id)?;
-    w.update_user(uid, |u| u.suspended = false);
+    {
+        let mut w = sim.write();
+        let uid = v2_directory_user(&w, &account_id)?;
+        w.update_user(uid, |u| u.suspended = false);
+    }
+    // The account is the org's: every site of the org sees the change.
+    for peer in sim.peers() {
+        let mut w = peer.write();
+        if let Ok(uid) = v2_directory_user(&w, &account_id) {
+            w.update_user(uid, |u| u.suspended = false);
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -753,8 +774,90 @@ async fn v2_remove(
     Path((org_id, directory_id, account_id)): Path<(String, String, String)>,
 ) -> ApiResult {
     check_directory(&sim, &headers, &org_id, &directory_id)?;
-    let mut w = sim.write();
-    let uid = v2_directory_user(&w, &account_id)?;
-    remove_from_directory(&mut w, uid);
+    {
+        let mut w = sim.write();
+        let uid = v2_directory_user(&w, &account_id)?;
+        remove_from_directory(&mut w, uid);
+    }
+    // The account is the org's: every site of the org sees the change.
+    for peer in sim.peers() {
+        let mut w = peer.write();
+        if let Ok(uid) = v2_directory_user(&w, &account_id) {
+            remove_from_directory(&mut w, uid);
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// One activity record as the admin API reports it, with its site.
+struct SiteActivity {
+    cloud_id: String,
+    url: String,
+    product: Product,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A user's activity on every site of the org: this simulator's sites (its own first), then
+/// each other site added with [`SimState::add_site`] (that site's own records).
+fn org_activity(sim: &SimState, w: &World, uid: u32) -> Vec<SiteActivity> {
+    let u = w.user(uid);
+    let mut acts: Vec<_> = u.activity.iter().collect();
+    acts.sort_by_key(|a| (a.site, a.product));
+    let mut out: Vec<SiteActivity> = acts
+        .into_iter()
+        .map(|a| {
+            let site = &w.sites[a.site as usize];
+            SiteActivity {
+                cloud_id: site.cloud_id.clone(),
+                url: site.url(),
+                product: a.product,
+                at: a.at,
+            }
+        })
+        .collect();
+    for peer in sim.peers() {
+        let pw = peer.read();
+        let Some(puid) = pw.uid(&u.account_id) else {
+            continue;
+        };
+        let site = &pw.sites[0];
+        let mut acts: Vec<_> = pw
+            .user(puid)
+            .activity
+            .iter()
+            .filter(|a| a.site == 0)
+            .collect();
+        acts.sort_by_key(|a| a.product);
+        out.extend(acts.into_iter().map(|a| SiteActivity {
+            cloud_id: site.cloud_id.clone(),
+            url: site.url(),
+            product: a.product,
+            at: a.at,
+        }));
+    }
+    out
+}
+
+/// The products a user can use on the org's other sites (site URL, product, last active
+/// there), for the v1 listing.
+fn peer_access(
+    sim: &SimState,
+    account_id: &str,
+) -> Vec<(String, Product, Option<chrono::DateTime<chrono::Utc>>)> {
+    let mut out = Vec::new();
+    for peer in sim.peers() {
+        let pw = peer.read();
+        let Some(puid) = pw.uid(account_id) else {
+            continue;
+        };
+        let pu = pw.user(puid);
+        if !pu.can_use_products() {
+            continue;
+        }
+        let url = pw.sites[0].url();
+        for p in products_in(pw.access(puid)) {
+            out.push((url.clone(), p, pu.last_active(p, 0)));
+        }
+    }
+    out
 }

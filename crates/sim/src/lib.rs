@@ -256,6 +256,23 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
     })
 }
 
+/// An org of several sites: one simulator per site, each serving its own site APIs on its
+/// own address; the first also serves the org's admin API for all of them
+/// ([`SimState::add_site`]). Each entry's `cloud_id` and `site_name` name its site; the org
+/// id, admin key and seed should be the same, so that every site has the same accounts.
+pub async fn spawn_org(sites: Vec<SimConfig>) -> std::io::Result<Vec<SimHandle>> {
+    let mut handles = Vec::with_capacity(sites.len());
+    for config in sites {
+        handles.push(spawn(config).await?);
+    }
+    if let Some((first, rest)) = handles.split_first() {
+        for site in rest {
+            first.state().add_site(site.state().clone());
+        }
+    }
+    Ok(handles)
+}
+
 /// What `reseat sim` prints at start, one fact per line.
 pub fn banner(handle: &SimHandle) -> String {
     let c = handle.config();

@@ -272,8 +272,24 @@ async fn user_role_assignments(
     check(&sim, &headers, &org_id, Some(&directory_id))?;
     let resources = list_param(q.as_deref(), "resourceIds");
     let role_ids = list_param(q.as_deref(), "roleIds");
-    let w = sim.read();
-    let uid = directory_uid(&w, &account_id)?;
+    let mut data = user_roles(&sim.read(), &account_id, &resources, &role_ids)?;
+    // An org of several sites: the other sites' resources too.
+    for peer in sim.peers() {
+        if let Ok(more) = user_roles(&peer.read(), &account_id, &resources, &role_ids) {
+            data.extend(more);
+        }
+    }
+    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+}
+
+/// One site's entries of a user's role assignments.
+fn user_roles(
+    w: &World,
+    account_id: &str,
+    resources: &[String],
+    role_ids: &[String],
+) -> ApiResult<Vec<Value>> {
+    let uid = directory_uid(w, account_id)?;
     let cloud = w.sites[0].cloud_id.clone();
     let status = if w.user(uid).suspended {
         "suspended"
@@ -281,7 +297,7 @@ async fn user_role_assignments(
         "active"
     };
     let mut by_resource: BTreeMap<Product, Vec<Value>> = BTreeMap::new();
-    for ((p, role), methods) in assignments(&w, uid) {
+    for ((p, role), methods) in assignments(w, uid) {
         if !role_ids.is_empty() && !role_ids.contains(&role) {
             continue;
         }
@@ -290,7 +306,7 @@ async fn user_role_assignments(
             "roleAssignmentMethods": methods.into_iter().collect::<Vec<_>>(),
         }));
     }
-    let data: Vec<Value> = by_resource
+    Ok(by_resource
         .into_iter()
         .map(|(p, roles)| (resource_id(p, &cloud), p, roles))
         .filter(|(id, _, _)| resources.is_empty() || resources.contains(id))
@@ -305,8 +321,7 @@ async fn user_role_assignments(
                 "userDirectoryStatus": status,
             })
         })
-        .collect();
-    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+        .collect())
 }
 
 /// `GET .../groups/{groupId}/role-assignments`: the roles a group carries per resource.
@@ -318,10 +333,20 @@ async fn group_role_assignments(
 ) -> ApiResult {
     check(&sim, &headers, &org_id, Some(&directory_id))?;
     let resources = list_param(q.as_deref(), "resourceIds");
-    let w = sim.read();
-    let gid = group_by_id(&w, &group_id)?;
+    let mut data = group_roles(&sim.read(), &group_id, &resources)?;
+    for peer in sim.peers() {
+        if let Ok(more) = group_roles(&peer.read(), &group_id, &resources) {
+            data.extend(more);
+        }
+    }
+    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+}
+
+/// One site's entries of the roles a group carries.
+fn group_roles(w: &World, group_id: &str, resources: &[String]) -> ApiResult<Vec<Value>> {
+    let gid = group_by_id(w, group_id)?;
     let cloud = &w.sites[0].cloud_id;
-    let data: Vec<Value> = products_in(w.group(gid).grants)
+    Ok(products_in(w.group(gid).grants)
         .map(|p| (resource_id(p, cloud), p))
         .filter(|(id, _)| resources.is_empty() || resources.contains(id))
         .map(|(id, p)| {
@@ -332,8 +357,7 @@ async fn group_role_assignments(
                 "roles": [ROLE_USER],
             })
         })
-        .collect();
-    Ok(Json(json!({ "data": data, "links": {} })).into_response())
+        .collect())
 }
 
 fn group_by_id(w: &World, group_id: &str) -> ApiResult<Gid> {
@@ -373,6 +397,20 @@ struct RoleBody {
     resource: String,
 }
 
+/// The site whose resource a role change names: this one, or another site of the org.
+fn site_of_resource(sim: &SimState, body: &Bytes) -> SimState {
+    let resource = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("resource").and_then(Value::as_str).map(str::to_owned));
+    resource
+        .and_then(|r| {
+            sim.peers()
+                .into_iter()
+                .find(|peer| parse_resource(&peer.read(), &r).is_some())
+        })
+        .unwrap_or_else(|| sim.clone())
+}
+
 fn role_body(w: &World, body: &Bytes) -> ApiResult<(Product, String)> {
     let bad = |m: String| ApiError::bad_request(Family::Admin, m).with_code("ADMIN-400");
     let b: RoleBody = serde_json::from_slice(body)
@@ -394,11 +432,12 @@ async fn assign(
     body: Bytes,
 ) -> ApiResult {
     check(&sim, &headers, &org_id, None)?;
-    let mut w = sim.write();
+    let site = site_of_resource(&sim, &body);
+    let mut w = site.write();
     let uid = directory_uid(&w, &user_id)?;
     let (product, role) = role_body(&w, &body)?;
     // Visible to reads after the configured consistency delay, like every admin change.
-    sim.change_eventually(&mut w, move |w| {
+    site.change_eventually(&mut w, move |w| {
         set_direct(w, uid, product, &role, true);
     });
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -413,11 +452,12 @@ async fn revoke(
     body: Bytes,
 ) -> ApiResult {
     check(&sim, &headers, &org_id, None)?;
-    let mut w = sim.write();
+    let site = site_of_resource(&sim, &body);
+    let mut w = site.write();
     let uid = directory_uid(&w, &user_id)?;
     let (product, role) = role_body(&w, &body)?;
     // Visible to reads after the configured consistency delay, like every admin change.
-    sim.change_eventually(&mut w, move |w| {
+    site.change_eventually(&mut w, move |w| {
         set_direct(w, uid, product, &role, false);
     });
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -64,6 +64,9 @@ struct Inner {
     /// Answers that violated the vendored specs (with `validate_responses`).
     violations: Mutex<Vec<String>>,
     shutdown: CancellationToken,
+    /// The org's other sites, when this simulator serves the org's admin API for several
+    /// (see [`SimState::add_site`]).
+    peers: RwLock<Vec<SimState>>,
 }
 
 impl SimState {
@@ -84,6 +87,7 @@ impl SimState {
                 pending: Pending::default(),
                 violations: Mutex::new(Vec::new()),
                 shutdown,
+                peers: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -117,6 +121,34 @@ impl SimState {
         } else {
             self.inner.pending.push(delay, Box::new(change));
         }
+    }
+
+    /// Makes `site`, another simulator of the same org (same org id, admin key and seed),
+    /// a site of this one's org: this simulator's admin API then answers for both. Its
+    /// directory listing and last-active dates carry the other site's activity, its role
+    /// reads carry the other site's resources, role changes on the other site's resources
+    /// reach it, and suspending, restoring or removing an account happens on every site.
+    /// Each site keeps its own groups and memberships, changed through its own site APIs.
+    pub fn add_site(&self, site: SimState) {
+        self.inner
+            .peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(site);
+    }
+
+    /// The other sites added with [`Self::add_site`].
+    pub(crate) fn peers(&self) -> Vec<SimState> {
+        self.inner
+            .peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Cloud id of this simulator's own (configured) site.
+    pub fn cloud_id(&self) -> &str {
+        &self.inner.config.cloud_id
     }
 
     /// Every spec violation found in the simulator's answers so far (with

@@ -1,0 +1,307 @@
+//! Every site of the org from one install: a simulated org of three sites (two with Jira
+//! and Confluence, one with Jira Service Management), each with its own thresholds, swept
+//! by one `reseat sweep` over one org listing.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use reseat::app::AppState;
+use reseat::config::sites::SiteEntry;
+use reseat::config::{Config, Secret};
+use reseat::sim::{Category, Product, SimConfig, SimHandle};
+use reseat::sweep::config::{Mode, ProductPolicy};
+use reseat::sweep::store;
+use reseat::sweep::{ApplyOptions, Source};
+
+use crate::support::TestDb;
+use crate::sweep::{atlassian_for, decisions, expected, group_id, hidden};
+
+const USERS: usize = 200;
+
+/// Name, cloud id, the products reseat manages there, and its Jira/Confluence/JSM
+/// threshold.
+const SITES: [(&str, &str, &[&str], &str); 3] = [
+    (
+        "acme",
+        "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+        &["jira-software", "confluence"],
+        "90d",
+    ),
+    (
+        "acme-eu",
+        "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+        &["jira-software", "confluence"],
+        "60d",
+    ),
+    (
+        "acme-support",
+        "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f",
+        &["jira-service-desk"],
+        // Longer than any seeded inactivity: nobody is removed here for inactivity alone.
+        "800d",
+    ),
+];
+
+/// One simulator per site; the first serves the org's admin API for all three.
+pub(crate) async fn org() -> Vec<SimHandle> {
+    reseat::sim::spawn_org(
+        SITES
+            .iter()
+            .map(|(name, cloud, _, _)| SimConfig {
+                users: USERS,
+                site_name: (*name).to_owned(),
+                cloud_id: (*cloud).to_owned(),
+                ..SimConfig::default()
+            })
+            .collect(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The org's configuration: org-wide products and guards, and one `[[sites]]` entry per
+/// site with its products and its own threshold.
+pub(crate) fn org_config(sims: &[SimHandle], db: &TestDb, mode: Mode) -> Config {
+    let mut config = db.config();
+    config.atlassian = atlassian_for(&sims[0]);
+    config.atlassian.site_name = None;
+    config.atlassian.cloud_id = None;
+    config.atlassian.site_base_url = None;
+    let sweep = &mut config.sweep;
+    sweep.mode = mode;
+    for key in ["jira-software", "jira-service-desk"] {
+        sweep.products.insert(key.into(), ProductPolicy::default());
+    }
+    sweep.products.insert(
+        "confluence".into(),
+        ProductPolicy {
+            access_groups: vec![
+                group_id(&sims[0], "confluence-users"),
+                group_id(&sims[0], "jira-confluence-bundle"),
+            ],
+            ..ProductPolicy::default()
+        },
+    );
+    sweep.protect.groups = vec!["reseat-protected".into()];
+    sweep.governance.block_on_multi_product_groups = false;
+    sweep.ladder.warn = false;
+    sweep.limits.max_removals = 10_000;
+    sweep.limits.max_removal_percent = 100.0;
+    sweep.limits.max_inactive_percent = 100.0;
+    config.links.signing_key = Some("test".into());
+    config.links.keys.insert(
+        "test".into(),
+        "a-test-signing-key-of-at-least-32-chars".into(),
+    );
+    config.sites = SITES
+        .iter()
+        .zip(sims)
+        .map(|((name, cloud, products, threshold), sim)| {
+            let mut over = toml::Table::new();
+            for product in *products {
+                over.insert(
+                    (*product).to_owned(),
+                    toml::Value::Table(toml::Table::from_iter([(
+                        "inactive_after".to_owned(),
+                        toml::Value::String((*threshold).to_owned()),
+                    )])),
+                );
+            }
+            SiteEntry {
+                name: (*name).to_owned(),
+                base_url: Some(sim.base_url()),
+                cloud_id: Some((*cloud).to_owned()),
+                site_email: Some(sim.config().site_email.clone()),
+                site_api_token: Some(Secret::new(sim.config().site_token.clone())),
+                products: Some(products.iter().map(|p| (*p).to_owned()).collect()),
+                jira: None,
+                confluence: None,
+                jsm: None,
+                sweep: Some(toml::Table::from_iter([(
+                    "products".to_owned(),
+                    toml::Value::Table(over),
+                )])),
+                restore: None,
+                links: None,
+            }
+        })
+        .collect();
+    config.resolve_sites().unwrap();
+    config
+}
+
+/// The ground truth of one site: the seeded decisions for the products reseat manages
+/// there, with inactivity kept where the site's threshold is longer than any seeded one.
+fn expected_on(
+    sim: &SimHandle,
+    products: &[&str],
+    threshold: &str,
+) -> BTreeMap<(String, String), String> {
+    let truth = sim.state().ground_truth();
+    let keeps_inactive = threshold == "800d";
+    let managed: Vec<String> = products
+        .iter()
+        .map(|p| {
+            reseat::atlassian::ProductKey::parse(p)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    let mut want = expected(sim);
+    want.retain(|(_, product), _| managed.contains(product));
+    if keeps_inactive {
+        for ((account, product), decision) in want.iter_mut() {
+            let category = truth
+                .user(account)
+                .and_then(|u| u.products.get(&Product::from_admin_key(product).unwrap()));
+            if category == Some(&Category::Inactive) && decision == "remove" {
+                *decision = "keep".to_owned();
+            }
+        }
+    }
+    want
+}
+
+#[tokio::test]
+async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
+    for db in TestDb::all().await {
+        let sims = org().await;
+        let config = org_config(&sims, &db, Mode::Live);
+        let state = AppState::open(config).await.unwrap();
+        assert_eq!(state.site_names(), ["acme", "acme-eu", "acme-support"]);
+
+        // Someone inactive everywhere in Jira who works on acme again: kept there, and
+        // still removed on acme-eu, where acme's activity does not count.
+        let truth = sims[0].state().ground_truth();
+        let want_eu = expected_on(&sims[1], SITES[1].2, SITES[1].3);
+        let returner = truth
+            .with_category(Product::JiraSoftware, Category::Inactive)
+            .find(|u| {
+                want_eu.get(&(u.account_id.clone(), "jira-software".to_owned()))
+                    == Some(&"remove".to_owned())
+            })
+            .expect("an inactive Jira user")
+            .account_id
+            .clone();
+        sims[0]
+            .state()
+            .set_last_active(&returner, Product::JiraSoftware, None, Some(Utc::now()))
+            .unwrap();
+
+        // Each site planned alone reads the whole org listing, plus its own role reads.
+        let search =
+            "/admin/v2/orgs/5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f/directories/-/users/search";
+        let mut alone = 0;
+        let mut listing_pages = 0;
+        for site in state.each_site() {
+            sims[0].state().clear_log();
+            let planned = reseat::sweep::plan(&site, &[Source::Api], Utc::now(), &hidden())
+                .await
+                .unwrap();
+            alone += sims[0].state().calls("POST", search);
+            listing_pages = planned.summary.api.unwrap().listing_pages as usize;
+        }
+        assert!(listing_pages > 0);
+
+        for sim in &sims {
+            sim.state().clear_log();
+        }
+        let options = ApplyOptions {
+            confirmed: true,
+            ..ApplyOptions::default()
+        };
+        let outcomes = reseat::sweep::plan_and_apply_sites(
+            &state.each_site(),
+            &[Source::Api],
+            &hidden(),
+            &options,
+        )
+        .await;
+        // Together, the listing is read once: two sites' worth of listing pages fewer.
+        let together = sims[0].state().calls("POST", search);
+        assert_eq!(
+            together,
+            alone - 2 * listing_pages,
+            "one org listing for three sites"
+        );
+        for sim in &sims[1..] {
+            assert_eq!(
+                sim.state().calls("POST", search),
+                0,
+                "the other sites' admin APIs are never asked"
+            );
+        }
+
+        let mut plans = BTreeMap::new();
+        for ((site, outcome), ((name, _, products, threshold), sim)) in
+            outcomes.into_iter().zip(SITES.iter().zip(&sims))
+        {
+            assert_eq!(site, *name);
+            let (planned, report) = outcome.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+            let plan = store::get_plan(&state.db, &planned.plan_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(plan.site, *name, "each site has its own plan");
+            let mut want = expected_on(sim, products, threshold);
+            if *name == "acme" {
+                want.insert((returner.clone(), "jira-software".into()), "keep".into());
+            }
+            let got = decisions(&items);
+            assert_eq!(
+                got,
+                want,
+                "{name} on {}: the plan is the site's ground truth",
+                db.backend_name()
+            );
+            let removals = want.values().filter(|d| *d == "remove").count() as u64;
+            assert_eq!(report.removed_users > 0, removals > 0, "{name}: {report:?}");
+            plans.insert(*name, items);
+        }
+        // The JSM site's threshold keeps the inactive; the Jira sites' remove them.
+        assert!(
+            plans["acme-support"]
+                .iter()
+                .all(|i| i.decision != "remove" || i.reason.contains("never accessed"))
+        );
+
+        // The returner: kept on acme, removed on acme-eu, and the reason there says that
+        // activity on another site does not count.
+        let on = |sim: &SimHandle| {
+            sim.state()
+                .group_members("jira-software-users")
+                .unwrap()
+                .contains(&returner)
+        };
+        let eu_item = plans["acme-eu"]
+            .iter()
+            .find(|i| i.account_id == returner && i.product == "jira-software")
+            .unwrap();
+        assert_eq!(eu_item.decision, "remove");
+        assert!(
+            eu_item.reason.contains("active on another site of the org")
+                && eu_item.reason.contains("does not count for this site"),
+            "{}",
+            eu_item.reason
+        );
+        assert!(on(&sims[0]), "kept on acme");
+        assert!(!on(&sims[1]), "removed on acme-eu");
+        // The journal names the site each membership was taken on.
+        let sites: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT site FROM journal \
+             WHERE account_id = $1 AND product = 'jira-software' AND action = 'removed'",
+        )
+        .bind(&returner)
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(sites, ["acme-eu"]);
+
+        state.db.close().await;
+        for sim in sims {
+            sim.shutdown().await;
+        }
+    }
+}
