@@ -573,8 +573,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     without_role.join(", ")
                 );
             }
+            if config.sites.is_empty() && config.atlassian.site_name.is_some() {
+                eprintln!(
+                    "config: note: [atlassian] names one site ({}); to manage every site of the org from this install, list each as [[sites]] (see docs/configuration.md, \"Several sites\")",
+                    config.site()
+                );
+            }
             if *online {
-                check_online(&config).await?;
+                if config.site_configs.is_empty() {
+                    check_online(&config).await?;
+                } else {
+                    for site in &config.site_configs {
+                        eprintln!("online: site {}", site.site());
+                        check_online(site).await?;
+                    }
+                }
                 eprintln!("config: ok, and the site agrees");
             } else {
                 eprintln!("config: ok");

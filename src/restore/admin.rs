@@ -229,6 +229,8 @@ pub async fn approve_by(
     groups: Vec<GroupId>,
 ) -> Result<(), AdminError> {
     let request = open_request(state, id).await?;
+    let site_view = request.site_view(state).unwrap_or_else(|| state.clone());
+    let state = &site_view;
     if !groups.is_empty() {
         let product = request
             .product

@@ -6,8 +6,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,10 +28,15 @@ pub type Answer = Result<(StatusCode, Json<serde_json::Value>), ApiError>;
 /// read back from JSM when the request is processed, never taken from the body.
 pub async fn jsm(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let channel = Channel::Jsm;
+    let state = match hook_site(&state, query.as_deref()) {
+        Ok(site) => site,
+        Err(error) => return finish(&state, channel, Err(error)).await,
+    };
     let outcome = async {
         let config = &state.config.restore.jsm;
         check_static_secret(config.secret.as_ref(), &config.header, &headers, channel)?;
@@ -48,7 +53,8 @@ pub async fn jsm(
         let key = IssueKey::parse(key.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(NewRequest {
             channel,
-            idempotency_key: format!("jsm:{key}"),
+            site: state.site().to_owned(),
+            idempotency_key: format!("jsm:{}{key}", site_part(&state)),
             account_id: None,
             product: None,
             payload: json!({ "issueKey": key.as_str() }),
@@ -62,10 +68,15 @@ pub async fn jsm(
 /// rule; the account is verified through the Jira user API when processed.
 pub async fn automation(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let channel = Channel::Automation;
+    let state = match hook_site(&state, query.as_deref()) {
+        Ok(site) => site,
+        Err(error) => return finish(&state, channel, Err(error)).await,
+    };
     let outcome = async {
         let config = &state.config.restore.automation;
         check_static_secret(config.secret.as_ref(), &config.header, &headers, channel)?;
@@ -91,7 +102,8 @@ pub async fn automation(
         let digest = Sha256::digest(format!("{account}|{}", product.as_str()));
         Ok(NewRequest {
             channel,
-            idempotency_key: format!("automation:{}:{bucket}", hex(&digest)),
+            site: state.site().to_owned(),
+            idempotency_key: format!("automation:{}{}:{bucket}", site_part(&state), hex(&digest)),
             account_id: Some(account.to_string()),
             product: Some(product.as_str().to_string()),
             payload: json!({ "accountId": account.as_str(), "product": product.as_str() }),
@@ -104,10 +116,15 @@ pub async fn automation(
 /// `POST /hooks/webhook` — Standard Webhooks; body `{"accountId"|"email", "product"}`.
 pub async fn webhook(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let channel = Channel::Webhook;
+    let state = match hook_site(&state, query.as_deref()) {
+        Ok(site) => site,
+        Err(error) => return finish(&state, channel, Err(error)).await,
+    };
     let outcome = async {
         let config = &state.config.restore.webhook;
         if config.secrets.is_empty() {
@@ -160,7 +177,8 @@ pub async fn webhook(
         };
         Ok(NewRequest {
             channel,
-            idempotency_key: format!("webhook:{id}"),
+            site: state.site().to_owned(),
+            idempotency_key: format!("webhook:{}{id}", site_part(&state)),
             account_id: account.as_ref().map(|a| a.to_string()),
             product: Some(product.as_str().to_string()),
             payload: json!({
@@ -173,6 +191,35 @@ pub async fn webhook(
     }
     .await;
     finish(&state, channel, outcome).await
+}
+
+/// The site a hook call is for: `?site=NAME` on the hook's URL (each site's JSM or
+/// Automation rule calls its own), else the first site.
+fn hook_site(state: &AppState, query: Option<&str>) -> Result<AppState, ApiError> {
+    let named = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(key, _)| key == "site")
+            .map(|(_, value)| value.into_owned())
+    });
+    match named {
+        None => Ok(state.clone()),
+        Some(name) => state.for_site(&name).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "reseat manages no site {name:?} (sites: {})",
+                state.site_names().join(", ")
+            ))
+        }),
+    }
+}
+
+/// `site:` in idempotency keys when reseat manages several sites (an issue key or a
+/// webhook id is unique on one site only); empty for one site, as keys always were.
+fn site_part(state: &AppState) -> String {
+    if state.is_multi_site() {
+        format!("{}:", state.site())
+    } else {
+        String::new()
+    }
 }
 
 /// Stores an accepted request, or audits the refusal.

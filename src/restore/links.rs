@@ -58,10 +58,12 @@ pub struct LinkForm {
 }
 
 pub async fn restore_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let state = site_view(&state, &token, Purpose::Restore);
     confirm(&state, &token, Purpose::Restore).await
 }
 
 pub async fn keep_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let state = site_view(&state, &token, Purpose::Keep);
     confirm(&state, &token, Purpose::Keep).await
 }
 
@@ -71,6 +73,7 @@ pub async fn restore_submit(
     headers: HeaderMap,
     Form(form): Form<LinkForm>,
 ) -> Response {
+    let state = site_view(&state, &token, Purpose::Restore);
     submit(&state, &token, Purpose::Restore, &headers, &form).await
 }
 
@@ -80,7 +83,21 @@ pub async fn keep_submit(
     headers: HeaderMap,
     Form(form): Form<LinkForm>,
 ) -> Response {
+    let state = site_view(&state, &token, Purpose::Keep);
     submit(&state, &token, Purpose::Keep, &headers, &form).await
+}
+
+/// The view of the site a link was issued for: its keep period, its channels, its clients.
+/// A link for a site reseat does not manage keeps the default view, and `usable` refuses
+/// it as a link for another site.
+fn site_view(state: &AppState, token: &str, purpose: Purpose) -> AppState {
+    state
+        .notify
+        .links
+        .verify(token, purpose, state.clock().now())
+        .ok()
+        .and_then(|claims| state.for_site(&claims.site))
+        .unwrap_or_else(|| state.clone())
 }
 
 async fn confirm(state: &AppState, token: &str, purpose: Purpose) -> Response {
@@ -188,6 +205,7 @@ async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response,
         &mut tx,
         NewRequest {
             channel: Channel::Link,
+            site: state.site().to_owned(),
             idempotency_key: format!("link:{}", claims.token_id),
             account_id: Some(claims.account_id.clone()),
             product: Some(claims.product.clone()),

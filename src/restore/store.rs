@@ -16,6 +16,8 @@ pub const PROCESS_JOB: &str = "restore.process";
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub channel: Channel,
+    /// The site the request is for: the one whose access is given back.
+    pub site: String,
     /// JSM issue key, webhook-id, token id, or a hash of the automation call; unique.
     pub idempotency_key: String,
     pub account_id: Option<String>,
@@ -47,6 +49,9 @@ pub struct RestoreRequest {
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
+    /// The site it is for (`None` for requests stored before reseat knew several sites:
+    /// the first site's).
+    pub site: Option<String>,
     pub status: String,
     pub decision: Option<String>,
     pub matched_rule: Option<String>,
@@ -69,6 +74,15 @@ pub struct RestoreRequest {
 }
 
 impl RestoreRequest {
+    /// `state` seen from the site this request is for (`None` when reseat no longer
+    /// manages that site). Requests without a site are the first site's.
+    pub fn site_view(&self, state: &crate::app::AppState) -> Option<crate::app::AppState> {
+        match self.site.as_deref() {
+            Some(site) => state.for_site(site),
+            None => state.each_site().into_iter().next(),
+        }
+    }
+
     /// The typed status (an unknown stored value reads as `failed`, which waits for an admin).
     pub fn state(&self) -> Status {
         Status::parse(&self.status).unwrap_or(Status::Failed)
@@ -82,7 +96,7 @@ impl RestoreRequest {
 
 const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
     matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at, email, \
-    display_name, job_id, verify_since, coalesced_into";
+    display_name, job_id, verify_since, coalesced_into, site";
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
@@ -103,7 +117,7 @@ pub async fn accept_in(
     // `ON CONFLICT DO NOTHING` keeps a PostgreSQL transaction usable on a duplicate.
     let inserted = sqlx::query(
         "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, \
-         payload, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7) \
+         payload, created_at, updated_at, site) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7, $8) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&id)
@@ -113,6 +127,7 @@ pub async fn accept_in(
     .bind(request.product.as_deref())
     .bind(request.payload.to_string())
     .bind(now)
+    .bind(&request.site)
     .execute(&mut *conn)
     .await;
     let inserted = match inserted {
@@ -354,12 +369,14 @@ pub async fn decided_since_for_subject(
     sqlx::query_as::<Any, RestoreRequest>(&format!(
         "SELECT {COLUMNS} FROM restore_requests WHERE account_id = $1 AND product = $2 \
          AND id <> $3 AND status = 'restored' AND coalesced_into IS NULL \
-         AND updated_at >= $4 ORDER BY updated_at, id LIMIT 1"
+         AND updated_at >= $4 AND COALESCE(site, '') = COALESCE($5, '') \
+         ORDER BY updated_at, id LIMIT 1"
     ))
     .bind(account)
     .bind(product)
     .bind(&request.id)
     .bind(request.created_at)
+    .bind(request.site.as_deref())
     .fetch_optional(db.pool())
     .await
 }

@@ -171,6 +171,14 @@ async fn process_job(
             "restore request {id} does not exist"
         )));
     };
+    // The request is processed on its own site: that site's rules, guards and clients.
+    let site_view = request.site_view(state).ok_or_else(|| {
+        JobError::Permanent(format!(
+            "restore request {id} is for site {}, which this configuration does not manage",
+            request.site.as_deref().unwrap_or_default()
+        ))
+    })?;
+    let state = &site_view;
     if let (Some(current), Some(mine)) = (request.job_id, job_id)
         && current != mine
     {

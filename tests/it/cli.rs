@@ -683,3 +683,94 @@ fn a_bad_role_or_scope_is_one_line_and_exit_2_and_whoami_names_the_grant() {
         "name: api:ci\nrole: approver\nsites: support\nproducts: jira-service-desk\nactions: read\n"
     );
 }
+
+/// `[[sites]]`: a site named twice, a site without credentials or cloud id, an unknown
+/// product, or a scope or price naming an unknown site is one line and exit 2; a good
+/// file passes, and a file naming one site in `[atlassian]` gets a note pointing at
+/// `[[sites]]`.
+#[test]
+fn config_check_knows_every_site_and_refuses_a_bad_one_in_one_line() {
+    let org = "[atlassian]\norg_id = \"5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f\"\nadmin_api_key = \"k\"\nsite_email = \"admin@acme.example\"\nsite_api_token = \"t\"\n[sweep.products.jira]\ninactive_after = \"90d\"\n[sweep.products.jira-servicedesk]\ninactive_after = \"90d\"\n";
+    let site =
+        |name: &str, cloud: &str| format!("[[sites]]\nname = \"{name}\"\ncloud_id = \"{cloud}\"\n");
+    let good = format!(
+        "{org}{}products = [\"jira\"]\n[sites.sweep.products.jira]\ninactive_after = \"30d\"\n{}products = [\"jira-servicedesk\"]\n",
+        site("acme", "c1"),
+        site("acme-support", "c2")
+    );
+    let output = check_with(&good);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("note: [atlassian] names one site"));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("[[sites]]") && printed.contains("acme-support"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("\"t\""),
+        "the site token is redacted: {printed}"
+    );
+
+    let refused: Vec<(String, &str)> = vec![
+        (
+            format!(
+                "{org}{}{}",
+                site("acme", "c1"),
+                site("acme.atlassian.net", "c2")
+            ),
+            "sites[1].name: the site \"acme\" is listed twice",
+        ),
+        (
+            format!(
+                "[atlassian]\norg_id = \"5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f\"\nadmin_api_key = \"k\"\n{}",
+                site("acme", "c1")
+            ),
+            "sites[0] (acme).site_api_token: this site has no credentials",
+        ),
+        (
+            format!("{org}[[sites]]\nname = \"acme\"\n"),
+            "sites[0] (acme).cloud_id: required",
+        ),
+        (
+            format!("{org}{}products = [\"confluence\"]\n", site("acme", "c1")),
+            "sites[0] (acme).products: \"confluence\" has no [sweep.products.confluence] section",
+        ),
+        (
+            format!(
+                "{org}{}[sites.sweep.products.jira]\ninactive_after = \"soon\"\n",
+                site("acme", "c1")
+            ),
+            "sites[0] (acme).sweep.products.jira.inactive_after",
+        ),
+        (
+            format!(
+                "{org}{}[[admin.users]]\nname = \"ana\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo\"\nrole = \"approver\"\nsites = [\"acme-eu\"]\n",
+                site("acme", "c1")
+            ),
+            "unknown site \"acme-eu\"; configured sites: acme",
+        ),
+        (
+            format!(
+                "{}{}",
+                org.replace("[atlassian]\n", "[atlassian]\nsite_name = \"acme\"\n"),
+                site("acme-eu", "c1")
+            ),
+            "atlassian.site_name: with [[sites]]",
+        ),
+    ];
+    for (text, expected) in &refused {
+        let output = check_with(text);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}: {message}");
+        assert!(message.contains(expected), "{text}: {message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+
+    // Written for one site: still valid, with a note pointing at the new form.
+    let output = check_with("[atlassian]\nsite_name = \"acme\"\n");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let said = stderr(&output);
+    let notes: Vec<&str> = said.lines().filter(|l| l.contains("[[sites]]")).collect();
+    assert_eq!(notes.len(), 1, "{}", stderr(&output));
+    assert!(notes[0].starts_with("config: note: [atlassian] names one site (acme)"));
+}

@@ -159,6 +159,7 @@ async fn restore_everyone(
             &state.queue,
             reseat::restore::store::NewRequest {
                 channel: reseat::restore::rules::Channel::Webhook,
+                site: state.site().to_owned(),
                 idempotency_key: format!("test-restore-{n}"),
                 account_id: Some(account.clone()),
                 product: Some(product.clone()),
@@ -673,6 +674,7 @@ async fn a_restore_arriving_while_the_sweep_removes_the_seat_runs_right_after_it
             &app.state.queue,
             reseat::restore::store::NewRequest {
                 channel: reseat::restore::rules::Channel::Webhook,
+                site: app.state.site().to_owned(),
                 idempotency_key: "during-the-removal".into(),
                 account_id: Some(account.clone()),
                 product: Some(product.clone()),

@@ -54,6 +54,7 @@ async fn restore(app: &TestApp, key: &str, account: &str, product: &str) {
         &app.state.queue,
         reseat::restore::store::NewRequest {
             channel: reseat::restore::rules::Channel::Webhook,
+            site: app.state.site().to_owned(),
             idempotency_key: key.into(),
             account_id: Some(account.into()),
             product: Some(product.into()),

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use reseat::app::AppState;
 use reseat::config::sites::SiteEntry;
 use reseat::config::{Config, Secret};
 use reseat::sim::{Category, Product, SimConfig, SimHandle};
@@ -88,6 +87,12 @@ pub(crate) fn org_config(sims: &[SimHandle], db: &TestDb, mode: Mode) -> Config 
     sweep.limits.max_removals = 10_000;
     sweep.limits.max_removal_percent = 100.0;
     sweep.limits.max_inactive_percent = 100.0;
+    config.restore.rules = vec![
+        toml::from_str(
+            "name = \"removed by reseat\"\ndecision = \"approve\"\nremoved_by_reseat = true",
+        )
+        .unwrap(),
+    ];
     config.links.signing_key = Some("test".into());
     config.links.keys.insert(
         "test".into(),
@@ -168,7 +173,8 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
     for db in TestDb::all().await {
         let sims = org().await;
         let config = org_config(&sims, &db, Mode::Live);
-        let state = AppState::open(config).await.unwrap();
+        let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
+        let state = app.state.clone();
         assert_eq!(state.site_names(), ["acme", "acme-eu", "acme-support"]);
 
         // Someone inactive everywhere in Jira who works on acme again: kept there, and
@@ -254,7 +260,7 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
                 got,
                 want,
                 "{name} on {}: the plan is the site's ground truth",
-                db.backend_name()
+                app._db.backend_name()
             );
             let removals = want.values().filter(|d| *d == "remove").count() as u64;
             assert_eq!(report.removed_users > 0, removals > 0, "{name}: {report:?}");
@@ -299,7 +305,82 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
         .unwrap();
         assert_eq!(sites, ["acme-eu"]);
 
-        state.db.close().await;
+        // Restores are per site: someone removed from Jira on both Jira sites asks on
+        // acme, and gets Jira back on acme only.
+        let both = plans["acme"]
+            .iter()
+            .filter(|i| i.product == "jira-software" && i.decision == "remove")
+            .map(|i| i.account_id.clone())
+            .find(|a| {
+                plans["acme-eu"].iter().any(|i| {
+                    &i.account_id == a && i.product == "jira-software" && i.decision == "remove"
+                })
+            })
+            .expect("someone removed on both Jira sites");
+        let on_site = |sim: &SimHandle, account: &str| {
+            sim.state()
+                .group_members("jira-software-users")
+                .unwrap()
+                .iter()
+                .any(|a| a == account)
+        };
+        assert!(!on_site(&sims[0], &both) && !on_site(&sims[1], &both));
+        let token = {
+            let mut conn = state.db.pool().acquire().await.unwrap();
+            state
+                .notify
+                .links
+                .issue(
+                    &mut conn,
+                    reseat::notify::Purpose::Restore,
+                    &both,
+                    "jira-software",
+                    "acme",
+                    Utc::now() + chrono::Duration::days(7),
+                )
+                .await
+                .unwrap()
+                .token
+        };
+        let url = app.url(&format!("/restore/{token}"));
+        let page = app.client.get(&url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let page = page.text().await.unwrap();
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        let answer = app
+            .client
+            .post(&url)
+            .form(&[("csrf", &csrf)])
+            .header("cookie", cookie.split(';').next().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let body = answer.text().await.unwrap();
+        assert!(body.contains("access is back"), "{body}");
+        assert!(on_site(&sims[0], &both), "back on acme");
+        assert!(!on_site(&sims[1], &both), "still removed on acme-eu");
+        let restored: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT j.site, r.site FROM journal j JOIN restore_requests r ON r.id = j.request_id \
+             WHERE j.account_id = $1 AND j.action = 'restored'",
+        )
+        .bind(&both)
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+        assert!(!restored.is_empty());
+        assert!(
+            restored
+                .iter()
+                .all(|(journal, request)| journal == "acme" && request.as_deref() == Some("acme")),
+            "{restored:?}"
+        );
+        drop(app);
         for sim in sims {
             sim.shutdown().await;
         }
