@@ -27,7 +27,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/calls.rs"]
+mod calls;
 mod common;
+
+use calls::{Calls, kind};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -36,7 +40,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use reseat::app::AppState;
 use reseat::atlassian::{AccountId, AtlassianConfig, FamilyLimits, UserListing};
-use reseat::sim::{LogEntry, Product, SimConfig, SimHandle};
+use reseat::sim::{Product, SimConfig, SimHandle};
 use reseat::sweep::config::{Mode, ProductPolicy};
 use reseat::sweep::{ApplyOptions, Source};
 
@@ -126,81 +130,6 @@ async fn state_for(sim: &SimHandle, db_url: &str, rates: Rates, listing: UserLis
     );
     config.validate().unwrap();
     AppState::open(config).await.unwrap()
-}
-
-/// What a logged call was, by method and path shape.
-fn kind(e: &LogEntry) -> &'static str {
-    let p = e.path.as_str();
-    match e.method.as_str() {
-        "GET" if p.ends_with("/last-active-dates") => "admin last-active-dates",
-        "GET" if p.starts_with("/admin/v1/orgs/") && p.ends_with("/users") => "admin users listing",
-        "POST" if p.starts_with("/admin/v2/orgs/") && p.ends_with("/users/search") => {
-            "admin directory user search"
-        }
-        "GET" if p == "/rest/api/3/group/member" && e.status == 404 => {
-            "jira group/member 404 (configured group not on the site)"
-        }
-        "GET" if p == "/rest/api/3/group/member" => "jira group/member pages",
-        "GET" if p.ends_with("/role-assignments") => "admin user role-assignments",
-        "POST" if p.ends_with("/roles/revoke") => "admin roles/revoke",
-        "GET" if p.starts_with("/admin/v2/orgs/") && p.contains("/groups/") => {
-            "admin group details"
-        }
-        "GET" if p.starts_with("/rest/api/3/applicationrole") => "jira applicationrole",
-        "GET" if p.starts_with("/wiki/rest/api/group") => "confluence group listing",
-        "GET" if p == "/rest/api/3/user/groups" => "jira user/groups",
-        "DELETE" if p == "/rest/api/3/group/user" => "jira DELETE group/user",
-        "DELETE" if p == "/wiki/rest/api/group/userByGroupId" => "confluence DELETE userByGroupId",
-        _ => "other",
-    }
-}
-
-/// The API family of a path, as the simulator limits it.
-fn family(path: &str) -> &'static str {
-    if path.starts_with("/admin/") {
-        "admin"
-    } else if path.starts_with("/wiki/") {
-        "confluence"
-    } else if path.starts_with("/rest/servicedeskapi") {
-        "jsm"
-    } else {
-        "jira"
-    }
-}
-
-#[derive(Default)]
-struct Calls {
-    ok: BTreeMap<&'static str, u64>,
-    /// Calls made (not 429) per family.
-    per_family: BTreeMap<&'static str, u64>,
-    limited: u64,
-    other_errors: u64,
-}
-
-impl Calls {
-    fn of(log: &[LogEntry]) -> Calls {
-        let mut calls = Calls::default();
-        for e in log {
-            match e.status {
-                429 => calls.limited += 1,
-                s if s >= 500 || s == 0 => calls.other_errors += 1,
-                _ => {
-                    *calls.ok.entry(kind(e)).or_default() += 1;
-                    *calls.per_family.entry(family(&e.path)).or_default() += 1;
-                }
-            }
-        }
-        calls
-    }
-    fn get(&self, k: &str) -> u64 {
-        self.ok.get(k).copied().unwrap_or(0)
-    }
-    fn total(&self) -> u64 {
-        self.ok.values().sum()
-    }
-    fn family(&self, f: &str) -> u64 {
-        self.per_family.get(f).copied().unwrap_or(0)
-    }
 }
 
 /// Gives every `direct_every`-th holder of each product a direct role on it too (both ways

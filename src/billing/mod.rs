@@ -22,8 +22,9 @@ use crate::app::AppState;
 
 /// The prices in force (config validated them at start).
 pub fn price_list(state: &AppState) -> PriceList {
-    let site = state.site();
-    PriceList::new(state.config.billing.prices(&[site]).unwrap_or_default())
+    let sites = state.site_names();
+    let sites: Vec<&str> = sites.iter().map(String::as_str).collect();
+    PriceList::new(state.config.billing.prices(&sites).unwrap_or_default())
 }
 
 /// Savings to date, now.

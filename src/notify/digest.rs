@@ -188,7 +188,22 @@ pub async fn add_money(
 
 /// Products whose used seats passed `sweep.licence_alert_percent` of their licence,
 /// from the Jira application roles (products without seat counts are skipped).
+/// Every site's: with several sites, each alert names its site.
 pub async fn licence_alerts(state: &crate::app::AppState) -> Vec<LicenceAlert> {
+    let mut alerts = Vec::new();
+    for site in state.each_site() {
+        let mut found = site_licence_alerts(&site).await;
+        if state.is_multi_site() {
+            for alert in &mut found {
+                alert.product_name = format!("{} on {}", alert.product_name, site.site());
+            }
+        }
+        alerts.extend(found);
+    }
+    alerts
+}
+
+async fn site_licence_alerts(state: &crate::app::AppState) -> Vec<LicenceAlert> {
     let Some(jira) = state.atlassian.jira.as_ref() else {
         return Vec::new();
     };

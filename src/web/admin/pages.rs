@@ -155,6 +155,7 @@ pub fn given(value: &Option<String>) -> Option<&str> {
 
 /// Seats of one product, from its Jira application role.
 pub struct SeatRow {
+    pub site: String,
     pub product: String,
     pub used: i64,
     pub total: String,
@@ -163,6 +164,7 @@ pub struct SeatRow {
 }
 
 pub struct UpcomingRow {
+    pub site: String,
     pub account_id: String,
     pub product: String,
     pub email: String,
@@ -183,6 +185,10 @@ pub struct RunView {
 #[template(path = "admin/overview.html")]
 struct OverviewPage {
     layout: Layout,
+    /// Every site reseat manages (a choice is shown when there are several).
+    sites: Vec<String>,
+    /// The site the page is narrowed to (`?site=NAME`); `None`: every site.
+    site: Option<String>,
     seats: Vec<SeatRow>,
     seats_error: Option<String>,
     requests_chart: Chart,
@@ -235,8 +241,42 @@ pub struct ForecastRow {
 /// Days the overview charts cover.
 pub const CHART_DAYS: i64 = 30;
 
-pub async fn overview(State(state): State<AppState>, session: AdminSession) -> PageResult {
-    let page = overview_page(&state, &session).await?;
+/// `?site=NAME` on a page or API list: narrows it to one site of the org.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SiteQuery {
+    pub site: Option<String>,
+}
+
+impl SiteQuery {
+    /// The named site as reseat keys it, checked: an unknown site is a clear 404.
+    pub fn checked(&self, state: &AppState) -> Result<Option<String>, PageError> {
+        match self
+            .site
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => Ok(None),
+            Some(name) => state
+                .for_site(name)
+                .map(|site| Some(site.site().to_owned()))
+                .ok_or_else(|| {
+                    PageError::NotFound(format!(
+                        "reseat manages no site {name:?} (sites: {})",
+                        state.site_names().join(", ")
+                    ))
+                }),
+        }
+    }
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    session: AdminSession,
+    axum::extract::Query(query): axum::extract::Query<SiteQuery>,
+) -> PageResult {
+    let site = query.checked(&state)?;
+    let page = overview_page(&state, &session, site).await?;
     ok(&page)
 }
 
@@ -252,7 +292,7 @@ pub async fn render_overview(state: &AppState, admin: &str) -> Result<String, Pa
         csrf: String::new(),
         key: String::new(),
     };
-    overview_page(state, &session)
+    overview_page(state, &session, None)
         .await?
         .render()
         .map_err(|e| PageError::Internal(e.into()))
@@ -261,15 +301,34 @@ pub async fn render_overview(state: &AppState, admin: &str) -> Result<String, Pa
 async fn overview_page(
     state: &AppState,
     session: &AdminSession,
+    site: Option<String>,
 ) -> Result<OverviewPage, PageError> {
     let now = state.db.now_ms();
     let today = now.div_euclid(86_400_000);
     let since = (today - CHART_DAYS + 1) * 86_400_000;
-    let (seats, seats_error) = seats(state).await;
+    // Seats per site, each site's Jira asked side by side.
+    let shown: Vec<AppState> = match &site {
+        Some(name) => state.for_site(name).into_iter().collect(),
+        None => state.each_site(),
+    };
+    let per_site = futures_util::future::join_all(shown.iter().map(seats)).await;
+    let mut seats = Vec::new();
+    let mut seat_errors = Vec::new();
+    for ((rows, error), view) in per_site.into_iter().zip(&shown) {
+        seats.extend(rows);
+        if let Some(error) = error {
+            seat_errors.push(if state.is_multi_site() {
+                format!("{}: {error}", view.site())
+            } else {
+                error
+            });
+        }
+    }
+    let seats_error = (!seat_errors.is_empty()).then(|| seat_errors.join(" "));
     let requests = store::requests_per_day(&state.db, since).await?;
     let removals = store::removals_per_day(&state.db, since).await?;
     let (upcoming_count, upcoming) =
-        store::upcoming_removals(&state.db, state.site(), now, 10).await?;
+        store::upcoming_removals(&state.db, site.as_deref(), now, 10).await?;
     let queue = state.queue.stats().await?;
     let request_counts = store::request_counts(&state.db).await?;
     let last_run = store::last_run(&state.db).await?.map(|run| RunView {
@@ -281,8 +340,15 @@ async fn overview_page(
         plan_id: run.plan_id.unwrap_or_default(),
         error: run.error.unwrap_or_default(),
     });
+    let mut savings = savings_panel(state, today, since).await?;
+    if let Some(name) = &site {
+        savings.rows.retain(|row| &row.site == name);
+        savings.forecasts.retain(|row| &row.site == name);
+    }
     Ok(OverviewPage {
         layout: Layout::new(state, session, "overview"),
+        sites: state.site_names(),
+        site,
         seats,
         seats_error,
         requests_chart: charts::daily("Restore requests per day", today, CHART_DAYS, &requests),
@@ -291,6 +357,7 @@ async fn overview_page(
         upcoming: upcoming
             .into_iter()
             .map(|u| UpcomingRow {
+                site: u.site,
                 account_id: u.account_id,
                 product: u.product,
                 email: u.email.unwrap_or_default(),
@@ -301,7 +368,7 @@ async fn overview_page(
         request_counts,
         last_run,
         still_billed: crate::ledger::roles::latest_still_billed(&state.db).await?,
-        savings: savings_panel(state, today, since).await?,
+        savings,
     })
 }
 
@@ -412,6 +479,7 @@ async fn seats(state: &AppState) -> (Vec<SeatRow>, Option<String>) {
                         _ => ("unlimited".to_string(), 0),
                     };
                     SeatRow {
+                        site: state.site().to_owned(),
                         // The product table's name, as on every other page and email.
                         product: role.key.display_name().to_string(),
                         used,

@@ -162,6 +162,7 @@ pub async fn removals_per_day(db: &Db, since: i64) -> Result<Vec<DayCount>, sqlx
 /// A warned user whose removal is still ahead.
 #[derive(Debug, Clone, FromRow)]
 pub struct Upcoming {
+    pub site: String,
     pub account_id: String,
     pub product: String,
     pub email: Option<String>,
@@ -171,20 +172,20 @@ pub struct Upcoming {
 /// Removals announced by a warning and not yet due, soonest first.
 pub async fn upcoming_removals(
     db: &Db,
-    site: &str,
+    site: Option<&str>,
     now: i64,
     limit: i64,
 ) -> Result<(i64, Vec<Upcoming>), sqlx::Error> {
     let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sweep_warnings WHERE site = $1 AND remove_after > $2",
+        "SELECT COUNT(*) FROM sweep_warnings WHERE ($1 IS NULL OR site = $1) AND remove_after > $2",
     )
     .bind(site)
     .bind(now)
     .fetch_one(db.pool())
     .await?;
     let rows = sqlx::query_as::<Any, Upcoming>(
-        "SELECT account_id, product, email, remove_after FROM sweep_warnings \
-         WHERE site = $1 AND remove_after > $2 ORDER BY remove_after, id LIMIT $3",
+        "SELECT site, account_id, product, email, remove_after FROM sweep_warnings \
+         WHERE ($1 IS NULL OR site = $1) AND remove_after > $2 ORDER BY remove_after, id LIMIT $3",
     )
     .bind(site)
     .bind(now)
