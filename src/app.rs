@@ -76,6 +76,46 @@ fn site_views(config: &Config) -> Result<Vec<SiteView>, StartError> {
         .collect()
 }
 
+/// `[discovery]`: the sites the org's workspaces add to `[[sites]]`. If the admin API
+/// cannot be read, or what it gives does not make a valid configuration, reseat starts
+/// with the sites it is configured with, and says so: an unknown site is never acted on.
+async fn discover_sites(config: Config) -> Config {
+    let clients = match AtlassianClients::new(&crate::atlassian::AtlassianConfig {
+        site_email: None,
+        site_api_token: None,
+        ..config.atlassian.clone()
+    }) {
+        Ok(clients) => clients,
+        Err(error) => {
+            tracing::warn!(%error, "discovery: cannot build the admin client; managing the configured sites only");
+            return config;
+        }
+    };
+    let (Some(admin), Some(org)) = (&clients.admin, &clients.org_id) else {
+        return config;
+    };
+    let workspaces = match admin.workspaces(org).await {
+        Ok(workspaces) => workspaces,
+        Err(error) => {
+            tracing::warn!(%error, "discovery: cannot list the org's workspaces; managing the configured sites only");
+            return config;
+        }
+    };
+    let found = crate::config::sites::discovered(&workspaces, &config);
+    let mut discovered = config.clone();
+    for entry in &found {
+        tracing::info!(site = %entry.name, products = ?entry.products, "discovery: managing a site found in the org's workspaces");
+    }
+    discovered.sites.extend(found);
+    match discovered.resolve_sites() {
+        Ok(()) => discovered,
+        Err(error) => {
+            tracing::warn!(%error, "discovery: the sites found do not make a valid configuration; managing the configured sites only");
+            config
+        }
+    }
+}
+
 impl AppState {
     /// The state without a server: for one-shot commands (`reseat sweep`) and tests.
     pub async fn open(config: Config) -> Result<AppState, StartError> {
@@ -84,6 +124,11 @@ impl AppState {
 
     /// Like [`AppState::open`], reading time from `clock` (tests pass a test clock).
     pub async fn open_with_clock(config: Config, clock: Clock) -> Result<AppState, StartError> {
+        let config = if config.discovery.enabled {
+            discover_sites(config).await
+        } else {
+            config
+        };
         let sites = site_views(&config)?;
         let db = open_store(&config).await?.with_clock(clock);
         let queue = Queue::new(db.clone(), config.queue.clone());

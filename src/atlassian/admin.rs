@@ -326,6 +326,48 @@ fn with_cursor(call: Call, token: Option<&PageToken>) -> Call {
     }
 }
 
+/// One workspace of the org: a product instance on a site.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Workspace {
+    /// Often the instance's ARI, `ari:cloud:<product>::site/<cloud id>`.
+    pub id: String,
+    #[serde(default)]
+    pub attributes: WorkspaceAttributes,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkspaceAttributes {
+    pub name: Option<String>,
+    pub type_key: Option<String>,
+    pub status: Option<String>,
+    pub host_url: Option<String>,
+}
+
+impl Workspace {
+    /// The site's cloud id, when the workspace id is a site ARI.
+    pub fn cloud_id(&self) -> Option<&str> {
+        self.id
+            .rsplit_once("::site/")
+            .map(|(_, cloud)| cloud)
+            .filter(|c| !c.is_empty() && !c.contains('/'))
+    }
+}
+
+#[derive(Deserialize)]
+struct WorkspacePage {
+    #[serde(default)]
+    data: Vec<Workspace>,
+    #[serde(default)]
+    links: Option<WorkspaceLinks>,
+}
+
+#[derive(Deserialize)]
+struct WorkspaceLinks {
+    #[serde(default)]
+    next: Option<String>,
+}
+
 /// Client of the Organizations admin API.
 #[derive(Debug)]
 pub struct AdminClient {
@@ -377,6 +419,47 @@ impl AdminClient {
             match next_cursor(listing.links)? {
                 Some(next) => token = Some(next),
                 None => return Ok(found),
+            }
+        }
+    }
+
+    /// The org's workspaces (`POST /admin/v2/orgs/{orgId}/workspaces`): one per product
+    /// instance, each naming its site by `hostUrl`. A read sent as POST, retried as one.
+    pub async fn workspaces(&self, org: &OrgId) -> Result<Vec<Workspace>, AtlassianError> {
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut body = serde_json::json!({ "limit": 100 });
+            if let Some(cursor) = &cursor {
+                body["cursor"] = serde_json::Value::from(cursor.clone());
+            }
+            let call = Call::new(
+                Method::POST,
+                "/admin/v2/orgs/{orgId}/workspaces",
+                &[org.as_str()],
+            )
+            .json(body)
+            .idempotent(true);
+            let page: WorkspacePage = self.api.json(&call).await?;
+            found.extend(page.data);
+            // `links.next`: a cursor, or a URL carrying one.
+            let next = page.links.and_then(|l| l.next).filter(|n| !n.is_empty());
+            match next {
+                Some(next) if found.len() < 10_000 => {
+                    let next = url::Url::parse(&next)
+                        .ok()
+                        .and_then(|u| {
+                            u.query_pairs()
+                                .find(|(k, _)| k == "cursor")
+                                .map(|(_, v)| v.into_owned())
+                        })
+                        .unwrap_or(next);
+                    if cursor.as_deref() == Some(next.as_str()) {
+                        return Ok(found);
+                    }
+                    cursor = Some(next);
+                }
+                _ => return Ok(found),
             }
         }
     }

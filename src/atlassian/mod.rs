@@ -16,7 +16,8 @@ pub mod transport;
 
 pub use admin::{
     AccountStatus, AccountType, AdminClient, DirectoryProductAccess, DirectoryRemoval,
-    DirectoryUser, LastActiveDates, Org, OrgUser, ProductAccess, ProductActivity,
+    DirectoryUser, LastActiveDates, Org, OrgUser, ProductAccess, ProductActivity, Workspace,
+    WorkspaceAttributes,
 };
 pub use config::{AtlassianConfig, FamilyLimits, RetrySettings, UserListing, site_key};
 pub use confluence::{ConfluenceClient, ConfluenceGroup, ConfluenceUser};

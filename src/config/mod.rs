@@ -56,6 +56,8 @@ pub struct Config {
     /// Every site of the org reseat manages (`[[sites]]`); empty: the one site of
     /// `[atlassian]`.
     pub sites: Vec<sites::SiteEntry>,
+    /// Sites found in the org's workspaces at start, beside `[[sites]]`.
+    pub discovery: sites::DiscoveryConfig,
     /// Each `[[sites]]` entry's whole configuration (the org-wide one with the entry laid
     /// over it), in the order listed; empty for a one-site file.
     #[serde(skip)]
@@ -357,7 +359,19 @@ impl Config {
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
         }
-        if self.sites.is_empty() {
+        if self.discovery.enabled && self.atlassian.site_name.is_some() {
+            return Err(ConfigError::key(
+                "discovery.enabled",
+                "finds the org's sites: remove atlassian.site_name (and list any site that needs its own settings as [[sites]])",
+            ));
+        }
+        if self.discovery.enabled && self.atlassian.admin_api_key.is_none() {
+            return Err(ConfigError::key(
+                "discovery.enabled",
+                "reads the org's workspaces through the admin API: set atlassian.org_id and atlassian.admin_api_key",
+            ));
+        }
+        if self.sites.is_empty() && !self.discovery.enabled {
             self.validate_site()?;
         } else {
             for key in ["site_name", "site_base_url", "cloud_id"] {

@@ -61,6 +61,106 @@ pub struct SiteEntry {
     pub links: Option<Table>,
 }
 
+/// `[discovery]`: sites found in the org's workspaces, beside the `[[sites]]` entries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// At start, list the org's workspaces (admin API) and manage each site found there
+    /// with the org-wide settings and `[atlassian]`'s site credentials. Default off.
+    pub enabled: bool,
+    /// Only these sites (names); empty: every site found.
+    pub include: Vec<String>,
+    /// Never these sites, even if included.
+    pub exclude: Vec<String>,
+}
+
+/// The `[[sites]]` entries the org's workspaces add: one per site found (by host) that
+/// `[discovery]` lets in and `[[sites]]` does not list already, with the products of
+/// `[sweep.products]` it has a workspace of. A site without a cloud id, or with no
+/// product reseat manages, is left out (and said in the log).
+pub fn discovered(workspaces: &[crate::atlassian::Workspace], config: &Config) -> Vec<SiteEntry> {
+    use crate::atlassian::ProductKey;
+    let rules = &config.discovery;
+    let listed: Vec<String> = config.sites.iter().map(|s| site_key(&s.name)).collect();
+    let named = |list: &[String], name: &str| list.iter().any(|n| site_key(n) == name);
+    let mut found: Vec<SiteEntry> = Vec::new();
+    for workspace in workspaces {
+        let attributes = &workspace.attributes;
+        if attributes.status.as_deref().is_some_and(|s| s != "online") {
+            continue;
+        }
+        let Some(host) = attributes.host_url.as_deref() else {
+            continue;
+        };
+        let from_host = url::Url::parse(host).ok().and_then(|u| {
+            u.host_str()
+                .and_then(|h| h.strip_suffix(".atlassian.net"))
+                .map(str::to_owned)
+        });
+        let Some(name) = from_host
+            .or_else(|| attributes.name.clone())
+            .map(|n| site_key(&n))
+        else {
+            continue;
+        };
+        if listed.contains(&name)
+            || named(&rules.exclude, &name)
+            || (!rules.include.is_empty() && !named(&rules.include, &name))
+        {
+            continue;
+        }
+        let Some(cloud) = workspace.cloud_id() else {
+            tracing::warn!(site = %name, workspace = %workspace.id, "discovery: no cloud id in the workspace id; the site is not managed");
+            continue;
+        };
+        let product = attributes
+            .type_key
+            .as_deref()
+            .and_then(|k| ProductKey::parse(k).ok())
+            .and_then(|p| {
+                config
+                    .sweep
+                    .products
+                    .keys()
+                    .find(|key| ProductKey::parse(key).ok().as_ref() == Some(&p))
+                    .cloned()
+            });
+        let entry = match found.iter_mut().find(|e| e.name == name) {
+            Some(entry) => entry,
+            None => {
+                found.push(SiteEntry {
+                    name: name.clone(),
+                    base_url: Some(host.to_owned()),
+                    cloud_id: Some(cloud.to_owned()),
+                    site_email: None,
+                    site_api_token: None,
+                    products: Some(Vec::new()),
+                    jira: None,
+                    confluence: None,
+                    jsm: None,
+                    sweep: None,
+                    restore: None,
+                    links: None,
+                });
+                found.last_mut().expect("just pushed")
+            }
+        };
+        if let (Some(product), Some(products)) = (product, entry.products.as_mut())
+            && !products.contains(&product)
+        {
+            products.push(product);
+        }
+    }
+    found.retain(|entry| {
+        let keep = entry.products.as_ref().is_some_and(|p| !p.is_empty());
+        if !keep {
+            tracing::info!(site = %entry.name, "discovery: no product reseat manages on this site");
+        }
+        keep
+    });
+    found
+}
+
 /// Builds each site's configuration from the raw file table (after environment overrides
 /// and secret files): the org-wide tables with the entry laid over them.
 pub(super) fn resolve(table: &Table, org: &Config) -> Result<Vec<Config>, ConfigError> {

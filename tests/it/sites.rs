@@ -386,3 +386,50 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
         }
     }
 }
+
+/// `[discovery]`: the org's workspaces add the sites `[[sites]]` does not list, less the
+/// excluded ones; a discovered site is planned like a listed one.
+#[tokio::test]
+async fn sites_found_in_the_org_workspaces_are_managed_unless_excluded() {
+    for db in TestDb::all().await {
+        let sims = org().await;
+        let mut config = org_config(&sims, &db, Mode::DryRun);
+        // List only the JSM site; find the others.
+        config.sites.retain(|s| s.name == "acme-support");
+        config.discovery.enabled = true;
+        config.discovery.exclude = vec!["acme-eu.atlassian.net".into()];
+        config.resolve_sites().unwrap();
+        assert_eq!(config.site_names(), ["acme-support"]);
+        let state = reseat::app::AppState::open(config).await.unwrap();
+        assert_eq!(state.site_names(), ["acme-support", "acme"]);
+        let acme = state.for_site("acme").unwrap();
+        assert_eq!(acme.config.atlassian.cloud_id.as_deref(), Some(SITES[0].1));
+        let mut products: Vec<&String> = acme.config.sweep.products.keys().collect();
+        products.sort();
+        assert_eq!(
+            products,
+            ["confluence", "jira-service-desk", "jira-software"]
+        );
+        // The listed site keeps its own settings.
+        let support = state.for_site("acme-support").unwrap();
+        assert_eq!(
+            support.config.sweep.products.keys().collect::<Vec<_>>(),
+            ["jira-service-desk"]
+        );
+        let planned = reseat::sweep::plan(&acme, &[Source::Api], Utc::now(), &hidden())
+            .await
+            .unwrap();
+        let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+        assert_eq!(
+            decisions(&items),
+            expected(&sims[0]),
+            "{}",
+            db.backend_name()
+        );
+        assert!(state.for_site("acme-eu").is_none(), "excluded");
+        state.db.close().await;
+        for sim in sims {
+            sim.shutdown().await;
+        }
+    }
+}

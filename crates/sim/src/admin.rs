@@ -35,6 +35,7 @@ pub(crate) fn router(profile: Profile) -> Router<SimState> {
         .route("/admin/v1/orgs/{org_id}", get(org))
         .route("/admin/v1/orgs/{org_id}/users", get(users))
         .route("/admin/v2/orgs/{org_id}/directories", get(directories))
+        .route("/admin/v2/orgs/{org_id}/workspaces", post(workspaces))
         .route(
             "/admin/v2/orgs/{org_id}/directories/{directory_id}/users/search",
             post(directory_search),
@@ -703,6 +704,43 @@ async fn directories(
         Vec::new()
     };
     Ok(Json(json!({ "data": data, "links": {} })).into_response())
+}
+
+/// `POST /admin/v2/orgs/{orgId}/workspaces`: one workspace per product of each site of the
+/// org (this simulator's site and every site added to it), `hostUrl` the address the
+/// site's APIs answer on. One page: the simulated org has a handful.
+async fn workspaces(
+    State(sim): State<SimState>,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+) -> ApiResult {
+    check_org(&sim, &headers, &org_id)?;
+    let mut data = Vec::new();
+    for site in std::iter::once(sim.clone()).chain(sim.peers()) {
+        let w = site.read();
+        let own = &w.sites[0];
+        for product in Product::ALL {
+            data.push(json!({
+                "id": format!("ari:cloud:{}::site/{}", product.ari_family(), own.cloud_id),
+                "type": "workspace",
+                "attributes": {
+                    "name": own.name,
+                    "typeKey": product.admin_key(),
+                    "type": product.ari_family(),
+                    "status": "online",
+                    "hostUrl": site.base_url(),
+                },
+                "links": {},
+            }));
+        }
+    }
+    let total = data.len();
+    Ok(Json(json!({
+        "data": data,
+        "links": {},
+        "meta": { "pageSize": total, "startIndex": 0, "endIndex": total, "total": total },
+    }))
+    .into_response())
 }
 
 /// `GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`:
