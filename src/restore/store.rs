@@ -41,6 +41,23 @@ impl Accepted {
     }
 }
 
+/// One site, for lists narrowed to it: its name, and the first site's, which requests
+/// stored without a site belong to.
+#[derive(Debug, Clone)]
+pub struct SiteFilter {
+    pub name: String,
+    pub first: String,
+}
+
+impl SiteFilter {
+    pub fn of(state: &crate::app::AppState, site: &crate::app::AppState) -> SiteFilter {
+        SiteFilter {
+            name: site.site().to_owned(),
+            first: state.site_names().into_iter().next().unwrap_or_default(),
+        }
+    }
+}
+
 /// A stored request.
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct RestoreRequest {
@@ -473,6 +490,7 @@ pub async fn mark_replied(db: &Db, id: &str) -> Result<(), sqlx::Error> {
 pub async fn list_page(
     db: &Db,
     status: Option<&str>,
+    site: Option<&SiteFilter>,
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<RestoreRequest>, sqlx::Error> {
@@ -480,11 +498,14 @@ pub async fn list_page(
         "SELECT {COLUMNS} FROM restore_requests WHERE ($1 IS NULL OR status = $1) \
          AND ($2 IS NULL OR (created_at, id) < \
               (SELECT created_at, id FROM restore_requests WHERE id = $2)) \
+         AND ($4 IS NULL OR COALESCE(site, $5) = $4) \
          ORDER BY created_at DESC, id DESC LIMIT $3"
     ))
     .bind(status)
     .bind(before)
     .bind(limit)
+    .bind(site.map(|s| s.name.as_str()))
+    .bind(site.map(|s| s.first.as_str()))
     .fetch_all(db.pool())
     .await
 }

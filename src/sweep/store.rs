@@ -491,16 +491,19 @@ pub async fn latest_warnings_of(
 /// page (an unknown id gives an empty page).
 pub async fn list_plans(
     db: &Db,
+    site: Option<&str>,
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<PlanRecord>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, created_at, source, site, status, summary FROM plans \
          WHERE ($1 IS NULL OR (created_at, id) < (SELECT created_at, id FROM plans WHERE id = $1)) \
+         AND ($3 IS NULL OR site = $3) \
          ORDER BY created_at DESC, id DESC LIMIT $2",
     )
     .bind(before)
     .bind(limit)
+    .bind(site)
     .fetch_all(db.pool())
     .await
 }

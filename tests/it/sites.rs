@@ -16,6 +16,7 @@ use crate::support::TestDb;
 use crate::sweep::{atlassian_for, decisions, expected, group_id, hidden};
 
 const USERS: usize = 200;
+const TOKEN: &str = "sites-test-token-0123456789";
 
 /// Name, cloud id, the products reseat manages there, and its Jira/Confluence/JSM
 /// threshold.
@@ -93,6 +94,13 @@ pub(crate) fn org_config(sims: &[SimHandle], db: &TestDb, mode: Mode) -> Config 
         )
         .unwrap(),
     ];
+    config.admin.api_tokens = vec![reseat::web::config::ApiToken {
+        name: "ci".into(),
+        token_sha256: reseat::web::config::hash_token(TOKEN),
+        role: None,
+        sites: Vec::new(),
+        products: Vec::new(),
+    }];
     config.links.signing_key = Some("test".into());
     config.links.keys.insert(
         "test".into(),
@@ -380,6 +388,50 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
                 .all(|(journal, request)| journal == "acme" && request.as_deref() == Some("acme")),
             "{restored:?}"
         );
+
+        // The API narrows lists to a site; an unknown site is a clear 404.
+        let get = |path: String| {
+            let request = app.client.get(app.url(&path)).bearer_auth(TOKEN);
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        for (name, _, _, _) in SITES {
+            let (status, page) = get(format!("/api/v1/plans?site={name}")).await;
+            assert_eq!(status, 200, "{page}");
+            let sites: Vec<&str> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["site"].as_str().unwrap())
+                .collect();
+            assert!(
+                !sites.is_empty() && sites.iter().all(|s| *s == name),
+                "{name}: {page}"
+            );
+        }
+        let (_, acme) = get("/api/v1/requests?site=acme".into()).await;
+        assert_eq!(acme["items"].as_array().unwrap().len(), 1, "{acme}");
+        assert_eq!(acme["items"][0]["site"], "acme");
+        let (_, eu) = get("/api/v1/requests?site=acme-eu".into()).await;
+        assert!(eu["items"].as_array().unwrap().is_empty(), "{eu}");
+        let (status, body) = get("/api/v1/plans?site=acme-nowhere".into()).await;
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body.to_string().contains("acme-eu"),
+            "names the sites: {body}"
+        );
+        // The overview shows every site, and narrows to one.
+        let all = reseat::web::admin::pages::render_overview(&state, "ana")
+            .await
+            .unwrap();
+        assert!(
+            all.contains("acme-support") && all.contains("?site=acme-eu"),
+            "the site choice"
+        );
+
         drop(app);
         for sim in sims {
             sim.shutdown().await;

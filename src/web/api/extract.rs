@@ -136,3 +136,20 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
     }
 }
+
+/// `?site=NAME` on a list: the site as reseat keys it, or 404 naming the sites.
+pub fn site_filter(
+    state: &crate::app::AppState,
+    site: Option<&str>,
+) -> Result<Option<crate::restore::store::SiteFilter>, crate::web::error::ApiError> {
+    let Some(name) = site.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let view = state.for_site(name).ok_or_else(|| {
+        crate::web::error::ApiError::NotFound(format!(
+            "reseat manages no site {name:?} (sites: {})",
+            state.site_names().join(", ")
+        ))
+    })?;
+    Ok(Some(crate::restore::store::SiteFilter::of(state, &view)))
+}

@@ -15,6 +15,8 @@ use crate::web::error::{ApiError, ErrorBody};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListPlans {
+    /// Only plans of this site.
+    site: Option<String>,
     /// Plans per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
@@ -33,6 +35,7 @@ pub struct ListPlans {
     responses(
         (status = 200, description = "A page of plans", body = PlanPage),
         (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 404, description = "No such site", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -41,7 +44,14 @@ pub async fn list(
 ) -> Result<Json<PlanPage>, ApiError> {
     let limit = limit(query.limit)?;
     let before = id_cursor(query.cursor.as_deref())?;
-    let plans = store::list_plans(&state.db, before, limit).await?;
+    let site = super::extract::site_filter(&state, query.site.as_deref())?;
+    let plans = store::list_plans(
+        &state.db,
+        site.as_ref().map(|s| s.name.as_str()),
+        before,
+        limit,
+    )
+    .await?;
     let next_cursor = next_cursor(&plans, limit, |plan| plan.id.clone());
     Ok(Json(PlanPage {
         items: plans.into_iter().map(Plan::from).collect(),

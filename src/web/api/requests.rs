@@ -21,6 +21,8 @@ pub struct ListRequests {
     /// Only requests in this status.
     #[param(inline)]
     status: Option<RequestStatus>,
+    /// Only requests for this site.
+    site: Option<String>,
     /// Requests per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
@@ -39,6 +41,7 @@ pub struct ListRequests {
     responses(
         (status = 200, description = "A page of requests", body = RequestPage),
         (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 404, description = "No such site", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -48,7 +51,8 @@ pub async fn list(
     let limit = limit(query.limit)?;
     let before = id_cursor(query.cursor.as_deref())?;
     let status = query.status.map(RequestStatus::as_str);
-    let requests = store::list_page(&state.db, status, before, limit).await?;
+    let site = super::extract::site_filter(&state, query.site.as_deref())?;
+    let requests = store::list_page(&state.db, status, site.as_ref(), before, limit).await?;
     let next_cursor = next_cursor(&requests, limit, |request| request.id.clone());
     let items = requests
         .into_iter()

@@ -114,6 +114,9 @@ pub struct Request {
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
+    /// The site whose access is asked for (absent on requests stored before reseat
+    /// recorded it: the first site's).
+    pub site: Option<String>,
     pub status: RequestStatus,
     /// The rules' decision: `approve`, `manual` or `deny`.
     pub decision: Option<String>,
@@ -188,6 +191,7 @@ impl TryFrom<RestoreRequest> for Request {
             idempotency_key: request.idempotency_key,
             account_id: request.account_id,
             product: request.product,
+            site: request.site,
             status,
             decision: request.decision,
             matched_rule: request.matched_rule,
