@@ -21,6 +21,7 @@ const PAGE_SIZE: i64 = 100;
 
 pub struct PlanRow {
     pub id: String,
+    pub site: String,
     pub created: String,
     pub source: String,
     pub status: String,
@@ -33,6 +34,9 @@ pub struct PlanRow {
 struct PlansPage {
     layout: Layout,
     plans: Vec<PlanRow>,
+    /// Every site reseat manages, and the one the list is narrowed to.
+    sites: Vec<String>,
+    site: Option<String>,
 }
 
 /// The decision counts of a stored plan summary, summed over products, as one line; a
@@ -49,21 +53,22 @@ fn decision_counts(id: &str, summary: &str) -> String {
     }
 }
 
-pub async fn list(State(state): State<AppState>, session: AdminSession) -> PageResult {
-    let plans = store::plans(&state.db, 100)
+pub async fn list(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Query(query): Query<super::pages::SiteQuery>,
+) -> PageResult {
+    let site = query.checked(&state)?;
+    let plans = crate::sweep::store::list_plans(&state.db, site.as_deref(), None, 100)
         .await?
         .into_iter()
-        .map(|plan| PlanRow {
-            counts: decision_counts(&plan.id, &plan.summary),
-            id: plan.id,
-            created: date_time(plan.created_at),
-            source: plan.source,
-            status: plan.status,
-        })
+        .map(PlanRow::from)
         .collect();
     ok(&PlansPage {
         layout: Layout::new(&state, &session, "plans"),
         plans,
+        sites: state.site_names(),
+        site,
     })
 }
 
@@ -160,13 +165,20 @@ async fn plan_row(state: &AppState, id: &str) -> Result<PlanRow, PageError> {
     let plan = crate::sweep::store::get_plan(&state.db, id)
         .await?
         .ok_or_else(|| PageError::NotFound(format!("There is no plan {id}.")))?;
-    Ok(PlanRow {
-        counts: decision_counts(&plan.id, &plan.summary),
-        id: plan.id,
-        created: date_time(plan.created_at),
-        source: plan.source,
-        status: plan.status,
-    })
+    Ok(PlanRow::from(plan))
+}
+
+impl From<crate::sweep::store::PlanRecord> for PlanRow {
+    fn from(plan: crate::sweep::store::PlanRecord) -> PlanRow {
+        PlanRow {
+            counts: decision_counts(&plan.id, &plan.summary),
+            site: plan.site,
+            id: plan.id,
+            created: date_time(plan.created_at),
+            source: plan.source,
+            status: plan.status,
+        }
+    }
 }
 
 pub async fn show(

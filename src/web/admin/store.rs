@@ -224,20 +224,6 @@ pub async fn request_counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> 
         .await
 }
 
-/// Plans, newest first.
-pub async fn plans(
-    db: &Db,
-    limit: i64,
-) -> Result<Vec<crate::sweep::store::PlanRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, created_at, source, site, status, summary FROM plans \
-         ORDER BY created_at DESC, id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await
-}
-
 /// A plan row as the plan page shows it.
 #[derive(Debug, Clone, FromRow)]
 pub struct ItemRow {
