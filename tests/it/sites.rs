@@ -485,3 +485,121 @@ async fn sites_found_in_the_org_workspaces_are_managed_unless_excluded() {
         }
     }
 }
+
+/// `reseat sweep --yes` on a file with three `[[sites]]`: one run plans and applies every
+/// site, says each site's plan, and reads the org listing once.
+#[tokio::test]
+async fn reseat_sweep_on_a_file_with_three_sites_sweeps_each_from_one_listing() {
+    let sims = org().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = sims[0].config();
+    let confluence = |name: &str| sims[0].state().group(name).unwrap().id;
+    let mut file = format!(
+        "[database]\nurl = \"sqlite://{}\"\n\
+         [atlassian]\norg_id = \"{}\"\nadmin_base_url = \"{}\"\nadmin_api_key = \"{}\"\nsite_email = \"{}\"\nsite_api_token = \"{}\"\n\
+         [atlassian.admin]\nrequests_per_second = 10000\nconcurrency = 8\n\
+         [atlassian.jira]\nrequests_per_second = 10000\nconcurrency = 8\n\
+         [atlassian.confluence]\nrequests_per_second = 10000\nconcurrency = 8\n\
+         [sweep]\nmode = \"live\"\n\
+         [sweep.ladder]\nwarn = false\n\
+         [sweep.limits]\nmax_removals = 10000\nmax_removal_percent = 100.0\nmax_inactive_percent = 100.0\n\
+         [sweep.governance]\nblock_on_multi_product_groups = false\n\
+         [sweep.protect]\ngroups = [\"reseat-protected\"]\n\
+         [sweep.products.jira-software]\n[sweep.products.jira-service-desk]\n\
+         [sweep.products.confluence]\naccess_groups = [\"{}\", \"{}\"]\n\
+         [links]\nsigning_key = \"k\"\n[links.keys]\nk = \"a-test-signing-key-of-at-least-32-chars\"\n",
+        dir.path().join("reseat.db").display(),
+        c.org_id,
+        sims[0].base_url(),
+        c.admin_key,
+        c.site_email,
+        c.site_token,
+        confluence("confluence-users"),
+        confluence("jira-confluence-bundle"),
+    );
+    for ((name, cloud, products, threshold), sim) in SITES.iter().zip(&sims) {
+        let products = products
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>();
+        file.push_str(&format!(
+            "[[sites]]\nname = \"{name}\"\nbase_url = \"{}\"\ncloud_id = \"{cloud}\"\nproducts = [{}]\n",
+            sim.base_url(),
+            products.join(", ")
+        ));
+        for product in products {
+            file.push_str(&format!(
+                "[sites.sweep.products.{}]\ninactive_after = \"{threshold}\"\n",
+                product.trim_matches('"')
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("reseat.toml"), &file).unwrap();
+    let search = "/admin/v2/orgs/5f3e2d1c-0b9a-4c8d-9e7f-6a5b4c3d2e1f/directories/-/users/search";
+    let run = |args: &'static [&'static str]| {
+        tokio::process::Command::new(crate::support::reseat_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RESEAT_DATABASE__URL")
+            .output()
+    };
+    let migrated = run(&["migrate"]).await.unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    sims[0].state().clear_log();
+    let output = tokio::process::Command::new(crate::support::reseat_bin())
+        .args(["sweep", "--yes"])
+        .current_dir(dir.path())
+        .env_remove("RESEAT_DATABASE__URL")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (name, _, _, _) in SITES {
+        assert!(
+            stdout.contains(&format!(" for site {name}\n")),
+            "{name}: {stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("removed ").count(),
+        3,
+        "an apply per site: {stdout}"
+    );
+    // The simulator's sites: each lost seats on its own Jira (the JSM site keeps its
+    // inactive agents: its threshold is longer than any inactivity).
+    let jira_members = |sim: &SimHandle| {
+        sim.state()
+            .group_members("jira-software-users")
+            .unwrap()
+            .len()
+    };
+    let fresh = org().await;
+    assert!(jira_members(&sims[0]) < jira_members(&fresh[0]));
+    assert!(jira_members(&sims[1]) < jira_members(&fresh[1]));
+    assert_eq!(
+        sims[2]
+            .state()
+            .group_members("jira-software-users")
+            .unwrap(),
+        fresh[2]
+            .state()
+            .group_members("jira-software-users")
+            .unwrap(),
+        "Jira is not managed on the JSM site"
+    );
+    // One listing: as many search calls as one site's plan reads, plus the other sites'
+    // role-holder pages (see the in-process test for the exact count).
+    assert!(sims[0].state().calls("POST", search) > 0);
+    for sim in sims.into_iter().chain(fresh) {
+        sim.shutdown().await;
+    }
+}
