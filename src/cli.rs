@@ -146,6 +146,9 @@ pub struct SweepArgs {
     /// Confirm changes when sweep.mode is live.
     #[arg(long)]
     pub yes: bool,
+    /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI, owner).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_admin: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +161,9 @@ pub enum SweepCommand {
         /// Also write the plan to FILE.csv or FILE.json.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI).
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
     /// Apply a stored plan (the newest by default): warn, remove, journal.
     Apply {
@@ -167,6 +173,9 @@ pub enum SweepCommand {
         /// Confirm changes when sweep.mode is live.
         #[arg(long)]
         yes: bool,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI).
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
 }
 
@@ -193,6 +202,9 @@ pub enum CliError {
     /// `config check --online` found the site disagreeing (exit status 2, as for a bad file).
     #[error("{0}")]
     Online(String),
+    /// Outside the role or scope of `--as NAME` (exit status 2; audited, nothing changed).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -200,9 +212,11 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Config(_) | CliError::Online(_) | CliError::Start(StartError::Config(_)) => {
-                ExitCode::from(2)
-            }
+            CliError::Config(_)
+            | CliError::Online(_)
+            | CliError::Refused(_)
+            | CliError::Sweep(crate::sweep::SweepError::Refused(_))
+            | CliError::Start(StartError::Config(_)) => ExitCode::from(2),
             CliError::Sweep(crate::sweep::SweepError::Busy { .. }) => {
                 ExitCode::from(crate::sweep::run_lease::EXIT_BUSY)
             }
@@ -214,6 +228,23 @@ impl CliError {
 impl From<crate::store::StoreError> for CliError {
     fn from(error: crate::store::StoreError) -> Self {
         CliError::Start(StartError::Store(error))
+    }
+}
+
+/// The credential a command acts with: `--as NAME` is that `[[admin.users]]` entry, with
+/// its role and scope; without it, `cli`, owner of everything (whoever runs the CLI holds
+/// the configuration and the database already).
+pub fn acting_grant(
+    config: &Config,
+    as_admin: Option<&str>,
+) -> Result<crate::web::config::Grant, CliError> {
+    match as_admin {
+        None => Ok(crate::web::config::Grant::cli()),
+        Some(name) => config.admin.user_grant(name).ok_or_else(|| {
+            CliError::Refused(format!(
+                "--as: no admin {name:?} in [[admin.users]]; nothing was changed"
+            ))
+        }),
     }
 }
 
@@ -419,9 +450,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Requests(args) => {
             let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
-            let out = crate::restore::cli::requests(&state, args)
-                .await
-                .map_err(CliError::Other)?;
+            let out = crate::restore::cli::requests(&state, args).await?;
             print!("{out}");
             Ok(())
         }
@@ -819,25 +848,102 @@ async fn sweep_plan_and_apply(
     Ok(())
 }
 
+/// Audits what a credential asked of the CLI (`sweep.plan_requested`, `plan.apply_requested`),
+/// naming it and its role.
+async fn audit_cli(
+    state: &crate::app::AppState,
+    grant: &crate::web::config::Grant,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), CliError> {
+    crate::audit::record(
+        &state.db,
+        crate::audit::Entry {
+            actor: &grant.actor,
+            role: Some(grant.role_name()),
+            action,
+            account_id: None,
+            product: None,
+            details,
+        },
+    )
+    .await
+    .map_err(|error| CliError::Sweep(error.into()))
+}
+
+/// The plan `apply` would take (the given one, or the newest), once `grant` may apply it.
+async fn plan_to_apply(
+    state: &crate::app::AppState,
+    grant: &crate::web::config::Grant,
+    plan: Option<&str>,
+) -> Result<String, CliError> {
+    use crate::sweep::SweepError;
+    let record = match plan {
+        Some(id) => crate::sweep::store::get_plan(&state.db, id).await,
+        None => crate::sweep::store::latest_plan(&state.db).await,
+    }
+    .map_err(SweepError::from)?
+    .ok_or_else(|| SweepError::NoPlan(plan.map(str::to_owned)))?;
+    crate::sweep::scope::require_plan(&state.db, grant, &record).await?;
+    Ok(record.id)
+}
+
 async fn run_sweep(config: Config, args: &SweepArgs) -> Result<(), CliError> {
     let state = crate::app::AppState::open(config).await?;
-    let result = match &args.command {
-        Some(SweepCommand::Plan { source, out }) => {
-            sweep_plan(&state, source, out.as_deref()).await.map(|_| ())
-        }
-        Some(SweepCommand::Apply { plan, yes }) => sweep_apply(&state, plan.as_deref(), *yes).await,
-        // Live without --yes: make and show the plan, change nothing, say how to apply it.
-        None if !args.yes && state.config.sweep.mode == crate::sweep::config::Mode::Live => {
-            match sweep_plan(&state, &args.source, None).await {
-                Ok(plan) => {
-                    println!("  to apply it: reseat sweep apply --plan {plan} --yes");
-                    Err(crate::sweep::SweepError::NeedsConfirmation.into())
-                }
-                Err(error) => Err(error),
-            }
-        }
-        None => sweep_plan_and_apply(&state, &args.source, args.yes).await,
-    };
+    let result = run_sweep_as(&state, args).await;
     state.db.close().await;
     result
+}
+
+async fn run_sweep_as(state: &crate::app::AppState, args: &SweepArgs) -> Result<(), CliError> {
+    let as_admin = match &args.command {
+        Some(SweepCommand::Plan { as_admin, .. } | SweepCommand::Apply { as_admin, .. }) => {
+            as_admin.as_deref().or(args.as_admin.as_deref())
+        }
+        None => args.as_admin.as_deref(),
+    };
+    let grant = acting_grant(&state.config, as_admin)?;
+    match &args.command {
+        Some(SweepCommand::Plan { source, out, .. }) => {
+            crate::sweep::scope::require_site(&state.db, &grant, state.site()).await?;
+            let plan = sweep_plan(state, source, out.as_deref()).await?;
+            audit_cli(
+                state,
+                &grant,
+                "sweep.plan_requested",
+                serde_json::json!({ "plan_id": plan }),
+            )
+            .await
+        }
+        Some(SweepCommand::Apply { plan, yes, .. }) => {
+            let plan = plan_to_apply(state, &grant, plan.as_deref()).await?;
+            audit_cli(
+                state,
+                &grant,
+                "plan.apply_requested",
+                serde_json::json!({ "plan_id": plan }),
+            )
+            .await?;
+            sweep_apply(state, Some(&plan), *yes).await
+        }
+        // Live without --yes: make and show the plan, change nothing, say how to apply it.
+        None if !args.yes && state.config.sweep.mode == crate::sweep::config::Mode::Live => {
+            crate::sweep::scope::require_site(&state.db, &grant, state.site()).await?;
+            let plan = sweep_plan(state, &args.source, None).await?;
+            audit_cli(
+                state,
+                &grant,
+                "sweep.plan_requested",
+                serde_json::json!({ "plan_id": plan }),
+            )
+            .await?;
+            println!("  to apply it: reseat sweep apply --plan {plan} --yes");
+            Err(crate::sweep::SweepError::NeedsConfirmation.into())
+        }
+        None => {
+            crate::sweep::scope::require_site(&state.db, &grant, state.site()).await?;
+            audit_cli(state, &grant, "sweep.requested", serde_json::json!({})).await?;
+            sweep_plan_and_apply(state, &args.source, args.yes).await
+        }
+    }
 }

@@ -51,6 +51,7 @@ pub async fn jsm(
             idempotency_key: format!("jsm:{key}"),
             account_id: None,
             product: None,
+            site: state.site().to_string(),
             payload: json!({ "issueKey": key.as_str() }),
         })
     }
@@ -94,6 +95,7 @@ pub async fn automation(
             idempotency_key: format!("automation:{}:{bucket}", hex(&digest)),
             account_id: Some(account.to_string()),
             product: Some(product.as_str().to_string()),
+            site: state.site().to_string(),
             payload: json!({ "accountId": account.as_str(), "product": product.as_str() }),
         })
     }
@@ -163,6 +165,7 @@ pub async fn webhook(
             idempotency_key: format!("webhook:{id}"),
             account_id: account.as_ref().map(|a| a.to_string()),
             product: Some(product.as_str().to_string()),
+            site: state.site().to_string(),
             payload: json!({
                 "webhookId": id,
                 "accountId": account.as_ref().map(AccountId::as_str),
@@ -212,6 +215,7 @@ async fn finish(
             } else {
                 let entry = audit::Entry {
                     actor: channel.as_str(),
+                    role: None,
                     action: "restore.rejected",
                     account_id: None,
                     product: None,

@@ -191,6 +191,7 @@ async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response,
             idempotency_key: format!("link:{}", claims.token_id),
             account_id: Some(claims.account_id.clone()),
             product: Some(claims.product.clone()),
+            site: state.site().to_string(),
             payload: json!({ "accountId": claims.account_id, "product": claims.product, "tokenId": claims.token_id }),
         },
     )
@@ -264,6 +265,7 @@ async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, Li
         state.db.now_ms(),
         audit::Entry {
             actor: "link",
+            role: None,
             action: "keep.recorded",
             account_id: Some(&claims.account_id),
             product: Some(&claims.product),

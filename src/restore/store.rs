@@ -20,6 +20,9 @@ pub struct NewRequest {
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
+    /// The site the request is for: every channel sets it here, in one place, so scoped
+    /// admins see and decide only their sites' requests.
+    pub site: String,
     pub payload: serde_json::Value,
 }
 
@@ -66,9 +69,23 @@ pub struct RestoreRequest {
     /// The request, for the same account and product at the same time, whose outcome this
     /// one was answered with.
     pub coalesced_into: Option<String>,
+    /// The site it is for; None on requests stored before sites were recorded
+    /// ([`RestoreRequest::site_or`] reads those as the configured site).
+    pub site: Option<String>,
 }
 
 impl RestoreRequest {
+    /// The request's site, or `configured` (the install's site) for a request stored before
+    /// sites were recorded.
+    pub fn site_or<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.site.as_deref().unwrap_or(configured)
+    }
+
+    /// Whether `grant`'s scope covers the request (its site and product).
+    pub fn in_scope(&self, grant: &crate::web::config::Grant, configured: &str) -> bool {
+        grant.covers(self.site_or(configured), self.product.as_deref())
+    }
+
     /// The typed status (an unknown stored value reads as `failed`, which waits for an admin).
     pub fn state(&self) -> Status {
         Status::parse(&self.status).unwrap_or(Status::Failed)
@@ -82,7 +99,7 @@ impl RestoreRequest {
 
 const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
     matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at, email, \
-    display_name, job_id, verify_since, coalesced_into";
+    display_name, job_id, verify_since, coalesced_into, site";
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
@@ -103,7 +120,7 @@ pub async fn accept_in(
     // `ON CONFLICT DO NOTHING` keeps a PostgreSQL transaction usable on a duplicate.
     let inserted = sqlx::query(
         "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, \
-         payload, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7) \
+         payload, created_at, updated_at, site) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7, $8) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&id)
@@ -113,6 +130,7 @@ pub async fn accept_in(
     .bind(request.product.as_deref())
     .bind(request.payload.to_string())
     .bind(now)
+    .bind(&request.site)
     .execute(&mut *conn)
     .await;
     let inserted = match inserted {
@@ -145,6 +163,7 @@ pub async fn accept_in(
         now,
         audit::Entry {
             actor: request.channel.as_str(),
+            role: None,
             action: "restore.received",
             account_id: request.account_id.as_deref(),
             product: request.product.as_deref(),

@@ -237,6 +237,7 @@ pub async fn apply_leased(
             &state.db,
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.aborted",
                 account_id: None,
                 product: None,
@@ -330,6 +331,7 @@ pub async fn apply_leased(
         &state.db,
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: if dry_run {
                 "sweep.dry_run"
             } else {
@@ -1166,6 +1168,7 @@ async fn remove_claimed(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "sweep.removed",
             account_id: Some(&item.account_id),
             product: Some(&item.product),
@@ -1201,6 +1204,7 @@ async fn still_billed(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "sweep.still_billed",
             account_id: Some(&item.account_id),
             product: Some(&item.product),
@@ -1258,6 +1262,7 @@ async fn suspend_step(
                 &state.db,
                 audit::Entry {
                     actor: "reseat",
+                    role: None,
                     action: "sweep.suspend_failed",
                     account_id: Some(&account_id),
                     product: None,
@@ -1282,6 +1287,7 @@ async fn suspend_step(
             state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.suspended",
                 account_id: Some(&account_id),
                 product: None,
@@ -1370,6 +1376,7 @@ async fn delete_step(
             state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.deleted",
                 account_id: Some(&account_id),
                 product: None,

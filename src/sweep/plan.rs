@@ -270,6 +270,7 @@ pub async fn plan(
             &state.db,
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.governance_blocked",
                 account_id: None,
                 product: None,
@@ -514,6 +515,7 @@ pub async fn plan(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "sweep.planned",
             account_id: None,
             product: None,

@@ -699,12 +699,13 @@ async fn an_approval_naming_a_group_outside_the_products_access_groups_is_refuse
                     command: reseat::restore::cli::RequestsCommand::Approve {
                         id: id.clone(),
                         groups: vec![group_id(name)],
-                        admin: "ana".into(),
+                        as_admin: None,
                     },
                 },
             )
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
             assert!(refused.contains("not among the access groups"), "{refused}");
         }
         env.app.drain_queue().await;

@@ -664,7 +664,7 @@ fn a_bad_role_or_scope_is_one_line_and_exit_2_and_whoami_names_the_grant() {
         "{}",
         stderr(&output)
     );
-    // A product scope may only read until actions check each item (fails closed).
+    // A scoped approver decides (each item is checked against the scope).
     let good = entry(
         "role = \"approver\"\nsites = [\"support\"]\nproducts = [\"Jira Service Management\"]",
     );
@@ -680,6 +680,6 @@ fn a_bad_role_or_scope_is_one_line_and_exit_2_and_whoami_names_the_grant() {
     let printed = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         printed,
-        "name: api:ci\nrole: approver\nsites: support\nproducts: jira-service-desk\nactions: read\n"
+        "name: api:ci\nrole: approver\nsites: support\nproducts: jira-service-desk\nactions: read, decide\n"
     );
 }

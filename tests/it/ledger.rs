@@ -162,6 +162,7 @@ async fn restore_everyone(
                 idempotency_key: format!("test-restore-{n}"),
                 account_id: Some(account.clone()),
                 product: Some(product.clone()),
+                site: state.site().to_string(),
                 payload: json!({ "accountId": account, "product": product }),
             },
         )
@@ -676,6 +677,7 @@ async fn a_restore_arriving_while_the_sweep_removes_the_seat_runs_right_after_it
                 idempotency_key: "during-the-removal".into(),
                 account_id: Some(account.clone()),
                 product: Some(product.clone()),
+                site: app.state.site().to_string(),
                 payload: json!({ "accountId": account, "product": product }),
             },
         )

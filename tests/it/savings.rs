@@ -57,6 +57,7 @@ async fn restore(app: &TestApp, key: &str, account: &str, product: &str) {
             idempotency_key: key.into(),
             account_id: Some(account.into()),
             product: Some(product.into()),
+            site: app.state.site().to_string(),
             payload: json!({ "accountId": account, "product": product }),
         },
     )

@@ -114,6 +114,9 @@ pub struct Request {
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
+    /// The site the request is for; null on requests stored before sites were recorded
+    /// (they are the configured site's).
+    pub site: Option<String>,
     pub status: RequestStatus,
     /// The rules' decision: `approve`, `manual` or `deny`.
     pub decision: Option<String>,
@@ -188,6 +191,7 @@ impl TryFrom<RestoreRequest> for Request {
             idempotency_key: request.idempotency_key,
             account_id: request.account_id,
             product: request.product,
+            site: request.site,
             status,
             decision: request.decision,
             matched_rule: request.matched_rule,
@@ -209,6 +213,9 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// `reseat`, `admin:<name>`, `api:<token name>`, `jsm:<issue>`, `webhook`, ….
     pub actor: String,
+    /// The role the actor acted with (`viewer`, `approver`, `operator`, `owner`); null for
+    /// reseat itself, the restore channels, and entries written before roles were recorded.
+    pub role: Option<String>,
     /// A dotted verb: `restore.received`, `restore.approved`, `sweep.removed`, ….
     pub action: String,
     pub account_id: Option<String>,
@@ -223,6 +230,7 @@ impl From<audit::Record> for AuditEntry {
             id: record.id,
             at: from_ms(record.at),
             actor: record.actor,
+            role: record.role,
             action: record.action,
             account_id: record.account_id,
             product: record.product,
