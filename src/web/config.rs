@@ -287,7 +287,7 @@ impl Grant {
         if self.covers(site, product) {
             return Ok(());
         }
-        tracing::warn!(actor = %self.actor, role = self.role.as_str(), what, "refused: outside the credential's scope");
+        tracing::info!(actor = %self.actor, role = self.role.as_str(), what, "refused: outside the credential's scope");
         let reason = format!("{} outside its scope", self.role.as_str());
         self.count_refusal(db, &reason).await;
         Err(Refused::Scope {
