@@ -86,6 +86,10 @@ pub enum Command {
         /// How long the link works (default: links.restore_ttl or links.keep_ttl), e.g. 7d.
         #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::parse)]
         expires_in: Option<std::time::Duration>,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI,
+        /// owner). Issuing a link gives access back, so it needs approver or above.
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
     /// Emails.
     Mail {
@@ -460,8 +464,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             purpose,
             site,
             expires_in,
+            as_admin,
         } => {
             let config = load_config(&cli)?;
+            let grant = acting_grant(&config, as_admin.as_deref())?;
             let site = site
                 .clone()
                 .or_else(|| config.links.site.clone())
@@ -490,11 +496,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             require_database(&config)?;
             let db = open_store(&config).await?;
+            let allowed = async {
+                grant
+                    .require(&db, crate::web::config::Action::Decide)
+                    .await?;
+                let what = format!("a link for {} on {site}", product.as_str());
+                grant
+                    .require_scope(&db, &site, Some(product.as_str()), &what)
+                    .await
+            }
+            .await;
+            if let Err(refused) = allowed {
+                db.close().await;
+                return Err(CliError::Refused(refused.to_string()));
+            }
             let issued = async {
                 let mut tx = db.pool().begin().await?;
                 let issued = signer
                     .issue(&mut tx, *purpose, account, product.as_str(), &site, expires)
                     .await?;
+                crate::audit::record_in(
+                    &mut tx,
+                    db.now_ms(),
+                    crate::audit::Entry {
+                        actor: &grant.actor,
+                        role: Some(grant.role_name()),
+                        action: "link.issued",
+                        account_id: Some(account),
+                        product: Some(product.as_str()),
+                        details: serde_json::json!({ "purpose": purpose.to_string(), "site": site }),
+                    },
+                )
+                .await?;
                 tx.commit().await?;
                 Ok::<_, crate::notify::LinkError>(issued)
             }

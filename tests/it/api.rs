@@ -520,9 +520,16 @@ async fn approve_and_deny_through_the_api_restore_and_are_audited_with_the_token
         );
         let csv = response.text().await.unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "id,at,actor,action,account_id,product,details");
+        assert_eq!(
+            lines[0],
+            "id,at,actor,action,account_id,product,details,role"
+        );
         assert_eq!(lines.len(), 3, "{csv}");
         assert!(lines[2].contains("api:ci,restore.approved"), "{csv}");
+        assert!(
+            lines[2].ends_with(",owner"),
+            "a token without a role acts as owner: {csv}"
+        );
 
         // The account's timeline: the removal, the request, the restore, in time order.
         let (status, timeline) = env

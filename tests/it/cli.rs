@@ -902,6 +902,41 @@ async fn acting_cli_commands_as_each_role_are_allowed_and_audited_or_one_line_ex
         }
         assert!(count(refused_as("approver")).await >= 1, "{backend}");
 
+        // A restore link gives access back: approver or above, in scope.
+        let site = app.state.site().to_string();
+        for (name, allowed) in [("viewer", false), ("jsm", false), ("approver", true)] {
+            let (code, stderr) = run(vec![
+                "link".into(),
+                "--account".into(),
+                account.clone(),
+                "--product".into(),
+                "jira-software".into(),
+                "--site".into(),
+                site.clone(),
+                "--as".into(),
+                name.into(),
+            ])
+            .await;
+            let issued = format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'link.issued' AND actor = 'admin:{name}'"
+            );
+            let tokens = "SELECT COUNT(*) FROM link_tokens".to_string();
+            if allowed {
+                assert_eq!(code, 0, "{backend}: {name}: {stderr}");
+                assert_eq!(count(issued).await, 1, "{backend}");
+                assert_eq!(
+                    count("SELECT COUNT(*) FROM audit_log WHERE action = 'link.issued' AND role = 'approver'".into()).await,
+                    1,
+                    "{backend}"
+                );
+            } else {
+                assert_eq!(code, 2, "{backend}: {name}: {stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{backend}: {stderr}");
+                assert_eq!(count(issued).await, 0, "{backend}");
+                assert_eq!(count(tokens).await, 0, "{backend}: no link was issued");
+            }
+        }
+
         // An unknown name is one line and exit 2 too.
         let (code, stderr) = run(vec![
             "sweep".into(),
