@@ -33,6 +33,9 @@ pub struct AppState {
     pub notify: Notify,
     /// Every site reseat manages, in the order configured.
     pub sites: Arc<Vec<SiteView>>,
+    /// The whole configuration as loaded (with `[[sites]]`), for what is the org's: the
+    /// owners' configuration page.
+    pub org_config: Arc<Config>,
 }
 
 /// One site: its configuration (the org-wide one with its `[[sites]]` entry laid over it)
@@ -135,6 +138,7 @@ impl AppState {
         let notify = Notify::from_config(&config, queue.clone())?;
         let first = sites[0].clone();
         Ok(AppState {
+            org_config: Arc::new(config.clone()),
             config: first.config,
             db,
             queue,

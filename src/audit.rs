@@ -11,6 +11,9 @@ use crate::store::Db;
 pub struct Entry<'a> {
     /// `reseat`, `admin:<name>`, `jsm:<issue>`, `webhook`, …
     pub actor: &'a str,
+    /// The role the actor acted with (`viewer`, `approver`, `operator`, `owner`): set for
+    /// admins, API tokens and the CLI; None for reseat itself and the restore channels.
+    pub role: Option<&'a str>,
     /// A dotted verb: `restore.received`, `restore.rejected`, `restore.groups_added`, …
     pub action: &'a str,
     pub account_id: Option<&'a str>,
@@ -24,10 +27,23 @@ pub struct Record {
     pub id: i64,
     pub at: i64,
     pub actor: String,
+    /// The role the actor acted with; None for reseat, the channels and older entries.
+    pub role: Option<String>,
     pub action: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
     pub details: String,
+}
+
+impl Record {
+    /// Whether `grant`'s scope covers the entry: an entry about a product is covered when
+    /// the product is (on `site`, the install's site: entries do not record one); an entry
+    /// about no product (a sign-in, a sweep) is shown to every reader.
+    pub fn in_scope(&self, grant: &crate::web::config::Grant, site: &str) -> bool {
+        self.product
+            .as_deref()
+            .is_none_or(|product| grant.covers(site, Some(product)))
+    }
 }
 
 /// Writes an entry inside the caller's transaction, dated `now` (UTC ms, from the app's
@@ -38,11 +54,12 @@ pub async fn record_in(
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, account_id, product, details) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_log (at, actor, role, action, account_id, product, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(now)
     .bind(entry.actor)
+    .bind(entry.role)
     .bind(entry.action)
     .bind(entry.account_id)
     .bind(entry.product)
@@ -60,7 +77,7 @@ pub async fn record(db: &Db, entry: Entry<'_>) -> Result<(), sqlx::Error> {
 
 /// Entries for one account, oldest first, or every entry with `account` None (newest last).
 pub async fn list(db: &Db, account: Option<&str>, limit: i64) -> Result<Vec<Record>, sqlx::Error> {
-    let columns = "id, at, actor, action, account_id, product, details";
+    let columns = "id, at, actor, role, action, account_id, product, details";
     match account {
         Some(account) => {
             sqlx::query_as::<Any, Record>(&format!(
@@ -102,7 +119,7 @@ pub async fn search(
     limit: i64,
 ) -> Result<Vec<Record>, sqlx::Error> {
     sqlx::query_as::<Any, Record>(
-        "SELECT id, at, actor, action, account_id, product, details FROM audit_log \
+        "SELECT id, at, actor, role, action, account_id, product, details FROM audit_log \
          WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
          AND ($3 IS NULL OR account_id = $3) AND ($4 IS NULL OR at >= $4) \
          AND ($5 IS NULL OR at < $5) AND ($6 IS NULL OR id < $6) \

@@ -86,6 +86,10 @@ pub enum Command {
         /// How long the link works (default: links.restore_ttl or links.keep_ttl), e.g. 7d.
         #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::parse)]
         expires_in: Option<std::time::Duration>,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI,
+        /// owner). Issuing a link gives access back, so it needs approver or above.
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
     /// Emails.
     Mail {
@@ -149,6 +153,9 @@ pub struct SweepArgs {
     /// Only this site (repeat for several); default every configured site.
     #[arg(long, value_name = "NAME")]
     pub site: Vec<String>,
+    /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI, owner).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_admin: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +171,9 @@ pub enum SweepCommand {
         /// Only this site (repeat for several); default every configured site.
         #[arg(long, value_name = "NAME")]
         site: Vec<String>,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI).
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
     /// Apply a stored plan (each site's newest by default): warn, remove, journal.
     Apply {
@@ -176,6 +186,9 @@ pub enum SweepCommand {
         /// Only this site (repeat for several); default every configured site.
         #[arg(long, value_name = "NAME")]
         site: Vec<String>,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI).
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
 }
 
@@ -205,6 +218,9 @@ pub enum CliError {
     /// A flag that names something the configuration does not have (exit status 2).
     #[error("{0}")]
     Usage(String),
+    /// Outside the role or scope of `--as NAME` (exit status 2; audited, nothing changed).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -215,6 +231,8 @@ impl CliError {
             CliError::Config(_)
             | CliError::Online(_)
             | CliError::Usage(_)
+            | CliError::Refused(_)
+            | CliError::Sweep(crate::sweep::SweepError::Refused(_))
             | CliError::Start(StartError::Config(_)) => ExitCode::from(2),
             CliError::Sweep(crate::sweep::SweepError::Busy { .. }) => {
                 ExitCode::from(crate::sweep::run_lease::EXIT_BUSY)
@@ -227,6 +245,23 @@ impl CliError {
 impl From<crate::store::StoreError> for CliError {
     fn from(error: crate::store::StoreError) -> Self {
         CliError::Start(StartError::Store(error))
+    }
+}
+
+/// The credential a command acts with: `--as NAME` is that `[[admin.users]]` entry, with
+/// its role and scope; without it, `cli`, owner of everything (whoever runs the CLI holds
+/// the configuration and the database already).
+pub fn acting_grant(
+    config: &Config,
+    as_admin: Option<&str>,
+) -> Result<crate::web::config::Grant, CliError> {
+    match as_admin {
+        None => Ok(crate::web::config::Grant::cli()),
+        Some(name) => config.admin.user_grant(name).ok_or_else(|| {
+            CliError::Refused(format!(
+                "--as: no admin {name:?} in [[admin.users]]; nothing was changed"
+            ))
+        }),
     }
 }
 
@@ -432,9 +467,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Requests(args) => {
             let state = crate::app::AppState::open(load_config_with_database(&cli)?).await?;
-            let out = crate::restore::cli::requests(&state, args)
-                .await
-                .map_err(CliError::Other)?;
+            let out = crate::restore::cli::requests(&state, args).await?;
             print!("{out}");
             Ok(())
         }
@@ -444,8 +477,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             purpose,
             site,
             expires_in,
+            as_admin,
         } => {
             let config = load_config(&cli)?;
+            let grant = acting_grant(&config, as_admin.as_deref())?;
             let site = site
                 .clone()
                 .or_else(|| config.links.site.clone())
@@ -474,11 +509,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             require_database(&config)?;
             let db = open_store(&config).await?;
+            let allowed = async {
+                grant
+                    .require(&db, crate::web::config::Action::Decide)
+                    .await?;
+                let what = format!("a link for {} on {site}", product.as_str());
+                grant
+                    .require_scope(&db, &site, Some(product.as_str()), &what)
+                    .await
+            }
+            .await;
+            if let Err(refused) = allowed {
+                db.close().await;
+                return Err(CliError::Refused(refused.to_string()));
+            }
             let issued = async {
                 let mut tx = db.pool().begin().await?;
                 let issued = signer
                     .issue(&mut tx, *purpose, account, product.as_str(), &site, expires)
                     .await?;
+                crate::audit::record_in(
+                    &mut tx,
+                    db.now_ms(),
+                    crate::audit::Entry {
+                        actor: &grant.actor,
+                        role: Some(grant.role_name()),
+                        action: "link.issued",
+                        account_id: Some(account),
+                        product: Some(product.as_str()),
+                        details: serde_json::json!({ "purpose": purpose.to_string(), "site": site }),
+                    },
+                )
+                .await?;
                 tx.commit().await?;
                 Ok::<_, crate::notify::LinkError>(issued)
             }
@@ -948,35 +1010,147 @@ async fn sweep_plan_and_apply(
     }
 }
 
+/// Audits what a credential asked of the CLI (`sweep.plan_requested`, `plan.apply_requested`),
+/// naming it and its role.
+async fn audit_cli(
+    state: &crate::app::AppState,
+    grant: &crate::web::config::Grant,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), CliError> {
+    crate::audit::record(
+        &state.db,
+        crate::audit::Entry {
+            actor: &grant.actor,
+            role: Some(grant.role_name()),
+            action,
+            account_id: None,
+            product: None,
+            details,
+        },
+    )
+    .await
+    .map_err(|error| CliError::Sweep(error.into()))
+}
+
+/// The plan `apply` would take (the given one, or the newest), once `grant` may apply it.
+async fn plan_to_apply(
+    state: &crate::app::AppState,
+    grant: &crate::web::config::Grant,
+    plan: Option<&str>,
+) -> Result<String, CliError> {
+    use crate::sweep::SweepError;
+    let record = match plan {
+        Some(id) => crate::sweep::store::get_plan(&state.db, id).await,
+        None => crate::sweep::store::latest_plan(&state.db, state.site()).await,
+    }
+    .map_err(SweepError::from)?
+    .ok_or_else(|| SweepError::NoPlan(plan.map(str::to_owned)))?;
+    crate::sweep::scope::require_plan(&state.db, grant, &record).await?;
+    Ok(record.id)
+}
+
 async fn run_sweep(config: Config, args: &SweepArgs) -> Result<(), CliError> {
     let state = crate::app::AppState::open(config).await?;
-    let result = match &args.command {
-        Some(SweepCommand::Plan { source, out, site }) => {
-            sweep_plan(&state, source, out.as_deref(), site)
-                .await
-                .map(|_| ())
+    let result = run_sweep_as(&state, args).await;
+    state.db.close().await;
+    result
+}
+
+async fn run_sweep_as(state: &crate::app::AppState, args: &SweepArgs) -> Result<(), CliError> {
+    let as_admin = match &args.command {
+        Some(SweepCommand::Plan { as_admin, .. } | SweepCommand::Apply { as_admin, .. }) => {
+            as_admin.as_deref().or(args.as_admin.as_deref())
         }
-        Some(SweepCommand::Apply { plan, yes, site }) => {
-            sweep_apply(&state, plan.as_deref(), *yes, site).await
+        None => args.as_admin.as_deref(),
+    };
+    let grant = acting_grant(&state.config, as_admin)?;
+    // Every site acted on must be in the credential's scope, before anything is read.
+    let require_sites = |names: &[String]| {
+        let grant = &grant;
+        let names = names.to_vec();
+        async move {
+            for site in selected_sites(state, &names)? {
+                crate::sweep::scope::require_site(&state.db, grant, site.site()).await?;
+            }
+            Ok::<(), CliError>(())
+        }
+    };
+    match &args.command {
+        Some(SweepCommand::Plan {
+            source, out, site, ..
+        }) => {
+            require_sites(site).await?;
+            let plans = sweep_plan(state, source, out.as_deref(), site).await?;
+            audit_cli(
+                state,
+                &grant,
+                "sweep.plan_requested",
+                serde_json::json!({ "plan_ids": plans }),
+            )
+            .await
+        }
+        Some(SweepCommand::Apply {
+            plan: Some(plan),
+            yes,
+            ..
+        }) => {
+            let plan = plan_to_apply(state, &grant, Some(plan)).await?;
+            audit_cli(
+                state,
+                &grant,
+                "plan.apply_requested",
+                serde_json::json!({ "plan_id": plan }),
+            )
+            .await?;
+            sweep_apply(state, Some(&plan), *yes, &[]).await
+        }
+        // Each site's newest plan, each checked against the scope first.
+        Some(SweepCommand::Apply {
+            plan: None,
+            yes,
+            site,
+            ..
+        }) => {
+            let mut plans = Vec::new();
+            for view in selected_sites(state, site)? {
+                plans.push(plan_to_apply(&view, &grant, None).await?);
+            }
+            for plan in &plans {
+                audit_cli(
+                    state,
+                    &grant,
+                    "plan.apply_requested",
+                    serde_json::json!({ "plan_id": plan }),
+                )
+                .await?;
+            }
+            sweep_apply(state, None, *yes, site).await
         }
         // Live without --yes: make and show the plans, change nothing, say how to apply them.
         None if !args.yes
-            && selected_sites(&state, &args.site)?
+            && selected_sites(state, &args.site)?
                 .iter()
                 .any(|s| s.config.sweep.mode == crate::sweep::config::Mode::Live) =>
         {
-            match sweep_plan(&state, &args.source, None, &args.site).await {
-                Ok(plans) => {
-                    for plan in plans {
-                        println!("  to apply it: reseat sweep apply --plan {plan} --yes");
-                    }
-                    Err(crate::sweep::SweepError::NeedsConfirmation.into())
-                }
-                Err(error) => Err(error),
+            require_sites(&args.site).await?;
+            let plans = sweep_plan(state, &args.source, None, &args.site).await?;
+            audit_cli(
+                state,
+                &grant,
+                "sweep.plan_requested",
+                serde_json::json!({ "plan_ids": plans }),
+            )
+            .await?;
+            for plan in plans {
+                println!("  to apply it: reseat sweep apply --plan {plan} --yes");
             }
+            Err(crate::sweep::SweepError::NeedsConfirmation.into())
         }
-        None => sweep_plan_and_apply(&state, &args.source, args.yes, &args.site).await,
-    };
-    state.db.close().await;
-    result
+        None => {
+            require_sites(&args.site).await?;
+            audit_cli(state, &grant, "sweep.requested", serde_json::json!({})).await?;
+            sweep_plan_and_apply(state, &args.source, args.yes, &args.site).await
+        }
+    }
 }

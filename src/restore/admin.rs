@@ -13,31 +13,7 @@ use crate::app::AppState;
 use crate::atlassian::{AtlassianError, GroupId, ProductKey};
 use crate::audit;
 use crate::queue::NewJob;
-
-/// Who decides: a person signed in to the admin pages, or a holder of an API token.
-#[derive(Debug, Clone, Copy)]
-pub enum By<'a> {
-    Admin(&'a str),
-    ApiToken(&'a str),
-}
-
-impl By<'_> {
-    /// The audit actor: `admin:<name>` or `api:<token name>`.
-    pub fn actor(&self) -> String {
-        match self {
-            By::Admin(name) => format!("admin:{name}"),
-            By::ApiToken(name) => format!("api:{name}"),
-        }
-    }
-
-    /// How the decision is credited on the request (`approved by …`).
-    pub fn label(&self) -> String {
-        match self {
-            By::Admin(name) => (*name).to_string(),
-            By::ApiToken(name) => format!("api:{name}"),
-        }
-    }
-}
+use crate::web::config::{Action, Grant, Refused};
 
 /// Why an admin action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +37,9 @@ pub enum AdminError {
     NoProduct(String),
     #[error("cannot read the product's access groups from Atlassian: {0}")]
     Upstream(#[from] AtlassianError),
+    /// Outside the credential's role or scope (audited as a refusal; nothing changed).
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -198,10 +177,26 @@ pub fn approved_verdict(
     }
 }
 
-async fn open_request(state: &AppState, id: &str) -> Result<RestoreRequest, AdminError> {
+/// The open request `id`, if `grant` may decide it: the role allows deciding and the scope
+/// covers the request's site and product (a request whose product is not known yet is only
+/// covered by a grant limited to no product). A refusal is audited and changes nothing.
+async fn open_request(
+    state: &AppState,
+    id: &str,
+    grant: &Grant,
+) -> Result<RestoreRequest, AdminError> {
+    grant.require(&state.db, Action::Decide).await?;
     let request = store::get(&state.db, id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.to_string()))?;
+    grant
+        .require_scope(
+            &state.db,
+            request.site_or(state.site()),
+            request.product.as_deref(),
+            &format!("request {id}"),
+        )
+        .await?;
     if !request.state().is_open() {
         return Err(AdminError::NotOpen {
             id: id.to_string(),
@@ -211,24 +206,15 @@ async fn open_request(state: &AppState, id: &str) -> Result<RestoreRequest, Admi
     Ok(request)
 }
 
-/// Approves a request; the worker restores and replies.
+/// Approves a request for an admin, an API token or the CLI (`grant`: who, with which role
+/// and scope); the worker restores and replies.
 pub async fn approve(
     state: &AppState,
     id: &str,
-    admin: &str,
+    grant: &Grant,
     groups: Vec<GroupId>,
 ) -> Result<(), AdminError> {
-    approve_by(state, id, By::Admin(admin), groups).await
-}
-
-/// Approves a request for an admin or an API token; the worker restores and replies.
-pub async fn approve_by(
-    state: &AppState,
-    id: &str,
-    by: By<'_>,
-    groups: Vec<GroupId>,
-) -> Result<(), AdminError> {
-    let request = open_request(state, id).await?;
+    let request = open_request(state, id, grant).await?;
     let site_view = request.site_view(state).unwrap_or_else(|| state.clone());
     let state = &site_view;
     if !groups.is_empty() {
@@ -249,7 +235,8 @@ pub async fn approve_by(
             let _ = audit::record(
                 &state.db,
                 audit::Entry {
-                    actor: &by.actor(),
+                    actor: &grant.actor,
+                    role: Some(grant.role_name()),
                     action: "restore.approval_refused",
                     account_id: request.account_id.as_deref(),
                     product: request.product.as_deref(),
@@ -269,13 +256,13 @@ pub async fn approve_by(
     let mut payload: serde_json::Value =
         serde_json::from_str(&request.payload).unwrap_or_else(|_| json!({}));
     payload["approval"] = json!(Approval {
-        by: by.label(),
+        by: grant.label().to_string(),
         groups: groups.clone()
     });
     let mut tx = state.db.pool().begin().await?;
     let group_ids: Vec<&str> = groups.iter().map(GroupId::as_str).collect();
     let details = json!({ "request_id": id, "groups": group_ids });
-    let job = audit_and_enqueue(state, &mut tx, &request, by, "approved", details).await?;
+    let job = audit_and_enqueue(state, &mut tx, &request, grant, "approved", details).await?;
     if !store::reopen_in(
         &mut tx,
         state.db.now_ms(),
@@ -312,17 +299,17 @@ async fn audit_and_enqueue(
     state: &AppState,
     tx: &mut sqlx::AnyConnection,
     request: &RestoreRequest,
-    by: By<'_>,
+    grant: &Grant,
     verb: &str,
     details: serde_json::Value,
 ) -> Result<i64, AdminError> {
-    let actor = by.actor();
     let action = format!("restore.{verb}");
     audit::record_in(
         tx,
         state.db.now_ms(),
         audit::Entry {
-            actor: &actor,
+            actor: &grant.actor,
+            role: Some(grant.role_name()),
             action: &action,
             account_id: request.account_id.as_deref(),
             product: request.product.as_deref(),
@@ -342,23 +329,18 @@ async fn audit_and_enqueue(
     Ok(job)
 }
 
-/// Denies a request with a reason the requester is told; the worker replies.
-pub async fn deny(state: &AppState, id: &str, admin: &str, reason: &str) -> Result<(), AdminError> {
-    deny_by(state, id, By::Admin(admin), reason).await
-}
-
-/// Denies a request for an admin or an API token; the worker replies.
-pub async fn deny_by(
+/// Denies a request for an admin, an API token or the CLI; the worker replies.
+pub async fn deny(
     state: &AppState,
     id: &str,
-    by: By<'_>,
+    grant: &Grant,
     reason: &str,
 ) -> Result<(), AdminError> {
-    let request = open_request(state, id).await?;
+    let request = open_request(state, id, grant).await?;
     let mut tx = state.db.pool().begin().await?;
-    let rule = format!("denied by {}", by.label());
+    let rule = format!("denied by {}", grant.label());
     let details = json!({ "request_id": id, "reason": reason });
-    let job = audit_and_enqueue(state, &mut tx, &request, by, "denied", details).await?;
+    let job = audit_and_enqueue(state, &mut tx, &request, grant, "denied", details).await?;
     let denied = store::set_outcome_in(
         &mut tx,
         state.db.now_ms(),

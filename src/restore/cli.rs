@@ -6,6 +6,7 @@ use super::rules::Channel;
 use super::{admin, store, worker};
 use crate::app::AppState;
 use crate::atlassian::{AccountId, GroupId, ProductKey};
+use crate::cli::{CliError, acting_grant};
 
 /// How long `reseat requests approve|deny` waits for the outcome.
 const CLI_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -56,9 +57,10 @@ pub enum RequestsCommand {
         /// Extra group ids to add, for a user reseat never removed.
         #[arg(long, value_delimiter = ',', value_name = "GROUP_ID,…")]
         groups: Vec<String>,
-        /// Your name, for the audit log.
-        #[arg(long, env = "USER", default_value = "admin")]
-        admin: String,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI,
+        /// owner of everything).
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
     /// Deny a pending or failed request; the requester is told the reason.
     Deny {
@@ -67,9 +69,10 @@ pub enum RequestsCommand {
         /// Shown to the requester.
         #[arg(long)]
         reason: String,
-        /// Your name, for the audit log.
-        #[arg(long, env = "USER", default_value = "admin")]
-        admin: String,
+        /// Act as this [[admin.users]] entry, with its role and scope (default: the CLI,
+        /// owner of everything).
+        #[arg(long = "as", value_name = "NAME")]
+        as_admin: Option<String>,
     },
 }
 
@@ -224,8 +227,16 @@ fn outcome(request: &store::RestoreRequest) -> String {
     out
 }
 
+/// An approval or denial refused (role or scope: exit status 2) or failed.
+fn decide_error(error: admin::AdminError) -> CliError {
+    match error {
+        admin::AdminError::Refused(refused) => CliError::Refused(refused.to_string()),
+        other => CliError::Other(other.to_string()),
+    }
+}
+
 /// Runs `reseat requests …`; returns what to print.
-pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, String> {
+pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, CliError> {
     match &args.command {
         RequestsCommand::List { status, limit } => {
             let rows = if status == "all" {
@@ -233,7 +244,7 @@ pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, S
             } else {
                 store::list_by_status(&state.db, status, *limit).await
             }
-            .map_err(|e| format!("database: {e}"))?;
+            .map_err(|e| CliError::Other(format!("database: {e}")))?;
             let mut out = String::new();
             for r in &rows {
                 out.push_str(&format!(
@@ -252,19 +263,22 @@ pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, S
         RequestsCommand::Approve {
             id,
             groups,
-            admin: name,
+            as_admin,
         } => {
+            let grant = acting_grant(&state.config, as_admin.as_deref())?;
             let groups = groups
                 .iter()
-                .map(|g| GroupId::parse(g.trim()).map_err(|e| format!("--groups: {e}")))
+                .map(|g| {
+                    GroupId::parse(g.trim()).map_err(|e| CliError::Other(format!("--groups: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            admin::approve(state, id, name, groups)
+            admin::approve(state, id, &grant, groups)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(decide_error)?;
             // Act now, through the queue's lease, rather than wait for a running `serve`.
             let request = worker::run_now(state, id, CLI_WAIT)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CliError::Other(e.to_string()))?;
             Ok(match request {
                 Some(request) => outcome(&request),
                 None => format!("request {id}: not found\n"),
@@ -273,17 +287,18 @@ pub async fn requests(state: &AppState, args: &RequestsArgs) -> Result<String, S
         RequestsCommand::Deny {
             id,
             reason,
-            admin: name,
+            as_admin,
         } => {
+            let grant = acting_grant(&state.config, as_admin.as_deref())?;
             if reason.trim().is_empty() {
-                return Err("--reason: tell the requester why".into());
+                return Err(CliError::Other("--reason: tell the requester why".into()));
             }
-            admin::deny(state, id, name, reason)
+            admin::deny(state, id, &grant, reason)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(decide_error)?;
             worker::run_now(state, id, CLI_WAIT)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CliError::Other(e.to_string()))?;
             Ok(format!("request {id}: denied\n"))
         }
     }

@@ -259,6 +259,7 @@ async fn finish(
             } else {
                 let entry = audit::Entry {
                     actor: channel.as_str(),
+                    role: None,
                     action: "restore.rejected",
                     account_id: None,
                     product: None,

@@ -282,6 +282,7 @@ async fn use_keep(state: &AppState, claims: &TokenClaims) -> Result<Response, Li
         state.db.now_ms(),
         audit::Entry {
             actor: "link",
+            role: None,
             action: "keep.recorded",
             account_id: Some(&claims.account_id),
             product: Some(&claims.product),

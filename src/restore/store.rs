@@ -16,12 +16,13 @@ pub const PROCESS_JOB: &str = "restore.process";
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub channel: Channel,
-    /// The site the request is for: the one whose access is given back.
-    pub site: String,
     /// JSM issue key, webhook-id, token id, or a hash of the automation call; unique.
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
+    /// The site the request is for: every channel sets it here, in one place, so scoped
+    /// admins see and decide only their sites' requests.
+    pub site: String,
     pub payload: serde_json::Value,
 }
 
@@ -66,9 +67,6 @@ pub struct RestoreRequest {
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
-    /// The site it is for (`None` for requests stored before reseat knew several sites:
-    /// the first site's).
-    pub site: Option<String>,
     pub status: String,
     pub decision: Option<String>,
     pub matched_rule: Option<String>,
@@ -88,6 +86,9 @@ pub struct RestoreRequest {
     /// The request, for the same account and product at the same time, whose outcome this
     /// one was answered with.
     pub coalesced_into: Option<String>,
+    /// The site it is for; None on requests stored before sites were recorded
+    /// ([`RestoreRequest::site_or`] reads those as the configured site).
+    pub site: Option<String>,
 }
 
 impl RestoreRequest {
@@ -98,6 +99,17 @@ impl RestoreRequest {
             Some(site) => state.for_site(site),
             None => state.each_site().into_iter().next(),
         }
+    }
+
+    /// The request's site, or `configured` (the install's site) for a request stored before
+    /// sites were recorded.
+    pub fn site_or<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.site.as_deref().unwrap_or(configured)
+    }
+
+    /// Whether `grant`'s scope covers the request (its site and product).
+    pub fn in_scope(&self, grant: &crate::web::config::Grant, configured: &str) -> bool {
+        grant.covers(self.site_or(configured), self.product.as_deref())
     }
 
     /// The typed status (an unknown stored value reads as `failed`, which waits for an admin).
@@ -177,6 +189,7 @@ pub async fn accept_in(
         now,
         audit::Entry {
             actor: request.channel.as_str(),
+            role: None,
             action: "restore.received",
             account_id: request.account_id.as_deref(),
             product: request.product.as_deref(),

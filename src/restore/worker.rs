@@ -275,6 +275,7 @@ async fn finish(
             state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action,
                 account_id: outcome.account_id.or(request.account_id.as_deref()),
                 product: outcome.product.or(request.product.as_deref()),
@@ -469,6 +470,7 @@ async fn decide_holding_seat(
                 state.db.now_ms(),
                 audit::Entry {
                     actor: "reseat",
+                    role: None,
                     action,
                     account_id: Some(account),
                     product: Some(product),
@@ -517,6 +519,7 @@ async fn coalesce(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "restore.coalesced",
             account_id: Some(subject.account.as_str()),
             product: Some(subject.product.as_str()),
@@ -650,6 +653,7 @@ async fn record_restored(
             state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "restore.unsuspended",
                 account_id: Some(account),
                 product: Some(product),
@@ -681,6 +685,7 @@ async fn record_restored(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "restore.groups_added",
             account_id: Some(account),
             product: Some(product),
@@ -1049,6 +1054,7 @@ async fn reply_and_mark(state: &AppState, request: &RestoreRequest) -> Result<()
             &state.db,
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "restore.reply_failed",
                 account_id: request.account_id.as_deref(),
                 product: request.product.as_deref(),

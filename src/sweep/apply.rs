@@ -254,6 +254,7 @@ pub async fn apply_leased(
             &state.db,
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.aborted",
                 account_id: None,
                 product: None,
@@ -347,6 +348,7 @@ pub async fn apply_leased(
         &state.db,
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: if dry_run {
                 "sweep.dry_run"
             } else {
@@ -1183,6 +1185,7 @@ async fn remove_claimed(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "sweep.removed",
             account_id: Some(&item.account_id),
             product: Some(&item.product),
@@ -1218,6 +1221,7 @@ async fn still_billed(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "sweep.still_billed",
             account_id: Some(&item.account_id),
             product: Some(&item.product),
@@ -1275,6 +1279,7 @@ async fn suspend_step(
                 &state.db,
                 audit::Entry {
                     actor: "reseat",
+                    role: None,
                     action: "sweep.suspend_failed",
                     account_id: Some(&account_id),
                     product: None,
@@ -1299,6 +1304,7 @@ async fn suspend_step(
             state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.suspended",
                 account_id: Some(&account_id),
                 product: None,
@@ -1387,6 +1393,7 @@ async fn delete_step(
             state.db.now_ms(),
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.deleted",
                 account_id: Some(&account_id),
                 product: None,

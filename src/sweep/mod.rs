@@ -7,6 +7,7 @@
 //! - [`roles`]: how each seat is held (groups, direct, inferred, IdP-managed), taking
 //!   direct roles away, verifying the seat is gone, re-granting on restore;
 //! - [`notify`]: the seam for warning emails;
+//! - [`scope`]: whether a credential's role and scope cover a plan or its items;
 //! - [`store`]: the SQL.
 //!
 //! Activity data comes from [`crate::activity`].
@@ -22,6 +23,7 @@ pub mod population;
 pub mod roles;
 pub mod run_lease;
 pub mod schedule;
+pub mod scope;
 pub mod store;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};
@@ -63,6 +65,9 @@ pub enum SweepError {
         running: String,
         holder: String,
     },
+    /// Outside the credential's role or scope ([`scope`]); nothing was changed.
+    #[error("sweep: {0}")]
+    Refused(#[from] crate::web::config::Refused),
 }
 
 /// `reseat sweep` and the schedule: plans from `sources`, then applies that plan, under one

@@ -183,6 +183,7 @@ async fn no_address(
         now,
         audit::Entry {
             actor: "reseat",
+            role: None,
             action,
             account_id: Some(account),
             product: Some(product),

@@ -283,6 +283,7 @@ pub async fn plan_sharing(
             &state.db,
             audit::Entry {
                 actor: "reseat",
+                role: None,
                 action: "sweep.governance_blocked",
                 account_id: None,
                 product: None,
@@ -530,6 +531,7 @@ pub async fn plan_sharing(
         state.db.now_ms(),
         audit::Entry {
             actor: "reseat",
+            role: None,
             action: "sweep.planned",
             account_id: None,
             product: None,

@@ -84,6 +84,7 @@ impl Scheduler {
                         &self.state.db,
                         audit::Entry {
                             actor: "schedule",
+                            role: None,
                             action: "sweep.scheduled_run",
                             account_id: None,
                             product: None,

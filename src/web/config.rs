@@ -141,10 +141,13 @@ impl Action {
 
 impl Action {
     /// The action a route takes, for the admin pages and the API alike (one table for both):
-    /// reading is a `GET`; approving or denying a request is [`Action::Decide`]; signing out
-    /// is reading; any other change is [`Action::Operate`].
+    /// the configuration (`…/config`) is [`Action::Configure`]; other reading is a `GET`;
+    /// approving or denying a request is [`Action::Decide`]; signing out is reading; any
+    /// other change is [`Action::Operate`].
     pub fn of_route(method: &axum::http::Method, path: &str) -> Action {
-        if method == axum::http::Method::GET
+        if path.ends_with("/config") {
+            Action::Configure
+        } else if method == axum::http::Method::GET
             || method == axum::http::Method::HEAD
             || path.ends_with("/logout")
         {
@@ -219,17 +222,27 @@ impl Grant {
         }
     }
 
-    /// Whether the role allows `action`. Until actions check each item against the scope,
-    /// a credential scoped to products may only read (fails closed); a site scope always
-    /// names the one configured site (config check makes sure), so it limits nothing yet.
+    /// Whether the role allows `action` (the scope is checked item by item: [`Grant::covers`]).
     pub fn allows(&self, action: Action) -> bool {
-        self.role.allows(action) && (action == Action::Read || self.products.is_empty())
+        self.role.allows(action)
     }
 
-    /// Whether a thing of `site` and `product` (canonical key) is inside the scope.
-    pub fn covers(&self, site: Option<&str>, product: Option<&str>) -> bool {
-        let site_ok =
-            self.sites.is_empty() || site.is_some_and(|s| self.sites.iter().any(|x| x == s));
+    /// The role's name, as audit entries record it.
+    pub fn role_name(&self) -> &'static str {
+        self.role.as_str()
+    }
+
+    /// How a decision is credited on a request (`approved by ana`, `approved by api:ci`).
+    pub fn label(&self) -> &str {
+        self.actor.strip_prefix("admin:").unwrap_or(&self.actor)
+    }
+
+    /// THE scope check: whether a thing of `site` and `product` is inside the scope. A
+    /// `product` of None stands for every product of the site (a whole plan, a sweep, a
+    /// request whose product is not known yet): only a grant limited to no product covers
+    /// it. Every list filter and every action on an item asks this.
+    pub fn covers(&self, site: &str, product: Option<&str>) -> bool {
+        let site_ok = self.sites.is_empty() || self.sites.iter().any(|x| x == site);
         let product_ok = self.products.is_empty()
             || product.is_some_and(|p| {
                 let p = crate::atlassian::ProductKey::parse(p)
@@ -240,14 +253,78 @@ impl Grant {
         site_ok && product_ok
     }
 
+    /// Whether anything of `site` is inside the scope (some product of it, or all): a plan
+    /// of the site is listed, showing only the items [`Grant::covers`].
+    pub fn sees_site(&self, site: &str) -> bool {
+        if self.products.is_empty() {
+            return self.covers(site, None);
+        }
+        self.products.iter().any(|p| self.covers(site, Some(p)))
+    }
+
+    /// The role allows `action`, or the refusal (audited as `role.refused`).
+    pub async fn require(&self, db: &crate::store::Db, action: Action) -> Result<(), Refused> {
+        if self.allows(action) {
+            return Ok(());
+        }
+        self.audit_refusal(db, action).await;
+        Err(Refused::Role {
+            actor: self.actor.clone(),
+            role: self.role,
+            action,
+        })
+    }
+
+    /// The scope covers (`site`, `product`), or the refusal (audited as `role.refused`);
+    /// `what` names the thing in the refusal (`request 0190…`, `plan 0190…`).
+    pub async fn require_scope(
+        &self,
+        db: &crate::store::Db,
+        site: &str,
+        product: Option<&str>,
+        what: &str,
+    ) -> Result<(), Refused> {
+        if self.covers(site, product) {
+            return Ok(());
+        }
+        tracing::info!(actor = %self.actor, role = self.role.as_str(), what, "refused: outside the credential's scope");
+        let reason = format!("{} outside its scope", self.role.as_str());
+        self.count_refusal(db, &reason).await;
+        Err(Refused::Scope {
+            actor: self.actor.clone(),
+            what: what.to_string(),
+            scope: self.scope_text(),
+        })
+    }
+
+    /// `sites: all, products: jira-servicedesk`.
+    pub fn scope_text(&self) -> String {
+        let all = |list: &[String]| {
+            if list.is_empty() {
+                "all".to_string()
+            } else {
+                list.join(", ")
+            }
+        };
+        format!(
+            "sites: {}; products: {}",
+            all(&self.sites),
+            all(&self.products)
+        )
+    }
+
     /// Counts a refused action in the aggregated refusal audit (`audit_refusals`): action
     /// `role.refused`, the actor as source, `<role> may not <action>` as reason.
     pub async fn audit_refusal(&self, db: &crate::store::Db, action: Action) {
         let reason = format!("{} may not {}", self.role.as_str(), action.as_str());
+        self.count_refusal(db, &reason).await;
+    }
+
+    async fn count_refusal(&self, db: &crate::store::Db, reason: &str) {
         let refusal = crate::audit::Refusal {
             action: "role.refused",
             source: &self.actor,
-            reason: &reason,
+            reason,
         };
         if let Err(error) = crate::audit::refused(db, refusal).await {
             tracing::warn!(%error, "cannot count a refused action");
@@ -258,6 +335,30 @@ impl Grant {
     pub fn unscoped(&self) -> bool {
         self.sites.is_empty() && self.products.is_empty()
     }
+}
+
+/// Why a credential may not do something. Nothing was changed when this is returned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    /// Above the credential's role.
+    #[error(
+        "{actor} has the role {} and may not {} ({} or above needed); nothing was changed",
+        role.as_str(),
+        action.as_str(),
+        action.least_role().as_str()
+    )]
+    Role {
+        actor: String,
+        role: Role,
+        action: Action,
+    },
+    /// On a thing outside the credential's sites or products.
+    #[error("{what} is outside the scope of {actor} ({scope}); nothing was changed")]
+    Scope {
+        actor: String,
+        what: String,
+        scope: String,
+    },
 }
 
 impl AdminConfig {

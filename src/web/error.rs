@@ -115,3 +115,9 @@ pub struct ErrorDetail {
     /// For a person; never contains internal causes.
     pub message: String,
 }
+
+impl From<crate::web::config::Refused> for ApiError {
+    fn from(refused: crate::web::config::Refused) -> Self {
+        ApiError::Forbidden(refused.to_string())
+    }
+}

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod landing;
 pub mod serve;
 

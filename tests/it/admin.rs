@@ -1361,3 +1361,252 @@ async fn every_admin_route_for_every_role_is_allowed_or_a_clear_403() {
         assert_eq!(env.request_status(&request).await, "denied");
     }
 }
+
+/// An admin scoped to JSM (an operator: decides and operates) sees only JSM requests and
+/// plan rows, approves a JSM request and excludes a JSM row (both audited with the role),
+/// and is refused with a 403 page, changing nothing, on a Jira Software request, a Jira
+/// row, and applying a plan that holds other products. Only the owner sees the
+/// configuration page and its link.
+#[tokio::test]
+async fn a_product_scoped_admin_sees_and_acts_only_in_scope() {
+    use reseat::web::config::Role;
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env_with(db, |config| {
+            config.admin.users.push(AdminUser {
+                name: "jsm".into(),
+                password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
+                    .unwrap()
+                    .into(),
+                role: Some(Role::Operator),
+                sites: Vec::new(),
+                products: vec!["jira-servicedesk".into()],
+            });
+        })
+        .await;
+        let (jira, jira_account) = env.pending_request().await;
+        let other = env
+            .sim
+            .state()
+            .ground_truth()
+            .users
+            .iter()
+            .find(|u| {
+                u.groups.iter().any(|g| g == seed::GROUP_JIRA_CONTRACTORS)
+                    && u.account_id != jira_account
+                    && u.account_status == reseat::sim::AccountStatus::Active
+                    && !u.suspended
+                    && !u.offboarded
+                    && u.account_type == reseat::sim::AccountType::Atlassian
+            })
+            .map(|u| u.account_id.clone())
+            .unwrap();
+        let issue = env
+            .sim
+            .state()
+            .create_request(SimRequest {
+                reporter: other.clone(),
+                request_type_id: None,
+                summary: None,
+                description: None,
+                product: Some(Product::JiraServiceDesk),
+            })
+            .unwrap()
+            .key;
+        let response = env
+            .http
+            .post(env.app.url("/hooks/jsm"))
+            .header("X-Reseat-Token", reseat::demo::DEMO_JSM_SECRET)
+            .json(&json!({ "issueKey": issue }))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let jsm = body["requestId"].as_str().unwrap().to_string();
+        env.app.drain_queue().await;
+        assert_eq!(env.request_status(&jsm).await, "pending", "{backend}");
+        let session = env.login_as("jsm").await;
+        let post = |path: String, fields: Vec<(&'static str, String)>| {
+            let mut form = vec![("csrf", session.csrf.clone())];
+            form.extend(fields);
+            env.http
+                .post(env.app.url(&path))
+                .header("cookie", &session.cookie)
+                .form(&form)
+                .send()
+        };
+
+        // The requests page lists the JSM request only.
+        let page = env
+            .get("/admin/requests", Some(&session.cookie))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&jsm), "{backend}");
+        assert!(!page.contains(&jira), "{backend}: {page}");
+        assert!(
+            !page.contains("Config</a>"),
+            "{backend}: the nav links the config page for owners only"
+        );
+
+        // Approving the Jira request: 403, nothing changes.
+        let groups_before = env.sim.state().user(&jira_account).unwrap().groups.len();
+        let response = post(format!("/admin/requests/{jira}/approve"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{backend}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains("outside the scope of admin:jsm") && text.contains("nothing was changed"),
+            "{backend}: {text}"
+        );
+        env.app.drain_queue().await;
+        assert_eq!(env.request_status(&jira).await, "pending", "{backend}");
+        assert_eq!(
+            env.sim.state().user(&jira_account).unwrap().groups.len(),
+            groups_before,
+            "{backend}"
+        );
+        assert!(!env.has_jira(&jira_account), "{backend}");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved'")
+                .await,
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_refusals WHERE action = 'role.refused' AND source = 'admin:jsm' AND reason = 'operator outside its scope'")
+                .await,
+            1,
+            "{backend}"
+        );
+
+        // Approving the JSM request goes through, audited with the role.
+        let response = post(format!("/admin/requests/{jsm}/approve"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{backend}");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved' AND actor = 'admin:jsm' AND role = 'operator'")
+                .await,
+            1,
+            "{backend}"
+        );
+
+        // A plan: only JSM rows are shown; a Jira row cannot be excluded, a JSM row can;
+        // the plan, holding other products, cannot be applied.
+        let plan = env.plan().await;
+        let row = |product: &'static str| {
+            let plan = plan.clone();
+            let db = env.app.state.db.clone();
+            async move {
+                sqlx::query_as::<_, (i64, String)>(
+                    "SELECT id, account_id FROM plan_items WHERE plan_id = $1 AND product = $2 ORDER BY id LIMIT 1",
+                )
+                .bind(&plan)
+                .bind(product)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+            }
+        };
+        let (jira_item, jira_item_account) = row("jira-software").await;
+        let (jsm_item, jsm_item_account) = row("jira-service-desk").await;
+        let page = env
+            .get(
+                &format!("/admin/plans/{plan}?product=jira-service-desk"),
+                Some(&session.cookie),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&jsm_item_account), "{backend}");
+        let page = env
+            .get(
+                &format!("/admin/plans/{plan}?product=jira-software"),
+                Some(&session.cookie),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        let jira_only = env
+            .count(&format!(
+                "SELECT COUNT(*) FROM plan_items WHERE plan_id = '{plan}' AND account_id = '{jira_item_account}' AND product = 'jira-service-desk'"
+            ))
+            .await
+            == 0;
+        if jira_only {
+            assert!(!page.contains(&jira_item_account), "{backend}");
+        }
+        let excluded = "SELECT COUNT(*) FROM plan_items WHERE excluded <> 0";
+        let response = post(
+            format!("/admin/plans/{plan}/items"),
+            vec![
+                ("action", "exclude".into()),
+                ("item", jira_item.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 403, "{backend}");
+        assert_eq!(env.count(excluded).await, 0, "{backend}");
+        let response = post(
+            format!("/admin/plans/{plan}/items"),
+            vec![("action", "exclude".into()), ("item", jsm_item.to_string())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 303, "{backend}");
+        assert_eq!(env.count(excluded).await, 1, "{backend}");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'plan.item_excluded' AND actor = 'admin:jsm' AND role = 'operator'")
+                .await,
+            1,
+            "{backend}"
+        );
+        let jobs = "SELECT COUNT(*) FROM jobs";
+        let jobs_before = env.count(jobs).await;
+        let response = post(format!("/admin/plans/{plan}/apply"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{backend}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("outside the scope"), "{backend}: {text}");
+        assert_eq!(
+            env.count(jobs).await,
+            jobs_before,
+            "{backend}: nothing queued"
+        );
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM plans WHERE status <> 'planned'")
+                .await,
+            0,
+            "{backend}"
+        );
+
+        // The owner sees the configuration page (and its link); secrets are not on it.
+        let owner = env.login_as("ana").await;
+        let response = env.get("/admin/config", Some(&owner.cookie)).await;
+        assert_eq!(response.status(), 200, "{backend}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Config</a>"), "{backend}");
+        assert!(
+            page.contains("link signing key demo") && page.contains("active: signs new links"),
+            "{backend}: {page}"
+        );
+        assert!(page.contains("[redacted]"), "{backend}");
+        let link_key = env.app.state.config.links.keys["demo"].expose().to_string();
+        for secret in [
+            link_key.as_str(),
+            reseat::demo::DEMO_JSM_SECRET,
+            reseat::demo::DEMO_AUTOMATION_SECRET,
+        ] {
+            assert!(!page.contains(secret), "{backend}: a secret is on the page");
+        }
+        let response = env.get("/admin/config", Some(&session.cookie)).await;
+        assert_eq!(response.status(), 403, "{backend}: an operator may not");
+    }
+}

@@ -34,7 +34,18 @@ fn with_token(config: &mut Config) {
             products: Vec::new(),
         });
     }
+    // An approver for JSM only (spelled as an admin might), on the one site.
+    config.admin.api_tokens.push(ApiToken {
+        name: "jsm-approver".into(),
+        token_sha256: hash_token(JSM_TOKEN),
+        role: Some(Role::Approver),
+        sites: vec![config.site().to_string()],
+        products: vec!["jira-servicedesk".into()],
+    });
 }
+
+/// The token of the approver scoped to JSM.
+const JSM_TOKEN: &str = "test-jsm-approver-token";
 
 /// The token of the `role` test token.
 fn role_token(role: Role) -> String {
@@ -344,12 +355,41 @@ impl Env {
 
     /// A request through the Automation channel, processed: the rules leave it pending.
     async fn pending_request(&self, account: &str) -> String {
+        self.pending_request_for(account, "jira-software").await
+    }
+
+    /// What a sweep does to the user's JSM access: journal the JSM group, then remove it.
+    async fn remove_jsm_like_a_sweep(&self, account: &str) -> String {
+        let group = self.sim.state().group(seed::GROUP_JSM).unwrap();
+        let mut conn = self.app.state.db.pool().acquire().await.unwrap();
+        reseat::ledger::journal::journal_removed_in(
+            &mut conn,
+            self.app.state.db.now_ms(),
+            &JournalEntry {
+                account_id: account,
+                product: "jira-service-desk",
+                site: self.app.state.site(),
+                group_id: &group.id,
+                group_name: &group.name,
+                run_id: Some("test-sweep"),
+                request_id: None,
+                reason: "inactive for 120 days",
+            },
+        )
+        .await
+        .unwrap();
+        let _ = self.sim.state().remove_member(&group.id, account);
+        group.id
+    }
+
+    /// The same for `product`.
+    async fn pending_request_for(&self, account: &str, product: &str) -> String {
         let response = self
             .app
             .client
             .post(self.app.url("/hooks/automation"))
             .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
-            .json(&json!({ "accountId": account, "product": "jira-software" }))
+            .json(&json!({ "accountId": account, "product": product }))
             .send()
             .await
             .unwrap();
@@ -480,9 +520,16 @@ async fn approve_and_deny_through_the_api_restore_and_are_audited_with_the_token
         );
         let csv = response.text().await.unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "id,at,actor,action,account_id,product,details");
+        assert_eq!(
+            lines[0],
+            "id,at,actor,action,account_id,product,details,role"
+        );
         assert_eq!(lines.len(), 3, "{csv}");
         assert!(lines[2].contains("api:ci,restore.approved"), "{csv}");
+        assert!(
+            lines[2].ends_with(",owner"),
+            "a token without a role acts as owner: {csv}"
+        );
 
         // The account's timeline: the removal, the request, the restore, in time order.
         let (status, timeline) = env
@@ -699,12 +746,13 @@ async fn an_approval_naming_a_group_outside_the_products_access_groups_is_refuse
                     command: reseat::restore::cli::RequestsCommand::Approve {
                         id: id.clone(),
                         groups: vec![group_id(name)],
-                        admin: "ana".into(),
+                        as_admin: None,
                     },
                 },
             )
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
             assert!(refused.contains("not among the access groups"), "{refused}");
         }
         env.app.drain_queue().await;
@@ -903,5 +951,196 @@ async fn every_route_for_every_role_is_allowed_or_403_and_a_refusal_changes_noth
         let (status, me) = env.get("/api/v1/me", "/api/v1/me").await;
         assert_eq!(status, 200);
         assert_eq!(me["role"], "owner", "a token without a role is owner");
+
+        // The owner sees the configuration, redacted, and which keys are set.
+        let response = env
+            .app
+            .client
+            .get(env.app.url("/api/v1/config"))
+            .bearer_auth(role_token(Role::Owner))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{backend}");
+        let config: Value = response.json().await.unwrap();
+        env.contract.check("get", "/api/v1/config", 200, &config);
+        assert_eq!(
+            config["keys"]["link_keys"],
+            json!([{ "id": "demo", "active": true }]),
+            "{backend}: {config}"
+        );
+        assert_eq!(config["keys"]["webhook_secrets"], 1);
+        assert_eq!(config["keys"]["jsm_secret"], true);
+        let effective = config["effective"].as_str().unwrap();
+        assert!(effective.contains("[redacted]"), "{effective}");
+        for secret in [
+            reseat::demo::DEMO_AUTOMATION_SECRET,
+            reseat::demo::DEMO_JSM_SECRET,
+        ] {
+            assert!(!effective.contains(secret), "{backend}: a secret is shown");
+            assert!(!config.to_string().contains(secret));
+        }
+        let link_key = env.app.state.config.links.keys["demo"].expose().to_string();
+        assert!(!config.to_string().contains(&link_key), "{backend}");
+    }
+}
+
+/// An approver scoped to JSM lists only JSM requests and audit entries, approves a JSM
+/// request (audited with its role), and is refused (403, audited, nothing changed in the
+/// simulator or the database) on a Jira Software request, even by id.
+#[tokio::test]
+async fn a_product_scoped_approver_sees_and_decides_only_its_products() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env(db).await;
+        let contractors = env.contractors();
+        let (jira_account, jsm_account) = (&contractors[0], &contractors[1]);
+        env.remove_like_a_sweep(jira_account).await;
+        let jira = env.pending_request(jira_account).await;
+        let jsm_group = env.remove_jsm_like_a_sweep(jsm_account).await;
+        let jsm = env
+            .pending_request_for(jsm_account, "jira-servicedesk")
+            .await;
+        let jira_groups = env.group_ids(jira_account);
+        let scoped = |method: reqwest::Method, path: &str| {
+            env.app
+                .client
+                .request(method, env.app.url(path))
+                .bearer_auth(JSM_TOKEN)
+        };
+
+        // The list holds the JSM request only; the unscoped token sees both.
+        let response = scoped(reqwest::Method::GET, "/api/v1/requests?status=pending")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{backend}");
+        let page: Value = response.json().await.unwrap();
+        env.contract.check("get", "/api/v1/requests", 200, &page);
+        let ids: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![jsm.as_str()], "{backend}: {page}");
+        assert_eq!(page["items"][0]["site"], env.app.state.site(), "{backend}");
+        let (_, all) = env
+            .get("/api/v1/requests", "/api/v1/requests?status=pending")
+            .await;
+        assert_eq!(
+            all["items"].as_array().unwrap().len(),
+            2,
+            "{backend}: {all}"
+        );
+
+        // The Jira request is out of scope: reading or approving it is 403, and nothing
+        // changes.
+        let response = scoped(reqwest::Method::GET, &format!("/api/v1/requests/{jira}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{backend}");
+        let response = scoped(
+            reqwest::Method::POST,
+            &format!("/api/v1/requests/{jira}/approve"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 403, "{backend}");
+        let body: Value = response.json().await.unwrap();
+        env.contract
+            .check("post", "/api/v1/requests/{id}/approve", 403, &body);
+        assert_eq!(body["error"]["code"], "forbidden");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("outside the scope of api:jsm-approver")
+                && message.contains("products: jira-service-desk")
+                && message.contains("nothing was changed"),
+            "{backend}: {message}"
+        );
+        env.app.drain_queue().await;
+        let stored = reseat::restore::store::get(&env.app.state.db, &jira)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, "pending", "{backend}");
+        assert_eq!(env.group_ids(jira_account), jira_groups, "{backend}");
+        let approvals: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved'")
+                .fetch_one(env.app.state.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(approvals, 0, "{backend}");
+        let refusals = reseat::audit::refusals_since(&env.app.state.db, 0, 100)
+            .await
+            .unwrap();
+        assert!(
+            refusals.iter().any(|r| r.action == "role.refused"
+                && r.source == "api:jsm-approver"
+                && r.reason == "approver outside its scope"),
+            "{backend}: {refusals:?}"
+        );
+
+        // The JSM request is in scope: approved, restored, audited with the role.
+        let response = scoped(
+            reqwest::Method::POST,
+            &format!("/api/v1/requests/{jsm}/approve"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 202, "{backend}");
+        env.app.drain_queue().await;
+        let stored = reseat::restore::store::get(&env.app.state.db, &jsm)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, "restored", "{backend}: {stored:?}");
+        assert!(
+            env.group_ids(jsm_account).contains(&jsm_group),
+            "{backend}: the JSM group is back"
+        );
+        let (actor, role): (String, Option<String>) =
+            sqlx::query_as("SELECT actor, role FROM audit_log WHERE action = 'restore.approved'")
+                .fetch_one(env.app.state.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            (actor.as_str(), role.as_deref()),
+            ("api:jsm-approver", Some("approver")),
+            "{backend}"
+        );
+
+        // The audit log it reads names no Jira Software entry; each entry carries a role.
+        let response = scoped(reqwest::Method::GET, "/api/v1/audit?limit=500")
+            .send()
+            .await
+            .unwrap();
+        let page: Value = response.json().await.unwrap();
+        env.contract.check("get", "/api/v1/audit", 200, &page);
+        let items = page["items"].as_array().unwrap();
+        assert!(
+            items.iter().all(|e| e["product"] != "jira-software"),
+            "{backend}: {page}"
+        );
+        assert!(
+            items.iter().any(|e| e["action"] == "restore.approved"
+                && e["role"] == "approver"
+                && e["actor"] == "api:jsm-approver"),
+            "{backend}: {page}"
+        );
+        let (_, everything) = env.get("/api/v1/audit", "/api/v1/audit?limit=500").await;
+        assert!(
+            everything["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["product"] == "jira-software"),
+            "{backend}: the unscoped token sees the Jira entries"
+        );
     }
 }

@@ -664,7 +664,7 @@ fn a_bad_role_or_scope_is_one_line_and_exit_2_and_whoami_names_the_grant() {
         "{}",
         stderr(&output)
     );
-    // A product scope may only read until actions check each item (fails closed).
+    // A scoped approver decides (each item is checked against the scope).
     let good = entry(
         "role = \"approver\"\nsites = [\"support\"]\nproducts = [\"Jira Service Management\"]",
     );
@@ -680,7 +680,7 @@ fn a_bad_role_or_scope_is_one_line_and_exit_2_and_whoami_names_the_grant() {
     let printed = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         printed,
-        "name: api:ci\nrole: approver\nsites: support\nproducts: jira-service-desk\nactions: read\n"
+        "name: api:ci\nrole: approver\nsites: support\nproducts: jira-service-desk\nactions: read, decide\n"
     );
 }
 
@@ -773,4 +773,270 @@ fn config_check_knows_every_site_and_refuses_a_bad_one_in_one_line() {
     let notes: Vec<&str> = said.lines().filter(|l| l.contains("[[sites]]")).collect();
     assert_eq!(notes.len(), 1, "{}", stderr(&output));
     assert!(notes[0].starts_with("config: note: [atlassian] names one site (acme)"));
+}
+
+/// `reseat requests approve` and `reseat sweep plan|apply` as each role (`--as NAME`):
+/// allowed, audited with the admin and the role; or one line, exit 2, counted as a refusal
+/// and nothing changed. A credential scoped to JSM is refused on a Jira request and on a
+/// plan of every product; without `--as` the CLI acts as `cli`, owner.
+#[tokio::test]
+async fn acting_cli_commands_as_each_role_are_allowed_and_audited_or_one_line_exit_2() {
+    use crate::ledger::{config_for, reseat_cli, sim, write_config};
+    use crate::support::{TestDb, spawn_configured};
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sim = sim(150).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_for(&sim, &db, dir.path());
+        config.log.level = "warn".into();
+        config.sweep.mode = reseat::sweep::config::Mode::DryRun;
+        config.restore.rules = Vec::new();
+        let file = dir.path().join("reseat.toml");
+        write_config(&config, &sim, &file);
+        // The admins, added to the file (a serialized config redacts password hashes).
+        let hash = reseat::web::admin::auth::hash_password("pw").unwrap();
+        let mut value: toml::Value =
+            toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let mut users = Vec::new();
+        for (name, role, products) in [
+            ("viewer", "viewer", vec![]),
+            ("approver", "approver", vec![]),
+            ("operator", "operator", vec![]),
+            ("owner", "owner", vec![]),
+            ("jsm", "operator", vec!["jira-servicedesk"]),
+        ] {
+            let mut user = toml::map::Map::new();
+            user.insert("name".into(), name.into());
+            user.insert("password_hash".into(), hash.clone().into());
+            user.insert("role".into(), role.into());
+            user.insert("products".into(), products.into());
+            users.push(toml::Value::Table(user));
+        }
+        value
+            .as_table_mut()
+            .unwrap()
+            .entry("admin")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .unwrap()
+            .insert("users".into(), toml::Value::Array(users));
+        std::fs::write(&file, toml::to_string(&value).unwrap()).unwrap();
+        let app = spawn_configured(db, config, axum::Router::new()).await;
+        let count = |sql: String| {
+            let pool = app.state.db.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let run = |args: Vec<String>| {
+            let file = file.clone();
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let output = reseat_cli(&file, &args).output().await.unwrap();
+                (
+                    output.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&output.stderr)
+                        .trim_end()
+                        .to_string(),
+                )
+            }
+        };
+        let refused_as = |name: &str| {
+            format!(
+                "SELECT COUNT(*) FROM audit_refusals WHERE action = 'role.refused' AND source = 'admin:{name}'"
+            )
+        };
+
+        // A pending Jira Software request (no rule: an admin decides).
+        let account = sim
+            .state()
+            .ground_truth()
+            .users
+            .iter()
+            .find(|u| {
+                u.account_status == reseat::sim::AccountStatus::Active
+                    && !u.suspended
+                    && !u.offboarded
+                    && u.account_type == reseat::sim::AccountType::Atlassian
+            })
+            .map(|u| u.account_id.clone())
+            .unwrap();
+        let response = app
+            .client
+            .post(app.url("/hooks/automation"))
+            .header("X-Reseat-Token", reseat::demo::DEMO_AUTOMATION_SECRET)
+            .json(&serde_json::json!({ "accountId": account, "product": "jira-software" }))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let request = body["requestId"].as_str().unwrap().to_string();
+        app.drain_queue().await;
+        let status = format!(
+            "SELECT COUNT(*) FROM restore_requests WHERE id = '{request}' AND status = 'pending'"
+        );
+        assert_eq!(count(status.clone()).await, 1, "{backend}");
+
+        // approve: viewer refused; the scoped operator refused (out of scope); the others
+        // allowed (the request waits again: reseat has no record of removing it).
+        for (name, allowed) in [
+            (Some("viewer"), false),
+            (Some("jsm"), false),
+            (Some("approver"), true),
+            (Some("operator"), true),
+            (Some("owner"), true),
+            (None, true),
+        ] {
+            let mut args = vec!["requests".to_string(), "approve".into(), request.clone()];
+            if let Some(name) = name {
+                args.extend(["--as".to_string(), name.to_string()]);
+            }
+            let (code, stderr) = run(args).await;
+            let (actor, role) = match name {
+                Some("jsm") => ("admin:jsm".to_string(), "operator"),
+                Some(name) => (format!("admin:{name}"), name),
+                None => ("cli".to_string(), "owner"),
+            };
+            let approvals = format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved' AND actor = '{actor}' AND role = '{role}'"
+            );
+            if allowed {
+                assert_eq!(code, 0, "{backend}: {name:?}: {stderr}");
+                assert_eq!(count(approvals).await, 1, "{backend}: {name:?}");
+            } else {
+                assert_eq!(code, 2, "{backend}: {name:?}: {stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{backend}: {stderr}");
+                assert!(stderr.contains("nothing was changed"), "{stderr}");
+                if name == Some("viewer") {
+                    assert!(stderr.contains("viewer and may not decide"), "{stderr}");
+                } else {
+                    assert!(
+                        stderr.contains("outside the scope of admin:jsm"),
+                        "{stderr}"
+                    );
+                }
+                let name = name.unwrap();
+                assert_eq!(count(approvals).await, 0, "{backend}: {name}");
+                assert_eq!(count(refused_as(name)).await, 1, "{backend}: {name}");
+                assert_eq!(count(status.clone()).await, 1, "{backend}: still pending");
+            }
+        }
+
+        // sweep plan and apply (dry run): viewer and approver may not; the JSM operator may
+        // not plan the whole site nor apply a plan of every product.
+        let (code, stderr) = run(vec![
+            "sweep".into(),
+            "plan".into(),
+            "--as".into(),
+            "viewer".into(),
+        ])
+        .await;
+        assert_eq!(code, 2, "{backend}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let plans = "SELECT COUNT(*) FROM plans".to_string();
+        assert_eq!(count(plans.clone()).await, 0, "{backend}: no plan was made");
+        let (code, stderr) = run(vec![
+            "sweep".into(),
+            "plan".into(),
+            "--as".into(),
+            "operator".into(),
+        ])
+        .await;
+        assert_eq!(code, 0, "{backend}: {stderr}");
+        assert_eq!(count(plans.clone()).await, 1, "{backend}");
+        assert_eq!(
+            count("SELECT COUNT(*) FROM audit_log WHERE action = 'sweep.plan_requested' AND actor = 'admin:operator' AND role = 'operator'".into()).await,
+            1,
+            "{backend}"
+        );
+        let runs = "SELECT COUNT(*) FROM sweep_runs WHERE kind = 'apply'".to_string();
+        for (name, allowed) in [
+            ("viewer", false),
+            ("approver", false),
+            ("jsm", false),
+            ("operator", true),
+            ("owner", true),
+        ] {
+            let before = count(runs.clone()).await;
+            let (code, stderr) = run(vec![
+                "sweep".into(),
+                "apply".into(),
+                "--as".into(),
+                name.into(),
+            ])
+            .await;
+            let role = if name == "jsm" { "operator" } else { name };
+            let requested = format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'plan.apply_requested' AND actor = 'admin:{name}' AND role = '{role}'"
+            );
+            if allowed {
+                assert_eq!(code, 0, "{backend}: {name}: {stderr}");
+                assert_eq!(count(requested).await, 1, "{backend}: {name}");
+                assert_eq!(count(runs.clone()).await, before + 1, "{backend}: {name}");
+            } else {
+                assert_eq!(code, 2, "{backend}: {name}: {stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{backend}: {stderr}");
+                if name == "jsm" {
+                    assert!(
+                        stderr.contains("outside the scope of admin:jsm"),
+                        "{stderr}"
+                    );
+                } else {
+                    assert!(stderr.contains("may not operate"), "{stderr}");
+                }
+                assert_eq!(count(requested).await, 0, "{backend}: {name}");
+                assert_eq!(count(runs.clone()).await, before, "{backend}: {name}");
+            }
+        }
+        assert!(count(refused_as("approver")).await >= 1, "{backend}");
+
+        // A restore link gives access back: approver or above, in scope.
+        let site = app.state.site().to_string();
+        for (name, allowed) in [("viewer", false), ("jsm", false), ("approver", true)] {
+            let (code, stderr) = run(vec![
+                "link".into(),
+                "--account".into(),
+                account.clone(),
+                "--product".into(),
+                "jira-software".into(),
+                "--site".into(),
+                site.clone(),
+                "--as".into(),
+                name.into(),
+            ])
+            .await;
+            let issued = format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'link.issued' AND actor = 'admin:{name}'"
+            );
+            let tokens = "SELECT COUNT(*) FROM link_tokens".to_string();
+            if allowed {
+                assert_eq!(code, 0, "{backend}: {name}: {stderr}");
+                assert_eq!(count(issued).await, 1, "{backend}");
+                assert_eq!(
+                    count("SELECT COUNT(*) FROM audit_log WHERE action = 'link.issued' AND role = 'approver'".into()).await,
+                    1,
+                    "{backend}"
+                );
+            } else {
+                assert_eq!(code, 2, "{backend}: {name}: {stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{backend}: {stderr}");
+                assert_eq!(count(issued).await, 0, "{backend}");
+                assert_eq!(count(tokens).await, 0, "{backend}: no link was issued");
+            }
+        }
+
+        // An unknown name is one line and exit 2 too.
+        let (code, stderr) = run(vec![
+            "sweep".into(),
+            "apply".into(),
+            "--as".into(),
+            "nobody".into(),
+        ])
+        .await;
+        assert_eq!(code, 2, "{backend}: {stderr}");
+        assert!(stderr.contains("no admin \"nobody\""), "{stderr}");
+    }
 }

@@ -859,7 +859,7 @@ async fn an_admin_approves_or_denies_what_the_rules_sent_to_manual() {
         "{listed}"
     );
 
-    reseat::restore::admin::approve(state, &id, "ana", vec![])
+    reseat::restore::admin::approve(state, &id, &ana(), vec![])
         .await
         .unwrap();
     env.app.drain_queue().await;
@@ -876,7 +876,7 @@ async fn an_admin_approves_or_denies_what_the_rules_sent_to_manual() {
     assert_eq!(env.count("SELECT COUNT(*) FROM audit_log WHERE action = 'restore.approved' AND actor = 'admin:ana'").await, 1);
     // A decided request cannot be approved again.
     assert!(
-        reseat::restore::admin::approve(state, &id, "ana", vec![])
+        reseat::restore::admin::approve(state, &id, &ana(), vec![])
             .await
             .is_err()
     );
@@ -902,7 +902,7 @@ async fn an_admin_approves_or_denies_what_the_rules_sent_to_manual() {
     let (_, body) = env.jsm(&issue).await;
     let id = body["requestId"].as_str().unwrap().to_string();
     env.app.drain_queue().await;
-    reseat::restore::admin::deny(state, &id, "ana", "Your contract ended in October.")
+    reseat::restore::admin::deny(state, &id, &ana(), "Your contract ended in October.")
         .await
         .unwrap();
     env.app.drain_queue().await;
@@ -2539,7 +2539,7 @@ async fn an_approval_left_pending_prints_the_reason_and_the_next_step() {
                 command: reseat::restore::cli::RequestsCommand::Approve {
                     id: id.clone(),
                     groups: vec![],
-                    admin: "ana".into(),
+                    as_admin: None,
                 },
             },
         )
@@ -2558,5 +2558,15 @@ async fn an_approval_left_pending_prints_the_reason_and_the_next_step() {
             "{printed}"
         );
         assert_eq!(env.request_status(&id).await, "pending");
+    }
+}
+
+/// An approver named ana, unscoped, as the admin pages would pass her.
+fn ana() -> reseat::web::config::Grant {
+    reseat::web::config::Grant {
+        actor: "admin:ana".into(),
+        role: reseat::web::config::Role::Approver,
+        sites: Vec::new(),
+        products: Vec::new(),
     }
 }

@@ -128,9 +128,10 @@ pub async fn submit(
 async fn signed_in(state: &AppState, admin: &str, method: &str, addr: &str) -> Response {
     match auth::start_session(state, admin).await {
         Ok(cookie) => {
+            let role = state.config.admin.user_grant(admin).map(|g| g.role_name());
             record(
                 state,
-                &format!("admin:{admin}"),
+                (format!("admin:{admin}"), role),
                 "admin.login",
                 json!({ "method": method, "addr": addr }),
             )
@@ -202,7 +203,8 @@ pub async fn logout(State(state): State<AppState>, form: AdminForm) -> Response 
     if let Err(error) = store::delete_session(&state.db, &form.session.key).await {
         tracing::error!(%error, "cannot end an admin session");
     }
-    record(&state, &form.session.actor(), "admin.logout", json!({})).await;
+    let who = (form.session.actor(), Some(form.session.grant.role_name()));
+    record(&state, who, "admin.logout", json!({})).await;
     let mut response = Redirect::to("/admin/login").into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -224,11 +226,17 @@ async fn refused(state: &AppState, action: &str, addr: &str, reason: &str) {
     }
 }
 
-async fn record(state: &AppState, actor: &str, action: &str, details: serde_json::Value) {
+async fn record(
+    state: &AppState,
+    (actor, role): (String, Option<&str>),
+    action: &str,
+    details: serde_json::Value,
+) {
     if let Err(error) = audit::record(
         &state.db,
         audit::Entry {
-            actor,
+            actor: &actor,
+            role,
             action,
             account_id: None,
             product: None,

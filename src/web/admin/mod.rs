@@ -150,6 +150,10 @@ pub const ROUTES: &[AdminRoute] = &[
     route("/admin/rules", Method::GET, false, false, || {
         get(requests::rules)
     }),
+    // Owners only (Action::Configure).
+    route("/admin/config", Method::GET, false, false, || {
+        get(pages::config)
+    }),
 ];
 
 /// The admin pages, built from [`ROUTES`].

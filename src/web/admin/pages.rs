@@ -20,6 +20,8 @@ pub struct Layout {
     pub csrf: String,
     pub section: &'static str,
     pub organisation: String,
+    /// The admin may see the configuration (owners): the nav links it.
+    pub configure: bool,
 }
 
 impl Layout {
@@ -29,6 +31,7 @@ impl Layout {
             csrf: session.csrf.clone(),
             section,
             organisation: state.config.mail.organisation.clone(),
+            configure: session.grant.allows(crate::web::config::Action::Configure),
         }
     }
 }
@@ -42,9 +45,18 @@ pub enum PageError {
     /// 400
     #[error("{0}")]
     BadRequest(String),
+    /// 403: outside the admin's role or scope (audited; nothing was changed).
+    #[error("{0}")]
+    Forbidden(String),
     /// 500: the cause goes to the log only.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::web::config::Refused> for PageError {
+    fn from(refused: crate::web::config::Refused) -> Self {
+        PageError::Forbidden(refused.to_string())
+    }
 }
 
 impl From<sqlx::Error> for PageError {
@@ -58,6 +70,7 @@ impl IntoResponse for PageError {
         match self {
             PageError::NotFound(message) => error_page(StatusCode::NOT_FOUND, &message),
             PageError::BadRequest(message) => error_page(StatusCode::BAD_REQUEST, &message),
+            PageError::Forbidden(message) => error_page(StatusCode::FORBIDDEN, &message),
             PageError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "admin page failed");
                 error_page(
@@ -240,6 +253,25 @@ pub struct ForecastRow {
 
 /// Days the overview charts cover.
 pub const CHART_DAYS: i64 = 30;
+
+#[derive(Template)]
+#[template(path = "admin/config.html")]
+struct ConfigPage {
+    layout: Layout,
+    effective: String,
+    keys: Vec<(String, String)>,
+}
+
+/// `GET /admin/config`: the effective configuration, redacted, and which keys are set
+/// (owners only: the session extractor refuses every other role).
+pub async fn config(State(state): State<AppState>, session: AdminSession) -> PageResult {
+    let view = crate::web::keys::ConfigView::of(&state.org_config);
+    ok(&ConfigPage {
+        layout: Layout::new(&state, &session, "config"),
+        effective: view.effective,
+        keys: view.keys.lines(),
+    })
+}
 
 /// `?site=NAME` on a page or API list: narrows it to one site of the org.
 #[derive(Debug, Default, serde::Deserialize)]

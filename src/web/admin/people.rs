@@ -68,7 +68,14 @@ pub async fn timeline(
     session: AdminSession,
     Path(account): Path<String>,
 ) -> PageResult {
-    let events = store::timeline(&state.db, &account, 500).await?;
+    let mut events = store::timeline(&state.db, &account, 500).await?;
+    // Only what the admin's scope covers: events about a product outside it are left out.
+    let site = state.site();
+    events.retain(|e| {
+        e.product
+            .as_deref()
+            .is_none_or(|product| session.grant.covers(site, Some(product)))
+    });
     let known = store::search_users(&state.db, &account, 50)
         .await?
         .into_iter()
@@ -157,6 +164,8 @@ impl AuditQuery {
 pub struct AuditView {
     pub at: String,
     pub actor: String,
+    /// The role the actor acted with (empty for reseat and the channels).
+    pub role: String,
     pub action: String,
     pub account_id: String,
     pub product: String,
@@ -191,6 +200,7 @@ impl From<Record> for AuditView {
         AuditView {
             at: date_time(r.at),
             actor: r.actor,
+            role: r.role.unwrap_or_default(),
             action: r.action,
             account_id: r.account_id.unwrap_or_default(),
             product: r.product.unwrap_or_default(),
@@ -248,7 +258,8 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> PageResult {
     let filter = query.filter()?;
-    let entries = store::audit(&state.db, &filter, PAGE_LIMIT).await?;
+    let mut entries = store::audit(&state.db, &filter, PAGE_LIMIT).await?;
+    entries.retain(|entry| entry.in_scope(&session.grant, state.site()));
     let since = state.db.now_ms() - 86_400_000;
     let refusals = crate::audit::refusals_since(&state.db, since, PAGE_LIMIT).await?;
     let refused_total = crate::audit::refused_since(&state.db, since).await?;
@@ -268,14 +279,15 @@ pub async fn audit(
     })
 }
 
-/// The same filter as a CSV download: `id,at,actor,action,account_id,product,details`.
+/// The same filter as a CSV download: `id,at,actor,action,account_id,product,details,role`.
 pub async fn audit_csv(
     State(state): State<AppState>,
-    _session: AdminSession,
+    session: AdminSession,
     Query(query): Query<AuditQuery>,
 ) -> PageResult {
     let filter = query.filter()?;
-    let entries = store::audit(&state.db, &filter, CSV_LIMIT).await?;
+    let mut entries = store::audit(&state.db, &filter, CSV_LIMIT).await?;
+    entries.retain(|entry| entry.in_scope(&session.grant, state.site()));
     let mut writer = crate::spreadsheet::CsvWriter::in_memory();
     let internal = |e: csv::Error| PageError::Internal(e.into());
     writer
@@ -287,6 +299,7 @@ pub async fn audit_csv(
             "account_id",
             "product",
             "details",
+            "role",
         ])
         .map_err(internal)?;
     for e in entries {
@@ -300,6 +313,7 @@ pub async fn audit_csv(
                 e.account_id.as_deref().unwrap_or_default(),
                 e.product.as_deref().unwrap_or_default(),
                 &e.details,
+                e.role.as_deref().unwrap_or_default(),
             ])
             .map_err(internal)?;
     }

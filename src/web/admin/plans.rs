@@ -62,6 +62,7 @@ pub async fn list(
     let plans = crate::sweep::store::list_plans(&state.db, site.as_deref(), None, 100)
         .await?
         .into_iter()
+        .filter(|plan| session.grant.sees_site(&plan.site))
         .map(PlanRow::from)
         .collect();
     ok(&PlansPage {
@@ -161,11 +162,13 @@ fn plan_url(id: &str, product: &str, decision: &str, page: i64) -> String {
     }
 }
 
-async fn plan_row(state: &AppState, id: &str) -> Result<PlanRow, PageError> {
-    let plan = crate::sweep::store::get_plan(&state.db, id)
+async fn plan_record(
+    state: &AppState,
+    id: &str,
+) -> Result<crate::sweep::store::PlanRecord, PageError> {
+    crate::sweep::store::get_plan(&state.db, id)
         .await?
-        .ok_or_else(|| PageError::NotFound(format!("There is no plan {id}.")))?;
-    Ok(PlanRow::from(plan))
+        .ok_or_else(|| PageError::NotFound(format!("There is no plan {id}.")))
 }
 
 impl From<crate::sweep::store::PlanRecord> for PlanRow {
@@ -181,17 +184,46 @@ impl From<crate::sweep::store::PlanRecord> for PlanRow {
     }
 }
 
+/// The plan, if the admin's scope reaches its site (else a 403, audited).
+async fn plan_row(
+    state: &AppState,
+    session: &AdminSession,
+    id: &str,
+) -> Result<PlanRow, PageError> {
+    let plan = plan_record(state, id).await?;
+    if !session.grant.sees_site(&plan.site) {
+        let what = format!("plan {id}");
+        session
+            .grant
+            .require_scope(&state.db, &plan.site, None, &what)
+            .await?;
+    }
+    Ok(PlanRow::from(plan))
+}
+
+/// A refusal of the sweep (outside the admin's role or scope) as a 403, anything else 500.
+fn sweep_error(error: SweepError) -> PageError {
+    match error {
+        SweepError::Refused(refused) => refused.into(),
+        SweepError::NoPlan(_) => PageError::NotFound(error.to_string()),
+        other => PageError::Internal(other.into()),
+    }
+}
+
 pub async fn show(
     State(state): State<AppState>,
     session: AdminSession,
     Path(id): Path<String>,
     Query(query): Query<PlanQuery>,
 ) -> PageResult {
-    let plan = plan_row(&state, &id).await?;
+    let plan = plan_row(&state, &session, &id).await?;
+    let site = plan_record(&state, &id).await?.site;
+    let grant = &session.grant;
     let product = given(&query.product).unwrap_or_default().to_string();
     let decision = given(&query.decision).unwrap_or_default().to_string();
     let page = query.page.unwrap_or(0).max(0);
-    let counts = store::plan_counts(&state.db, &id).await?;
+    let mut counts = store::plan_counts(&state.db, &id).await?;
+    counts.retain(|c| grant.covers(&site, Some(&c.product)));
     let mut products: Vec<String> = counts.iter().map(|c| c.product.clone()).collect();
     products.dedup();
     let mut decisions: Vec<String> = counts.iter().map(|c| c.decision.clone()).collect();
@@ -211,6 +243,8 @@ pub async fn show(
     .collect();
     let more = items.len() > usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
     items.truncate(usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX));
+    // A page may hold fewer rows for a scoped admin: the paging counts every row.
+    items.retain(|item| grant.covers(&site, Some(&item.product)));
     let notice = match given(&query.notice) {
         Some("excluded") => Some("The selected rows are excluded: apply leaves them alone.".into()),
         Some("included") => Some("The selected rows are included again.".into()),
@@ -239,13 +273,17 @@ pub async fn exclude(
     Path(id): Path<String>,
     form: AdminForm,
 ) -> PageResult {
-    plan_row(&state, &id).await?;
+    let plan = plan_record(&state, &id).await?;
     let exclude = match form.get("action") {
         Some("exclude") => true,
         Some("include") => false,
         _ => return Err(PageError::BadRequest("Choose exclude or include.".into())),
     };
     let ids: Vec<i64> = form.all("item").filter_map(|v| v.parse().ok()).collect();
+    let grant = &form.session.grant;
+    crate::sweep::scope::require_items(&state.db, grant, &plan, &ids)
+        .await
+        .map_err(sweep_error)?;
     let mut tx = state.db.pool().begin().await?;
     let changed = crate::sweep::store::set_items_excluded_in(&mut tx, &id, &ids, exclude).await?;
     if changed > 0 {
@@ -255,6 +293,7 @@ pub async fn exclude(
             state.db.now_ms(),
             audit::Entry {
                 actor: &actor,
+                role: Some(grant.role_name()),
                 action: if exclude {
                     "plan.items_excluded"
                 } else {
@@ -287,6 +326,7 @@ pub async fn exclude(
                 state.db.now_ms(),
                 audit::Entry {
                     actor: &actor,
+                    role: Some(grant.role_name()),
                     action: if exclude {
                         "plan.item_excluded"
                     } else {
@@ -484,7 +524,7 @@ pub async fn confirm_apply(
     Path(id): Path<String>,
     Query(query): Query<ApplyQuery>,
 ) -> PageResult {
-    let plan = plan_row(&state, &id).await?;
+    let plan = plan_row(&state, &session, &id).await?;
     let (to_warn, to_remove, excluded) = apply_counts(&state, &id).await?;
     let progress = progress_of(&state, &id, query.job).await?;
     let running = crate::sweep::run_lease::running(&state.db, state.site()).await?;
@@ -514,13 +554,18 @@ pub async fn apply(
     Path(id): Path<String>,
     form: AdminForm,
 ) -> PageResult {
-    plan_row(&state, &id).await?;
+    let plan = plan_record(&state, &id).await?;
+    let grant = &form.session.grant;
+    crate::sweep::scope::require_plan(&state.db, grant, &plan)
+        .await
+        .map_err(sweep_error)?;
     let job = crate::sweep::job::enqueue_apply(&state, &id).await?;
     let actor = form.session.actor();
     audit::record(
         &state.db,
         audit::Entry {
             actor: &actor,
+            role: Some(grant.role_name()),
             action: "plan.apply_requested",
             account_id: None,
             product: None,
@@ -584,6 +629,10 @@ pub async fn import(
     if !same_secret(&upload.csrf, &session.csrf) {
         return Ok(csrf_refused(&session.admin));
     }
+    // An import plans the whole site: a grant limited to some products may not.
+    crate::sweep::scope::require_site(&state.db, &session.grant, state.site())
+        .await
+        .map_err(sweep_error)?;
     let layout = Layout::new(&state, &session, "import");
     let Some(file) = upload.file.filter(|f| f.bytes > 0) else {
         return Ok(render(
@@ -610,7 +659,12 @@ pub async fn import(
     .bind(now)
     .execute(state.db.pool())
     .await?;
-    tokio::spawn(run_import(state.clone(), id.clone(), session.actor(), file));
+    tokio::spawn(run_import(
+        state.clone(),
+        id.clone(),
+        (session.actor(), session.grant.role_name()),
+        file,
+    ));
     Ok(axum::response::Redirect::to(&format!("/admin/import/{id}")).into_response())
 }
 
@@ -621,7 +675,12 @@ const IMPORT_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 const IMPORT_STALLED_MS: i64 = 60_000;
 
 /// Plans from an uploaded file, writing its progress to the import's row.
-async fn run_import(state: AppState, id: String, actor: String, file: super::upload::StoredFile) {
+async fn run_import(
+    state: AppState,
+    id: String,
+    (actor, role): (String, &'static str),
+    file: super::upload::StoredFile,
+) {
     let bar = indicatif::ProgressBar::hidden();
     let ticker = {
         let (state, id, bar) = (state.clone(), id.clone(), bar.clone());
@@ -669,6 +728,7 @@ async fn run_import(state: AppState, id: String, actor: String, file: super::upl
                 &state.db,
                 audit::Entry {
                     actor: &actor,
+                    role: Some(role),
                     action: "plan.imported",
                     account_id: None,
                     product: None,

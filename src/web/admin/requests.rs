@@ -118,11 +118,17 @@ pub async fn list(
     session: AdminSession,
     Query(query): Query<RequestsQuery>,
 ) -> PageResult {
+    let in_scope = |request: &RestoreRequest| request.in_scope(&session.grant, state.site());
     let mut open = store::list_by_status(&state.db, "pending", 200).await?;
     open.extend(store::list_by_status(&state.db, "failed", 200).await?);
-    let history = store::list_recent(&state.db, 200).await?;
+    open.retain(in_scope);
+    let mut history = store::list_recent(&state.db, 200).await?;
+    history.retain(in_scope);
     let done = match given(&query.done) {
-        Some(id) => store::get(&state.db, id).await?.map(RequestView::from),
+        Some(id) => store::get(&state.db, id)
+            .await?
+            .filter(in_scope)
+            .map(RequestView::from),
         None => None,
     };
     ok(&RequestsPage {
@@ -139,6 +145,7 @@ fn admin_error(error: AdminError) -> PageError {
         AdminError::NotOpen { .. }
         | AdminError::GroupsNotAllowed { .. }
         | AdminError::NoProduct(_) => PageError::BadRequest(error.to_string()),
+        AdminError::Refused(refused) => refused.into(),
         AdminError::Upstream(error) => PageError::Internal(error.into()),
         AdminError::Db(error) => PageError::Internal(error.into()),
     }
@@ -186,7 +193,7 @@ pub async fn approve(
         .filter(|g| !g.is_empty())
         .map(|g| GroupId::parse(g).map_err(|e| PageError::BadRequest(format!("groups: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    match admin::approve(&state, &id, &form.session.admin, groups).await {
+    match admin::approve(&state, &id, &form.session.grant, groups).await {
         Ok(()) => {}
         Err(error) if repeated(&error, "approve") => {}
         Err(error) => return Err(admin_error(error)),
@@ -207,7 +214,7 @@ pub async fn deny(
             "Tell the requester why: the reason is required.".into(),
         ));
     }
-    match admin::deny(&state, &id, &form.session.admin, &reason).await {
+    match admin::deny(&state, &id, &form.session.grant, &reason).await {
         Ok(()) => {}
         Err(error) if repeated(&error, "deny") => {}
         Err(error) => return Err(admin_error(error)),

@@ -12,10 +12,16 @@ use crate::sweep::roles::Billing;
 
 pub async fn csv(
     State(state): State<AppState>,
-    _session: AdminSession,
+    session: AdminSession,
     Path(id): Path<String>,
 ) -> PageResult {
-    let rows = crate::ledger::roles::still_billed_items(&state.db, &id).await?;
+    let mut rows = crate::ledger::roles::still_billed_items(&state.db, &id).await?;
+    // Only the products the admin's scope covers, on the plan's site.
+    let site = crate::sweep::store::get_plan(&state.db, &id)
+        .await?
+        .map(|plan| plan.site)
+        .unwrap_or_else(|| state.site().to_string());
+    rows.retain(|row| session.grant.covers(&site, Some(&row.product)));
     let mut writer = crate::spreadsheet::CsvWriter::in_memory();
     let internal = |e: csv::Error| PageError::Internal(e.into());
     writer

@@ -455,7 +455,7 @@ pub async fn timeline(db: &Db, account: &str, limit: i64) -> Result<Vec<Event>, 
         });
     }
     let audit: Vec<Record> = sqlx::query_as::<Any, Record>(
-        "SELECT id, at, actor, action, account_id, product, details FROM audit_log \
+        "SELECT id, at, actor, role, action, account_id, product, details FROM audit_log \
          WHERE account_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(account)
@@ -490,7 +490,7 @@ pub struct AuditFilter {
 /// Audit entries matching the filter, newest first.
 pub async fn audit(db: &Db, filter: &AuditFilter, limit: i64) -> Result<Vec<Record>, sqlx::Error> {
     sqlx::query_as::<Any, Record>(
-        "SELECT id, at, actor, action, account_id, product, details FROM audit_log \
+        "SELECT id, at, actor, role, action, account_id, product, details FROM audit_log \
          WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
          AND ($3 IS NULL OR account_id = $3) AND ($4 IS NULL OR at >= $4) \
          AND ($5 IS NULL OR at < $5) ORDER BY id DESC LIMIT $6",

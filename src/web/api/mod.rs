@@ -10,6 +10,7 @@ pub mod me;
 pub mod plans;
 pub mod requests;
 pub mod rules;
+pub mod settings;
 pub mod stats;
 pub mod users;
 pub mod views;
@@ -52,6 +53,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "rules", description = "The restore rule tester"),
         (name = "stats", description = "Counts for a dashboard"),
         (name = "me", description = "What the calling token may do"),
+        (name = "config", description = "The configuration, redacted, and key status (owners only)"),
     )
 )]
 struct ApiDoc;
@@ -71,6 +73,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rules::explain))
         .routes(routes!(stats::stats))
         .routes(routes!(me::me))
+        .routes(routes!(settings::config))
 }
 
 /// The OpenAPI document of the API, as served at [`OPENAPI_PATH`].

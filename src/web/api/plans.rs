@@ -1,7 +1,7 @@
 //! Sweep plans and their items.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -10,6 +10,7 @@ use super::views::{Plan, PlanItemPage, PlanPage};
 use crate::app::AppState;
 use crate::sweep::policy::Decision;
 use crate::sweep::store;
+use crate::web::config::Grant;
 use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -40,12 +41,13 @@ pub struct ListPlans {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     ApiQuery(query): ApiQuery<ListPlans>,
 ) -> Result<Json<PlanPage>, ApiError> {
     let limit = limit(query.limit)?;
     let before = id_cursor(query.cursor.as_deref())?;
     let site = super::extract::site_filter(&state, query.site.as_deref())?;
-    let plans = store::list_plans(
+    let mut plans = store::list_plans(
         &state.db,
         site.as_ref().map(|s| s.name.as_str()),
         before,
@@ -53,6 +55,7 @@ pub async fn list(
     )
     .await?;
     let next_cursor = next_cursor(&plans, limit, |plan| plan.id.clone());
+    plans.retain(|plan| grant.sees_site(&plan.site));
     Ok(Json(PlanPage {
         items: plans.into_iter().map(Plan::from).collect(),
         next_cursor,
@@ -69,17 +72,33 @@ pub async fn list(
     responses(
         (status = 200, description = "The plan", body = Plan),
         (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 403, description = "The plan's site is outside the token's scope", body = ErrorBody),
         (status = 404, description = "No such plan", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Plan>, ApiError> {
-    let plan = store::get_plan(&state.db, &id)
+    Ok(Json(scoped_plan(&state, &grant, &id).await?.into()))
+}
+
+/// The plan `id`, when the token's scope reaches its site (else 403, audited).
+async fn scoped_plan(
+    state: &AppState,
+    grant: &Grant,
+    id: &str,
+) -> Result<store::PlanRecord, ApiError> {
+    let plan = store::get_plan(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no plan {id:?}")))?;
-    Ok(Json(plan.into()))
+    if !grant.sees_site(&plan.site) {
+        grant
+            .require_scope(&state.db, &plan.site, None, &format!("plan {id}"))
+            .await?;
+    }
+    Ok(plan)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -136,20 +155,20 @@ impl ItemDecision {
     responses(
         (status = 200, description = "A page of the plan's items", body = PlanItemPage),
         (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 403, description = "The plan's site is outside the token's scope", body = ErrorBody),
         (status = 404, description = "No such plan", body = ErrorBody),
     )
 )]
 pub async fn items(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ListItems>,
 ) -> Result<Json<PlanItemPage>, ApiError> {
     let limit = limit(query.limit)?;
     let after = number_cursor(query.cursor.as_deref())?.unwrap_or(0);
-    if store::get_plan(&state.db, &id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no plan {id:?}")));
-    }
-    let items = store::items_page(
+    let plan = scoped_plan(&state, &grant, &id).await?;
+    let mut items = store::items_page(
         &state.db,
         &id,
         query.product.as_deref(),
@@ -158,7 +177,9 @@ pub async fn items(
         limit,
     )
     .await?;
+    // The cursor follows every row read: a page may hold fewer items for a scoped token.
     let next_cursor = next_cursor(&items, limit, |item| item.id.to_string());
+    items.retain(|item| grant.covers(&plan.site, Some(&item.product)));
     Ok(Json(PlanItemPage {
         items: items.into_iter().map(Into::into).collect(),
         next_cursor,

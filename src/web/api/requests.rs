@@ -6,13 +6,13 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Caller;
 use super::extract::{ApiPath, ApiQuery, OptionalJson, id_cursor, limit, next_cursor};
 use super::views::{Request, RequestPage, RequestStatus};
 use crate::app::AppState;
 use crate::atlassian::GroupId;
-use crate::restore::admin::{self, AdminError, By};
+use crate::restore::admin::{self, AdminError};
 use crate::restore::store;
+use crate::web::config::Grant;
 use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -46,14 +46,17 @@ pub struct ListRequests {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     ApiQuery(query): ApiQuery<ListRequests>,
 ) -> Result<Json<RequestPage>, ApiError> {
     let limit = limit(query.limit)?;
     let before = id_cursor(query.cursor.as_deref())?;
     let status = query.status.map(RequestStatus::as_str);
     let site = super::extract::site_filter(&state, query.site.as_deref())?;
-    let requests = store::list_page(&state.db, status, site.as_ref(), before, limit).await?;
+    let mut requests = store::list_page(&state.db, status, site.as_ref(), before, limit).await?;
+    // The cursor follows every row read, so paging goes on past rows outside the scope.
     let next_cursor = next_cursor(&requests, limit, |request| request.id.clone());
+    requests.retain(|request| request.in_scope(&grant, state.site()));
     let items = requests
         .into_iter()
         .map(Request::try_from)
@@ -72,14 +75,29 @@ pub async fn list(
     responses(
         (status = 200, description = "The request", body = Request),
         (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 403, description = "The request is outside the token's sites or products", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Request>, ApiError> {
-    Ok(Json(load(&state, &id).await?))
+    let request = store::get(&state.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no request {id:?}")))?;
+    grant
+        .require_scope(
+            &state.db,
+            request.site_or(state.site()),
+            request.product.as_deref(),
+            &format!("request {id}"),
+        )
+        .await?;
+    Ok(Json(
+        Request::try_from(request).map_err(ApiError::Internal)?,
+    ))
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Request, ApiError> {
@@ -125,7 +143,7 @@ pub struct GroupIdText(String);
 )]
 pub async fn approve(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(grant): Extension<Grant>,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<Option<ApproveBody>>,
 ) -> Result<(StatusCode, Json<Request>), ApiError> {
@@ -137,7 +155,7 @@ pub async fn approve(
         .map(|GroupIdText(text)| GroupId::parse(text))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| ApiError::BadRequest(format!("groups: {error}")))?;
-    admin::approve_by(&state, &id, By::ApiToken(&caller.token_name), groups)
+    admin::approve(&state, &id, &grant, groups)
         .await
         .map_err(admin_error)?;
     Ok((StatusCode::ACCEPTED, Json(load(&state, &id).await?)))
@@ -172,7 +190,7 @@ pub struct DenyBody {
 )]
 pub async fn deny(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(grant): Extension<Grant>,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<DenyBody>,
 ) -> Result<(StatusCode, Json<Request>), ApiError> {
@@ -186,7 +204,7 @@ pub async fn deny(
         ));
     }
     let reason = reason.trim_matches(blank);
-    admin::deny_by(&state, &id, By::ApiToken(&caller.token_name), reason)
+    admin::deny(&state, &id, &grant, reason)
         .await
         .map_err(admin_error)?;
     Ok((StatusCode::ACCEPTED, Json(load(&state, &id).await?)))
@@ -199,6 +217,7 @@ fn admin_error(error: AdminError) -> ApiError {
         error @ (AdminError::GroupsNotAllowed { .. } | AdminError::NoProduct(_)) => {
             ApiError::Unprocessable(error.to_string())
         }
+        AdminError::Refused(refused) => refused.into(),
         AdminError::Upstream(error) => ApiError::BadGateway(error.into()),
         AdminError::Db(error) => error.into(),
     }

@@ -1,14 +1,15 @@
 //! One account's timeline: what reseat took away and gave back, what was asked, and every
 //! audited action about it.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 
 use super::extract::ApiPath;
 use super::views::{AuditEntry, JournalEntry, Request, Timeline, TimelineEvent, TimelineKind};
 use crate::app::AppState;
 use crate::audit;
 use crate::restore::store;
+use crate::web::config::Grant;
 use crate::web::error::{ApiError, ErrorBody};
 
 /// Rows read from each source; a timeline longer than this shows the oldest and says so.
@@ -28,6 +29,7 @@ const PER_SOURCE: i64 = 1000;
 )]
 pub async fn timeline(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     ApiPath(account): ApiPath<String>,
 ) -> Result<Json<Timeline>, ApiError> {
     let account = crate::atlassian::AccountId::parse(account)
@@ -39,6 +41,20 @@ pub async fn timeline(
     let truncated = [journal.len(), requests.len(), entries.len()]
         .iter()
         .any(|&n| i64::try_from(n).unwrap_or(i64::MAX) >= PER_SOURCE);
+    // Only what the token's scope covers.
+    let site = state.site();
+    let journal: Vec<_> = journal
+        .into_iter()
+        .filter(|row| grant.covers(&row.site, Some(&row.product)))
+        .collect();
+    let requests: Vec<_> = requests
+        .into_iter()
+        .filter(|request| request.in_scope(&grant, site))
+        .collect();
+    let entries: Vec<_> = entries
+        .into_iter()
+        .filter(|entry| entry.in_scope(&grant, site))
+        .collect();
     let mut events = Vec::with_capacity(journal.len() + requests.len() + entries.len());
     for row in journal {
         let row = JournalEntry::from(row);

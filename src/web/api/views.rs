@@ -114,8 +114,8 @@ pub struct Request {
     pub idempotency_key: String,
     pub account_id: Option<String>,
     pub product: Option<String>,
-    /// The site whose access is asked for (absent on requests stored before reseat
-    /// recorded it: the first site's).
+    /// The site the request is for; null on requests stored before sites were recorded
+    /// (they are the configured site's).
     pub site: Option<String>,
     pub status: RequestStatus,
     /// The rules' decision: `approve`, `manual` or `deny`.
@@ -213,6 +213,9 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// `reseat`, `admin:<name>`, `api:<token name>`, `jsm:<issue>`, `webhook`, ….
     pub actor: String,
+    /// The role the actor acted with (`viewer`, `approver`, `operator`, `owner`); null for
+    /// reseat itself, the restore channels, and entries written before roles were recorded.
+    pub role: Option<String>,
     /// A dotted verb: `restore.received`, `restore.approved`, `sweep.removed`, ….
     pub action: String,
     pub account_id: Option<String>,
@@ -227,6 +230,7 @@ impl From<audit::Record> for AuditEntry {
             id: record.id,
             at: from_ms(record.at),
             actor: record.actor,
+            role: record.role,
             action: record.action,
             account_id: record.account_id,
             product: record.product,
