@@ -132,6 +132,7 @@ fn evaluate(path: &Path) {
                 seen,
                 added_to_org: activity.added_to_org,
                 kept_until: None,
+                granted: None,
                 warned_at: None,
                 active_elsewhere: None,
                 unattributed: activity.unattributed(),

@@ -165,6 +165,7 @@ fn rule(name: &str, decision: Decision, adjust: impl FnOnce(&mut Rule)) -> Rule 
         decision,
         message: None,
         grant_groups: Vec::new(),
+        approve_for: None,
     };
     adjust(&mut rule);
     rule

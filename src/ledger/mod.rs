@@ -15,6 +15,7 @@
 //!
 //! All the SQL of these tables lives here; sweep, restore, the digest and the pages call it.
 
+pub mod grants;
 pub mod journal;
 pub mod keeps;
 pub mod roles;

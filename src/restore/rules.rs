@@ -113,6 +113,11 @@ pub struct Rule {
     /// Without them, such a user goes to an admin instead.
     #[serde(default)]
     pub grant_groups: Vec<GroupId>,
+    /// With `approve`: give the access back for this long only (`"14d"`). The sweep takes
+    /// it back at the end, after a warning with keep and restore links, unless the user
+    /// worked in the product since or asked to keep it.
+    #[serde(default, with = "crate::config::duration::option")]
+    pub approve_for: Option<std::time::Duration>,
 }
 
 /// A group the account is in, or was removed from.

@@ -662,6 +662,29 @@ async fn record_restored(
         )
         .await?;
     }
+    // Given back for good, or for as long as the deciding rule says (`approve_for`).
+    let approve_for = rule.and_then(|name| {
+        state
+            .config
+            .restore
+            .rules
+            .iter()
+            .find(|r| r.name == name && r.decision == super::rules::Decision::Approve)
+            .and_then(|r| r.approve_for)
+    });
+    let until = approve_for.map(|d| {
+        state.clock().now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    });
+    ledger::grants::record_restore(
+        &mut tx,
+        state.db.now_ms(),
+        &request.id,
+        account,
+        product,
+        state.site(),
+        until,
+    )
+    .await?;
     for group in groups {
         ledger::journal::journal_restored_in(
             &mut tx,

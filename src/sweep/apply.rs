@@ -810,9 +810,24 @@ async fn warn(
     let config = &state.config.sweep;
     let warn_before = chrono::Duration::from_std(config.ladder.warn_before).unwrap_or_default();
     let last_active = item.last_active.map(from_ms);
-    let earlier = store::latest_warnings_of(&state.db, &item.account_id, &item.product, &plan.site)
+    let mut earlier =
+        store::latest_warnings_of(&state.db, &item.account_id, &item.product, &plan.site)
+            .await?
+            .filter(|w| last_active.is_none_or(|at| *w > at));
+    // A warning before the seat was given back warned of a removal that happened: the
+    // seat's next removal (a time-bound grant's end) gets its own.
+    if let Some(w) = earlier
+        && ledger::journal::seat_restored_since(
+            &state.db,
+            &item.account_id,
+            &item.product,
+            &plan.site,
+            w.timestamp_millis(),
+        )
         .await?
-        .filter(|w| last_active.is_none_or(|at| *w > at));
+    {
+        earlier = None;
+    }
     if config.mode == Mode::DryRun {
         let what = match earlier {
             Some(w) => format!("already warned {}", w.format("%Y-%m-%d")),
@@ -1155,6 +1170,8 @@ async fn remove_claimed(
     }
     let names = removed_names;
     report.removed_users += 1;
+    // A time-bound grant of this seat ends with it.
+    ledger::grants::end_taken(&state.db, &item.account_id, &item.product, &plan.site).await?;
     let mut taken_away: Vec<String> = Vec::new();
     if !names.is_empty() {
         taken_away.push(format!("removed from {}", names.join(", ")));

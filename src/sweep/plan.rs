@@ -380,6 +380,7 @@ pub async fn plan_sharing(
     progress.set_message("deciding");
     let warnings = store::latest_warnings(&state.db, &site_name).await?;
     let keeps = crate::ledger::keeps::active_keeps(&state.db, &site_name, now).await?;
+    let grants = crate::ledger::grants::open_grants(&state.db, &site_name).await?;
     let mut items = Vec::new();
     let mut billings: Vec<super::roles::Billing> = Vec::new();
     let mut role_wanted = Vec::new();
@@ -422,6 +423,7 @@ pub async fn plan_sharing(
                 seen,
                 added_to_org: seen_user.and_then(|u| u.added_to_org),
                 kept_until: keeps.get(&key).copied(),
+                granted: grants.get(&key).copied(),
                 warned_at,
                 active_elsewhere: seen_user.and_then(|u| u.elsewhere(product)),
                 unattributed: seen_user.and_then(|u| u.unattributed()),

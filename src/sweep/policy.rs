@@ -99,6 +99,8 @@ pub struct Facts {
     pub added_to_org: Option<DateTime<Utc>>,
     /// The user asked to keep the product until then.
     pub kept_until: Option<DateTime<Utc>>,
+    /// Access given back for a while (a rule's `approve_for`) and not ended.
+    pub granted: Option<crate::ledger::grants::Grant>,
     /// When the user was last warned for this product, if after their last activity.
     pub warned_at: Option<DateTime<Utc>>,
     /// Newest activity in the product on another site of the org: it does not count here,
@@ -131,6 +133,64 @@ fn day(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
 }
 
+/// A seat given back for a while and not used since: kept until the end, warned before it
+/// (with keep and restore links), taken back at the end, after the warning's notice.
+fn time_bound(
+    config: &SweepConfig,
+    facts: &Facts,
+    grant: crate::ledger::grants::Grant,
+    now: DateTime<Utc>,
+    verdict: &dyn Fn(Decision, String, Option<i64>) -> Verdict,
+) -> Verdict {
+    let ladder = &config.ladder;
+    let warn_before = as_chrono(ladder.warn_before);
+    let length = (grant.until - grant.granted_at).num_days();
+    let what = format!(
+        "time-bound access: given back {} for {length} days, until {}; not used since",
+        day(grant.granted_at),
+        day(grant.until)
+    );
+    if now < grant.until {
+        if ladder.warn && ladder.remove && now >= grant.until - warn_before {
+            return verdict(
+                Decision::Warn,
+                format!("{what}; ends in {} days", (grant.until - now).num_days()),
+                None,
+            );
+        }
+        return verdict(Decision::Keep, what, None);
+    }
+    let ended = format!("{what}; ended");
+    if !ladder.remove {
+        let decision = if ladder.warn {
+            Decision::Warn
+        } else {
+            Decision::Keep
+        };
+        return verdict(
+            decision,
+            format!("{ended}; removal is off (sweep.ladder.remove)"),
+            None,
+        );
+    }
+    if !ladder.warn {
+        return verdict(Decision::Remove, ended, None);
+    }
+    match facts.warned_at.filter(|w| *w >= grant.granted_at) {
+        Some(warned) if now - warned >= warn_before => verdict(
+            Decision::Remove,
+            format!("{ended}; warned {}", day(warned)),
+            None,
+        ),
+        Some(warned) => verdict(
+            Decision::Warn,
+            format!("{ended}; warned {}, removal after the notice", day(warned)),
+            None,
+        ),
+        None => verdict(Decision::Warn, format!("{ended}; warning first"), None),
+    }
+}
+
 /// Decides for one user and product at `now`.
 pub fn evaluate(
     config: &SweepConfig,
@@ -153,6 +213,11 @@ pub fn evaluate(
             format!("the user asked to keep access until {}", day(until)),
             None,
         );
+    }
+    if let Some(grant) = facts.granted
+        && facts.seen.at().is_none_or(|at| at <= grant.granted_at)
+    {
+        return time_bound(config, facts, grant, now, &verdict);
     }
     let inactive_days = days(policy.inactive_after);
     if let Some(what) = &facts.unattributed {
@@ -290,6 +355,7 @@ mod tests {
             seen,
             added_to_org: None,
             kept_until: None,
+            granted: None,
             warned_at: None,
             active_elsewhere: None,
             unattributed: None,

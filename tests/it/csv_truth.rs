@@ -205,6 +205,7 @@ proptest! {
                 seen: activity.seen(&ProductKey::JIRA_SOFTWARE),
                 added_to_org: activity.added_to_org,
                 kept_until: None,
+                granted: None,
                 warned_at: None,
                 active_elsewhere: None,
                 unattributed: activity.unattributed(),

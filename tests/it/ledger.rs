@@ -44,6 +44,7 @@ pub(crate) fn config_for(sim: &SimHandle, db: &TestDb, dir: &std::path::Path) ->
         decision: Decision::Approve,
         message: None,
         grant_groups: vec![],
+        approve_for: None,
     }];
     config.restore.offboarding_groups = vec![];
     config

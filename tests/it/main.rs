@@ -10,6 +10,7 @@ mod clock;
 mod csv_files;
 mod csv_truth;
 mod digest;
+mod grants;
 mod ledger;
 mod notify;
 mod queue;

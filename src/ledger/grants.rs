@@ -1,0 +1,109 @@
+//! Access given back for a while: a restore rule's `approve_for` (`grants`, migration
+//! 0019). The restore that gives the seat back records the grant and its end; the sweep keeps
+//! the seat until then, warns before it, and takes it back at the end unless the user worked
+//! in the product since. A restore without an end, or a removal, closes any open grant.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+use crate::store::{
+    Db,
+    time::{from_ms, to_ms},
+};
+
+/// An open grant of one seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub granted_at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// Records what restore `request_id` gave back: until `until` when the rule says for how
+/// long, else for good. Either way, the seat's earlier open grants end (`superseded`). Once
+/// per request.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_restore(
+    conn: &mut AnyConnection,
+    now: i64,
+    request_id: &str,
+    account_id: &str,
+    product: &str,
+    site: &str,
+    until: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE grants SET ended_at = $1, ended_by = 'superseded' \
+         WHERE account_id = $2 AND product = $3 AND site = $4 AND ended_at IS NULL \
+         AND request_id <> $5",
+    )
+    .bind(now)
+    .bind(account_id)
+    .bind(product)
+    .bind(site)
+    .bind(request_id)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(until) = until {
+        sqlx::query(
+            "INSERT INTO grants (request_id, account_id, product, site, granted_at, until_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(request_id)
+        .bind(account_id)
+        .bind(product)
+        .bind(site)
+        .bind(now)
+        .bind(to_ms(until))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Ends the seat's open grants: the sweep took the access back.
+pub async fn end_taken(
+    db: &Db,
+    account_id: &str,
+    product: &str,
+    site: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE grants SET ended_at = $1, ended_by = 'taken' \
+         WHERE account_id = $2 AND product = $3 AND site = $4 AND ended_at IS NULL",
+    )
+    .bind(db.now_ms())
+    .bind(account_id)
+    .bind(product)
+    .bind(site)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The open grant of every seat of `site` that has one (the newest), by (account, product).
+pub async fn open_grants(
+    db: &Db,
+    site: &str,
+) -> Result<HashMap<(String, String), Grant>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT account_id, product, granted_at, until_at FROM grants \
+         WHERE site = $1 AND ended_at IS NULL ORDER BY granted_at",
+    )
+    .bind(site)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(account, product, granted, until)| {
+            (
+                (account, product),
+                Grant {
+                    granted_at: from_ms(granted),
+                    until: from_ms(until),
+                },
+            )
+        })
+        .collect())
+}
