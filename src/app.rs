@@ -27,6 +27,8 @@ pub struct AppState {
     pub atlassian: Arc<AtlassianClients>,
     /// The outbox and the link signer.
     pub notify: Notify,
+    /// The Slack Web API client, when `restore.slack.bot_token` is set.
+    pub slack: Option<Arc<crate::restore::slack::api::SlackApi>>,
 }
 
 impl AppState {
@@ -41,6 +43,8 @@ impl AppState {
         let db = open_store(&config).await?.with_clock(clock);
         let queue = Queue::new(db.clone(), config.queue.clone());
         let notify = Notify::from_config(&config, queue.clone())?;
+        let slack =
+            crate::restore::slack::api::SlackApi::from_config(&config.restore.slack).map(Arc::new);
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -48,6 +52,7 @@ impl AppState {
             metrics: Metrics::new(),
             atlassian,
             notify,
+            slack,
         })
     }
 
@@ -121,6 +126,8 @@ impl App {
         let metrics = Metrics::new();
         let queue = Queue::new(db.clone(), config.queue.clone());
         let notify = Notify::from_config(&config, queue.clone())?;
+        let slack =
+            crate::restore::slack::api::SlackApi::from_config(&config.restore.slack).map(Arc::new);
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -128,6 +135,7 @@ impl App {
             metrics: metrics.clone(),
             atlassian,
             notify: notify.clone(),
+            slack,
         };
         let listener = TcpListener::bind(addr)
             .await

@@ -165,6 +165,7 @@ fn rule(name: &str, decision: Decision, adjust: impl FnOnce(&mut Rule)) -> Rule 
         decision,
         message: None,
         grant_groups: Vec::new(),
+        require_justification: false,
     };
     adjust(&mut rule);
     rule
@@ -220,6 +221,8 @@ pub async fn run(
         role: None,
         sites: Vec::new(),
         products: Vec::new(),
+        slack_user_id: None,
+        email: None,
     });
     write_demo_config(&dir, &config)?;
     let app = App::build(config).await?;

@@ -19,6 +19,7 @@ mod savings;
 mod schedule;
 mod server;
 mod sim;
+mod slack;
 mod smtp;
 mod support;
 mod sweep;
