@@ -31,6 +31,8 @@ pub struct AppState {
     pub atlassian: Arc<AtlassianClients>,
     /// The outbox and the link signer.
     pub notify: Notify,
+    /// The Slack Web API client, when `restore.slack.bot_token` is set.
+    pub slack: Option<Arc<crate::restore::slack::api::SlackApi>>,
     /// Every site reseat manages, in the order configured.
     pub sites: Arc<Vec<SiteView>>,
     /// The whole configuration as loaded (with `[[sites]]`), for what is the org's: the
@@ -137,6 +139,8 @@ impl AppState {
         let queue = Queue::new(db.clone(), config.queue.clone());
         let notify = Notify::from_config(&config, queue.clone())?;
         let first = sites[0].clone();
+        let slack =
+            crate::restore::slack::api::SlackApi::from_config(&config.restore.slack).map(Arc::new);
         Ok(AppState {
             org_config: Arc::new(config.clone()),
             config: first.config,
@@ -146,6 +150,7 @@ impl AppState {
             atlassian: first.atlassian,
             notify,
             sites: Arc::new(sites),
+            slack,
         })
     }
 

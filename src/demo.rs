@@ -166,6 +166,7 @@ fn rule(name: &str, decision: Decision, adjust: impl FnOnce(&mut Rule)) -> Rule 
         message: None,
         grant_groups: Vec::new(),
         approve_for: None,
+        require_justification: false,
     };
     adjust(&mut rule);
     rule
@@ -221,6 +222,8 @@ pub async fn run(
         role: None,
         sites: Vec::new(),
         products: Vec::new(),
+        slack_user_id: None,
+        email: None,
     });
     write_demo_config(&dir, &config)?;
     let app = App::build(config).await?;

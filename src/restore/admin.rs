@@ -62,6 +62,13 @@ pub fn approval(request: &RestoreRequest) -> Option<Approval> {
     serde_json::from_value(payload.get("approval")?.clone()).ok()
 }
 
+/// Who approved a request (`approved by <name>`), from its payload, whatever it is now.
+pub fn approval_by(request: &RestoreRequest) -> Option<String> {
+    let payload: serde_json::Value = serde_json::from_str(&request.payload).ok()?;
+    let by = payload.get("approval")?.get("by")?.as_str()?;
+    Some(format!("approved by {by}"))
+}
+
 /// Of the groups an admin named, those that do not grant `product`. A group grants it when
 /// reseat removed it for this seat (`journal`), or it is one of the product's configured
 /// `access_groups`, a rule's grant group for the product, or (Jira) one of the groups of the

@@ -28,6 +28,9 @@ pub struct RestoreConfig {
     pub automation: AutomationChannel,
     /// The Standard Webhooks channel (`POST /hooks/webhook`).
     pub webhook: WebhookChannel,
+    /// Slack: the `/reseat restore …` slash command and approvals in a channel
+    /// (`POST /hooks/slack/commands`, `POST /hooks/slack/interactions`).
+    pub slack: SlackChannel,
     /// Ordered rules, first match wins; no match means `manual`.
     pub rules: Vec<Rule>,
 }
@@ -41,6 +44,7 @@ impl Default for RestoreConfig {
             jsm: JsmChannel::default(),
             automation: AutomationChannel::default(),
             webhook: WebhookChannel::default(),
+            slack: SlackChannel::default(),
             rules: Vec::new(),
         }
     }
@@ -69,6 +73,8 @@ pub struct JsmChannel {
     pub decline_transition: String,
     /// The transition (by name) while an admin reviews the request; none when empty.
     pub pending_transition: Option<String>,
+    /// A request field (id, e.g. `customfield_10051`) holding the requester's justification.
+    pub justification_field: Option<String>,
 }
 
 impl Default for JsmChannel {
@@ -83,6 +89,7 @@ impl Default for JsmChannel {
             resolve_transition: "Resolve this issue".into(),
             decline_transition: "Decline".into(),
             pending_transition: None,
+            justification_field: None,
         }
     }
 }
@@ -129,8 +136,71 @@ impl Default for WebhookChannel {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackChannel {
+    /// The Slack app's signing secret (Basic Information > App Credentials); the channel is
+    /// off without it.
+    pub signing_secret: Option<Secret>,
+    /// The bot token (`xoxb-…`, OAuth & Permissions) for `users.info`, `chat.postMessage`,
+    /// `chat.update` and `views.open`.
+    pub bot_token: Option<Secret>,
+    /// Where the Slack Web API is (tests and the demo point it at the fake).
+    pub api_base_url: url::Url,
+    /// How far `X-Slack-Request-Timestamp` may be from now, either way.
+    #[serde(with = "crate::config::duration")]
+    pub tolerance: Duration,
+    /// Email domains whose Slack users may ask (the email Slack reports for the user,
+    /// `example.com` also matches `eu.example.com`). Required when the channel is on.
+    pub allowed_domains: Vec<String>,
+    /// The channel id (`C…`) where requests the rules send to an admin are posted with
+    /// Approve and Deny buttons; none: approvals stay on `/admin/requests`.
+    pub approvers_channel: Option<String>,
+}
+
+impl Default for SlackChannel {
+    fn default() -> Self {
+        SlackChannel {
+            signing_secret: None,
+            bot_token: None,
+            api_base_url: url::Url::parse("https://slack.com/api").expect("a valid URL"),
+            tolerance: Duration::from_secs(300),
+            allowed_domains: Vec::new(),
+            approvers_channel: None,
+        }
+    }
+}
+
+impl SlackChannel {
+    /// Whether `email`'s domain is one of [`SlackChannel::allowed_domains`].
+    pub fn allows_email(&self, email: &str) -> bool {
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        let domain = domain.to_ascii_lowercase();
+        self.allowed_domains.iter().any(|wanted| {
+            let wanted = wanted.trim_start_matches('@').to_ascii_lowercase();
+            domain == wanted || domain.ends_with(&format!(".{wanted}"))
+        })
+    }
+}
+
 impl RestoreConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.slack.signing_secret.is_some() {
+            if self.slack.bot_token.is_none() {
+                return Err(ConfigError::key(
+                    "restore.slack.bot_token",
+                    "the Slack channel needs the bot token (xoxb-…) to read who asks; set it or remove restore.slack.signing_secret",
+                ));
+            }
+            if self.slack.allowed_domains.is_empty() {
+                return Err(ConfigError::key(
+                    "restore.slack.allowed_domains",
+                    "the Slack channel accepts requests only from listed email domains; list at least one",
+                ));
+            }
+        }
         for (index, secret) in self.webhook.secrets.iter().enumerate() {
             super::signature::decode_secret(secret.expose()).map_err(|problem| {
                 ConfigError::key(format!("restore.webhook.secrets[{index}]"), problem)

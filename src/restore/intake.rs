@@ -58,6 +58,8 @@ pub async fn jsm(
             account_id: None,
             product: None,
             payload: json!({ "issueKey": key.as_str() }),
+            // Read from the request's field when it is processed (`restore.jsm.justification_field`).
+            justification: None,
         })
     }
     .await;
@@ -86,6 +88,7 @@ pub async fn automation(
         struct Body {
             account_id: Option<String>,
             product: Option<String>,
+            justification: Option<String>,
         }
         let parsed: Body = parse_json(&body)?;
         let account = parse_account(parsed.account_id)?;
@@ -107,6 +110,7 @@ pub async fn automation(
             account_id: Some(account.to_string()),
             product: Some(product.as_str().to_string()),
             payload: json!({ "accountId": account.as_str(), "product": product.as_str() }),
+            justification: parsed.justification,
         })
     }
     .await;
@@ -158,6 +162,7 @@ pub async fn webhook(
             account_id: Option<String>,
             email: Option<String>,
             product: Option<String>,
+            justification: Option<String>,
         }
         let parsed: Body = parse_json(&body)?;
         let product = parse_product(&state, parsed.product)?;
@@ -187,6 +192,7 @@ pub async fn webhook(
                 "email": email,
                 "product": product.as_str(),
             }),
+            justification: parsed.justification,
         })
     }
     .await;

@@ -40,6 +40,8 @@ struct ConfirmPage<'a> {
     lines: Vec<String>,
     button: &'a str,
     csrf: &'a str,
+    /// The restore page asks why (optional); the keep page does not.
+    ask_justification: bool,
 }
 
 #[derive(Template)]
@@ -55,6 +57,9 @@ struct ResultPage<'a> {
 pub struct LinkForm {
     #[serde(default)]
     csrf: String,
+    /// Why the user needs the access (the restore page's text box; optional).
+    #[serde(default)]
+    justification: Option<String>,
 }
 
 pub async fn restore_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
@@ -134,6 +139,7 @@ async fn confirm(state: &AppState, token: &str, purpose: Purpose) -> Response {
         lines,
         button,
         csrf: &csrf,
+        ask_justification: purpose == Purpose::Restore,
     };
     let mut response = render(StatusCode::OK, page.render());
     let secure = if state.config.public_url().starts_with("https://") {
@@ -175,7 +181,7 @@ async fn submit(
         Err(response) => return response,
     };
     let outcome = match purpose {
-        Purpose::Restore => use_restore(state, &claims).await,
+        Purpose::Restore => use_restore(state, &claims, form.justification.as_deref()).await,
         Purpose::Keep => use_keep(state, &claims).await,
     };
     match outcome {
@@ -193,7 +199,11 @@ async fn submit(
     }
 }
 
-async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response, LinkError> {
+async fn use_restore(
+    state: &AppState,
+    claims: &TokenClaims,
+    justification: Option<&str>,
+) -> Result<Response, LinkError> {
     let mut tx = state.db.pool().begin().await?;
     state
         .notify
@@ -210,6 +220,7 @@ async fn use_restore(state: &AppState, claims: &TokenClaims) -> Result<Response,
             account_id: Some(claims.account_id.clone()),
             product: Some(claims.product.clone()),
             payload: json!({ "accountId": claims.account_id, "product": claims.product, "tokenId": claims.token_id }),
+            justification: justification.map(str::to_owned),
         },
     )
     .await?;

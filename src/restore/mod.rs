@@ -5,6 +5,7 @@ pub mod intake;
 pub mod links;
 pub mod reply;
 pub mod rules;
+pub mod slack;
 pub mod status;
 pub mod store;
 pub mod worker;
@@ -14,12 +15,14 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 
-/// The restore routes: the three webhook channels (and the link pages).
+/// The restore routes: the webhook channels, Slack (and the link pages).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/hooks/jsm", post(intake::jsm))
         .route("/hooks/automation", post(intake::automation))
         .route("/hooks/webhook", post(intake::webhook))
+        .route("/hooks/slack/commands", post(slack::commands))
+        .route("/hooks/slack/interactions", post(slack::interactions))
         .route(
             "/restore/{token}",
             get(links::restore_page).post(links::restore_submit),

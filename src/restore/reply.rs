@@ -40,6 +40,26 @@ pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), Atl
     if request.channel == "jsm" {
         reply_on_jsm(state, request, status, &text).await?;
     }
+    let step_done = |step| async move {
+        store::reply_step(&state.db, &request.id, status, step)
+            .await
+            .map(|s| s == Some(StepState::Done))
+            .map_err(db)
+    };
+    let record_done = |step| async move {
+        store::record_step(&state.db, &request.id, status, step, StepState::Done)
+            .await
+            .map_err(db)
+    };
+    // Approvers see a request waiting for them in their Slack channel, with the buttons.
+    if status == Status::Pending && !step_done(ReplyStep::SlackApproval).await? {
+        super::slack::messages::post_approval(state, request).await?;
+        record_done(ReplyStep::SlackApproval).await?;
+    }
+    if request.channel == "slack" && !step_done(ReplyStep::Slack).await? {
+        super::slack::messages::tell_requester(state, request, &text).await?;
+        record_done(ReplyStep::Slack).await?;
+    }
     // A request answered with another's outcome: that one's email is the confirmation.
     if request.coalesced_into.is_some() {
         return Ok(());

@@ -22,6 +22,8 @@ pub enum Channel {
     Webhook,
     /// A signed link from an email.
     Link,
+    /// A Slack slash command (`/reseat restore jira`).
+    Slack,
 }
 
 impl Channel {
@@ -31,6 +33,7 @@ impl Channel {
             Channel::Automation => "automation",
             Channel::Webhook => "webhook",
             Channel::Link => "link",
+            Channel::Slack => "slack",
         }
     }
 
@@ -40,6 +43,7 @@ impl Channel {
             "automation" => Some(Channel::Automation),
             "webhook" => Some(Channel::Webhook),
             "link" => Some(Channel::Link),
+            "slack" => Some(Channel::Slack),
             _ => None,
         }
     }
@@ -82,7 +86,7 @@ pub struct Rule {
     /// Products the rule applies to (`jira-software`, `jira-service-desk`, `confluence`).
     #[serde(default)]
     pub products: Vec<ProductKey>,
-    /// Channels the rule applies to (`jsm`, `automation`, `webhook`, `link`).
+    /// Channels the rule applies to (`jsm`, `automation`, `webhook`, `link`, `slack`).
     #[serde(default)]
     pub channels: Vec<Channel>,
     /// Email domains (from Atlassian's record of the account, never from the request);
@@ -118,6 +122,11 @@ pub struct Rule {
     /// worked in the product since or asked to keep it.
     #[serde(default, with = "crate::config::duration::option")]
     pub approve_for: Option<std::time::Duration>,
+    /// The request must say why the access is needed (a justification on any channel). A
+    /// request this rule matches without one is denied, the requester told to ask again
+    /// with a reason; the rule's other conditions are checked first.
+    #[serde(default)]
+    pub require_justification: bool,
 }
 
 /// A group the account is in, or was removed from.
@@ -159,6 +168,9 @@ pub struct Facts {
     #[serde(default)]
     pub journal_roles: Vec<String>,
     pub seats: Seats,
+    /// Whether the request carries a justification.
+    #[serde(default)]
+    pub has_justification: bool,
 }
 
 fn account_type_str<S: serde::Serializer>(value: &AccountType, s: S) -> Result<S::Ok, S::Error> {
@@ -424,7 +436,33 @@ fn check_rule(rule: &Rule, facts: &Facts) -> (bool, Vec<String>) {
     (true, lines)
 }
 
-fn decide(rule: &Rule, facts: &Facts, trace: Vec<RuleTrace>) -> Verdict {
+/// What a requester is told when a rule needs a justification and the request has none.
+pub const JUSTIFICATION_NEEDED: &str =
+    "This request needs a justification: please ask again and say why you need the access.";
+
+fn decide(rule: &Rule, facts: &Facts, mut trace: Vec<RuleTrace>) -> Verdict {
+    if rule.require_justification {
+        if let Some(step) = trace.last_mut() {
+            step.conditions.push(format!(
+                "{} justification given (the rule requires one)",
+                if facts.has_justification {
+                    "ok  "
+                } else {
+                    "FAIL"
+                }
+            ));
+        }
+        if !facts.has_justification && rule.decision != Decision::Deny {
+            return Verdict {
+                decision: Decision::Deny,
+                rule: Some(rule.name.clone()),
+                guard: None,
+                message: JUSTIFICATION_NEEDED.into(),
+                groups_to_add: Vec::new(),
+                trace,
+            };
+        }
+    }
     let verdict = |decision, message: String, groups| Verdict {
         decision,
         rule: Some(rule.name.clone()),

@@ -104,6 +104,50 @@ pub fn verify(
     Err(SignatureError::NoValidSignature)
 }
 
+/// Verifies a request from Slack: `X-Slack-Signature: v0=<hex HMAC-SHA256 of
+/// v0:{timestamp}:{body}>` under the signing secret, `X-Slack-Request-Timestamp` within the
+/// tolerance, on the raw body before it is parsed.
+pub fn verify_slack(
+    secret: &Secret,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_secs: i64,
+    tolerance: Duration,
+) -> Result<(), SignatureError> {
+    let timestamp = timestamp.ok_or(SignatureError::MissingHeader("X-Slack-Request-Timestamp"))?;
+    let signature = signature.ok_or(SignatureError::MissingHeader("X-Slack-Signature"))?;
+    let seconds: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
+    let tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    if (now_secs - seconds).abs() > tolerance {
+        return Err(SignatureError::StaleTimestamp);
+    }
+    let candidate = signature
+        .trim()
+        .strip_prefix("v0=")
+        .and_then(decode_hex)
+        .ok_or(SignatureError::NoValidSignature)?;
+    let mut mac = HmacSha256::new_from_slice(secret.expose().as_bytes())
+        .map_err(|_| SignatureError::NoValidSignature)?;
+    mac.update(format!("v0:{seconds}:").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&candidate)
+        .map_err(|_| SignatureError::NoValidSignature)
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() > 128 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +239,42 @@ mod tests {
                 tol
             ),
             Err(SignatureError::NoValidSignature)
+        );
+    }
+
+    #[test]
+    fn slack_signatures_verify_on_the_raw_body_within_the_window() {
+        let secret = Secret::new("8f742231b10e8888abcd99yyyzzz85a5");
+        let body = b"token=x&user_id=U1&text=restore+jira";
+        let good = reseat_sim::slack::sign(secret.expose(), 1000, body);
+        let tol = Duration::from_secs(300);
+        let check = |ts: &str, sig: &str, body: &[u8], now| {
+            verify_slack(&secret, Some(ts), Some(sig), body, now, tol)
+        };
+        assert_eq!(check("1000", &good, body, 1100), Ok(()));
+        assert_eq!(
+            check("1000", &good, b"token=x&user_id=U2&text=restore+jira", 1000),
+            Err(SignatureError::NoValidSignature)
+        );
+        assert_eq!(
+            check("1001", &good, body, 1000),
+            Err(SignatureError::NoValidSignature)
+        );
+        assert_eq!(
+            check("1000", &good, body, 1301),
+            Err(SignatureError::StaleTimestamp)
+        );
+        assert_eq!(
+            check("1000", "v0=zz", body, 1000),
+            Err(SignatureError::NoValidSignature)
+        );
+        assert_eq!(
+            check("1000", &good.replace("v0=", "v1="), body, 1000),
+            Err(SignatureError::NoValidSignature)
+        );
+        assert_eq!(
+            verify_slack(&secret, None, Some(&good), body, 1000, tol),
+            Err(SignatureError::MissingHeader("X-Slack-Request-Timestamp"))
         );
     }
 

@@ -24,6 +24,8 @@ pub struct NewRequest {
     /// admins see and decide only their sites' requests.
     pub site: String,
     pub payload: serde_json::Value,
+    /// Why the requester needs the access, in their words (trimmed; none when empty).
+    pub justification: Option<String>,
 }
 
 /// What the intake did with a request.
@@ -89,6 +91,8 @@ pub struct RestoreRequest {
     /// The site it is for; None on requests stored before sites were recorded
     /// ([`RestoreRequest::site_or`] reads those as the configured site).
     pub site: Option<String>,
+    /// Why the requester needs the access, in their words.
+    pub justification: Option<String>,
 }
 
 impl RestoreRequest {
@@ -125,7 +129,7 @@ impl RestoreRequest {
 
 const COLUMNS: &str = "id, channel, idempotency_key, account_id, product, status, decision, \
     matched_rule, reason, message, payload, verdict, created_at, updated_at, replied_at, email, \
-    display_name, job_id, verify_since, coalesced_into, site";
+    display_name, job_id, verify_since, coalesced_into, site, justification";
 
 /// Stores the request and its processing job in one transaction, before the HTTP answer.
 pub async fn accept(queue: &Queue, request: NewRequest) -> Result<Accepted, sqlx::Error> {
@@ -143,10 +147,15 @@ pub async fn accept_in(
 ) -> Result<Accepted, sqlx::Error> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = queue.db().now_ms();
+    let justification = request
+        .justification
+        .as_deref()
+        .and_then(clean_justification);
     // `ON CONFLICT DO NOTHING` keeps a PostgreSQL transaction usable on a duplicate.
     let inserted = sqlx::query(
         "INSERT INTO restore_requests (id, channel, idempotency_key, account_id, product, status, \
-         payload, created_at, updated_at, site) VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7, $8) \
+         payload, created_at, updated_at, site, justification) \
+         VALUES ($1, $2, $3, $4, $5, 'received', $6, $7, $7, $8, $9) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(&id)
@@ -157,6 +166,7 @@ pub async fn accept_in(
     .bind(request.payload.to_string())
     .bind(now)
     .bind(&request.site)
+    .bind(justification.as_deref())
     .execute(&mut *conn)
     .await;
     let inserted = match inserted {
@@ -193,11 +203,43 @@ pub async fn accept_in(
             action: "restore.received",
             account_id: request.account_id.as_deref(),
             product: request.product.as_deref(),
-            details: serde_json::json!({ "request_id": id, "key": request.idempotency_key }),
+            details: serde_json::json!({
+                "request_id": id,
+                "key": request.idempotency_key,
+                "justification": justification,
+            }),
         },
     )
     .await?;
     Ok(Accepted::New(id))
+}
+
+/// The longest justification kept, in characters; longer text is cut there.
+pub const JUSTIFICATION_MAX_CHARS: usize = 2000;
+
+/// A justification as stored: trimmed, at most [`JUSTIFICATION_MAX_CHARS`], none when empty.
+pub fn clean_justification(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(text.chars().take(JUSTIFICATION_MAX_CHARS).collect())
+}
+
+/// Records the justification a request learns when it is processed (a JSM field), unless
+/// it has one already.
+pub async fn set_justification(db: &Db, id: &str, text: &str) -> Result<(), sqlx::Error> {
+    let Some(text) = clean_justification(text) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE restore_requests SET justification = $1 WHERE id = $2 AND justification IS NULL",
+    )
+    .bind(text)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
 }
 
 /// The request stored under an idempotency key (`link:<token id>`, `jsm:<issue>`, …).
@@ -417,6 +459,10 @@ pub enum ReplyStep {
     Comment,
     Transition,
     Email,
+    /// The answer to a Slack requester.
+    Slack,
+    /// The approval message in the Slack approvers' channel.
+    SlackApproval,
 }
 
 impl ReplyStep {
@@ -425,6 +471,8 @@ impl ReplyStep {
             ReplyStep::Comment => "comment",
             ReplyStep::Transition => "transition",
             ReplyStep::Email => "email",
+            ReplyStep::Slack => "slack",
+            ReplyStep::SlackApproval => "slack_approval",
         }
     }
 }

@@ -381,7 +381,12 @@ async fn decide_holding_seat(
         }
         Err(error) => return Err(error.into()),
     };
-    let facts = gather_facts(state, subject, channel, &user).await?;
+    // A JSM request learns its justification while resolving: read what is stored now.
+    let has_justification = request.justification.is_some()
+        || store::get(&state.db, &request.id)
+            .await?
+            .is_some_and(|r| r.justification.is_some());
+    let facts = gather_facts(state, subject, channel, &user, has_justification).await?;
     let offboarding = &state.config.restore.offboarding_groups;
     let verdict = match super::admin::approval(request) {
         // An admin approved: the guards still hold, the rules are not asked again, and only
@@ -766,7 +771,14 @@ async fn resolve(
         ProductKey::from_request_text(&key).map_err(|e| deny(e.to_string()))
     };
     match channel {
-        Channel::Jsm => resolve_jsm(state, &text("issueKey").unwrap_or_default()).await,
+        Channel::Jsm => resolve_jsm(state, request, &text("issueKey").unwrap_or_default()).await,
+        Channel::Slack => {
+            let product = product()?;
+            let user =
+                text("slackUserId").ok_or_else(|| deny("no Slack user in the request".into()))?;
+            let account = resolve_slack(state, &user).await?;
+            Ok(Subject { account, product })
+        }
         Channel::Automation | Channel::Link => {
             let account =
                 text("accountId").ok_or_else(|| deny("no account in the request".into()))?;
@@ -795,7 +807,62 @@ async fn resolve(
     }
 }
 
-async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> {
+/// The Atlassian account of a Slack user: their email as Slack's `users.info` reports it
+/// (never the request body), accepted only in `restore.slack.allowed_domains`, looked up
+/// like the webhook channel's email.
+async fn resolve_slack(state: &AppState, user_id: &str) -> Result<AccountId, Failure> {
+    let refuse = |reason: String, message: &str| {
+        Failure::Stop(Stop::Deny {
+            reason,
+            message: message.to_string(),
+        })
+    };
+    let api = state.slack.as_ref().ok_or_else(|| {
+        AtlassianError::Invalid(
+            "the Slack channel has no bot token (restore.slack.bot_token)".into(),
+        )
+    })?;
+    let user = api
+        .user(user_id)
+        .await
+        .map_err(|e| Failure::Upstream(e.into()))?
+        .filter(|u| !u.deleted && !u.is_bot)
+        .ok_or_else(|| {
+            refuse(
+                format!("Slack knows no active user {user_id}"),
+                "We could not tell who you are in Slack.",
+            )
+        })?;
+    let email = user.profile.email.clone().ok_or_else(|| {
+        refuse(
+            format!("Slack shows no email for the user {user_id} (the app needs users:read.email)"),
+            "Slack does not show reseat your email address, so we cannot tell which account is yours. Please ask your administrator.",
+        )
+    })?;
+    if !state.config.restore.slack.allows_email(&email) {
+        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        return Err(refuse(
+            format!(
+                "the Slack user {user_id}'s email domain {domain} is not in restore.slack.allowed_domains"
+            ),
+            &format!(
+                "Requests from Slack are accepted only for your organisation's email domains, and {domain} is not one of them. Please ask your administrator."
+            ),
+        ));
+    }
+    find_by_email(state, &email).await?.ok_or_else(|| {
+        refuse(
+            format!("no Atlassian account has the Slack user {user_id}'s email"),
+            "We could not find an Atlassian account with your Slack email address. Please ask your administrator.",
+        )
+    })
+}
+
+async fn resolve_jsm(
+    state: &AppState,
+    request: &RestoreRequest,
+    issue: &str,
+) -> Result<Subject, Failure> {
     let config = &state.config.restore.jsm;
     let issue = IssueKey::parse(issue).map_err(|e| Failure::Stop(Stop::Ignore(e.to_string())))?;
     let jsm = state.atlassian.jsm.as_ref().ok_or_else(|| {
@@ -825,6 +892,16 @@ async fn resolve_jsm(state: &AppState, issue: &str) -> Result<Subject, Failure> 
         .ok_or_else(|| Failure::Stop(Stop::Ignore("the request has no reporter".into())))?;
     let account = AccountId::parse(reporter.to_string())
         .map_err(|e| Failure::Stop(Stop::Ignore(e.to_string())))?;
+    let justification = config.justification_field.as_ref().and_then(|field| {
+        customer_request
+            .request_field_values
+            .iter()
+            .find(|value| &value.field_id == field)
+            .and_then(|value| field_text(&value.value))
+    });
+    if let Some(text) = justification {
+        store::set_justification(&state.db, &request.id, &text).await?;
+    }
     let from_field = config.product_field.as_ref().and_then(|field| {
         customer_request
             .request_field_values
@@ -902,7 +979,7 @@ pub async fn explain(
         account: account.clone(),
         product: product.clone(),
     };
-    let facts = match gather_facts(state, &subject, channel, &user).await {
+    let facts = match gather_facts(state, &subject, channel, &user, false).await {
         Ok(facts) => facts,
         Err(Failure::Upstream(error)) => return Err(error),
         Err(Failure::Db(error)) => {
@@ -924,6 +1001,7 @@ async fn gather_facts(
     subject: &Subject,
     channel: Channel,
     user: &JiraUser,
+    has_justification: bool,
 ) -> Result<Facts, Failure> {
     let groups = match &user.groups {
         Some(groups) => groups.clone(),
@@ -989,6 +1067,7 @@ async fn gather_facts(
         .map(|taken| taken.role)
         .collect(),
         seats,
+        has_justification,
     })
 }
 

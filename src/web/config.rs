@@ -81,6 +81,14 @@ pub struct AdminUser {
     /// Products the admin is limited to (any spelling of the product table); empty: all.
     #[serde(default)]
     pub products: Vec<String>,
+    /// The admin's Slack user id (`U…`): their clicks on Approve and Deny in Slack count as
+    /// this admin's, within this admin's role and scope.
+    #[serde(default)]
+    pub slack_user_id: Option<String>,
+    /// The admin's email; a Slack user whose Slack email matches it (case-insensitively)
+    /// is this admin when no entry names their `slack_user_id`.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// What an admin or an API token may do. Each role can do everything the one before it can.

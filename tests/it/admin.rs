@@ -48,6 +48,8 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
         role: None,
         sites: Vec::new(),
         products: Vec::new(),
+        slack_user_id: None,
+        email: None,
     }];
     adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;
@@ -1051,6 +1053,8 @@ async fn a_removed_or_changed_admin_entry_ends_its_sessions_after_a_restart() {
                 role: None,
                 sites: Vec::new(),
                 products: Vec::new(),
+                slack_user_id: None,
+                email: None,
             });
         })
         .await;
@@ -1268,6 +1272,8 @@ async fn every_admin_route_for_every_role_is_allowed_or_a_clear_403() {
                     role: Some(role),
                     sites: Vec::new(),
                     products: Vec::new(),
+                    slack_user_id: None,
+                    email: None,
                 });
             }
         })
@@ -1381,6 +1387,8 @@ async fn a_product_scoped_admin_sees_and_acts_only_in_scope() {
                 role: Some(Role::Operator),
                 sites: Vec::new(),
                 products: vec!["jira-servicedesk".into()],
+                email: None,
+                slack_user_id: None,
             });
         })
         .await;

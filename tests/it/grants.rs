@@ -103,6 +103,7 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
                     account_id: Some(account.clone()),
                     product: Some("jira-software".into()),
                     site: app.state.site().to_owned(),
+                    justification: None,
                     payload: json!({ "accountId": account, "product": "jira-software" }),
                 },
             )

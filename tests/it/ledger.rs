@@ -45,6 +45,7 @@ pub(crate) fn config_for(sim: &SimHandle, db: &TestDb, dir: &std::path::Path) ->
         message: None,
         grant_groups: vec![],
         approve_for: None,
+        require_justification: false,
     }];
     config.restore.offboarding_groups = vec![];
     config
@@ -165,6 +166,7 @@ async fn restore_everyone(
                 account_id: Some(account.clone()),
                 product: Some(product.clone()),
                 payload: json!({ "accountId": account, "product": product }),
+                justification: None,
             },
         )
         .await
@@ -309,6 +311,8 @@ async fn apply_pressed_twice_in_the_dashboard_queues_one_apply_with_a_progress_p
             role: None,
             sites: Vec::new(),
             products: Vec::new(),
+            slack_user_id: None,
+            email: None,
         }];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         let http = reqwest::Client::builder()
@@ -680,6 +684,7 @@ async fn a_restore_arriving_while_the_sweep_removes_the_seat_runs_right_after_it
                 account_id: Some(account.clone()),
                 product: Some(product.clone()),
                 payload: json!({ "accountId": account, "product": product }),
+                justification: None,
             },
         )
         .await
@@ -1081,6 +1086,8 @@ async fn a_killed_apply_shows_interrupted_and_the_next_apply_finishes_it() {
             role: None,
             sites: Vec::new(),
             products: Vec::new(),
+            slack_user_id: None,
+            email: None,
         }];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         let (plan_id, items) = plan(&app.state).await;

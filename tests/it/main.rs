@@ -21,6 +21,7 @@ mod schedule;
 mod server;
 mod sim;
 mod sites;
+mod slack;
 mod smtp;
 mod support;
 mod sweep;

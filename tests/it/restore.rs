@@ -2409,6 +2409,8 @@ async fn ten_thousand_refused_requests_add_a_few_rows_and_every_one_is_counted()
                     role: None,
                     sites: Vec::new(),
                     products: Vec::new(),
+                    slack_user_id: None,
+                    email: None,
                 }];
             },
         )

@@ -68,6 +68,8 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut reseat::config::Config)) 
         role: None,
         sites: Vec::new(),
         products: Vec::new(),
+        slack_user_id: None,
+        email: None,
     }];
     config.sweep.limits.max_removal_percent = 100.0;
     config.sweep.limits.max_inactive_percent = 100.0;

@@ -59,6 +59,7 @@ async fn restore(app: &TestApp, key: &str, account: &str, product: &str) {
             account_id: Some(account.into()),
             product: Some(product.into()),
             payload: json!({ "accountId": account, "product": product }),
+            justification: None,
         },
     )
     .await
@@ -137,6 +138,8 @@ async fn savings_after_a_sweep_and_restores_equal_the_hand_computed_figure_every
             role: None,
             sites: Vec::new(),
             products: Vec::new(),
+            slack_user_id: None,
+            email: None,
         }];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         // To 2030-04-01 06:00 UTC: April has 30 days and 2030 has 365.

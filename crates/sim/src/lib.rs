@@ -24,6 +24,7 @@ mod net;
 mod params;
 pub mod roles;
 pub mod seed;
+pub mod slack;
 mod state;
 #[cfg(feature = "validate")]
 pub mod validate;

@@ -20,6 +20,7 @@ fn facts() -> Facts {
         journal_groups: vec![group("g-jira", "jira-software-users")],
         journal_roles: Vec::new(),
         seats: Seats::Remaining(10),
+        has_justification: false,
     }
 }
 

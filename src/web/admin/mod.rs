@@ -21,7 +21,7 @@ pub mod pages;
 mod people;
 mod plans;
 mod reports;
-mod requests;
+pub(crate) mod requests;
 mod still_billed;
 pub mod store;
 mod upload;

@@ -32,12 +32,15 @@ pub struct RequestView {
     pub rule: String,
     pub reason: String,
     pub message: String,
+    /// Why the requester says they need the access (empty: none given).
+    pub justification: String,
     /// The rules' explanation, one line each.
     pub explanation: Vec<String>,
 }
 
-/// The explanation stored with the verdict: each rule tried and its conditions.
-fn explanation(verdict: Option<&str>) -> Vec<String> {
+/// The explanation stored with the verdict: each rule tried and its conditions (the admin
+/// pages and the Slack approval message show it).
+pub fn explanation(verdict: Option<&str>) -> Vec<String> {
     let Some(value) = verdict.and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
     else {
         return Vec::new();
@@ -95,6 +98,7 @@ impl From<RestoreRequest> for RequestView {
             rule: r.matched_rule.unwrap_or_default(),
             reason: r.reason.unwrap_or_default(),
             message: r.message.unwrap_or_default(),
+            justification: r.justification.unwrap_or_default(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub enum ExplainChannel {
     Automation,
     Webhook,
     Link,
+    Slack,
 }
 
 impl From<ExplainChannel> for Channel {
@@ -42,6 +43,7 @@ impl From<ExplainChannel> for Channel {
             ExplainChannel::Automation => Channel::Automation,
             ExplainChannel::Webhook => Channel::Webhook,
             ExplainChannel::Link => Channel::Link,
+            ExplainChannel::Slack => Channel::Slack,
         }
     }
 }

@@ -108,7 +108,7 @@ impl From<PlanItem> for PlanItemView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Request {
     pub id: String,
-    /// `jsm`, `automation`, `webhook` or `link`.
+    /// `jsm`, `automation`, `webhook`, `link` or `slack`.
     pub channel: String,
     /// The channel's own key (JSM issue key, webhook id, …); unique.
     pub idempotency_key: String,
@@ -134,6 +134,9 @@ pub struct Request {
     pub updated_at: DateTime<Utc>,
     /// When the requester was answered.
     pub replied_at: Option<DateTime<Utc>>,
+    /// Why the requester says they need the access (the JSM field, the Slack text, the
+    /// `justification` of an automation or webhook call, the restore page's text box).
+    pub justification: Option<String>,
 }
 
 /// Where a request is.
@@ -202,6 +205,7 @@ impl TryFrom<RestoreRequest> for Request {
             created_at: from_ms(request.created_at),
             updated_at: from_ms(request.updated_at),
             replied_at: request.replied_at.map(from_ms),
+            justification: request.justification,
         })
     }
 }
