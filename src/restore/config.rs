@@ -28,6 +28,10 @@ pub struct RestoreConfig {
     pub automation: AutomationChannel,
     /// The Standard Webhooks channel (`POST /hooks/webhook`).
     pub webhook: WebhookChannel,
+    /// Microsoft Teams: the outgoing webhook (`POST /hooks/teams`) and approval cards.
+    pub teams: super::teams::TeamsChannel,
+    /// Restore on sign-in (`/hooks/okta`, `/hooks/signin`); off by default.
+    pub signin: super::signin::SigninChannel,
     /// Ordered rules, first match wins; no match means `manual`.
     pub rules: Vec<Rule>,
 }
@@ -41,6 +45,8 @@ impl Default for RestoreConfig {
             jsm: JsmChannel::default(),
             automation: AutomationChannel::default(),
             webhook: WebhookChannel::default(),
+            teams: super::teams::TeamsChannel::default(),
+            signin: super::signin::SigninChannel::default(),
             rules: Vec::new(),
         }
     }
@@ -131,6 +137,8 @@ impl Default for WebhookChannel {
 
 impl RestoreConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.teams.validate()?;
+        self.signin.validate()?;
         for (index, secret) in self.webhook.secrets.iter().enumerate() {
             super::signature::decode_secret(secret.expose()).map_err(|problem| {
                 ConfigError::key(format!("restore.webhook.secrets[{index}]"), problem)

@@ -22,6 +22,11 @@ pub enum Channel {
     Webhook,
     /// A signed link from an email.
     Link,
+    /// A message to reseat's Microsoft Teams outgoing webhook.
+    Teams,
+    /// The user signed in to the product through the identity provider (Okta Event Hooks,
+    /// or a Standard Webhooks sign-in event).
+    Signin,
 }
 
 impl Channel {
@@ -31,6 +36,8 @@ impl Channel {
             Channel::Automation => "automation",
             Channel::Webhook => "webhook",
             Channel::Link => "link",
+            Channel::Teams => "teams",
+            Channel::Signin => "signin",
         }
     }
 
@@ -40,6 +47,8 @@ impl Channel {
             "automation" => Some(Channel::Automation),
             "webhook" => Some(Channel::Webhook),
             "link" => Some(Channel::Link),
+            "teams" => Some(Channel::Teams),
+            "signin" => Some(Channel::Signin),
             _ => None,
         }
     }
@@ -82,7 +91,8 @@ pub struct Rule {
     /// Products the rule applies to (`jira-software`, `jira-service-desk`, `confluence`).
     #[serde(default)]
     pub products: Vec<ProductKey>,
-    /// Channels the rule applies to (`jsm`, `automation`, `webhook`, `link`).
+    /// Channels the rule applies to (`jsm`, `automation`, `webhook`, `link`, `teams`,
+    /// `signin`).
     #[serde(default)]
     pub channels: Vec<Channel>,
     /// Email domains (from Atlassian's record of the account, never from the request);

@@ -370,6 +370,8 @@ pub enum ReplyStep {
     Comment,
     Transition,
     Email,
+    /// The approval card posted to Teams.
+    TeamsCard,
 }
 
 impl ReplyStep {
@@ -378,6 +380,7 @@ impl ReplyStep {
             ReplyStep::Comment => "comment",
             ReplyStep::Transition => "transition",
             ReplyStep::Email => "email",
+            ReplyStep::TeamsCard => "teams_card",
         }
     }
 }

@@ -141,10 +141,15 @@ impl Action {
 
 impl Action {
     /// The action a route takes, for the admin pages and the API alike (one table for both):
-    /// reading is a `GET`; approving or denying a request is [`Action::Decide`]; signing out
+    /// reading is a `GET`; approving or denying a request (and a decision link) is
+    /// [`Action::Decide`]; signing out
     /// is reading; any other change is [`Action::Operate`].
     pub fn of_route(method: &axum::http::Method, path: &str) -> Action {
-        if method == axum::http::Method::GET
+        // A decision link (`/admin/requests/{id}/decide/{token}`) decides, even to show its
+        // confirmation: only someone who may decide sees it.
+        if path.contains("/decide/") {
+            Action::Decide
+        } else if method == axum::http::Method::GET
             || method == axum::http::Method::HEAD
             || path.ends_with("/logout")
         {

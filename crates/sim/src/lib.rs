@@ -25,6 +25,7 @@ mod params;
 pub mod roles;
 pub mod seed;
 mod state;
+pub mod teams;
 #[cfg(feature = "validate")]
 pub mod validate;
 mod views;

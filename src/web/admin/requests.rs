@@ -37,7 +37,7 @@ pub struct RequestView {
 }
 
 /// The explanation stored with the verdict: each rule tried and its conditions.
-fn explanation(verdict: Option<&str>) -> Vec<String> {
+pub fn explanation(verdict: Option<&str>) -> Vec<String> {
     let Some(value) = verdict.and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
     else {
         return Vec::new();
@@ -328,7 +328,7 @@ pub async fn rules(
         account,
         product,
         channel,
-        channels: ["jsm", "automation", "webhook", "link"]
+        channels: ["jsm", "automation", "webhook", "link", "teams", "signin"]
             .map(String::from)
             .to_vec(),
         products: state

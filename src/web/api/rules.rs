@@ -33,6 +33,8 @@ pub enum ExplainChannel {
     Automation,
     Webhook,
     Link,
+    Teams,
+    Signin,
 }
 
 impl From<ExplainChannel> for Channel {
@@ -42,6 +44,8 @@ impl From<ExplainChannel> for Channel {
             ExplainChannel::Automation => Channel::Automation,
             ExplainChannel::Webhook => Channel::Webhook,
             ExplainChannel::Link => Channel::Link,
+            ExplainChannel::Teams => Channel::Teams,
+            ExplainChannel::Signin => Channel::Signin,
         }
     }
 }
