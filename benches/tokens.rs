@@ -50,6 +50,8 @@ fn main() {
         product: "jira-software".into(),
         site: "acme.atlassian.net".into(),
         expires_at: now.timestamp_millis() + 30 * 86_400_000,
+        request_id: None,
+        decision: None,
         key_id: String::new(),
     };
     let token = signer.sign(&claims).unwrap();

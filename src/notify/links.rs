@@ -39,6 +39,9 @@ pub enum Purpose {
     Restore,
     /// Keep access that a warning said would be removed.
     Keep,
+    /// Decide one pending restore request (the Approve and Deny buttons of an approval
+    /// card); only a signed-in admin who may decide can use it.
+    Decide,
 }
 
 impl Purpose {
@@ -46,6 +49,7 @@ impl Purpose {
         match self {
             Purpose::Restore => "restore",
             Purpose::Keep => "keep",
+            Purpose::Decide => "decide",
         }
     }
 }
@@ -63,7 +67,8 @@ impl std::str::FromStr for Purpose {
         match text {
             "restore" => Ok(Purpose::Restore),
             "keep" => Ok(Purpose::Keep),
-            other => Err(format!("expected restore or keep, got {other:?}")),
+            "decide" => Ok(Purpose::Decide),
+            other => Err(format!("expected restore, keep or decide, got {other:?}")),
         }
     }
 }
@@ -84,6 +89,13 @@ pub struct TokenClaims {
     /// UTC milliseconds; the link stops working at this instant.
     #[serde(rename = "e")]
     pub expires_at: i64,
+    /// A decision link: the restore request it decides (signed, so a link for one request
+    /// cannot decide another).
+    #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// A decision link: `approve` or `deny`.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
     /// The key that signed the token (not part of the signed claims; it selects the key).
     #[serde(skip)]
     pub key_id: String,
@@ -265,6 +277,7 @@ impl LinkSigner {
         let ttl = match purpose {
             Purpose::Restore => self.restore_ttl,
             Purpose::Keep => self.keep_ttl,
+            Purpose::Decide => self.restore_ttl,
         };
         now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30))
     }
@@ -316,6 +329,55 @@ impl LinkSigner {
         site: &str,
         expires: DateTime<Utc>,
     ) -> Result<IssuedLink, LinkError> {
+        self.issue_with(conn, purpose, account_id, product, site, expires, None)
+            .await
+    }
+
+    /// Issues a decision link for one restore request (`approve` or `deny`): the request id
+    /// and the decision are signed into the token, so it decides that request only.
+    #[tracing::instrument(skip_all, fields(request_id = request_id, decision = decision))]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn issue_decision(
+        &self,
+        conn: &mut AnyConnection,
+        request_id: &str,
+        decision: &str,
+        account_id: &str,
+        product: &str,
+        site: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<IssuedLink, LinkError> {
+        for (name, value) in [("request id", request_id), ("decision", decision)] {
+            if value.is_empty()
+                || value.len() > MAX_CLAIM_LEN
+                || value.chars().any(char::is_control)
+            {
+                return Err(LinkError::InvalidClaim(name));
+            }
+        }
+        self.issue_with(
+            conn,
+            Purpose::Decide,
+            account_id,
+            product,
+            site,
+            expires,
+            Some((request_id.to_string(), decision.to_string())),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_with(
+        &self,
+        conn: &mut AnyConnection,
+        purpose: Purpose,
+        account_id: &str,
+        product: &str,
+        site: &str,
+        expires: DateTime<Utc>,
+        decide: Option<(String, String)>,
+    ) -> Result<IssuedLink, LinkError> {
         for (name, value) in [
             ("account id", account_id),
             ("product", product),
@@ -338,6 +400,8 @@ impl LinkSigner {
             // service compares.
             site: crate::atlassian::site_key(site),
             expires_at: to_ms(expires),
+            request_id: decide.as_ref().map(|(id, _)| id.clone()),
+            decision: decide.map(|(_, decision)| decision),
             key_id: key_id.clone(),
         };
         let token = self.sign(&claims)?;
@@ -507,6 +571,8 @@ mod tests {
             product: "jira-software".into(),
             site: "acme.atlassian.net".into(),
             expires_at,
+            request_id: None,
+            decision: None,
             key_id: String::new(),
         }
     }

@@ -31,6 +31,10 @@ pub struct RestoreConfig {
     /// Slack: the `/reseat restore …` slash command and approvals in a channel
     /// (`POST /hooks/slack/commands`, `POST /hooks/slack/interactions`).
     pub slack: SlackChannel,
+    /// Microsoft Teams: the outgoing webhook (`POST /hooks/teams`) and approval cards.
+    pub teams: super::teams::TeamsChannel,
+    /// Restore on sign-in (`/hooks/okta`, `/hooks/signin`); off by default.
+    pub signin: super::signin::SigninChannel,
     /// Ordered rules, first match wins; no match means `manual`.
     pub rules: Vec<Rule>,
 }
@@ -45,6 +49,8 @@ impl Default for RestoreConfig {
             automation: AutomationChannel::default(),
             webhook: WebhookChannel::default(),
             slack: SlackChannel::default(),
+            teams: super::teams::TeamsChannel::default(),
+            signin: super::signin::SigninChannel::default(),
             rules: Vec::new(),
         }
     }
@@ -201,6 +207,8 @@ impl RestoreConfig {
                 ));
             }
         }
+        self.teams.validate()?;
+        self.signin.validate()?;
         for (index, secret) in self.webhook.secrets.iter().enumerate() {
             super::signature::decode_secret(secret.expose()).map_err(|problem| {
                 ConfigError::key(format!("restore.webhook.secrets[{index}]"), problem)

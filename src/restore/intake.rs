@@ -247,37 +247,42 @@ async fn finish(
             ))
         }
         Err(error) => {
-            tracing::warn!(channel = %channel, status = error.status().as_u16(), error = %error, "restore request refused");
-            let status = error.status().as_u16();
-            // Refusals anyone can cause without the channel's secret (no or a wrong secret,
-            // a channel not enabled, an oversized or non-JSON body) are counted per minute;
-            // a request that passed authentication and was still refused gets its own row.
-            let recorded = if matches!(status, 401 | 404 | 413 | 415) {
-                audit::refused(
-                    &state.db,
-                    audit::Refusal {
-                        action: "restore.rejected",
-                        source: channel.as_str(),
-                        reason: &format!("{status}: {error}"),
-                    },
-                )
-                .await
-            } else {
-                let entry = audit::Entry {
-                    actor: channel.as_str(),
-                    role: None,
-                    action: "restore.rejected",
-                    account_id: None,
-                    product: None,
-                    details: json!({ "status": status, "reason": error.to_string() }),
-                };
-                audit::record(&state.db, entry).await
-            };
-            if let Err(audit_error) = recorded {
-                tracing::error!(error = %audit_error, "cannot audit a refused request");
-            }
+            audit_refusal(state, channel, &error).await;
             Err(error)
         }
+    }
+}
+
+/// Logs and audits a refused delivery of `channel`.
+pub(super) async fn audit_refusal(state: &AppState, channel: Channel, error: &ApiError) {
+    tracing::warn!(channel = %channel, status = error.status().as_u16(), error = %error, "restore request refused");
+    let status = error.status().as_u16();
+    // Refusals anyone can cause without the channel's secret (no or a wrong secret,
+    // a channel not enabled, an oversized or non-JSON body) are counted per minute;
+    // a request that passed authentication and was still refused gets its own row.
+    let recorded = if matches!(status, 401 | 404 | 413 | 415) {
+        audit::refused(
+            &state.db,
+            audit::Refusal {
+                action: "restore.rejected",
+                source: channel.as_str(),
+                reason: &format!("{status}: {error}"),
+            },
+        )
+        .await
+    } else {
+        let entry = audit::Entry {
+            actor: channel.as_str(),
+            role: None,
+            action: "restore.rejected",
+            account_id: None,
+            product: None,
+            details: json!({ "status": status, "reason": error.to_string() }),
+        };
+        audit::record(&state.db, entry).await
+    };
+    if let Err(audit_error) = recorded {
+        tracing::error!(error = %audit_error, "cannot audit a refused request");
     }
 }
 
@@ -309,7 +314,7 @@ fn check_static_secret(
     Ok(())
 }
 
-fn body_rejection(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {
@@ -317,7 +322,7 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     }
 }
 
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -339,7 +344,7 @@ fn read_json_body(
     Ok(body)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))
 }
@@ -349,7 +354,7 @@ fn parse_account(account: Option<String>) -> Result<AccountId, ApiError> {
     AccountId::parse(account.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn parse_email(email: &str) -> Result<String, ApiError> {
+pub(super) fn parse_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim();
     match email.split_once('@') {
         Some((local, domain))

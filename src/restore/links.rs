@@ -130,6 +130,8 @@ async fn confirm(state: &AppState, token: &str, purpose: Purpose) -> Response {
             )],
             "Keep my access",
         ),
+        // Decision links are admin pages (`/admin/requests/{id}/decide/{token}`).
+        Purpose::Decide => return rejected(state, purpose, TokenRejection::WrongPurpose).await,
     };
     let csrf = random_token();
     let page = ConfirmPage {
@@ -183,6 +185,7 @@ async fn submit(
     let outcome = match purpose {
         Purpose::Restore => use_restore(state, &claims, form.justification.as_deref()).await,
         Purpose::Keep => use_keep(state, &claims).await,
+        Purpose::Decide => return rejected(state, purpose, TokenRejection::WrongPurpose).await,
     };
     match outcome {
         Ok(response) => response,

@@ -1,13 +1,16 @@
 //! Restore: requests for access from the JSM portal, signed links and webhooks, decided by
 //! one rule engine, processed from the durable queue, answered where they came from.
 
+pub mod deliveries;
 pub mod intake;
 pub mod links;
 pub mod reply;
 pub mod rules;
+pub mod signin;
 pub mod slack;
 pub mod status;
 pub mod store;
+pub mod teams;
 pub mod worker;
 
 use axum::Router;
@@ -15,7 +18,8 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 
-/// The restore routes: the webhook channels, Slack (and the link pages).
+/// The restore routes: the webhook channels, Slack, Teams, the sign-in hooks (and the link
+/// pages).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/hooks/jsm", post(intake::jsm))
@@ -23,6 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/hooks/webhook", post(intake::webhook))
         .route("/hooks/slack/commands", post(slack::commands))
         .route("/hooks/slack/interactions", post(slack::interactions))
+        .route("/hooks/teams", post(teams::hook))
+        .route("/hooks/okta", get(signin::okta_verify).post(signin::okta))
+        .route("/hooks/signin", post(signin::webhook))
         .route(
             "/restore/{token}",
             get(links::restore_page).post(links::restore_submit),

@@ -80,6 +80,25 @@ pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), Atl
         .await
         .map_err(db)?;
     }
+    // A request waiting for an admin: the approval card for the Teams channel, once.
+    if status.is_open()
+        && state.config.restore.teams.notify_url.is_some()
+        && store::reply_step(&state.db, &request.id, status, ReplyStep::TeamsCard)
+            .await
+            .map_err(db)?
+            != Some(StepState::Done)
+    {
+        super::teams::notify_pending(state, request).await?;
+        store::record_step(
+            &state.db,
+            &request.id,
+            status,
+            ReplyStep::TeamsCard,
+            StepState::Done,
+        )
+        .await
+        .map_err(db)?;
+    }
     Ok(())
 }
 

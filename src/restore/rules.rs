@@ -24,6 +24,11 @@ pub enum Channel {
     Link,
     /// A Slack slash command (`/reseat restore jira`).
     Slack,
+    /// A message to reseat's Microsoft Teams outgoing webhook.
+    Teams,
+    /// The user signed in to the product through the identity provider (Okta Event Hooks,
+    /// or a Standard Webhooks sign-in event).
+    Signin,
 }
 
 impl Channel {
@@ -34,6 +39,8 @@ impl Channel {
             Channel::Webhook => "webhook",
             Channel::Link => "link",
             Channel::Slack => "slack",
+            Channel::Teams => "teams",
+            Channel::Signin => "signin",
         }
     }
 
@@ -44,6 +51,8 @@ impl Channel {
             "webhook" => Some(Channel::Webhook),
             "link" => Some(Channel::Link),
             "slack" => Some(Channel::Slack),
+            "teams" => Some(Channel::Teams),
+            "signin" => Some(Channel::Signin),
             _ => None,
         }
     }
@@ -86,7 +95,8 @@ pub struct Rule {
     /// Products the rule applies to (`jira-software`, `jira-service-desk`, `confluence`).
     #[serde(default)]
     pub products: Vec<ProductKey>,
-    /// Channels the rule applies to (`jsm`, `automation`, `webhook`, `link`, `slack`).
+    /// Channels the rule applies to (`jsm`, `automation`, `webhook`, `link`, `slack`,
+    /// `teams`, `signin`).
     #[serde(default)]
     pub channels: Vec<Channel>,
     /// Email domains (from Atlassian's record of the account, never from the request);

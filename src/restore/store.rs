@@ -463,6 +463,8 @@ pub enum ReplyStep {
     Slack,
     /// The approval message in the Slack approvers' channel.
     SlackApproval,
+    /// The approval card posted to Teams.
+    TeamsCard,
 }
 
 impl ReplyStep {
@@ -473,6 +475,7 @@ impl ReplyStep {
             ReplyStep::Email => "email",
             ReplyStep::Slack => "slack",
             ReplyStep::SlackApproval => "slack_approval",
+            ReplyStep::TeamsCard => "teams_card",
         }
     }
 }

@@ -788,7 +788,9 @@ async fn resolve(
                 product: product()?,
             })
         }
-        Channel::Webhook => {
+        // Teams and sign-in requests name the account (sign-in: the one reseat removed) or
+        // the email the sender was mapped to; the account is read from Atlassian either way.
+        Channel::Webhook | Channel::Teams | Channel::Signin => {
             let product = product()?;
             if let Some(account) = text("accountId") {
                 let account = AccountId::parse(account).map_err(|e| deny(e.to_string()))?;

@@ -150,11 +150,16 @@ impl Action {
 impl Action {
     /// The action a route takes, for the admin pages and the API alike (one table for both):
     /// the configuration (`…/config`) is [`Action::Configure`]; other reading is a `GET`;
-    /// approving or denying a request is [`Action::Decide`]; signing out is reading; any
-    /// other change is [`Action::Operate`].
+    /// approving or denying a request (and a decision link) is [`Action::Decide`]; signing
+    /// out is reading; any other change is [`Action::Operate`].
     pub fn of_route(method: &axum::http::Method, path: &str) -> Action {
         if path.ends_with("/config") {
-            Action::Configure
+            return Action::Configure;
+        }
+        // A decision link (`/admin/requests/{id}/decide/{token}`) decides, even to show its
+        // confirmation: only someone who may decide sees it.
+        if path.contains("/decide/") {
+            Action::Decide
         } else if method == axum::http::Method::GET
             || method == axum::http::Method::HEAD
             || path.ends_with("/logout")

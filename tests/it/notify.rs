@@ -689,6 +689,8 @@ fn a_key_rotated_to_verify_only_still_verifies_old_links() {
         product: PRODUCT.into(),
         site: SITE.into(),
         expires_at: now.timestamp_millis() + 60_000,
+        request_id: None,
+        decision: None,
         key_id: String::new(),
     };
     let old_token = old.sign(&claims).unwrap();

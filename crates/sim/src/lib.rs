@@ -26,6 +26,7 @@ pub mod roles;
 pub mod seed;
 pub mod slack;
 mod state;
+pub mod teams;
 #[cfg(feature = "validate")]
 pub mod validate;
 mod views;

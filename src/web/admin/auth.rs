@@ -63,7 +63,7 @@ impl FromRequestParts<AppState> for AdminSession {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(unauthenticated(&parts.method));
+            return Err(unauthenticated(parts));
         };
         let key = sha256_hex(&token);
         match store::session(&state.db, &key, state.db.now_ms()).await {
@@ -79,10 +79,10 @@ impl FromRequestParts<AppState> for AdminSession {
                     if let Err(error) = store::delete_session(&state.db, &key).await {
                         tracing::warn!(%error, "cannot delete an ended admin session");
                     }
-                    return Err(unauthenticated(&parts.method));
+                    return Err(unauthenticated(parts));
                 }
                 let Some(grant) = state.config.admin.user_grant(&row.admin) else {
-                    return Err(unauthenticated(&parts.method));
+                    return Err(unauthenticated(parts));
                 };
                 let path = parts
                     .extensions
@@ -109,7 +109,7 @@ impl FromRequestParts<AppState> for AdminSession {
                     key,
                 })
             }
-            Ok(None) => Err(unauthenticated(&parts.method)),
+            Ok(None) => Err(unauthenticated(parts)),
             Err(error) => {
                 tracing::error!(%error, "cannot read an admin session");
                 Err(super::pages::error_page(
@@ -121,15 +121,42 @@ impl FromRequestParts<AppState> for AdminSession {
     }
 }
 
-fn unauthenticated(method: &Method) -> Response {
+fn unauthenticated(parts: &Parts) -> Response {
+    let method = &parts.method;
     if method == Method::GET || method == Method::HEAD {
-        Redirect::to("/admin/login").into_response()
+        // Back to the page asked for once signed in (a decision link from a Teams card).
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| safe_return_path(p).is_some() && *p != "/admin");
+        match target {
+            Some(target) => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", target)
+                    .finish();
+                Redirect::to(&format!("/admin/login?{query}")).into_response()
+            }
+            None => Redirect::to("/admin/login").into_response(),
+        }
     } else {
         super::pages::error_page(
             StatusCode::UNAUTHORIZED,
             "You are not signed in (or your session ended). Sign in and try again.",
         )
     }
+}
+
+/// `next` when it is a path of the admin pages to return to after signing in; never another
+/// site (`//host`, `/\\host`, a scheme) and never the sign-in pages themselves.
+pub fn safe_return_path(next: &str) -> Option<&str> {
+    let ok = next.len() <= 2_048
+        && (next == "/admin" || next.starts_with("/admin/") || next.starts_with("/admin?"))
+        && !next.starts_with("/admin/login")
+        && !next.contains("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    ok.then_some(next)
 }
 
 /// A state-changing form of a signed-in admin whose `csrf` field matches the session's

@@ -25,6 +25,8 @@ struct LoginPage<'a> {
     message: Option<&'a str>,
     /// For a login link: who it signs in (no password fields then).
     link_for: Option<&'a str>,
+    /// The admin page to return to once signed in.
+    next: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +37,15 @@ pub struct LoginForm {
     name: String,
     #[serde(default)]
     password: String,
+    /// The admin page to return to once signed in.
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: String,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +61,7 @@ fn login_form(
     name: &str,
     message: Option<&str>,
     link_for: Option<&str>,
+    next: &str,
 ) -> Response {
     let csrf = auth::random_token();
     let page = LoginPage {
@@ -58,6 +70,7 @@ fn login_form(
         name,
         message,
         link_for,
+        next: auth::safe_return_path(next).unwrap_or_default(),
     };
     let mut response = render(status, page.render());
     response.headers_mut().append(
@@ -71,8 +84,11 @@ fn login_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
     auth::cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|cookie| same_secret(submitted, &cookie))
 }
 
-pub async fn page(State(state): State<AppState>) -> Response {
-    login_form(&state, StatusCode::OK, "", None, None)
+pub async fn page(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
+) -> Response {
+    login_form(&state, StatusCode::OK, "", None, None, &query.next)
 }
 
 pub async fn submit(
@@ -100,6 +116,7 @@ pub async fn submit(
             name,
             Some("Too many attempts. Wait a minute and try again."),
             None,
+            &form.next,
         );
         response
             .headers_mut()
@@ -120,12 +137,19 @@ pub async fn submit(
             name,
             Some("Wrong name or password."),
             None,
+            &form.next,
         );
     }
-    signed_in(&state, name, "password", &addr).await
+    signed_in(&state, name, "password", &addr, &form.next).await
 }
 
-async fn signed_in(state: &AppState, admin: &str, method: &str, addr: &str) -> Response {
+async fn signed_in(
+    state: &AppState,
+    admin: &str,
+    method: &str,
+    addr: &str,
+    next: &str,
+) -> Response {
     match auth::start_session(state, admin).await {
         Ok(cookie) => {
             let role = state.config.admin.user_grant(admin).map(|g| g.role_name());
@@ -136,7 +160,8 @@ async fn signed_in(state: &AppState, admin: &str, method: &str, addr: &str) -> R
                 json!({ "method": method, "addr": addr }),
             )
             .await;
-            let mut response = Redirect::to("/admin").into_response();
+            let target = auth::safe_return_path(next).unwrap_or("/admin");
+            let mut response = Redirect::to(target).into_response();
             response.headers_mut().append(header::SET_COOKIE, cookie);
             response
         }
@@ -154,7 +179,7 @@ async fn signed_in(state: &AppState, admin: &str, method: &str, addr: &str) -> R
 /// scanners open links).
 pub async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match store::login_link_admin(&state.db, &auth::sha256_hex(&token), state.db.now_ms()).await {
-        Ok(Some(admin)) => login_form(&state, StatusCode::OK, "", None, Some(&admin)),
+        Ok(Some(admin)) => login_form(&state, StatusCode::OK, "", None, Some(&admin), ""),
         Ok(None) => link_refused(),
         Err(error) => {
             tracing::error!(%error, "cannot read a login link");
@@ -174,7 +199,7 @@ pub async fn link_submit(
         return auth::csrf_refused("(login link)");
     }
     match store::consume_login_link(&state.db, &auth::sha256_hex(&token), state.db.now_ms()).await {
-        Ok(Some(admin)) => signed_in(&state, &admin, "link", &addr).await,
+        Ok(Some(admin)) => signed_in(&state, &admin, "link", &addr, "").await,
         Ok(None) => {
             refused(
                 &state,

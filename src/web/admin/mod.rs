@@ -16,9 +16,11 @@ use crate::app::AppState;
 pub mod auth;
 pub mod charts;
 pub mod cli;
+mod decide;
 mod login;
 pub mod pages;
 mod people;
+pub use requests::explanation as explanation_lines;
 mod plans;
 mod reports;
 pub(crate) mod requests;
@@ -124,6 +126,20 @@ pub const ROUTES: &[AdminRoute] = &[
         false,
         true,
         || post(requests::deny),
+    ),
+    route(
+        "/admin/requests/{id}/decide/{token}",
+        Method::GET,
+        false,
+        false,
+        || get(decide::confirm),
+    ),
+    route(
+        "/admin/requests/{id}/decide/{token}",
+        Method::POST,
+        false,
+        true,
+        || post(decide::submit),
     ),
     route("/admin/users", Method::GET, false, false, || {
         get(people::search)

@@ -339,7 +339,7 @@ pub async fn rules(
         account,
         product,
         channel,
-        channels: ["jsm", "automation", "webhook", "link"]
+        channels: ["jsm", "automation", "webhook", "link", "teams", "signin"]
             .map(String::from)
             .to_vec(),
         products: state

@@ -34,6 +34,8 @@ pub enum ExplainChannel {
     Webhook,
     Link,
     Slack,
+    Teams,
+    Signin,
 }
 
 impl From<ExplainChannel> for Channel {
@@ -44,6 +46,8 @@ impl From<ExplainChannel> for Channel {
             ExplainChannel::Webhook => Channel::Webhook,
             ExplainChannel::Link => Channel::Link,
             ExplainChannel::Slack => Channel::Slack,
+            ExplainChannel::Teams => Channel::Teams,
+            ExplainChannel::Signin => Channel::Signin,
         }
     }
 }
