@@ -138,6 +138,8 @@ pub fn config_for(sim: &SimHandle, dir: &Path) -> Config {
     restore.jsm.secret = Some(Secret::new(DEMO_JSM_SECRET));
     restore.jsm.request_type_ids = vec![crate::sim::jsm_model::RESTORE_REQUEST_TYPE_ID.to_string()];
     restore.jsm.product_field = Some(crate::sim::jsm_model::PRODUCT_FIELD_ID.to_string());
+    restore.jsm.justification_field =
+        Some(crate::sim::jsm_model::JUSTIFICATION_FIELD_ID.to_string());
     restore.automation.secret = Some(Secret::new(DEMO_AUTOMATION_SECRET));
     restore.webhook.secrets = vec![Secret::new(demo_webhook_secret())];
     restore.rules = vec![
@@ -388,6 +390,7 @@ async fn sweep_once(
                 summary: None,
                 description: None,
                 product: crate::sim::Product::from_admin_key(&product),
+                justification: Some("I am back from leave and work on the release.".into()),
             })
             .ok()
             .map(|request| request.key)

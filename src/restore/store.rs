@@ -227,19 +227,41 @@ pub fn clean_justification(text: &str) -> Option<String> {
 }
 
 /// Records the justification a request learns when it is processed (a JSM field), unless
-/// it has one already.
-pub async fn set_justification(db: &Db, id: &str, text: &str) -> Result<(), sqlx::Error> {
+/// it has one already, and audits it (`restore.justification`) with the request.
+pub async fn set_justification(
+    db: &Db,
+    request: &RestoreRequest,
+    account_id: &str,
+    text: &str,
+) -> Result<(), sqlx::Error> {
     let Some(text) = clean_justification(text) else {
         return Ok(());
     };
-    sqlx::query(
+    let mut tx = db.pool().begin().await?;
+    let updated = sqlx::query(
         "UPDATE restore_requests SET justification = $1 WHERE id = $2 AND justification IS NULL",
     )
-    .bind(text)
-    .bind(id)
-    .execute(db.pool())
-    .await?;
-    Ok(())
+    .bind(&text)
+    .bind(&request.id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 1 {
+        audit::record_in(
+            &mut tx,
+            db.now_ms(),
+            audit::Entry {
+                actor: &request.channel,
+                role: None,
+                action: "restore.justification",
+                account_id: Some(account_id),
+                product: request.product.as_deref(),
+                details: serde_json::json!({ "request_id": request.id, "justification": text }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await
 }
 
 /// The request stored under an idempotency key (`link:<token id>`, `jsm:<issue>`, …).

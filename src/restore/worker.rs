@@ -902,7 +902,7 @@ async fn resolve_jsm(
             .and_then(|value| field_text(&value.value))
     });
     if let Some(text) = justification {
-        store::set_justification(&state.db, &request.id, &text).await?;
+        store::set_justification(&state.db, request, account.as_str(), &text).await?;
     }
     let from_field = config.product_field.as_ref().and_then(|field| {
         customer_request

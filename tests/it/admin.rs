@@ -252,6 +252,7 @@ impl Env {
                 summary: None,
                 description: None,
                 product: Some(Product::JiraSoftware),
+                justification: None,
             })
             .unwrap()
             .key;
@@ -1438,6 +1439,7 @@ async fn a_product_scoped_admin_sees_and_acts_only_in_scope() {
                 summary: None,
                 description: None,
                 product: Some(Product::JiraServiceDesk),
+                justification: None,
             })
             .unwrap()
             .key;

@@ -212,6 +212,7 @@ impl Env {
                 summary: None,
                 description: None,
                 product: Some(Product::JiraSoftware),
+                justification: None,
             })
             .unwrap()
             .key
@@ -2570,5 +2571,134 @@ fn ana() -> reseat::web::config::Grant {
         role: reseat::web::config::Role::Approver,
         sites: Vec::new(),
         products: Vec::new(),
+    }
+}
+
+/// The portal request's "Why do you need it?" field and the restore page's text box carry a
+/// justification. A rule that requires one restores with it, and denies without it, saying
+/// why, on the request and in the portal comment.
+#[tokio::test]
+async fn a_jsm_field_and_the_link_page_carry_a_justification_a_rule_can_require() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sim = SimConfig {
+            users: 150,
+            ..SimConfig::default()
+        };
+        let env = env_with(db, sim, |config| {
+            let staff_rule = config
+                .restore
+                .rules
+                .iter()
+                .position(|r| r.name == "staff removed by reseat")
+                .unwrap();
+            let rule = &mut config.restore.rules[staff_rule];
+            rule.require_justification = true;
+        })
+        .await;
+        let staff = env.staff();
+        let [with_field, without_field, by_link] = [0, 1, 2].map(|n| staff[n].account_id.clone());
+        for account in [&with_field, &without_field, &by_link] {
+            env.remove_like_a_sweep(account).await;
+        }
+        let ask = |reporter: &str, why: Option<&str>| {
+            env.sim
+                .state()
+                .create_request(SimRequest {
+                    reporter: reporter.into(),
+                    request_type_id: None,
+                    summary: None,
+                    description: None,
+                    product: Some(Product::JiraSoftware),
+                    justification: why.map(str::to_owned),
+                })
+                .unwrap()
+                .key
+        };
+        let given = ask(
+            &with_field,
+            Some("  Release <b>week</b>: I review SUP tickets "),
+        );
+        let missing = ask(&without_field, None);
+        let (_, accepted) = env.jsm(&given).await;
+        let given_id = accepted["requestId"].as_str().unwrap().to_string();
+        let (_, accepted) = env.jsm(&missing).await;
+        let missing_id = accepted["requestId"].as_str().unwrap().to_string();
+        env.app.drain_queue().await;
+
+        let restored = store::get(&env.app.state.db, &given_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(restored.status, "restored", "{backend}");
+        assert_eq!(
+            restored.justification.as_deref(),
+            Some("Release <b>week</b>: I review SUP tickets"),
+            "{backend}: read from the field, trimmed"
+        );
+        assert!(env.products(&with_field).contains(&Product::JiraSoftware));
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM audit_log WHERE details LIKE '%I review SUP tickets%'")
+                .await,
+            1,
+            "{backend}: the justification is audited"
+        );
+
+        let denied = store::get(&env.app.state.db, &missing_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(denied.status, "denied", "{backend}");
+        assert_eq!(denied.justification, None);
+        assert!(
+            !env.products(&without_field)
+                .contains(&Product::JiraSoftware)
+        );
+        let portal = env.sim.state().request(&missing).unwrap();
+        assert!(
+            portal
+                .comments
+                .iter()
+                .any(|c| c.public && c.body.contains("needs a justification")),
+            "{backend}: the portal says why: {:?}",
+            portal.comments
+        );
+
+        // The restore page asks why; what is typed there is the request's justification.
+        let token = issue_link(&env, reseat::notify::Purpose::Restore, &by_link).await;
+        let url = env.app.url(&format!("/restore/{token}"));
+        let response = env.app.client.get(&url).send().await.unwrap();
+        let set_cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let page = response.text().await.unwrap();
+        assert!(page.contains("name=\"justification\""), "{page}");
+        let (csrf, cookie) = csrf_of(&page, &set_cookie);
+        let response = env
+            .app
+            .client
+            .post(&url)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("justification", "covering the on-call rota"),
+            ])
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("access is back"), "{backend}: {body}");
+        assert!(env.products(&by_link).contains(&Product::JiraSoftware));
+        let (channel, justification): (String, Option<String>) = sqlx::query_as(
+            "SELECT channel, justification FROM restore_requests WHERE account_id = $1",
+        )
+        .bind(&by_link)
+        .fetch_one(env.app.state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(channel, "link");
+        assert_eq!(justification.as_deref(), Some("covering the on-call rota"));
     }
 }

@@ -685,6 +685,7 @@ async fn jsm_comments_page_and_public_is_required() {
             summary: None,
             description: Some("I need <Jira> back".into()),
             product: Some(Product::JiraSoftware),
+            justification: None,
         })
         .expect("request");
     let path = format!("/rest/servicedeskapi/request/{}", req.key);

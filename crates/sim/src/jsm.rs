@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::errors::{ApiError, ApiResult, Family, site_admin, site_caller};
 use super::jsm_model::{
-    Comment, PRODUCT_FIELD_ID, RESTORE_REQUEST_TYPE_ID, SERVICE_DESK_ID, STATUSES, TRANSITIONS,
-    transitions_from,
+    Comment, JUSTIFICATION_FIELD_ID, PRODUCT_FIELD_ID, RESTORE_REQUEST_TYPE_ID, SERVICE_DESK_ID,
+    STATUSES, TRANSITIONS, transitions_from,
 };
 use super::model::{Product, Uid, World};
 use super::params::Params;
@@ -128,6 +128,15 @@ fn request_json(sim: &SimState, w: &World, i: usize) -> Value {
             "fieldId": PRODUCT_FIELD_ID,
             "label": "Product",
             "value": { "id": product_option_id(p), "value": p.display_name() },
+        }));
+    }
+    if r.request_type_id == RESTORE_REQUEST_TYPE_ID
+        && let Some(why) = &r.justification
+    {
+        fields.push(json!({
+            "fieldId": JUSTIFICATION_FIELD_ID,
+            "label": "Why do you need it?",
+            "value": why,
         }));
     }
     json!({

@@ -13,6 +13,8 @@ pub const PROJECT_KEY: &str = "HELP";
 pub const RESTORE_REQUEST_TYPE_ID: &str = "10";
 /// Field id of the "Product" select field on the restore request type.
 pub const PRODUCT_FIELD_ID: &str = "customfield_10100";
+/// Field id of the "Why do you need it?" text field on the restore request type.
+pub const JUSTIFICATION_FIELD_ID: &str = "customfield_10101";
 
 /// A workflow status: name and status category.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +133,8 @@ pub struct Request {
     pub summary: String,
     pub description: String,
     pub product: Option<Product>,
+    /// The "Why do you need it?" text, when the reporter wrote one.
+    pub justification: Option<String>,
     pub status: usize,
     pub status_date: DateTime<Utc>,
     pub comments: Vec<Comment>,

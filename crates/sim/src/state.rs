@@ -441,6 +441,7 @@ impl SimState {
             summary,
             description: new.description.unwrap_or_default(),
             product: new.product,
+            justification: new.justification.filter(|j| !j.trim().is_empty()),
             status: 0,
             status_date: now,
             comments: Vec::new(),

@@ -130,6 +130,9 @@ pub struct NewRequest {
     /// Value of the "Product" field.
     #[serde(default)]
     pub product: Option<Product>,
+    /// Value of the "Why do you need it?" field.
+    #[serde(default)]
+    pub justification: Option<String>,
 }
 
 /// A comment as tests see it.

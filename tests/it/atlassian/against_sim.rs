@@ -264,6 +264,7 @@ async fn membership_and_jsm_calls_round_trip_against_the_simulator() {
             summary: None,
             description: None,
             product: None,
+            justification: None,
         })
         .expect("request");
     let jsm = clients.jsm.as_ref().expect("jsm");
