@@ -64,6 +64,8 @@ pub enum Command {
     Admin(crate::web::admin::cli::AdminArgs),
     /// Send a signed Standard Webhooks restore request (to try the webhook channel).
     Webhook(crate::restore::cli::WebhookArgs),
+    /// Send a signed Slack slash command (to try the Slack channel against the demo's fake).
+    Slack(crate::restore::slack::send::SlackArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -458,6 +460,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             }
         },
+        Command::Slack(args) => {
+            let out = crate::restore::slack::send::send(args)
+                .await
+                .map_err(CliError::Other)?;
+            print!("{out}");
+            Ok(())
+        }
         Command::Webhook(args) => {
             let out = crate::restore::cli::webhook(args)
                 .await

@@ -36,6 +36,13 @@ pub struct DemoArgs {
 /// The shared secrets of the demo's channels (printed at start; never use them elsewhere).
 pub const DEMO_JSM_SECRET: &str = "demo-jsm-secret";
 pub const DEMO_AUTOMATION_SECRET: &str = "demo-automation-secret";
+/// The signing secret of the demo's Slack app (the fake Slack signs nothing itself).
+pub const DEMO_SLACK_SIGNING_SECRET: &str = "demo-slack-signing-secret";
+/// The Slack user id the demo gives a removed account of the sample org, to try
+/// `/reseat restore …` as.
+pub const DEMO_SLACK_USER: &str = "U0DEMOUSER";
+/// The approvers' channel of the demo's Slack app.
+pub const DEMO_SLACK_APPROVERS: &str = "C0DEMOAPPROVERS";
 /// The admin the demo's sign-in links are for.
 pub const DEMO_ADMIN: &str = "demo";
 /// The demo's admin API token (`Authorization: Bearer …` on `/api/v1`).
@@ -203,7 +210,11 @@ pub async fn run(
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the simulator: {e}"))?;
+    let slack = crate::sim::slack::spawn(crate::sim::slack::SlackSimConfig::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the fake Slack: {e}"))?;
     let mut config = config_for(&sim, &dir);
+    slack_for(&mut config.restore.slack, &slack)?;
     // Links in emails name the real port, also when a free one is picked.
     let port = match args.port {
         0 => std::net::TcpListener::bind("127.0.0.1:0")?
@@ -234,9 +245,10 @@ pub async fn run(
     // The first sweep runs while the service answers: idle seats are removed, and each
     // removal notice in the outbox carries a restore link to click.
     let sweep = tokio::select! {
-        sweep = first_sweep(&state, &sim) => sweep,
+        sweep = first_sweep(&state, &sim, &slack) => sweep,
         stopped = &mut server => {
             sim.shutdown().await;
+            slack.shutdown().await;
             return Ok(stopped??);
         }
     };
@@ -245,6 +257,7 @@ pub async fn run(
         app: state.config.public_url(),
         dir: &dir,
         simulator: sim.base_url(),
+        slack: slack.base_url(),
         users: args.users,
         login: crate::web::admin::auth::create_login_link(&state, DEMO_ADMIN)
             .await
@@ -262,6 +275,7 @@ pub async fn run(
     }
     let result = server.await;
     sim.shutdown().await;
+    slack.shutdown().await;
     Ok(result??)
 }
 
@@ -319,11 +333,31 @@ struct FirstSweep {
     jsm_issue: Option<String>,
     automation: Option<(String, String)>,
     webhook: Option<(String, String)>,
+    /// The product [`DEMO_SLACK_USER`] (a removed account) lost.
+    slack: Option<String>,
+}
+
+/// `[restore.slack]` for the fake Slack: its Web API, the demo's secrets, the sample org's
+/// domain, and an approvers' channel.
+fn slack_for(
+    channel: &mut crate::restore::config::SlackChannel,
+    slack: &crate::sim::slack::SlackHandle,
+) -> anyhow::Result<()> {
+    channel.signing_secret = Some(Secret::new(DEMO_SLACK_SIGNING_SECRET));
+    channel.bot_token = Some(Secret::new(crate::sim::slack::DEFAULT_BOT_TOKEN));
+    channel.api_base_url = url::Url::parse(&slack.api_base_url())?;
+    channel.allowed_domains = vec![seed::MANAGED_DOMAIN.to_string()];
+    channel.approvers_channel = Some(DEMO_SLACK_APPROVERS.into());
+    Ok(())
 }
 
 /// Plans and applies once, live; picks a restore link and accounts to try the channels on.
-async fn first_sweep(state: &crate::app::AppState, sim: &SimHandle) -> FirstSweep {
-    match sweep_once(state, sim).await {
+async fn first_sweep(
+    state: &crate::app::AppState,
+    sim: &SimHandle,
+    slack: &crate::sim::slack::SlackHandle,
+) -> FirstSweep {
+    match sweep_once(state, sim, slack).await {
         Ok(sweep) => sweep,
         Err(error) => FirstSweep {
             summary: format!("the first sweep failed: {error}"),
@@ -331,6 +365,7 @@ async fn first_sweep(state: &crate::app::AppState, sim: &SimHandle) -> FirstSwee
             jsm_issue: None,
             automation: None,
             webhook: None,
+            slack: None,
         },
     }
 }
@@ -338,6 +373,7 @@ async fn first_sweep(state: &crate::app::AppState, sim: &SimHandle) -> FirstSwee
 async fn sweep_once(
     state: &crate::app::AppState,
     sim: &SimHandle,
+    slack: &crate::sim::slack::SlackHandle,
 ) -> Result<FirstSweep, crate::sweep::SweepError> {
     let now = state.clock().now();
     let hidden = indicatif::ProgressBar::hidden();
@@ -404,6 +440,16 @@ async fn sweep_once(
         jsm_issue,
         automation: candidates.next(),
         webhook: candidates.next(),
+        slack: candidates.next().map(|(account, product)| {
+            // The fake Slack knows the account's email, as a workspace of the org would.
+            let email = sim.state().user(&account).and_then(|u| u.email);
+            slack.state().add_user(crate::sim::slack::FakeUser::new(
+                DEMO_SLACK_USER,
+                "demo.user",
+                email.as_deref(),
+            ));
+            product
+        }),
     })
 }
 
@@ -414,6 +460,7 @@ struct Guide<'a> {
     app: String,
     dir: &'a Path,
     simulator: String,
+    slack: String,
     users: usize,
     login: String,
     login_ttl: String,
@@ -429,6 +476,7 @@ impl Guide<'_> {
             app,
             dir,
             simulator,
+            slack,
             users,
             login,
             login_ttl,
@@ -448,6 +496,7 @@ impl Guide<'_> {
             .clone()
             .unwrap_or_else(|| ("<account id>".into(), "confluence".into()));
         let issue = sweep.jsm_issue.as_deref().unwrap_or("HELP-1");
+        let slack_product = sweep.slack.as_deref().unwrap_or("jira-software");
         let mut lines = vec![
             format!(
                 "reseat demo: a simulated Atlassian org of {users} accounts, and reseat on SQLite. Ctrl-C stops both."
@@ -471,6 +520,7 @@ impl Guide<'_> {
             format!("  automation secret: {DEMO_AUTOMATION_SECRET} (header {automation_header})"),
             format!("  webhook secret: {webhook_secret} (Standard Webhooks signing)"),
             format!("  api token: {DEMO_API_TOKEN} (Authorization: Bearer)"),
+            format!("  slack signing secret: {DEMO_SLACK_SIGNING_SECRET} (fake Slack at {slack})"),
             "try (each asks for a removed seat back; see the result on the admin pages):".to_string(),
             format!(
                 "  jsm: curl -s -X POST {app}/hooks/jsm {json} -H '{jsm_header}: {DEMO_JSM_SECRET}' -d '{{\"issueKey\":\"{issue}\"}}'"
@@ -480,6 +530,9 @@ impl Guide<'_> {
             ),
             format!(
                 "  webhook: {program} webhook send --url {app}/hooks/webhook --secret {webhook_secret} --account {webhook_account} --product {webhook_product}"
+            ),
+            format!(
+                "  slack: {program} slack send --url {app}/hooks/slack/commands --secret {DEMO_SLACK_SIGNING_SECRET} --slack {slack} --user {DEMO_SLACK_USER} restore {slack_product} back from leave"
             ),
             format!("  api: curl -s -H 'Authorization: Bearer {DEMO_API_TOKEN}' {app}/api/v1/requests"),
             "logs: warnings only; `demo --verbose` for more".to_string(),

@@ -268,6 +268,10 @@ fn demo_prints_its_guide_and_every_printed_link_and_command_works() {
         value("api token").split(' ').next(),
         Some(reseat::demo::DEMO_API_TOKEN)
     );
+    assert_eq!(
+        value("slack signing secret").split(' ').next(),
+        Some(reseat::demo::DEMO_SLACK_SIGNING_SECRET)
+    );
     assert!(text.contains("login-link --dir"), "{text}");
 
     // Every channel's command, pasted into a shell, is accepted.
@@ -281,13 +285,24 @@ fn demo_prints_its_guide_and_every_printed_link_and_command_works() {
             "{command}: {printed}"
         );
     }
+    // The Slack command, against the demo's fake Slack: answered at once, and the outcome
+    // follows through the command's response_url.
+    let command = value("slack");
+    let output = Command::new("sh").arg("-c").arg(&command).output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{command}: {}", stderr(&output));
+    assert!(printed.starts_with("answer: Working on it"), "{printed}");
+    assert!(
+        printed.contains("follow-up: Your access to") && printed.contains("has been restored"),
+        "{command}: {printed}"
+    );
     let api = Command::new("sh")
         .arg("-c")
         .arg(value("api"))
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&api.stdout);
-    for channel in ["jsm", "automation", "webhook"] {
+    for channel in ["jsm", "automation", "webhook", "slack"] {
         assert!(
             listed.contains(&format!("\"channel\":\"{channel}\"")),
             "{listed}"

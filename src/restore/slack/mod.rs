@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod messages;
+pub mod send;
 
 use axum::Json;
 use axum::body::Bytes;
