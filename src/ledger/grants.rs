@@ -1,7 +1,8 @@
 //! Access given back for a while: a restore rule's `approve_for` (`grants`, migration
 //! 0019). The restore that gives the seat back records the grant and its end; the sweep keeps
 //! the seat until then, warns before it, and takes it back at the end unless the user worked
-//! in the product since. A restore without an end, or a removal, closes any open grant.
+//! in the product since or asked to keep it. A restore without an end, a keep, or a removal
+//! closes any open grant.
 
 use std::collections::HashMap;
 
@@ -59,6 +60,37 @@ pub async fn record_restore(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// When the access restore `request_id` gave back ends: `None` when it was given for good.
+pub async fn until_of(db: &Db, request_id: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let until: Option<i64> =
+        sqlx::query_scalar("SELECT until_at FROM grants WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(until.map(from_ms))
+}
+
+/// Ends the seat's open grants: the user asked to keep the access (a keep link).
+pub async fn end_kept_in(
+    conn: &mut AnyConnection,
+    now: i64,
+    account_id: &str,
+    product: &str,
+    site: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE grants SET ended_at = $1, ended_by = 'kept' \
+         WHERE account_id = $2 AND product = $3 AND site = $4 AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(account_id)
+    .bind(product)
+    .bind(site)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

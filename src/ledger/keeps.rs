@@ -54,8 +54,11 @@ pub async fn add_keep_in(
     .bind(to_ms(until))
     .bind(source)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    // Asking to keep access given for a while makes it the user's like any other seat: the
+    // grant ends (`kept`), and after the keep the usual inactivity rules apply.
+    super::grants::end_kept_in(conn, now, account_id, product, site).await?;
     Ok(())
 }
 

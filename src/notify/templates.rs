@@ -110,6 +110,15 @@ impl Removal {
 pub struct Restored {
     pub display_name: String,
     pub product_name: String,
+    /// The end of access given back for a while (`approve_for`); none: for good.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Restored {
+    fn time_bound(&self) -> Option<String> {
+        self.until
+            .map(|until| crate::restore::status::time_bound(&self.product_name, until))
+    }
 }
 
 /// A request waits for an admin.
@@ -377,6 +386,7 @@ pub fn sample(
         "restored" => Restored {
             display_name: who,
             product_name: product,
+            until: None,
         }
         .render(brand),
         "pending" => Pending {

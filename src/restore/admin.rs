@@ -152,6 +152,7 @@ pub fn approved_verdict(
                 names.join(", ")
             ),
             groups_to_add: Vec::new(),
+            approve_for: None,
             trace: Vec::new(),
         };
     }
@@ -171,6 +172,7 @@ pub fn approved_verdict(
             guard: None,
             message: "Approved, but reseat has no record of removing this access and no groups were named; approve again naming the groups.".into(),
             groups_to_add: Vec::new(),
+            approve_for: None,
             trace: Vec::new(),
         };
     }
@@ -180,6 +182,7 @@ pub fn approved_verdict(
         guard: None,
         message: "Access restored after an administrator's approval.".into(),
         groups_to_add: groups,
+        approve_for: None,
         trace: Vec::new(),
     }
 }

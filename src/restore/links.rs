@@ -239,12 +239,17 @@ async fn restore_outcome(state: &AppState, id: &str, product: &str) -> Result<Re
         tracing::warn!(request_id = %id, "restore still running; the queue finishes it");
     }
     let product = product_name(Some(product));
+    let until = match &request {
+        Some(request) => super::reply::access_until(state, request).await?,
+        None => None,
+    };
     let (heading, lines) = request
         .as_ref()
         .map_or(Status::Received, |r| r.state())
         .link_page(
             &product,
             request.as_ref().and_then(|r| r.message.as_deref()),
+            until,
         );
     Ok(result(state, StatusCode::OK, &heading, lines))
 }

@@ -2,6 +2,8 @@
 //! (by name, from the configuration) on a JSM request. Link requests get their result page;
 //! every channel also gets an email through the outbox.
 
+use chrono::{DateTime, Utc};
+
 use super::status::Status;
 use super::store::{self, ReplyStep, RestoreRequest, StepState};
 use crate::app::AppState;
@@ -16,12 +18,24 @@ pub fn product_name(product: Option<&str>) -> String {
     }
 }
 
-/// What the requester is told, by outcome.
-pub fn reply_text(request: &RestoreRequest) -> Option<String> {
+/// What the requester is told, by outcome; `until` from [`access_until`].
+pub fn reply_text(request: &RestoreRequest, until: Option<DateTime<Utc>>) -> Option<String> {
     let product = product_name(request.product.as_deref());
     request
         .state()
-        .reply_text(&product, request.message.as_deref())
+        .reply_text(&product, request.message.as_deref(), until)
+}
+
+/// When the access a restored request gave back ends (`approve_for`); `None` when it was
+/// given for good, or the request is not restored.
+pub async fn access_until(
+    state: &AppState,
+    request: &RestoreRequest,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    if request.state() != Status::Restored {
+        return Ok(None);
+    }
+    crate::ledger::grants::until_of(&state.db, &request.id).await
 }
 
 /// Sends the reply for a decided request, as steps: the JSM comment, the JSM transition and
@@ -29,14 +43,15 @@ pub fn reply_text(request: &RestoreRequest) -> Option<String> {
 /// A step that was sent without its answer being recorded (a lost answer, a crash) is
 /// checked on the platform before it is sent again.
 pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), AtlassianError> {
-    let Some(text) = reply_text(request) else {
-        return Ok(());
-    };
-    let status = request.state();
     let db = |e: sqlx::Error| AtlassianError::Transient {
         status: None,
         message: format!("database: {e}"),
     };
+    let until = access_until(state, request).await.map_err(db)?;
+    let Some(text) = reply_text(request, until) else {
+        return Ok(());
+    };
+    let status = request.state();
     if request.channel == "jsm" {
         reply_on_jsm(state, request, status, &text).await?;
     }
@@ -69,7 +84,7 @@ pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), Atl
         .map_err(db)?
         != Some(StepState::Done)
     {
-        reply_by_email(state, request).await.map_err(db)?;
+        reply_by_email(state, request, until).await.map_err(db)?;
         store::record_step(
             &state.db,
             &request.id,
@@ -103,7 +118,11 @@ pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), Atl
 }
 
 /// The email for the outcome, once per request and outcome (the outbox dedupes).
-async fn reply_by_email(state: &AppState, request: &RestoreRequest) -> Result<(), sqlx::Error> {
+async fn reply_by_email(
+    state: &AppState,
+    request: &RestoreRequest,
+    until: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
     let Some(email) = request.email.as_deref() else {
         return Ok(());
     };
@@ -121,6 +140,7 @@ async fn reply_by_email(state: &AppState, request: &RestoreRequest) -> Result<()
             &Restored {
                 display_name,
                 product_name,
+                until,
             },
         ),
         // A failure waits for an admin too; the requester hears the same.

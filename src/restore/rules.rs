@@ -262,6 +262,13 @@ pub struct Verdict {
     pub message: String,
     /// The groups an approval adds: the journal's, else the rule's grant groups. Never others.
     pub groups_to_add: Vec<GroupFact>,
+    /// An approval for a while: the deciding rule's `approve_for`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::duration::option"
+    )]
+    pub approve_for: Option<std::time::Duration>,
     pub trace: Vec<RuleTrace>,
 }
 
@@ -279,6 +286,7 @@ pub fn evaluate(facts: &Facts, rules: &[Rule], offboarding_groups: &[String]) ->
                 facts.product.as_str()
             ),
             groups_to_add: Vec::new(),
+            approve_for: None,
             trace: Vec::new(),
         };
     }
@@ -289,6 +297,7 @@ pub fn evaluate(facts: &Facts, rules: &[Rule], offboarding_groups: &[String]) ->
             message: guard.user_message().to_string(),
             guard: Some(guard),
             groups_to_add: Vec::new(),
+            approve_for: None,
             trace: Vec::new(),
         };
     }
@@ -310,6 +319,7 @@ pub fn evaluate(facts: &Facts, rules: &[Rule], offboarding_groups: &[String]) ->
         guard: None,
         message: "No rule matched; an administrator will review the request.".into(),
         groups_to_add: Vec::new(),
+        approve_for: None,
         trace,
     }
 }
@@ -469,6 +479,7 @@ fn decide(rule: &Rule, facts: &Facts, mut trace: Vec<RuleTrace>) -> Verdict {
                 guard: None,
                 message: JUSTIFICATION_NEEDED.into(),
                 groups_to_add: Vec::new(),
+                approve_for: None,
                 trace,
             };
         }
@@ -479,6 +490,9 @@ fn decide(rule: &Rule, facts: &Facts, mut trace: Vec<RuleTrace>) -> Verdict {
         guard: None,
         message,
         groups_to_add: groups,
+        approve_for: (decision == Decision::Approve)
+            .then_some(rule.approve_for)
+            .flatten(),
         trace: trace.clone(),
     };
     match rule.decision {
@@ -564,6 +578,12 @@ impl Verdict {
                 .map(|g| format!("{} ({})", g.name, g.id))
                 .collect();
             out.push_str(&format!("groups to add: {}\n", names.join(", ")));
+        }
+        if let Some(period) = self.approve_for {
+            out.push_str(&format!(
+                "for: {}, then taken back unless the user works in the product or asks to keep it\n",
+                crate::config::duration::format(period)
+            ));
         }
         out
     }

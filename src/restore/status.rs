@@ -11,6 +11,7 @@
 //! Every change is a compare-and-set on the status the writer read
 //! ([`super::store::set_outcome_in`]): a writer that lost a race changes nothing.
 
+use chrono::{DateTime, Utc};
 use std::fmt;
 
 /// Where a request is.
@@ -89,12 +90,23 @@ impl Status {
         }
     }
 
-    /// What the requester is told (JSM comment), or `None` when they are not answered.
-    pub fn reply_text(self, product: &str, message: Option<&str>) -> Option<String> {
+    /// What the requester is told (JSM comment, Slack, Teams), or `None` when they are not
+    /// answered. `until`: the end of access given back for a while (`approve_for`).
+    pub fn reply_text(
+        self,
+        product: &str,
+        message: Option<&str>,
+        until: Option<DateTime<Utc>>,
+    ) -> Option<String> {
         match self {
-            Status::Restored => Some(format!(
-                "Your access to {product} has been restored. It can take a minute to show everywhere."
-            )),
+            Status::Restored => Some(
+                format!(
+                    "Your access to {product} has been restored. It can take a minute to show everywhere. {}",
+                    until.map(|u| time_bound(product, u)).unwrap_or_default()
+                )
+                .trim_end()
+                .to_owned(),
+            ),
             Status::Pending => Some(format!(
                 "Your request for access to {product} is waiting for an administrator's approval. You will hear back here."
             )),
@@ -114,14 +126,21 @@ impl Status {
     }
 
     /// The result page of a restore link: heading and lines.
-    pub fn link_page(self, product: &str, message: Option<&str>) -> (String, Vec<String>) {
+    pub fn link_page(
+        self,
+        product: &str,
+        message: Option<&str>,
+        until: Option<DateTime<Utc>>,
+    ) -> (String, Vec<String>) {
         match self {
             Status::Restored => (
                 format!("Your {product} access is back"),
-                vec![
+                std::iter::once(
                     "You can use it again now; it may take a minute to show everywhere."
                         .to_string(),
-                ],
+                )
+                .chain(until.map(|u| time_bound(product, u)))
+                .collect(),
             ),
             Status::Pending => (
                 "Waiting for approval".to_string(),
@@ -173,4 +192,12 @@ mod tests {
         assert!(!Status::Received.can_become(Status::Approved));
         assert!(!Status::Verifying.can_become(Status::Pending));
     }
+}
+
+/// What a requester given access for a while is told: until when, and what keeps it.
+pub fn time_bound(product: &str, until: DateTime<Utc>) -> String {
+    format!(
+        "This access is for a while: it ends on {}, unless you work in {product} before then or ask to keep it. You will get a reminder with a link to keep it first.",
+        until.format("%-d %B %Y")
+    )
 }

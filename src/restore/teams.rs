@@ -420,7 +420,16 @@ async fn handle(
         Accepted::New(id) | Accepted::Duplicate(id) => id,
     };
     let request = worker::run_now(state, &id, config.reply_wait).await?;
-    Ok(card_message(outcome_card(&id, request.as_ref(), &product)))
+    let text = match &request {
+        Some(request) => reply::reply_text(request, reply::access_until(state, request).await?),
+        None => None,
+    };
+    Ok(card_message(outcome_card(
+        &id,
+        request.as_ref(),
+        text,
+        &product,
+    )))
 }
 
 fn sender_email(config: &TeamsChannel, from: &From) -> Option<String> {
@@ -522,12 +531,15 @@ fn unmapped_card(state: &AppState) -> Value {
     card(body, Vec::new())
 }
 
-fn outcome_card(id: &str, request: Option<&RestoreRequest>, product: &ProductKey) -> Value {
+fn outcome_card(
+    id: &str,
+    request: Option<&RestoreRequest>,
+    text: Option<String>,
+    product: &ProductKey,
+) -> Value {
     let product_name = product.display_name();
     let status = request.map_or(Status::Received, RestoreRequest::state);
-    let text = request
-        .and_then(reply::reply_text)
-        .unwrap_or_else(|| {
+    let text = text.unwrap_or_else(|| {
             format!("Your request for {product_name} is being processed. You will get an email with the outcome.")
         });
     let title = match status {

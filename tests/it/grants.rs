@@ -88,12 +88,28 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
             .filter(|i| i.product == "jira-software" && i.decision == "remove" && i.email.is_some())
             .filter(|i| !members().contains(&i.account_id))
             .map(|i| i.account_id.clone())
-            .take(2)
+            .take(3)
             .collect();
-        assert_eq!(removed.len(), 2, "{backend}: two Jira users removed");
-        let (idle, busy) = (removed[0].clone(), removed[1].clone());
+        assert_eq!(removed.len(), 3, "{backend}: three Jira users removed");
+        let (idle, busy, keeper) = (removed[0].clone(), removed[1].clone(), removed[2].clone());
 
-        // Both ask, and the rule gives Jira back for 14 days.
+        // `rules explain` says the rule gives it back for 14 days.
+        let explained = reseat::restore::worker::explain(
+            &app.state,
+            &reseat::atlassian::AccountId::parse(idle.clone()).unwrap(),
+            &reseat::atlassian::ProductKey::JIRA_SOFTWARE,
+            reseat::restore::rules::Channel::Webhook,
+        )
+        .await
+        .unwrap()
+        .explain();
+        assert!(
+            explained.contains("decision: approve")
+                && explained.contains("for: 14d, then taken back"),
+            "{explained}"
+        );
+
+        // They ask, and the rule gives Jira back for 14 days.
         for (n, account) in removed.iter().enumerate() {
             reseat::restore::store::accept(
                 &app.state.queue,
@@ -126,6 +142,22 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
             until - granted,
             14 * 86_400_000,
             "the ledger records the end"
+        );
+        // The requester is told the access is for a while, and until when.
+        let end = chrono::DateTime::from_timestamp_millis(until)
+            .unwrap()
+            .format("%-d %B %Y")
+            .to_string();
+        let told: String = sqlx::query_scalar(
+            "SELECT text_body FROM email_outbox WHERE account_id = $1 AND template = 'restored'",
+        )
+        .bind(&idle)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+        assert!(
+            told.contains(&format!("it ends on {end}, unless you work in Jira")),
+            "{backend}: {told}"
         );
 
         // A day later: kept, and the plan says until when.
@@ -189,6 +221,56 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
         .unwrap();
         assert!(mail.contains("/keep/"), "a keep link: {mail}");
 
+        // The third was warned too, and presses the keep link in the warning.
+        let keeper_email = item(&items, &keeper).email.clone().unwrap();
+        assert_eq!(item(&items, &keeper).decision, "warn");
+        let mail: String = sqlx::query_scalar(
+            "SELECT text_body FROM email_outbox WHERE to_addr = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&keeper_email)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+        let keep_url = mail
+            .split_whitespace()
+            .find_map(|w| w.find("/keep/").map(|at| app.url(&w[at..])))
+            .unwrap();
+        let page = app.client.get(&keep_url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let page = page.text().await.unwrap();
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
+        let kept = app
+            .client
+            .post(&keep_url)
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(kept.status(), 200);
+        assert!(kept.text().await.unwrap().contains("You keep your"));
+        assert_eq!(
+            count(
+                &app,
+                "SELECT COUNT(*) FROM grants WHERE account_id = $1 AND ended_by = 'kept'",
+                &keeper
+            )
+            .await,
+            1,
+            "{backend}: keeping ends the grant"
+        );
+
         // At the end, past the warning's notice: taken back; the one who used it keeps it.
         app.advance(7 * DAY);
         let items = sweep(&app).await;
@@ -200,6 +282,16 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
             "{backend}: taken back at the end"
         );
         assert!(members().contains(&busy), "{backend}: used since, kept");
+        assert_eq!(
+            item(&items, &keeper).decision,
+            "keep",
+            "{}",
+            item(&items, &keeper).reason
+        );
+        assert!(
+            members().contains(&keeper),
+            "{backend}: asked to keep, kept"
+        );
         assert_eq!(
             count(
                 &app,
