@@ -176,6 +176,14 @@ impl fmt::Display for Status {
     }
 }
 
+/// What a requester given access for a while is told: until when, and what keeps it.
+pub fn time_bound(product: &str, until: DateTime<Utc>) -> String {
+    format!(
+        "This access is for a while: it ends on {}, unless you work in {product} before then or ask to keep it. You will get a reminder with a link to keep it first.",
+        until.format("%-d %B %Y")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::Status;
@@ -192,12 +200,4 @@ mod tests {
         assert!(!Status::Received.can_become(Status::Approved));
         assert!(!Status::Verifying.can_become(Status::Pending));
     }
-}
-
-/// What a requester given access for a while is told: until when, and what keeps it.
-pub fn time_bound(product: &str, until: DateTime<Utc>) -> String {
-    format!(
-        "This access is for a while: it ends on {}, unless you work in {product} before then or ask to keep it. You will get a reminder with a link to keep it first.",
-        until.format("%-d %B %Y")
-    )
 }
