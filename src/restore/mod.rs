@@ -1,6 +1,7 @@
 //! Restore: requests for access from the JSM portal, signed links and webhooks, decided by
 //! one rule engine, processed from the durable queue, answered where they came from.
 
+pub mod command;
 pub mod deliveries;
 pub mod intake;
 pub mod links;

@@ -231,6 +231,7 @@ struct OktaOutcome {
 }
 
 /// One sign-in reseat understood.
+#[derive(Clone)]
 struct SignIn {
     key: String,
     email: String,
@@ -414,13 +415,16 @@ pub async fn webhook(
     refused_on_error(&state, outcome).await
 }
 
-/// The account reseat removed from `product` whose plan recorded `email`, if any: reseat's
-/// own records only, no Atlassian call.
-async fn removed_account(
+/// Each site where reseat removed `product` from the account whose plan recorded `email`,
+/// with that account: reseat's own records only, no Atlassian call. A sign-in to the
+/// identity provider is for the whole org, so with several sites every site that took the
+/// product away gets a request (the rules decide each); a site that does not manage the
+/// product gets none.
+async fn removed_on_sites(
     state: &AppState,
     email: &str,
     product: &ProductKey,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Vec<(AppState, String)>, sqlx::Error> {
     let candidates: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT account_id FROM plan_items WHERE LOWER(email) = LOWER($1) \
          AND product = $2 ORDER BY account_id",
@@ -429,18 +433,26 @@ async fn removed_account(
     .bind(product.as_str())
     .fetch_all(state.db.pool())
     .await?;
-    for account in candidates {
-        let groups =
-            crate::ledger::taken_groups(&state.db, &account, product.as_str(), state.site())
-                .await?;
-        let roles =
-            crate::ledger::roles::taken_roles(&state.db, &account, product.as_str(), state.site())
-                .await?;
-        if !groups.is_empty() || !roles.is_empty() {
-            return Ok(Some(account));
+    let mut found = Vec::new();
+    for site in state.each_site() {
+        let managed = !product.is_known() || site.config.sweep.product(product).is_some();
+        if !managed {
+            continue;
+        }
+        for account in &candidates {
+            let groups =
+                crate::ledger::taken_groups(&site.db, account, product.as_str(), site.site())
+                    .await?;
+            let roles =
+                crate::ledger::roles::taken_roles(&site.db, account, product.as_str(), site.site())
+                    .await?;
+            if !groups.is_empty() || !roles.is_empty() {
+                found.push((site, account.clone()));
+                break;
+            }
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// Stores a request for each sign-in of a user reseat removed, with the delivery, in one
@@ -453,12 +465,20 @@ async fn record(
 ) -> Result<Value, ApiError> {
     let mut found = Vec::new();
     let mut nothing = Vec::new();
+    let mut asked = Vec::new();
     for sign_in in sign_ins {
-        let managed =
-            !sign_in.product.is_known() || state.config.sweep.product(&sign_in.product).is_some();
-        match removed_account(state, &sign_in.email, &sign_in.product).await? {
-            Some(account) if managed => found.push((sign_in, account)),
-            _ => nothing.push(sign_in),
+        let sites = removed_on_sites(state, &sign_in.email, &sign_in.product).await?;
+        if sites.is_empty() {
+            nothing.push(sign_in);
+            continue;
+        }
+        for (site, account) in sites {
+            // One sign-in request per removal: a person who signs in every day while the
+            // rules keep them waiting (or declined them) is not asked for, or mailed, again.
+            match asked_since_removal(&site, &account, &sign_in.product).await? {
+                Some(request) => asked.push((sign_in.clone(), account, request)),
+                None => found.push((sign_in.clone(), site, account)),
+            }
         }
     }
     let mut tx = state.db.pool().begin().await?;
@@ -468,7 +488,7 @@ async fn record(
         ));
     }
     let mut ids = Vec::new();
-    for (sign_in, account) in found {
+    for (sign_in, site, account) in found {
         let mut payload = json!({
             "accountId": account,
             "email": sign_in.email,
@@ -482,9 +502,14 @@ async fn record(
             &mut tx,
             NewRequest {
                 channel: Channel::Signin,
-                site: state.site().to_owned(),
+                site: site.site().to_owned(),
                 justification: None,
-                idempotency_key: sign_in.key,
+                // One request per site and sign-in (keys were made before sites were).
+                idempotency_key: if state.is_multi_site() {
+                    format!("{}:{}", sign_in.key, site.site())
+                } else {
+                    sign_in.key
+                },
                 account_id: Some(account),
                 product: Some(sign_in.product.as_str().to_string()),
                 payload,
@@ -514,9 +539,48 @@ async fn record(
         )
         .await?;
     }
+    for (sign_in, account, request) in &asked {
+        audit::record_in(
+            &mut tx,
+            state.db.now_ms(),
+            audit::Entry {
+                actor: Channel::Signin.as_str(),
+                role: None,
+                action: "restore.signin_ignored",
+                account_id: Some(account),
+                product: Some(sign_in.product.as_str()),
+                details: json!({
+                    "reason": "a sign-in asked for this access already since it was removed",
+                    "request_id": request,
+                    "delivery": sign_in.source,
+                }),
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(json!({
         "requests": ids,
         "nothingToRestore": nothing.len(),
+        "askedAlready": asked.iter().map(|(_, _, id)| id).collect::<Vec<_>>(),
     }))
+}
+
+/// The sign-in request for this seat made since reseat last removed it, if any.
+async fn asked_since_removal(
+    site: &AppState,
+    account: &str,
+    product: &ProductKey,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM restore_requests WHERE channel = 'signin' AND account_id = $1 \
+         AND product = $2 AND site = $3 AND created_at >= (SELECT MAX(created_at) FROM journal \
+         WHERE account_id = $1 AND product = $2 AND site = $3 AND action = 'removed') \
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(account)
+    .bind(product.as_str())
+    .bind(site.site())
+    .fetch_optional(site.db.pool())
+    .await
 }

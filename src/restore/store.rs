@@ -406,6 +406,22 @@ pub async fn set_subject(
     Ok(())
 }
 
+/// Moves a request still on `from` to site `to` (a Slack or Teams request, accepted before
+/// its account was known, belongs on the site that removed the access); false when it was
+/// moved or decided meanwhile.
+pub async fn move_site(db: &Db, id: &str, from: &str, to: &str) -> Result<bool, sqlx::Error> {
+    let moved = sqlx::query(
+        "UPDATE restore_requests SET site = $1 WHERE id = $2 AND site = $3 AND status = 'received'",
+    )
+    .bind(to)
+    .bind(id)
+    .bind(from)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
+}
+
 /// Notes when verification first missed the added groups; returns that time (UTC ms).
 pub async fn verify_since(db: &Db, id: &str) -> Result<i64, sqlx::Error> {
     sqlx::query(

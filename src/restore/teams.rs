@@ -32,11 +32,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+pub use super::command::Command;
 use super::intake::{self, parse_email};
 use super::rules::Channel;
 use super::status::Status;
 use super::store::{self, Accepted, NewRequest, RestoreRequest};
-use super::{deliveries, reply, worker};
+use super::{command, deliveries, reply, worker};
 use crate::app::AppState;
 use crate::atlassian::{AtlassianError, ProductKey};
 use crate::config::{ConfigError, Secret};
@@ -192,18 +193,6 @@ struct From {
     user_principal_name: Option<String>,
 }
 
-/// What a message asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// `restore [product] [justification…]`.
-    Restore {
-        product: Option<String>,
-        justification: Option<String>,
-    },
-    /// Anything else: the answer says what reseat understands.
-    Help,
-}
-
 /// The message text without the bot's mention, tags and HTML entities Teams adds.
 pub fn plain_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -241,42 +230,9 @@ pub fn plain_text(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Reads `restore jira [justification]`; the product may be several words
-/// (`restore jira service management because …`) when the product table knows them.
+/// Reads `restore jira [justification]` from a Teams message (see [`command::parse`]).
 pub fn parse_command(text: &str) -> Command {
-    let text = plain_text(text);
-    let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
-    let Some(first) = words.first() else {
-        return Command::Help;
-    };
-    if !first.eq_ignore_ascii_case("restore") {
-        return Command::Help;
-    }
-    let rest = &words[1..];
-    if rest.is_empty() {
-        return Command::Restore {
-            product: None,
-            justification: None,
-        };
-    }
-    // The longest run of words the product table knows, else the first word.
-    let mut taken = 1;
-    for n in (1..=rest.len().min(4)).rev() {
-        let candidate = rest[..n].join(" ");
-        if ProductKey::from_display_name(&candidate).is_some()
-            || ProductKey::parse(&candidate).is_ok_and(|k| k.is_known())
-            || ProductKey::parse(&candidate.replace(' ', "-")).is_ok_and(|k| k.is_known())
-        {
-            taken = n;
-            break;
-        }
-    }
-    let product = rest[..taken].join(" ");
-    let justification = rest[taken..].join(" ");
-    Command::Restore {
-        product: Some(product),
-        justification: Some(justification).filter(|j| !j.is_empty()),
-    }
+    command::parse(&plain_text(text))
 }
 
 fn product_of(text: &str) -> Option<ProductKey> {
@@ -657,11 +613,9 @@ fn approval_card(
         (None, Some(email)) => email.clone(),
         (None, None) => request.account_id.clone().unwrap_or_default(),
     };
-    let payload: Value = serde_json::from_str(&request.payload).unwrap_or_default();
-    let justification = payload
-        .get("justification")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    // The stored justification: every channel's (a JSM field, a link's box, Slack), as
+    // approvers see it everywhere else.
+    let justification = request.justification.clone();
     let group_names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
     let mut facts = vec![
         ("Requester", requester),

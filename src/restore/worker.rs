@@ -308,6 +308,22 @@ async fn decide_and_apply(
         Some(subject) => subject,
         None => resolve(state, request, channel).await?,
     };
+    // A chat request names no site: with several, it is for the one site that removed the
+    // access (the journal says which), and is processed there.
+    if matches!(channel, Channel::Slack | Channel::Teams)
+        && status == Status::Received
+        && let Some(site) = removed_on_one_other_site(state, &subject).await?
+        && store::move_site(&state.db, &request.id, state.site(), site.site()).await?
+    {
+        tracing::info!(
+            site = site.site(),
+            "the request moves to the site that removed the access"
+        );
+        let moved = store::get(&state.db, &request.id)
+            .await?
+            .ok_or_else(|| Failure::Stop(Stop::Ignore("the request is gone".into())))?;
+        return Box::pin(decide_and_apply(&site, &moved, status, channel)).await;
+    }
     store::set_subject(
         &state.db,
         &request.id,
@@ -806,6 +822,31 @@ async fn resolve(
             })?;
             Ok(Subject { account, product })
         }
+    }
+}
+
+/// With several sites: the one other site where reseat took `subject`'s product away and has
+/// not given it back, when it is the only site that did. None when this site did, or none
+/// or several did (the request stays where it was accepted).
+async fn removed_on_one_other_site(
+    state: &AppState,
+    subject: &Subject,
+) -> Result<Option<AppState>, sqlx::Error> {
+    if !state.is_multi_site() {
+        return Ok(None);
+    }
+    let (account, product) = (subject.account.as_str(), subject.product.as_str());
+    let mut removed = Vec::new();
+    for site in state.each_site() {
+        let groups = ledger::taken_groups(&state.db, account, product, site.site()).await?;
+        let roles = ledger::roles::taken_roles(&state.db, account, product, site.site()).await?;
+        if !groups.is_empty() || !roles.is_empty() {
+            removed.push(site);
+        }
+    }
+    match removed.as_slice() {
+        [only] if only.site() != state.site() => Ok(removed.pop()),
+        _ => Ok(None),
     }
 }
 

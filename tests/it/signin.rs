@@ -300,3 +300,52 @@ async fn restore_on_sign_in_is_off_unless_enabled() {
         assert_eq!(env.count("SELECT COUNT(*) FROM restore_requests").await, 0);
     }
 }
+
+/// A sign-in that no rule approves asks once per removal: signing in again (a new event)
+/// while the request waits makes no second request and sends no second email.
+#[tokio::test]
+async fn signing_in_again_while_a_request_waits_asks_and_mails_once() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let env = env(db, |config| {
+            enable(config);
+            // No rule: every sign-in request goes to an admin.
+            config.restore.rules.clear();
+        })
+        .await;
+        let removed = env.sweep().await;
+        let user = &removed[0];
+        let first = okta_delivery("evt-a", &user.email, OKTA_APP, Duration::ZERO);
+        let (status, answer) = env.okta(OKTA_SECRET, &first).await;
+        assert_eq!(status, 200, "{answer}");
+        let id = answer["requests"][0].as_str().unwrap().to_string();
+        env.app.drain_queue().await;
+        let pending = format!(
+            "SELECT COUNT(*) FROM email_outbox WHERE account_id = '{}' AND template = 'pending'",
+            user.account
+        );
+        assert_eq!(env.count(&pending).await, 1, "{backend}");
+
+        let again = okta_delivery("evt-b", &user.email, OKTA_APP, Duration::ZERO);
+        let (status, answer) = env.okta(OKTA_SECRET, &again).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["requests"], json!([]), "{backend}: {answer}");
+        assert_eq!(answer["askedAlready"], json!([id]));
+        env.app.drain_queue().await;
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM restore_requests").await,
+            1,
+            "{backend}: no second request"
+        );
+        assert_eq!(env.count(&pending).await, 1, "{backend}: no second email");
+        assert_eq!(
+            env.count(&format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'restore.signin_ignored' AND account_id = '{}'",
+                user.account
+            ))
+            .await,
+            1
+        );
+        assert!(!env.has_jira(&user.account));
+    }
+}

@@ -603,3 +603,179 @@ async fn reseat_sweep_on_a_file_with_three_sites_sweeps_each_from_one_listing() 
         sim.shutdown().await;
     }
 }
+
+/// Slack, Teams and sign-in requests name no site. With several, a chat request goes to the
+/// one site that removed the access, and a sign-in (to the identity provider, for the whole
+/// org) asks for it back on every site that removed it.
+#[tokio::test]
+async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
+    use reseat::sim::slack::{self as fake, FakeUser, SlashCommand};
+    const SLACK_SECRET: &str = "sites-slack-signing-secret";
+    const SIGNIN_SECRET: &str = "whsec_c2l0ZXMgc2lnbi1pbiB3ZWJob29rIHNlY3JldA==";
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sims = org().await;
+        let slack = fake::spawn(fake::SlackSimConfig::default()).await.unwrap();
+        let mut config = org_config(&sims, &db, Mode::Live);
+        let channel = &mut config.restore.slack;
+        channel.signing_secret = Some(Secret::new(SLACK_SECRET));
+        channel.bot_token = Some(Secret::new(fake::DEFAULT_BOT_TOKEN));
+        channel.api_base_url = url::Url::parse(&slack.api_base_url()).unwrap();
+        channel.allowed_domains = vec![reseat::sim::seed::MANAGED_DOMAIN.to_string()];
+        config.restore.signin.enabled = true;
+        config.restore.signin.webhook.secrets = vec![Secret::new(SIGNIN_SECRET)];
+        // The test drives the worker itself.
+        config.queue.workers = 0;
+        config.resolve_sites().unwrap();
+        let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
+        let state = app.state.clone();
+
+        // Someone inactive in Jira everywhere works on acme again before the sweep: only
+        // acme-eu removes them.
+        let truth = sims[0].state().ground_truth();
+        let want_eu = expected_on(&sims[1], SITES[1].2, SITES[1].3);
+        let inactive: Vec<_> = truth
+            .with_category(Product::JiraSoftware, Category::Inactive)
+            .filter(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.ends_with(reseat::sim::seed::MANAGED_DOMAIN))
+                    && want_eu.get(&(u.account_id.clone(), "jira-software".to_owned()))
+                        == Some(&"remove".to_owned())
+            })
+            .cloned()
+            .collect();
+        let (eu_only, both) = (inactive[0].clone(), inactive[1].clone());
+        sims[0]
+            .state()
+            .set_last_active(
+                &eu_only.account_id,
+                Product::JiraSoftware,
+                None,
+                Some(Utc::now()),
+            )
+            .unwrap();
+        let options = ApplyOptions {
+            confirmed: true,
+            ..ApplyOptions::default()
+        };
+        for (site, outcome) in reseat::sweep::plan_and_apply_sites(
+            &state.each_site(),
+            &[Source::Api],
+            &hidden(),
+            &options,
+        )
+        .await
+        {
+            outcome.unwrap_or_else(|e| panic!("{site}: {e}"));
+        }
+        let on = |sim: &SimHandle, account: &str| {
+            sim.state()
+                .group_members("jira-software-users")
+                .unwrap()
+                .iter()
+                .any(|a| a == account)
+        };
+        assert!(on(&sims[0], &eu_only.account_id), "{backend}: kept on acme");
+        assert!(!on(&sims[1], &eu_only.account_id), "removed on acme-eu");
+        assert!(!on(&sims[0], &both.account_id) && !on(&sims[1], &both.account_id));
+
+        // The first in Slack: `/reseat restore jira`, accepted on the first site, is
+        // processed on acme-eu, the one site that removed it.
+        slack
+            .state()
+            .add_user(FakeUser::new("U0EUONLY", "eu", eu_only.email.as_deref()));
+        let command = SlashCommand {
+            command: "/reseat".into(),
+            text: "restore jira".into(),
+            user_id: "U0EUONLY".into(),
+            user_name: "eu".into(),
+            channel_id: "C0GENERAL".into(),
+            response_url: slack.state().response_url(),
+            trigger_id: slack.state().trigger_id(),
+        }
+        .body();
+        let now = chrono::Utc::now().timestamp();
+        let response = app
+            .client
+            .post(app.url("/hooks/slack/commands"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", now.to_string())
+            .header(
+                "x-slack-signature",
+                fake::sign(SLACK_SECRET, now, command.as_bytes()),
+            )
+            .body(command)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        app.drain_queue().await;
+        let requests: Vec<(Option<String>, String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT site, status, message, matched_rule FROM restore_requests")
+                .fetch_all(state.db.pool())
+                .await
+                .unwrap();
+        assert!(
+            on(&sims[1], &eu_only.account_id),
+            "{backend}: back on acme-eu: {requests:?}"
+        );
+        let (site, status): (Option<String>, String) =
+            sqlx::query_as("SELECT site, status FROM restore_requests WHERE channel = 'slack'")
+                .fetch_one(state.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            (site.as_deref(), status.as_str()),
+            (Some("acme-eu"), "restored")
+        );
+        let told = slack.state().responses();
+        assert!(
+            told.iter().any(|r| r.body["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("restored")),
+            "{told:?}"
+        );
+
+        // The second signs in: Jira comes back on both Jira sites that removed it.
+        let body = serde_json::json!({
+            "type": "user.signin",
+            "data": { "email": both.email, "product": "jira-software" },
+        })
+        .to_string();
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature =
+            reseat::restore::signature::sign(SIGNIN_SECRET, "si-1", timestamp, body.as_bytes())
+                .unwrap();
+        let response = app
+            .client
+            .post(app.url("/hooks/signin"))
+            .header("content-type", "application/json")
+            .header("webhook-id", "si-1")
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["requests"].as_array().unwrap().len(), 2, "{answer}");
+        app.drain_queue().await;
+        assert!(on(&sims[0], &both.account_id) && on(&sims[1], &both.account_id));
+        let sites: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT site FROM restore_requests WHERE channel = 'signin' AND status = 'restored' \
+             ORDER BY site",
+        )
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            sites,
+            [Some("acme".to_owned()), Some("acme-eu".to_owned())],
+            "{backend}"
+        );
+        slack.shutdown().await;
+    }
+}

@@ -150,26 +150,19 @@ fn parse_text(
     text: &str,
 ) -> Result<(crate::atlassian::ProductKey, Option<String>), String> {
     const HELP: &str = "Ask for your access back with `{command} restore jira` (or `confluence`, `jsm`), optionally followed by why you need it: `{command} restore jira I am back on the project`.";
-    let text = text.trim();
-    let (verb, rest) = split_word(text);
-    if !verb.eq_ignore_ascii_case("restore") {
+    let super::command::Command::Restore {
+        product: Some(product),
+        justification,
+    } = super::command::parse(text)
+    else {
         return Err(HELP.into());
-    }
-    let (product, rest) = split_word(rest);
-    if product.is_empty() {
-        return Err(HELP.into());
-    }
-    let product = super::intake::parse_product(state, Some(product.to_string()))
+    };
+    let product = super::intake::parse_product(state, Some(product))
         .map_err(|error| format!("{error}. {HELP}"))?;
-    Ok((product, store::clean_justification(rest)))
-}
-
-fn split_word(text: &str) -> (&str, &str) {
-    let text = text.trim_start();
-    match text.find(char::is_whitespace) {
-        Some(at) => (&text[..at], text[at..].trim_start()),
-        None => (text, ""),
-    }
+    Ok((
+        product,
+        justification.and_then(|j| store::clean_justification(&j)),
+    ))
 }
 
 /// Checks the channel is on, the body fits, the signature and timestamp, and that this
