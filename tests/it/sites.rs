@@ -711,8 +711,8 @@ async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
             .unwrap();
         assert_eq!(response.status(), 200);
         app.drain_queue().await;
-        let requests: Vec<(Option<String>, String, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT site, status, message, matched_rule FROM restore_requests")
+        let requests: Vec<(Option<String>, String, Option<String>)> =
+            sqlx::query_as("SELECT site, status, message FROM restore_requests")
                 .fetch_all(state.db.pool())
                 .await
                 .unwrap();
