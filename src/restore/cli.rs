@@ -30,6 +30,9 @@ pub enum RulesCommand {
         /// The channel the request would come from.
         #[arg(long, value_enum, default_value = "jsm")]
         channel: Channel,
+        /// As if the request gave a justification (rules with require_justification).
+        #[arg(long)]
+        justified: bool,
     },
 }
 
@@ -190,9 +193,10 @@ pub async fn rules(state: &AppState, args: &RulesArgs) -> Result<String, String>
         account,
         product,
         channel,
+        justified,
     } = &args.command;
     let account = AccountId::parse(account.trim()).map_err(|e| format!("--account: {e}"))?;
-    let verdict = worker::explain(state, &account, product, *channel)
+    let verdict = worker::explain(state, &account, product, *channel, *justified)
         .await
         .map_err(|e| format!("cannot read the account from Atlassian: {e}"))?;
     Ok(format!(

@@ -66,8 +66,9 @@ pub async fn reply(state: &AppState, request: &RestoreRequest) -> Result<(), Atl
             .await
             .map_err(db)
     };
-    // Approvers see a request waiting for them in their Slack channel, with the buttons.
-    if status == Status::Pending && !step_done(ReplyStep::SlackApproval).await? {
+    // Approvers see a request waiting for them (pending, or failed and waiting for an admin
+    // as on the Teams card) in their Slack channel, with the buttons; once per request.
+    if status.is_open() && !step_done(ReplyStep::SlackApproval).await? {
         super::slack::messages::post_approval(state, request).await?;
         record_done(ReplyStep::SlackApproval).await?;
     }

@@ -1005,12 +1005,14 @@ async fn find_by_email(state: &AppState, email: &str) -> Result<Option<AccountId
         .map(|user| user.account_id))
 }
 
-/// What the rules would decide for an account, product and channel now (`rules explain`).
+/// What the rules would decide for an account, product and channel now (`rules explain`),
+/// for a request with a justification or without.
 pub async fn explain(
     state: &AppState,
     account: &AccountId,
     product: &ProductKey,
     channel: Channel,
+    justified: bool,
 ) -> Result<Verdict, AtlassianError> {
     let jira = state.atlassian.jira.as_ref().ok_or_else(|| {
         AtlassianError::Invalid(
@@ -1022,7 +1024,7 @@ pub async fn explain(
         account: account.clone(),
         product: product.clone(),
     };
-    let facts = match gather_facts(state, &subject, channel, &user, false).await {
+    let facts = match gather_facts(state, &subject, channel, &user, justified).await {
         Ok(facts) => facts,
         Err(Failure::Upstream(error)) => return Err(error),
         Err(Failure::Db(error)) => {

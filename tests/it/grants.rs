@@ -99,6 +99,7 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
             &reseat::atlassian::AccountId::parse(idle.clone()).unwrap(),
             &reseat::atlassian::ProductKey::JIRA_SOFTWARE,
             reseat::restore::rules::Channel::Webhook,
+            false,
         )
         .await
         .unwrap()

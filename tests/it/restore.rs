@@ -931,6 +931,7 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
                 account: account.clone(),
                 product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
                 channel: reseat::restore::rules::Channel::Jsm,
+                justified: false,
             },
         },
     )
@@ -950,6 +951,7 @@ async fn rules_explain_shows_each_rule_and_the_decision() {
                 account: staff,
                 product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
                 channel: reseat::restore::rules::Channel::Webhook,
+                justified: false,
             },
         },
     )
@@ -2663,6 +2665,27 @@ async fn a_jsm_field_and_the_link_page_carry_a_justification_a_rule_can_require(
             "{backend}: the portal says why: {:?}",
             portal.comments
         );
+
+        // `rules explain` shows the rule needs a reason, and what it decides with one.
+        for (justified, decision) in [(false, "decision: deny"), (true, "decision: approve")] {
+            let out = reseat::restore::cli::rules(
+                &env.app.state,
+                &reseat::restore::cli::RulesArgs {
+                    command: reseat::restore::cli::RulesCommand::Explain {
+                        account: without_field.clone(),
+                        product: reseat::atlassian::ProductKey::JIRA_SOFTWARE,
+                        channel: reseat::restore::rules::Channel::Jsm,
+                        justified,
+                    },
+                },
+            )
+            .await
+            .unwrap();
+            assert!(
+                out.contains(decision),
+                "{backend} justified={justified}: {out}"
+            );
+        }
 
         // The restore page asks why; what is typed there is the request's justification.
         let token = issue_link(&env, reseat::notify::Purpose::Restore, &by_link).await;

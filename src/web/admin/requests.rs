@@ -322,7 +322,7 @@ pub async fn rules(
                 .map_err(|_| format!("channel: unknown channel {channel:?}")),
         );
         match parsed {
-            (Ok(a), Ok(p), Ok(c)) => match worker::explain(&state, &a, &p, c).await {
+            (Ok(a), Ok(p), Ok(c)) => match worker::explain(&state, &a, &p, c, false).await {
                 Ok(verdict) => explanation = Some(verdict.explain()),
                 Err(e) => error = Some(format!("Cannot read the account from Atlassian: {e}")),
             },

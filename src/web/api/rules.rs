@@ -76,16 +76,17 @@ pub async fn explain(
         AccountId::parse(query.account).map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let product = ProductKey::parse(&query.product)
         .map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    let verdict = crate::restore::worker::explain(&state, &account, &product, query.channel.into())
-        .await
-        .map_err(|error| match error {
-            AtlassianError::NotFound { .. } => {
-                ApiError::NotFound(format!("Atlassian knows no account {:?}", account.as_str()))
-            }
-            AtlassianError::Invalid(message) if message.contains("not configured") => {
-                ApiError::Unprocessable(message)
-            }
-            other => ApiError::BadGateway(other.into()),
-        })?;
+    let verdict =
+        crate::restore::worker::explain(&state, &account, &product, query.channel.into(), false)
+            .await
+            .map_err(|error| match error {
+                AtlassianError::NotFound { .. } => {
+                    ApiError::NotFound(format!("Atlassian knows no account {:?}", account.as_str()))
+                }
+                AtlassianError::Invalid(message) if message.contains("not configured") => {
+                    ApiError::Unprocessable(message)
+                }
+                other => ApiError::BadGateway(other.into()),
+            })?;
     Ok(Json(verdict.into()))
 }
