@@ -169,6 +169,20 @@ impl AppState {
         self.sites.len() > 1
     }
 
+    /// The site a request names (`?site=NAME`, `--site`): none when it names none (blank
+    /// counts as none), else the state seen from it, or the error that names every site.
+    pub fn named_site(&self, name: Option<&str>) -> Result<Option<AppState>, String> {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        self.for_site(name).map(Some).ok_or_else(|| {
+            format!(
+                "reseat manages no site {name:?} (sites: {})",
+                self.site_names().join(", ")
+            )
+        })
+    }
+
     /// The same state seen from `site` (its configuration and clients); `None` for a site
     /// reseat does not manage.
     pub fn for_site(&self, site: &str) -> Option<AppState> {

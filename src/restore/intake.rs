@@ -207,15 +207,10 @@ fn hook_site(state: &AppState, query: Option<&str>) -> Result<AppState, ApiError
             .find(|(key, _)| key == "site")
             .map(|(_, value)| value.into_owned())
     });
-    match named {
-        None => Ok(state.clone()),
-        Some(name) => state.for_site(&name).ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "reseat manages no site {name:?} (sites: {})",
-                state.site_names().join(", ")
-            ))
-        }),
-    }
+    Ok(state
+        .named_site(named.as_deref())
+        .map_err(ApiError::NotFound)?
+        .unwrap_or_else(|| state.clone()))
 }
 
 /// `site:` in idempotency keys when reseat manages several sites (an issue key or a

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::support::{repo_root, reseat_bin};
+use crate::support::{cookie_of, repo_root, reseat_bin};
 
 fn reseat(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(reseat_bin())
@@ -374,17 +374,6 @@ fn demo_prints_its_guide_and_every_printed_link_and_command_works() {
     // Warnings only by default: none of the ~100 "email sent" lines.
     let logged = logged.join().unwrap();
     assert!(!logged.contains("email sent"), "{logged}");
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie"))
 }
 
 /// Without a configuration, commands that need a database say so in one line and leave

@@ -253,50 +253,6 @@ async fn two_applies_at_once_one_runs_the_other_refuses_and_every_removal_is_res
 
 const PASSWORD: &str = "correct horse battery staple";
 
-fn cookie_of(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .unwrap()
-}
-
-fn csrf_in(page: &str) -> String {
-    let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[start..start + page[start..].find('"').unwrap()].to_string()
-}
-
-/// Signs in as `ana`: (session cookie, CSRF token).
-async fn sign_in(app: &crate::support::TestApp, http: &reqwest::Client) -> (String, String) {
-    let page = http.get(app.url("/admin/login")).send().await.unwrap();
-    let cookie = cookie_of(&page, "reseat_admin_login");
-    let csrf = csrf_in(&page.text().await.unwrap());
-    let response = http
-        .post(app.url("/admin/login"))
-        .header("cookie", cookie)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("name", "ana"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-    let session = cookie_of(&response, "reseat_admin");
-    let page = http
-        .get(app.url("/admin"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    let csrf = csrf_in(&page.text().await.unwrap());
-    (session, csrf)
-}
-
 #[tokio::test]
 async fn apply_pressed_twice_in_the_dashboard_queues_one_apply_with_a_progress_page() {
     for db in TestDb::all().await {
@@ -319,7 +275,7 @@ async fn apply_pressed_twice_in_the_dashboard_queues_one_apply_with_a_progress_p
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let (session, csrf) = sign_in(&app, &http).await;
+        let (session, csrf) = app.sign_in(&http, "ana", PASSWORD).await;
         let (plan_id, items) = plan(&app.state).await;
         let before = memberships(&sim);
         let path = format!("/admin/plans/{plan_id}/apply");
@@ -1095,7 +1051,7 @@ async fn a_killed_apply_shows_interrupted_and_the_next_apply_finishes_it() {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let (session, _) = sign_in(&app, &http).await;
+        let (session, _) = app.sign_in(&http, "ana", PASSWORD).await;
         let page = || async {
             http.get(app.url(&format!("/admin/plans/{plan_id}/apply")))
                 .header("cookie", &session)

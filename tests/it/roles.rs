@@ -13,7 +13,7 @@ use reseat::sweep::store::{self, PlanItem};
 use reseat::sweep::{ApplyOptions, Source};
 use serde_json::json;
 
-use crate::support::{TestApp, TestDb, spawn_configured};
+use crate::support::{TestApp, TestDb, cookie_of, spawn_configured};
 
 const TOKEN: &str = "test-api-token-0123456789";
 const PASSWORD: &str = "correct horse battery staple";
@@ -165,17 +165,6 @@ impl Env {
     fn roles(&self, account: &str) -> Vec<RoleView> {
         self.sim.state().roles_of(account).unwrap()
     }
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .unwrap()
 }
 
 fn role(product: Product, role: &str, methods: &[&str]) -> RoleView {

@@ -74,38 +74,6 @@ async fn restore(app: &TestApp, key: &str, account: &str, product: &str) {
     assert_eq!(status, "restored", "{account} {product}");
 }
 
-/// Signs in on the admin pages; returns the session cookie.
-async fn sign_in(app: &TestApp, http: &reqwest::Client) -> String {
-    let page = http.get(app.url("/admin/login")).send().await.unwrap();
-    let login_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with("reseat_admin_login="))
-        .unwrap();
-    let text = page.text().await.unwrap();
-    let start = text.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = &text[start..start + text[start..].find('"').unwrap()];
-    let response = http
-        .post(app.url("/admin/login"))
-        .header("cookie", login_cookie)
-        .form(&[("csrf", csrf), ("name", "ana"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with("reseat_admin="))
-        .unwrap()
-}
-
 fn cents(text: &str) -> i64 {
     let (whole, fraction) = text.split_once('.').unwrap();
     whole.parse::<i64>().unwrap() * 100 + fraction.parse::<i64>().unwrap()
@@ -240,7 +208,7 @@ async fn savings_after_a_sweep_and_restores_equal_the_hand_computed_figure_every
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let cookie = sign_in(&app, &http).await;
+        let (cookie, _) = app.sign_in(&http, "ana", PASSWORD).await;
         let page = http
             .get(app.url("/admin"))
             .header("cookie", &cookie)

@@ -626,6 +626,17 @@ async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
         config.restore.signin.webhook.secrets = vec![Secret::new(SIGNIN_SECRET)];
         // The test drives the worker itself.
         config.queue.workers = 0;
+        config.admin.users = vec![reseat::web::config::AdminUser {
+            name: "ana".into(),
+            password_hash: reseat::web::admin::auth::hash_password("sites admin password")
+                .unwrap()
+                .into(),
+            role: None,
+            sites: Vec::new(),
+            products: Vec::new(),
+            slack_user_id: None,
+            email: None,
+        }];
         config.resolve_sites().unwrap();
         let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
         let state = app.state.clone();
@@ -775,6 +786,40 @@ async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
             sites,
             [Some("acme".to_owned()), Some("acme-eu".to_owned())],
             "{backend}"
+        );
+
+        // The requests page names each request's site and narrows to one.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let (session, _) = app.sign_in(&http, "ana", "sites admin password").await;
+        let page = |path: &'static str| {
+            let request = http.get(app.url(path)).header("cookie", &session);
+            async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        let (status, all) = page("/admin/requests").await;
+        assert_eq!(status, 200);
+        assert!(
+            all.contains("<th>Site</th>") && all.contains("href=\"/admin/requests?site=acme-eu\"")
+        );
+        let rows = |page: &str, site: &str, channel: &str| {
+            page.matches(&format!("<td>{site}</td>")).count() > 0
+                && page.contains(&format!("<td>{channel}</td>"))
+        };
+        let (_, eu) = page("/admin/requests?site=acme-eu").await;
+        assert!(rows(&eu, "acme-eu", "slack") && rows(&eu, "acme-eu", "signin"));
+        assert!(!eu.contains("<td>acme</td>"), "{backend}: acme-eu only");
+        let (_, acme) = page("/admin/requests?site=acme").await;
+        assert!(rows(&acme, "acme", "signin") && !acme.contains("<td>slack</td>"));
+        let (status, nowhere) = page("/admin/requests?site=acme-nowhere").await;
+        assert_eq!(status, 404);
+        assert!(
+            nowhere.contains("acme-support"),
+            "names the sites: {nowhere}"
         );
         slack.shutdown().await;
     }

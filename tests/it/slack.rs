@@ -670,31 +670,7 @@ async fn admin_page(env: &Env, path: &str) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http.get(env.app.url("/admin/login")).send().await.unwrap();
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with("reseat_admin_login="))
-        .unwrap();
-    let text = page.text().await.unwrap();
-    let start = text.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = &text[start..start + text[start..].find('"').unwrap()];
-    let signed_in = http
-        .post(env.app.url("/admin/login"))
-        .header("cookie", cookie)
-        .form(&[("csrf", csrf), ("name", "vic"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let session = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with("reseat_admin="))
-        .expect("signed in");
+    let (session, _) = env.app.sign_in(&http, "vic", PASSWORD).await;
     let page = http
         .get(env.app.url(path))
         .header("cookie", session)

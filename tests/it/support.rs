@@ -170,6 +170,40 @@ impl TestApp {
         self.clock.advance(by);
     }
 
+    /// Signs in on the admin pages as `name` with `password` (`http` must not follow
+    /// redirects): the session cookie and the CSRF token of the overview.
+    pub async fn sign_in(
+        &self,
+        http: &reqwest::Client,
+        name: &str,
+        password: &str,
+    ) -> (String, String) {
+        let page = http.get(self.url("/admin/login")).send().await.unwrap();
+        let cookie = cookie_of(&page, "reseat_admin_login");
+        let csrf = csrf_in(&page.text().await.unwrap());
+        let response = http
+            .post(self.url("/admin/login"))
+            .header("cookie", cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("name", name),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{name} signs in");
+        let session = cookie_of(&response, "reseat_admin");
+        let page = http
+            .get(self.url("/admin"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        let csrf = csrf_in(&page.text().await.unwrap());
+        (session, csrf)
+    }
+
     /// Signals shutdown and waits for the app to stop.
     pub async fn stop(mut self) -> Result<(), reseat::app::StartError> {
         if let Some(stop) = self.stop.take() {
@@ -188,6 +222,24 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// A cookie the response sets, as `name=value`.
+pub fn cookie_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf_in(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[start..start + page[start..].find('"').unwrap()].to_string()
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -12,7 +12,7 @@ use reseat::sweep::{ApplyOptions, Source};
 use reseat::web::config::{AdminUser, Role};
 use serde_json::Value;
 
-use crate::support::{TestApp, TestDb, spawn_configured};
+use crate::support::{TestApp, TestDb, cookie_of, spawn_configured};
 
 pub(crate) const PASSWORD: &str = "approver password 1";
 
@@ -272,17 +272,6 @@ impl Env {
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())
     }
-}
-
-fn cookie_of(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .unwrap()
 }
 
 fn field_opt(page: &str, name: &str) -> Option<String> {

@@ -282,23 +282,10 @@ pub struct SiteQuery {
 impl SiteQuery {
     /// The named site as reseat keys it, checked: an unknown site is a clear 404.
     pub fn checked(&self, state: &AppState) -> Result<Option<String>, PageError> {
-        match self
-            .site
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => Ok(None),
-            Some(name) => state
-                .for_site(name)
-                .map(|site| Some(site.site().to_owned()))
-                .ok_or_else(|| {
-                    PageError::NotFound(format!(
-                        "reseat manages no site {name:?} (sites: {})",
-                        state.site_names().join(", ")
-                    ))
-                }),
-        }
+        Ok(state
+            .named_site(self.site.as_deref())
+            .map_err(PageError::NotFound)?
+            .map(|site| site.site().to_owned()))
     }
 }
 

@@ -22,6 +22,8 @@ const INLINE_WAIT: Duration = Duration::from_secs(15);
 
 pub struct RequestView {
     pub id: String,
+    /// The site the request is for (empty: the first site, from before sites were kept).
+    pub site: String,
     pub created: String,
     pub channel: String,
     pub account_id: String,
@@ -88,6 +90,7 @@ impl From<RestoreRequest> for RequestView {
         RequestView {
             explanation: explanation(r.verdict.as_deref()),
             id: r.id,
+            site: r.site.unwrap_or_default(),
             created: date_time(r.created_at),
             channel: r.channel,
             account_id: r.account_id.unwrap_or_default(),
@@ -110,11 +113,15 @@ struct RequestsPage {
     open: Vec<RequestView>,
     history: Vec<RequestView>,
     done: Option<RequestView>,
+    /// Every site, and the one the lists are narrowed to (`?site=`).
+    sites: Vec<String>,
+    site: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RequestsQuery {
     done: Option<String>,
+    site: Option<String>,
 }
 
 pub async fn list(
@@ -122,7 +129,17 @@ pub async fn list(
     session: AdminSession,
     Query(query): Query<RequestsQuery>,
 ) -> PageResult {
-    let in_scope = |request: &RestoreRequest| request.in_scope(&session.grant, state.site());
+    let site = state
+        .named_site(query.site.as_deref())
+        .map_err(PageError::NotFound)?
+        .map(|view| view.site().to_owned());
+    let first = state.site().to_owned();
+    let in_scope = |request: &RestoreRequest| {
+        request.in_scope(&session.grant, &first)
+            && site
+                .as_deref()
+                .is_none_or(|name| request.site.as_deref().unwrap_or(&first) == name)
+    };
     let mut open = store::list_by_status(&state.db, "pending", 200).await?;
     open.extend(store::list_by_status(&state.db, "failed", 200).await?);
     open.retain(in_scope);
@@ -135,11 +152,20 @@ pub async fn list(
             .map(RequestView::from),
         None => None,
     };
+    let view = |request: RestoreRequest| {
+        let mut view = RequestView::from(request);
+        if view.site.is_empty() {
+            view.site.clone_from(&first);
+        }
+        view
+    };
     ok(&RequestsPage {
         layout: Layout::new(&state, &session, "requests"),
-        open: open.into_iter().map(RequestView::from).collect(),
-        history: history.into_iter().map(RequestView::from).collect(),
+        open: open.into_iter().map(view).collect(),
+        history: history.into_iter().map(view).collect(),
         done,
+        sites: state.site_names(),
+        site,
     })
 }
 

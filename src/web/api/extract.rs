@@ -142,14 +142,8 @@ pub fn site_filter(
     state: &crate::app::AppState,
     site: Option<&str>,
 ) -> Result<Option<crate::restore::store::SiteFilter>, crate::web::error::ApiError> {
-    let Some(name) = site.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let view = state.for_site(name).ok_or_else(|| {
-        crate::web::error::ApiError::NotFound(format!(
-            "reseat manages no site {name:?} (sites: {})",
-            state.site_names().join(", ")
-        ))
-    })?;
-    Ok(Some(crate::restore::store::SiteFilter::of(state, &view)))
+    Ok(state
+        .named_site(site)
+        .map_err(crate::web::error::ApiError::NotFound)?
+        .map(|view| crate::restore::store::SiteFilter::of(state, &view)))
 }
