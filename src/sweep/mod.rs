@@ -70,25 +70,6 @@ pub enum SweepError {
     Refused(#[from] crate::web::config::Refused),
 }
 
-/// `reseat sweep` and the schedule: plans from `sources`, then applies that plan, under one
-/// apply lease held from before the plan to the end of the apply ([`run_lease`]).
-pub async fn plan_and_apply(
-    state: &crate::app::AppState,
-    sources: &[Source],
-    bar: &indicatif::ProgressBar,
-    options: &ApplyOptions,
-) -> Result<(Planned, ApplyReport), SweepError> {
-    let lease = run_lease::acquire(&state.db, state.site()).await?;
-    let result = async {
-        let planned = plan(state, sources, options.now, bar).await?;
-        let report = apply::apply_leased(state, &lease, Some(&planned.plan_id), options).await;
-        Ok((planned, report?))
-    }
-    .await;
-    lease.release().await;
-    result
-}
-
 /// What one site's part of a run of several sites came to.
 pub type SiteOutcome<T> = (String, Result<T, SweepError>);
 
