@@ -73,43 +73,43 @@ pub async fn until_of(db: &Db, request_id: &str) -> Result<Option<DateTime<Utc>>
     Ok(until.map(from_ms))
 }
 
-/// Ends the seat's open grants: the user asked to keep the access (a keep link).
-pub async fn end_kept_in(
+/// Why a grant ended before a restore replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantEnd {
+    /// The user asked to keep the access (a keep link).
+    Kept,
+    /// The sweep took the access back.
+    Taken,
+}
+
+impl GrantEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            GrantEnd::Kept => "kept",
+            GrantEnd::Taken => "taken",
+        }
+    }
+}
+
+/// Ends the seat's open grants, saying why.
+pub async fn end_open_in(
     conn: &mut AnyConnection,
     now: i64,
     account_id: &str,
     product: &str,
     site: &str,
+    end: GrantEnd,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE grants SET ended_at = $1, ended_by = 'kept' \
-         WHERE account_id = $2 AND product = $3 AND site = $4 AND ended_at IS NULL",
+        "UPDATE grants SET ended_at = $1, ended_by = $2 \
+         WHERE account_id = $3 AND product = $4 AND site = $5 AND ended_at IS NULL",
     )
     .bind(now)
+    .bind(end.as_str())
     .bind(account_id)
     .bind(product)
     .bind(site)
     .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Ends the seat's open grants: the sweep took the access back.
-pub async fn end_taken(
-    db: &Db,
-    account_id: &str,
-    product: &str,
-    site: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE grants SET ended_at = $1, ended_by = 'taken' \
-         WHERE account_id = $2 AND product = $3 AND site = $4 AND ended_at IS NULL",
-    )
-    .bind(db.now_ms())
-    .bind(account_id)
-    .bind(product)
-    .bind(site)
-    .execute(db.pool())
     .await?;
     Ok(())
 }

@@ -58,7 +58,15 @@ pub async fn add_keep_in(
     .await?;
     // Asking to keep access given for a while makes it the user's like any other seat: the
     // grant ends (`kept`), and after the keep the usual inactivity rules apply.
-    super::grants::end_kept_in(conn, now, account_id, product, site).await?;
+    super::grants::end_open_in(
+        conn,
+        now,
+        account_id,
+        product,
+        site,
+        super::grants::GrantEnd::Kept,
+    )
+    .await?;
     Ok(())
 }
 

@@ -1171,7 +1171,18 @@ async fn remove_claimed(
     let names = removed_names;
     report.removed_users += 1;
     // A time-bound grant of this seat ends with it.
-    ledger::grants::end_taken(&state.db, &item.account_id, &item.product, &plan.site).await?;
+    {
+        let mut conn = state.db.pool().acquire().await?;
+        ledger::grants::end_open_in(
+            &mut conn,
+            state.db.now_ms(),
+            &item.account_id,
+            &item.product,
+            &plan.site,
+            ledger::grants::GrantEnd::Taken,
+        )
+        .await?;
+    }
     let mut taken_away: Vec<String> = Vec::new();
     if !names.is_empty() {
         taken_away.push(format!("removed from {}", names.join(", ")));

@@ -236,29 +236,7 @@ async fn a_grant_for_14_days_is_taken_back_at_the_end_after_a_warning_unless_use
             .split_whitespace()
             .find_map(|w| w.find("/keep/").map(|at| app.url(&w[at..])))
             .unwrap();
-        let page = app.client.get(&keep_url).send().await.unwrap();
-        let cookie = page.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let page = page.text().await.unwrap();
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap()
-            .to_string();
-        let kept = app
-            .client
-            .post(&keep_url)
-            .header("cookie", cookie)
-            .form(&[("csrf", csrf.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let kept = app.press_link(&keep_url, &[]).await;
         assert_eq!(kept.status(), 200);
         assert!(kept.text().await.unwrap().contains("You keep your"));
         assert_eq!(

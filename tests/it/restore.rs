@@ -2690,26 +2690,13 @@ async fn a_jsm_field_and_the_link_page_carry_a_justification_a_rule_can_require(
         // The restore page asks why; what is typed there is the request's justification.
         let token = issue_link(&env, reseat::notify::Purpose::Restore, &by_link).await;
         let url = env.app.url(&format!("/restore/{token}"));
-        let response = env.app.client.get(&url).send().await.unwrap();
-        let set_cookie = response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let page = response.text().await.unwrap();
+        let page = env.app.client.get(&url).send().await.unwrap();
+        let page = page.text().await.unwrap();
         assert!(page.contains("name=\"justification\""), "{page}");
-        let (csrf, cookie) = csrf_of(&page, &set_cookie);
         let response = env
             .app
-            .client
-            .post(&url)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("justification", "covering the on-call rota"),
-            ])
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+            .press_link(&url, &[("justification", "covering the on-call rota")])
+            .await;
         assert_eq!(response.status(), 200);
         let body = response.text().await.unwrap();
         assert!(body.contains("access is back"), "{backend}: {body}");

@@ -350,24 +350,9 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
                 .unwrap()
                 .token
         };
-        let url = app.url(&format!("/restore/{token}"));
-        let page = app.client.get(&url).send().await.unwrap();
-        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
-        let page = page.text().await.unwrap();
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap()
-            .to_owned();
         let answer = app
-            .client
-            .post(&url)
-            .form(&[("csrf", &csrf)])
-            .header("cookie", cookie.split(';').next().unwrap())
-            .send()
-            .await
-            .unwrap();
+            .press_link(&app.url(&format!("/restore/{token}")), &[])
+            .await;
         assert_eq!(answer.status(), 200);
         let body = answer.text().await.unwrap();
         assert!(body.contains("access is back"), "{body}");

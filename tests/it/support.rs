@@ -204,6 +204,24 @@ impl TestApp {
         (session, csrf)
     }
 
+    /// Opens a link's confirmation page (a restore or keep link) and presses its button, as
+    /// a person does: the page's CSRF token and cookie, and `fields` (e.g. a justification).
+    pub async fn press_link(&self, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let page = self.client.get(url).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{url}");
+        let cookie = cookie_of(&page, "reseat_csrf");
+        let csrf = csrf_in(&page.text().await.unwrap());
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.client
+            .post(url)
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Signals shutdown and waits for the app to stop.
     pub async fn stop(mut self) -> Result<(), reseat::app::StartError> {
         if let Some(stop) = self.stop.take() {
