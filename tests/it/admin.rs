@@ -40,17 +40,7 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
     config.queue.workers = 0;
     config.atlassian.retry.base_delay = Duration::from_millis(5);
     config.atlassian.retry.max_delay = Duration::from_millis(50);
-    config.admin.users = vec![AdminUser {
-        name: "ana".into(),
-        password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-            .unwrap()
-            .into(),
-        role: None,
-        sites: Vec::new(),
-        products: Vec::new(),
-        slack_user_id: None,
-        email: None,
-    }];
+    config.admin.users = vec![crate::support::admin_user("ana", PASSWORD, None)];
     adjust(&mut config);
     let app = spawn_configured(db, config, axum::Router::new()).await;
     let http = reqwest::Client::builder()
@@ -1061,17 +1051,10 @@ async fn a_removed_or_changed_admin_entry_ends_its_sessions_after_a_restart() {
     for db in TestDb::all().await {
         let backend = db.backend_name();
         let mut env = env_with(db, |config| {
-            config.admin.users.push(AdminUser {
-                name: "bob".into(),
-                password_hash: reseat::web::admin::auth::hash_password("bob's password")
-                    .unwrap()
-                    .into(),
-                role: None,
-                sites: Vec::new(),
-                products: Vec::new(),
-                slack_user_id: None,
-                email: None,
-            });
+            config
+                .admin
+                .users
+                .push(crate::support::admin_user("bob", "bob's password", None));
         })
         .await;
         let ana = env.login().await;

@@ -259,17 +259,7 @@ async fn apply_pressed_twice_in_the_dashboard_queues_one_apply_with_a_progress_p
         let sim = sim(150).await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = config_for(&sim, &db, dir.path());
-        config.admin.users = vec![reseat::web::config::AdminUser {
-            name: "ana".into(),
-            password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-                .unwrap()
-                .into(),
-            role: None,
-            sites: Vec::new(),
-            products: Vec::new(),
-            slack_user_id: None,
-            email: None,
-        }];
+        config.admin.users = vec![crate::support::admin_user("ana", PASSWORD, None)];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -1034,17 +1024,7 @@ async fn a_killed_apply_shows_interrupted_and_the_next_apply_finishes_it() {
         let mut config = config_for(&sim, &db, dir.path());
         let file = dir.path().join("reseat.toml");
         write_config(&config, &sim, &file);
-        config.admin.users = vec![reseat::web::config::AdminUser {
-            name: "ana".into(),
-            password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-                .unwrap()
-                .into(),
-            role: None,
-            sites: Vec::new(),
-            products: Vec::new(),
-            slack_user_id: None,
-            email: None,
-        }];
+        config.admin.users = vec![crate::support::admin_user("ana", PASSWORD, None)];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         let (plan_id, items) = plan(&app.state).await;
         let http = reqwest::Client::builder()

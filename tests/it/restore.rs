@@ -2404,17 +2404,7 @@ async fn ten_thousand_refused_requests_add_a_few_rows_and_every_one_is_counted()
                 ..SimConfig::default()
             },
             |config| {
-                config.admin.users = vec![reseat::web::config::AdminUser {
-                    name: "ana".into(),
-                    password_hash: reseat::web::admin::auth::hash_password("pw-for-ana")
-                        .unwrap()
-                        .into(),
-                    role: None,
-                    sites: Vec::new(),
-                    products: Vec::new(),
-                    slack_user_id: None,
-                    email: None,
-                }];
+                config.admin.users = vec![crate::support::admin_user("ana", "pw-for-ana", None)];
             },
         )
         .await;

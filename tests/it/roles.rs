@@ -60,17 +60,7 @@ async fn env_with(db: TestDb, adjust: impl FnOnce(&mut reseat::config::Config)) 
         sites: Vec::new(),
         products: Vec::new(),
     }];
-    config.admin.users = vec![reseat::web::config::AdminUser {
-        name: "ana".into(),
-        password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-            .unwrap()
-            .into(),
-        role: None,
-        sites: Vec::new(),
-        products: Vec::new(),
-        slack_user_id: None,
-        email: None,
-    }];
+    config.admin.users = vec![crate::support::admin_user("ana", PASSWORD, None)];
     config.sweep.limits.max_removal_percent = 100.0;
     config.sweep.limits.max_inactive_percent = 100.0;
     adjust(&mut config);

@@ -9,7 +9,6 @@ use std::time::Duration;
 use reseat::billing::config::{PriceConfig, PriceText};
 use reseat::config::Config;
 use reseat::sweep::{ApplyOptions, Source};
-use reseat::web::config::AdminUser;
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, TestDb, spawn_configured};
@@ -98,17 +97,7 @@ async fn savings_after_a_sweep_and_restores_equal_the_hand_computed_figure_every
         config.sweep.limits.max_removal_percent = 100.0;
         config.sweep.limits.max_inactive_percent = 100.0;
         config.sweep.limits.stale_after = Duration::from_secs(20 * 365 * 86_400);
-        config.admin.users = vec![AdminUser {
-            name: "ana".into(),
-            password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-                .unwrap()
-                .into(),
-            role: None,
-            sites: Vec::new(),
-            products: Vec::new(),
-            slack_user_id: None,
-            email: None,
-        }];
+        config.admin.users = vec![crate::support::admin_user("ana", PASSWORD, None)];
         let app = spawn_configured(db, config, axum::Router::new()).await;
         // To 2030-04-01 06:00 UTC: April has 30 days and 2030 has 365.
         let start = chrono::DateTime::parse_from_rfc3339("2030-04-01T06:00:00Z")

@@ -611,17 +611,11 @@ async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
         config.restore.signin.webhook.secrets = vec![Secret::new(SIGNIN_SECRET)];
         // The test drives the worker itself.
         config.queue.workers = 0;
-        config.admin.users = vec![reseat::web::config::AdminUser {
-            name: "ana".into(),
-            password_hash: reseat::web::admin::auth::hash_password("sites admin password")
-                .unwrap()
-                .into(),
-            role: None,
-            sites: Vec::new(),
-            products: Vec::new(),
-            slack_user_id: None,
-            email: None,
-        }];
+        config.admin.users = vec![crate::support::admin_user(
+            "ana",
+            "sites admin password",
+            None,
+        )];
         config.resolve_sites().unwrap();
         let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
         let state = app.state.clone();

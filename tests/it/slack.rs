@@ -30,15 +30,9 @@ struct Env {
 
 fn admin(name: &str, role: Role, slack_user_id: Option<&str>, email: Option<&str>) -> AdminUser {
     AdminUser {
-        name: name.into(),
-        password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-            .unwrap()
-            .into(),
-        role: Some(role),
-        sites: Vec::new(),
-        products: Vec::new(),
         slack_user_id: slack_user_id.map(str::to_owned),
         email: email.map(str::to_owned),
+        ..crate::support::admin_user(name, PASSWORD, Some(role))
     }
 }
 

@@ -242,6 +242,25 @@ impl Drop for TestApp {
     }
 }
 
+/// An `[[admin.users]]` entry signing in with `password`; `role` None is an owner.
+pub fn admin_user(
+    name: &str,
+    password: &str,
+    role: Option<reseat::web::config::Role>,
+) -> reseat::web::config::AdminUser {
+    reseat::web::config::AdminUser {
+        name: name.into(),
+        password_hash: reseat::web::admin::auth::hash_password(password)
+            .unwrap()
+            .into(),
+        role,
+        sites: Vec::new(),
+        products: Vec::new(),
+        slack_user_id: None,
+        email: None,
+    }
+}
+
 /// A cookie the response sets, as `name=value`.
 pub fn cookie_of(response: &reqwest::Response, name: &str) -> String {
     response

@@ -34,17 +34,7 @@ pub(crate) struct Removed {
 }
 
 fn admin(name: &str, role: Role) -> AdminUser {
-    AdminUser {
-        name: name.into(),
-        password_hash: reseat::web::admin::auth::hash_password(PASSWORD)
-            .unwrap()
-            .into(),
-        role: Some(role),
-        sites: Vec::new(),
-        products: Vec::new(),
-        email: None,
-        slack_user_id: None,
-    }
+    crate::support::admin_user(name, PASSWORD, Some(role))
 }
 
 pub(crate) async fn env(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Env {
