@@ -42,6 +42,8 @@ struct ConfirmPage<'a> {
     csrf: &'a str,
     /// The restore page asks why (optional); the keep page does not.
     ask_justification: bool,
+    /// A rule that may decide this link's request requires a justification.
+    justification_required: bool,
 }
 
 #[derive(Template)]
@@ -105,6 +107,19 @@ fn site_view(state: &AppState, token: &str, purpose: Purpose) -> AppState {
         .unwrap_or_else(|| state.clone())
 }
 
+/// Whether a rule that may decide a link's request for `product` requires a justification:
+/// the page then asks for one, since the link works once and a request without it would be
+/// declined.
+fn needs_justification(state: &AppState, product: &str) -> bool {
+    let product = crate::atlassian::ProductKey::parse(product).ok();
+    state.config.restore.rules.iter().any(|rule| {
+        rule.require_justification
+            && (rule.channels.is_empty() || rule.channels.contains(&Channel::Link))
+            && (rule.products.is_empty()
+                || product.as_ref().is_some_and(|p| rule.products.contains(p)))
+    })
+}
+
 async fn confirm(state: &AppState, token: &str, purpose: Purpose) -> Response {
     let claims = match usable(state, token, purpose).await {
         Ok(claims) => claims,
@@ -142,6 +157,8 @@ async fn confirm(state: &AppState, token: &str, purpose: Purpose) -> Response {
         button,
         csrf: &csrf,
         ask_justification: purpose == Purpose::Restore,
+        justification_required: purpose == Purpose::Restore
+            && needs_justification(state, &claims.product),
     };
     let mut response = render(StatusCode::OK, page.render());
     let secure = if state.config.public_url().starts_with("https://") {

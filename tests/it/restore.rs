@@ -2683,6 +2683,10 @@ async fn a_jsm_field_and_the_link_page_carry_a_justification_a_rule_can_require(
         let page = env.app.client.get(&url).send().await.unwrap();
         let page = page.text().await.unwrap();
         assert!(page.contains("name=\"justification\""), "{page}");
+        assert!(
+            page.contains("(required)") && page.contains("maxlength=\"2000\" required"),
+            "{backend}: the rule requires a reason, so the page asks for one: {page}"
+        );
         let response = env
             .app
             .press_link(&url, &[("justification", "covering the on-call rota")])

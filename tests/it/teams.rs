@@ -495,6 +495,16 @@ async fn an_approval_card_decides_through_its_signed_link_once_the_approver_sign
         assert_eq!(env.get_page(&crossed, Some(&session)).await.0, 403);
         let (status, _) = env.post_form(&crossed, &session, &[("csrf", &csrf)]).await;
         assert_eq!(status, 403);
+        // An altered link: refused, nothing changes.
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+        let altered = format!(
+            "/admin/requests/{id_a}/decide/{signed}.{flipped}{}",
+            &signature[1..]
+        );
+        assert_eq!(env.get_page(&altered, Some(&session)).await.0, 403);
+        let (status, _) = env.post_form(&altered, &session, &[("csrf", &csrf)]).await;
+        assert_eq!(status, 403);
         // Without the session's CSRF token: refused.
         let (status, _) = env
             .post_form(&approve, &session, &[("csrf", "wrong")])
@@ -551,5 +561,30 @@ async fn an_approval_card_decides_through_its_signed_link_once_the_approver_sign
             !env.has_jira(&b.account),
             "B still waits for its own decision"
         );
+
+        // B's card links, once they are older than decision_link_ttl: refused, B waits on.
+        let card_b = cards
+            .iter()
+            .find(|c| card_text(c).contains(&id_b))
+            .unwrap()
+            .clone();
+        let approve_b = path_of(
+            &card_links(&card_b)
+                .iter()
+                .find(|(t, _)| t == "Approve")
+                .unwrap()
+                .1,
+        );
+        env.app.advance(
+            env.app.state.config.restore.teams.decision_link_ttl + Duration::from_secs(60),
+        );
+        let (session, _) = env.sign_in("ana", None).await;
+        let before = env.fingerprint().await;
+        let (status, page, _) = env.get_page(&approve_b, Some(&session)).await;
+        assert_eq!(status, 403, "{page}");
+        assert!(page.contains("This decision link cannot be used"), "{page}");
+        env.app.drain_queue().await;
+        assert_eq!(env.fingerprint().await, before);
+        assert!(!env.has_jira(&b.account));
     }
 }
