@@ -116,7 +116,15 @@ fn config_for(
             jira: None,
             confluence: None,
             jsm: None,
-            sweep: None,
+            // Each site's Confluence is granted by groups of its own.
+            sweep: Some(
+                toml::from_str(&format!(
+                    "[products.confluence]\naccess_groups = [\"{}\", \"{}\"]\n",
+                    sim.state().group("confluence-users").unwrap().id,
+                    sim.state().group("jira-confluence-bundle").unwrap().id
+                ))
+                .unwrap(),
+            ),
             restore: None,
             links: None,
         })

@@ -925,6 +925,7 @@ async fn remove(
                     id: g.id,
                     name: g.name,
                     products: vec![product.clone()],
+                    other_sites: Vec::new(),
                 })
         })
         .collect();
@@ -932,6 +933,13 @@ async fn remove(
         return Err(SweepError::Config(format!(
             "not removed: {} also grants another product",
             shared.name
+        )));
+    }
+    if let Some(shared) = taken.iter().find(|g| !g.other_sites.is_empty()) {
+        return Err(SweepError::Config(format!(
+            "not removed: {} also grants access on {}",
+            shared.name,
+            shared.other_sites.join(", ")
         )));
     }
     let names: Vec<&str> = taken.iter().map(|g| g.name.as_str()).collect();

@@ -155,6 +155,15 @@ fn exemption(
             return Some(Exemption::OrgAdmin("the CSV's Org role".to_owned()));
         }
     }
+    if let Some(group) = population
+        .member_groups(member, product)
+        .find(|g| !g.other_sites.is_empty())
+    {
+        return Some(Exemption::SharedWithSites {
+            group: group.name.clone(),
+            sites: group.other_sites.join(", "),
+        });
+    }
     population
         .member_groups(member, product)
         .find(|g| g.products.len() > 1)
@@ -234,6 +243,22 @@ pub async fn plan_sharing(
     )
     .await?;
     let mut population = population;
+    if state.is_multi_site() {
+        progress.set_message("checking which access groups other sites share");
+        let others = state.each_site();
+        let others: Vec<_> = others
+            .iter()
+            .filter(|other| other.site() != state.site())
+            .map(|other| {
+                (
+                    other.site().to_owned(),
+                    &other.atlassian,
+                    &other.config.sweep,
+                )
+            })
+            .collect();
+        population::mark_shared(&mut population, &others).await?;
+    }
     let mut reader = super::roles::AccessReader::of(state);
     let mut role_stats = super::roles::RoleStats::default();
     let mut holders = super::roles::Holders::default();

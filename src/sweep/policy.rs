@@ -71,6 +71,11 @@ pub enum Exemption {
         group: String,
         products: String,
     },
+    /// Holds the product through a group that grants access on other sites of the org too.
+    SharedWithSites {
+        group: String,
+        sites: String,
+    },
 }
 
 impl Exemption {
@@ -86,6 +91,9 @@ impl Exemption {
             }
             Exemption::MultiProductGroup { group, products } => format!(
                 "holds the product only through {group}, which also grants {products}: removing would take more than one product"
+            ),
+            Exemption::SharedWithSites { group, sites } => format!(
+                "holds the product through {group}, which also grants access on {sites}: removing would take it there too"
             ),
         }
     }

@@ -23,6 +23,10 @@ pub struct AccessGroup {
     pub name: String,
     /// Managed products this group grants.
     pub products: Vec<ProductKey>,
+    /// Other sites of the org where the same group grants a managed product. Groups are the
+    /// org's: removing someone from this group takes the access there too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_sites: Vec<String>,
 }
 
 /// A finding of the governance check.
@@ -41,6 +45,9 @@ pub enum Finding {
     /// A group id in `sweep.products.<key>.access_groups` is not a group of the site (a typo,
     /// or a group deleted since): it is left out, so nobody is removed through it.
     AccessGroupMissing { product: String, group: String },
+    /// The group grants access on other sites of the org too: nobody is removed through it
+    /// (an exemption), since that would take their access there as well.
+    GroupSharedBySites { group: String, sites: Vec<String> },
 }
 
 impl Finding {
@@ -51,7 +58,7 @@ impl Finding {
             Finding::NoAccessGroup { .. } | Finding::AccessGroupMissing { .. } => {
                 governance.block_on_missing_access_groups
             }
-            Finding::ProtectGroupMissing { .. } => false,
+            Finding::ProtectGroupMissing { .. } | Finding::GroupSharedBySites { .. } => false,
         }
     }
 }
@@ -75,6 +82,11 @@ impl std::fmt::Display for Finding {
             Finding::AccessGroupMissing { product, group } => write!(
                 f,
                 "group {group} (sweep.products.{product}.access_groups) is not a group of the site"
+            ),
+            Finding::GroupSharedBySites { group, sites } => write!(
+                f,
+                "group {group} also grants access on {}: nobody is removed through it, since that would take their access there too",
+                sites.join(", ")
             ),
         }
     }
@@ -240,6 +252,7 @@ pub async fn read_groups(
                     id,
                     name,
                     products: vec![product.clone()],
+                    other_sites: Vec::new(),
                 }),
             }
         }
@@ -253,6 +266,31 @@ pub async fn read_groups(
         }
     }
     Ok(population)
+}
+
+/// Notes, on each access group, the other sites where the same group grants a managed
+/// product (`others`: each other site's clients and sweep settings), with a finding each.
+pub async fn mark_shared(
+    population: &mut Population,
+    others: &[(String, &std::sync::Arc<AtlassianClients>, &SweepConfig)],
+) -> Result<(), PopulationError> {
+    for (site, clients, config) in others {
+        let theirs = read_groups(clients, config).await?;
+        for group in &mut population.groups {
+            if theirs.groups.iter().any(|g| g.id == group.id) && !group.other_sites.contains(site) {
+                group.other_sites.push(site.clone());
+            }
+        }
+    }
+    for group in &population.groups {
+        if !group.other_sites.is_empty() {
+            population.findings.push(Finding::GroupSharedBySites {
+                group: group.name.clone(),
+                sites: group.other_sites.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Lists the members of every access group.

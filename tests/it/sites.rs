@@ -112,13 +112,23 @@ pub(crate) fn org_config(sims: &[SimHandle], db: &TestDb, mode: Mode) -> Config 
         .map(|((name, cloud, products, threshold), sim)| {
             let mut over = toml::Table::new();
             for product in *products {
-                over.insert(
-                    (*product).to_owned(),
-                    toml::Value::Table(toml::Table::from_iter([(
-                        "inactive_after".to_owned(),
-                        toml::Value::String((*threshold).to_owned()),
-                    )])),
-                );
+                let mut table = toml::Table::from_iter([(
+                    "inactive_after".to_owned(),
+                    toml::Value::String((*threshold).to_owned()),
+                )]);
+                // Each site's Confluence is granted by groups of its own.
+                if *product == "confluence" {
+                    table.insert(
+                        "access_groups".to_owned(),
+                        toml::Value::Array(
+                            ["confluence-users", "jira-confluence-bundle"]
+                                .iter()
+                                .map(|g| toml::Value::String(group_id(sim, g).to_string()))
+                                .collect(),
+                        ),
+                    );
+                }
+                over.insert((*product).to_owned(), toml::Value::Table(table));
             }
             SiteEntry {
                 name: (*name).to_owned(),
@@ -513,10 +523,19 @@ async fn reseat_sweep_on_a_file_with_three_sites_sweeps_each_from_one_listing() 
             products.join(", ")
         ));
         for product in products {
+            let product = product.trim_matches('"');
             file.push_str(&format!(
-                "[sites.sweep.products.{}]\ninactive_after = \"{threshold}\"\n",
-                product.trim_matches('"')
+                "[sites.sweep.products.{product}]\ninactive_after = \"{threshold}\"\n"
             ));
+            // Each site's Confluence is granted by groups of its own.
+            if product == "confluence" {
+                let own = |name: &str| sim.state().group(name).unwrap().id;
+                file.push_str(&format!(
+                    "access_groups = [\"{}\", \"{}\"]\n",
+                    own("confluence-users"),
+                    own("jira-confluence-bundle")
+                ));
+            }
         }
     }
     std::fs::write(dir.path().join("reseat.toml"), &file).unwrap();
@@ -801,5 +820,104 @@ async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
             "names the sites: {nowhere}"
         );
         slack.shutdown().await;
+    }
+}
+
+/// Groups are the org's: one group may grant Jira on two sites. Removing someone from it
+/// for idling on one site would take their Jira on the other too, so nobody is removed
+/// through it, on either site, and the plan says why.
+#[tokio::test]
+async fn a_group_granting_jira_on_two_sites_removes_nobody_through_it() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sims = org().await;
+        // Idle in Jira on both sites: each site alone would remove them.
+        let want_acme = expected_on(&sims[0], SITES[0].2, SITES[0].3);
+        let want_eu = expected_on(&sims[1], SITES[1].2, SITES[1].3);
+        let jira = |account: &str| (account.to_owned(), "jira-software".to_owned());
+        let idle: Vec<String> = sims[0]
+            .state()
+            .ground_truth()
+            .with_category(Product::JiraSoftware, Category::Inactive)
+            .map(|u| u.account_id.clone())
+            .filter(|a| {
+                want_acme.get(&jira(a)).map(String::as_str) == Some("remove")
+                    && want_eu.get(&jira(a)).map(String::as_str) == Some("remove")
+            })
+            .take(3)
+            .collect();
+        assert_eq!(idle.len(), 3);
+        sims[0]
+            .state()
+            .create_group("all-engineering", &[Product::JiraSoftware])
+            .unwrap();
+        for account in &idle {
+            sims[0]
+                .state()
+                .add_member("all-engineering", account)
+                .unwrap();
+        }
+        sims[1]
+            .state()
+            .share_group(sims[0].state(), "all-engineering", &[Product::JiraSoftware])
+            .unwrap();
+
+        let config = org_config(&sims, &db, Mode::Live);
+        let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
+        let state = app.state.clone();
+        let options = ApplyOptions {
+            confirmed: true,
+            ..ApplyOptions::default()
+        };
+        let outcomes = reseat::sweep::plan_and_apply_sites(
+            &state.each_site(),
+            &[Source::Api],
+            &hidden(),
+            &options,
+        )
+        .await;
+        for ((site, outcome), (sim, other)) in outcomes
+            .into_iter()
+            .take(2)
+            .zip([(&sims[0], "acme-eu"), (&sims[1], "acme")])
+        {
+            let (planned, report) = outcome.unwrap_or_else(|e| panic!("{site}: {e}"));
+            assert!(
+                report.removed_users > 0,
+                "{backend} {site}: others are still removed"
+            );
+            assert!(
+                planned
+                    .summary
+                    .findings
+                    .iter()
+                    .any(|f| f.contains("all-engineering")
+                        && f.contains(&format!("also grants access on {other}"))),
+                "{backend} {site}: {:?}",
+                planned.summary.findings
+            );
+            let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+            for account in &idle {
+                let item = items
+                    .iter()
+                    .find(|i| &i.account_id == account && i.product == "jira-software")
+                    .unwrap();
+                assert_eq!(item.decision, "exempt", "{backend} {site}: {}", item.reason);
+                assert!(
+                    item.reason.contains("all-engineering")
+                        && item
+                            .reason
+                            .contains(&format!("also grants access on {other}")),
+                    "{}",
+                    item.reason
+                );
+                for group in ["all-engineering", "jira-software-users"] {
+                    assert!(
+                        sim.state().group_members(group).unwrap().contains(account),
+                        "{backend} {site}: still in {group}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -187,9 +187,28 @@ struct Groups {
     all_staff: Gid,
 }
 
-fn seed_groups(w: &mut World, rng: &mut StdRng) -> Groups {
+fn seed_groups(w: &mut World, rng: &mut StdRng, cloud_id: &str) -> Groups {
+    // Groups are the org's: two sites of one org seeded alike (`spawn_org`) must not hold
+    // the same group ids, or a group would seem to grant on both. A site other than the
+    // default one mixes its cloud id into the ids, drawing the same random bytes, so the
+    // accounts and everything else seeded after stay as they were.
+    let salt = (cloud_id != SimConfig::default().cloud_id).then(|| {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(cloud_id.as_bytes());
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&digest[..16]);
+        salt
+    });
     let mut mk = |w: &mut World, name: &str, access: Option<&'static str>| {
-        w.push_group(uuid(rng), name.to_owned(), access)
+        let mut bytes: [u8; 16] = rng.random();
+        if let Some(salt) = salt {
+            for (byte, mix) in bytes.iter_mut().zip(salt) {
+                *byte ^= mix;
+            }
+        }
+        let id = uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string();
+        w.push_group(id, name.to_owned(), access)
     };
     let g = Groups {
         jsw: mk(w, GROUP_JIRA_SOFTWARE, Some("user")),
@@ -256,7 +275,7 @@ pub(crate) fn seed(config: &SimConfig, anchor: DateTime<Utc>) -> (World, GroundT
         vec![main_site, other_site],
     );
     w.desk = ServiceDesk::seeded();
-    let g = seed_groups(&mut w, &mut rng);
+    let g = seed_groups(&mut w, &mut rng, &config.cloud_id);
     let mut truth = Vec::with_capacity(config.users.max(2));
     let recent = |rng: &mut StdRng| days_ago(rng, anchor, 1, 20);
 

@@ -358,6 +358,35 @@ impl SimState {
         Ok(group_view(&w, gid))
     }
 
+    /// Makes the group `name` of another site of the org (`from`) grant `grants` on this
+    /// site too, as an org's group can: the same id, name and members (accounts this site
+    /// does not hold are left out). Membership is copied once, not kept in step.
+    pub fn share_group(
+        &self,
+        from: &SimState,
+        name: &str,
+        grants: &[Product],
+    ) -> Result<GroupView, SimError> {
+        let theirs = from
+            .group(name)
+            .ok_or_else(|| SimError::UnknownGroup(name.to_owned()))?;
+        let members = from.group_members(name)?;
+        let mut w = self.write();
+        if w.group_by_name.contains_key(name) {
+            return Err(SimError::Conflict(format!("group {name} exists")));
+        }
+        let gid = w.push_group(theirs.id, name.to_owned(), Some("user"));
+        for p in grants {
+            w.grant(gid, *p, false);
+        }
+        for account in members {
+            if let Some(uid) = w.uid(&account) {
+                w.add_member(gid, uid);
+            }
+        }
+        Ok(group_view(&w, gid))
+    }
+
     /// Adds a membership; `Ok(false)` if it existed.
     pub fn add_member(&self, group: &str, account_id: &str) -> Result<bool, SimError> {
         let mut w = self.write();
