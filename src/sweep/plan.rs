@@ -205,6 +205,69 @@ fn read_csv(
     Ok(reader.finish(max_bad_row_percent)?)
 }
 
+/// Notes the access groups that also grant on other sites of the org, whose members are then
+/// exempt. From the org's record of each group (its role assignments, every site of the org,
+/// managed or not) when the admin API can be read; else, with several sites configured, from
+/// the other managed sites' access groups.
+async fn mark_shared_groups(
+    state: &AppState,
+    reader: Option<&super::roles::AccessReader<'_>>,
+    population: &mut Population,
+) -> Result<(), SweepError> {
+    let name_of = |cloud: &str| {
+        state
+            .each_site()
+            .iter()
+            .find(|site| site.config.atlassian.cloud_id.as_deref() == Some(cloud))
+            .map_or_else(
+                || format!("another site of the org (cloud id {cloud})"),
+                |site| site.site().to_owned(),
+            )
+    };
+    if let Some(reader) = reader {
+        let mut read = Vec::with_capacity(population.groups.len());
+        let mut refused = None;
+        for group in &population.groups {
+            match reader.group_elsewhere(&group.id).await {
+                Ok(clouds) => read.push(clouds.iter().map(|c| name_of(c)).collect::<Vec<_>>()),
+                Err(
+                    error @ (crate::atlassian::AtlassianError::NotFound { .. }
+                    | crate::atlassian::AtlassianError::Forbidden { .. }),
+                ) => {
+                    refused = Some(error);
+                    break;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if refused.is_none() {
+            for (group, sites) in population.groups.iter_mut().zip(read) {
+                group.other_sites = sites;
+            }
+            population::shared_findings(population);
+            return Ok(());
+        }
+        tracing::warn!(error = ?refused, "group role assignments cannot be read; shared groups are checked among the configured sites only");
+    }
+    if state.is_multi_site() {
+        let sites = state.each_site();
+        let others: Vec<_> = sites
+            .iter()
+            .filter(|other| other.site() != state.site())
+            .map(|other| {
+                (
+                    other.site().to_owned(),
+                    &other.atlassian,
+                    &other.config.sweep,
+                )
+            })
+            .collect();
+        population::mark_shared(population, &others).await?;
+        population::shared_findings(population);
+    }
+    Ok(())
+}
+
 /// Plans: reads the site, the sources, decides, and stores the plan.
 #[tracing::instrument(skip_all, fields(sources = sources.len()))]
 pub async fn plan(
@@ -243,23 +306,9 @@ pub async fn plan_sharing(
     )
     .await?;
     let mut population = population;
-    if state.is_multi_site() {
-        progress.set_message("checking which access groups other sites share");
-        let others = state.each_site();
-        let others: Vec<_> = others
-            .iter()
-            .filter(|other| other.site() != state.site())
-            .map(|other| {
-                (
-                    other.site().to_owned(),
-                    &other.atlassian,
-                    &other.config.sweep,
-                )
-            })
-            .collect();
-        population::mark_shared(&mut population, &others).await?;
-    }
     let mut reader = super::roles::AccessReader::of(state);
+    progress.set_message("checking which access groups grant on other sites too");
+    mark_shared_groups(state, reader.as_ref(), &mut population).await?;
     let mut role_stats = super::roles::RoleStats::default();
     let mut holders = super::roles::Holders::default();
     let mut modifiable: HashMap<String, bool> = HashMap::new();

@@ -269,7 +269,7 @@ pub async fn read_groups(
 }
 
 /// Notes, on each access group, the other sites where the same group grants a managed
-/// product (`others`: each other site's clients and sweep settings), with a finding each.
+/// product (`others`: each other site's clients and sweep settings); see [`shared_findings`].
 pub async fn mark_shared(
     population: &mut Population,
     others: &[(String, &std::sync::Arc<AtlassianClients>, &SweepConfig)],
@@ -282,6 +282,11 @@ pub async fn mark_shared(
             }
         }
     }
+    Ok(())
+}
+
+/// A finding for each access group that grants on other sites too.
+pub fn shared_findings(population: &mut Population) {
     for group in &population.groups {
         if !group.other_sites.is_empty() {
             population.findings.push(Finding::GroupSharedBySites {
@@ -290,7 +295,6 @@ pub async fn mark_shared(
             });
         }
     }
-    Ok(())
 }
 
 /// Lists the members of every access group.

@@ -302,6 +302,28 @@ impl<'a> AccessReader<'a> {
         resource_of(product, self.cloud_id)
     }
 
+    /// The cloud ids of the other sites where `group` carries a role (the org's record of
+    /// the group: groups are the org's, and one may grant on several sites).
+    pub async fn group_elsewhere(
+        &self,
+        group: &crate::atlassian::GroupId,
+    ) -> Result<Vec<String>, AtlassianError> {
+        let assignments = self
+            .admin
+            .group_role_assignments(self.org, self.directory, group.as_str(), None)
+            .await?;
+        let mut sites: Vec<String> = assignments
+            .iter()
+            .filter_map(|a| a.resource_id.as_deref())
+            .filter_map(|resource| resource.rsplit_once("::site/").map(|(_, cloud)| cloud))
+            .filter(|cloud| *cloud != self.cloud_id)
+            .map(str::to_owned)
+            .collect();
+        sites.sort();
+        sites.dedup();
+        Ok(sites)
+    }
+
     /// Everyone holding a billable role on the product, by any method.
     pub async fn holders(
         &self,

@@ -921,3 +921,91 @@ async fn a_group_granting_jira_on_two_sites_removes_nobody_through_it() {
         }
     }
 }
+
+/// A one-site install in an org of several sites: a group that also grants Jira on a site
+/// reseat does not manage is found in the org's record of the group (its role assignments),
+/// and nobody is removed through it.
+#[tokio::test]
+async fn a_group_that_also_grants_on_a_site_reseat_does_not_manage_removes_nobody_through_it() {
+    for db in TestDb::all().await {
+        let backend = db.backend_name();
+        let sims = org().await;
+        let want = expected_on(&sims[0], SITES[0].2, SITES[0].3);
+        let idle: Vec<String> = sims[0]
+            .state()
+            .ground_truth()
+            .with_category(Product::JiraSoftware, Category::Inactive)
+            .map(|u| u.account_id.clone())
+            .filter(|a| {
+                want.get(&(a.clone(), "jira-software".to_owned()))
+                    .map(String::as_str)
+                    == Some("remove")
+            })
+            .take(2)
+            .collect();
+        assert_eq!(idle.len(), 2);
+        // The group is made on acme-eu, which this install does not manage, and grants Jira
+        // on acme as well.
+        sims[1]
+            .state()
+            .create_group("eu-engineering", &[Product::JiraSoftware])
+            .unwrap();
+        for account in &idle {
+            sims[1]
+                .state()
+                .add_member("eu-engineering", account)
+                .unwrap();
+        }
+        sims[0]
+            .state()
+            .share_group(sims[1].state(), "eu-engineering", &[Product::JiraSoftware])
+            .unwrap();
+        let state = crate::sweep::state_for(&sims[0], &db, Mode::Live).await;
+        assert!(!state.is_multi_site());
+        let planned = reseat::sweep::plan(&state, &[Source::Api], Utc::now(), &hidden())
+            .await
+            .unwrap();
+        let eu_cloud = SITES[1].1;
+        assert!(
+            planned
+                .summary
+                .findings
+                .iter()
+                .any(|f| f.contains("eu-engineering") && f.contains(eu_cloud)),
+            "{backend}: {:?}",
+            planned.summary.findings
+        );
+        let report = reseat::sweep::apply(
+            &state,
+            Some(&planned.plan_id),
+            &ApplyOptions {
+                confirmed: true,
+                ..ApplyOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.removed_users > 0, "{backend}: others are removed");
+        let items = store::items(&state.db, &planned.plan_id).await.unwrap();
+        for account in &idle {
+            let item = items
+                .iter()
+                .find(|i| &i.account_id == account && i.product == "jira-software")
+                .unwrap();
+            assert_eq!(item.decision, "exempt", "{backend}: {}", item.reason);
+            assert!(
+                item.reason
+                    .contains(&format!("another site of the org (cloud id {eu_cloud})")),
+                "{}",
+                item.reason
+            );
+            assert!(
+                sims[0]
+                    .state()
+                    .group_members("eu-engineering")
+                    .unwrap()
+                    .contains(account)
+            );
+        }
+    }
+}

@@ -333,11 +333,23 @@ async fn group_role_assignments(
 ) -> ApiResult {
     check(&sim, &headers, &org_id, Some(&directory_id))?;
     let resources = list_param(q.as_deref(), "resourceIds");
-    let mut data = group_roles(&sim.read(), &group_id, &resources)?;
-    for peer in sim.peers() {
-        if let Ok(more) = group_roles(&peer.read(), &group_id, &resources) {
-            data.extend(more);
+    // The group is the org's: every site that knows it adds its resources; unknown to all
+    // of them, it is a 404.
+    let mut data = Vec::new();
+    let mut missing = None;
+    for world in std::iter::once(sim.clone()).chain(sim.peers()) {
+        match group_roles(&world.read(), &group_id, &resources) {
+            Ok(more) => data.extend(more),
+            Err(error) => missing = Some(error),
         }
+    }
+    if data.is_empty()
+        && let Some(error) = missing
+        && !std::iter::once(sim.clone())
+            .chain(sim.peers())
+            .any(|world| world.read().group_by_id.contains_key(&group_id))
+    {
+        return Err(error);
     }
     Ok(Json(json!({ "data": data, "links": {} })).into_response())
 }
