@@ -248,6 +248,28 @@ async fn mark_shared_groups(
             return Ok(());
         }
         tracing::warn!(error = ?refused, "group role assignments cannot be read; shared groups are checked among the configured sites only");
+        population.findings.push(population::Finding::SharingNotChecked {
+            reason: match &refused {
+                Some(error) if state.is_multi_site() => format!(
+                    "the admin API refused the groups' role assignments ({error}); only the configured sites were compared"
+                ),
+                Some(error) => {
+                    format!("the admin API refused the groups' role assignments ({error})")
+                }
+                None => String::new(),
+            },
+        });
+    } else {
+        population
+            .findings
+            .push(population::Finding::SharingNotChecked {
+                reason: if state.is_multi_site() {
+                    "no admin API or atlassian.cloud_id; only the configured sites were compared"
+                        .to_owned()
+                } else {
+                    "no admin API or atlassian.cloud_id".to_owned()
+                },
+            });
     }
     if state.is_multi_site() {
         let sites = state.each_site();

@@ -48,6 +48,9 @@ pub enum Finding {
     /// The group grants access on other sites of the org too: nobody is removed through it
     /// (an exemption), since that would take their access there as well.
     GroupSharedBySites { group: String, sites: Vec<String> },
+    /// Whether a group also grants on other sites of the org could not be read (no admin
+    /// API, or it refused): a removal could take access elsewhere unseen.
+    SharingNotChecked { reason: String },
 }
 
 impl Finding {
@@ -58,7 +61,9 @@ impl Finding {
             Finding::NoAccessGroup { .. } | Finding::AccessGroupMissing { .. } => {
                 governance.block_on_missing_access_groups
             }
-            Finding::ProtectGroupMissing { .. } | Finding::GroupSharedBySites { .. } => false,
+            Finding::ProtectGroupMissing { .. }
+            | Finding::GroupSharedBySites { .. }
+            | Finding::SharingNotChecked { .. } => false,
         }
     }
 }
@@ -87,6 +92,10 @@ impl std::fmt::Display for Finding {
                 f,
                 "group {group} also grants access on {}: nobody is removed through it, since that would take their access there too",
                 sites.join(", ")
+            ),
+            Finding::SharingNotChecked { reason } => write!(
+                f,
+                "not checked whether the access groups also grant on other sites of the org ({reason}): if one does, removing a member takes their access there too"
             ),
         }
     }

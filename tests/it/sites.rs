@@ -1007,5 +1007,20 @@ async fn a_group_that_also_grants_on_a_site_reseat_does_not_manage_removes_nobod
                     .contains(account)
             );
         }
+
+        // Without the admin API's view of the groups, the plan says it could not check.
+        let blind =
+            crate::sweep::state_with(&sims[0], &db, Mode::DryRun, |c| c.atlassian.cloud_id = None)
+                .await;
+        let planned = reseat::sweep::plan(&blind, &[Source::Api], Utc::now(), &hidden())
+            .await
+            .unwrap();
+        assert!(
+            planned.summary.findings.iter().any(|f| f.contains(
+                "not checked whether the access groups also grant on other sites of the org (no admin API or atlassian.cloud_id)"
+            )),
+            "{backend}: {:?}",
+            planned.summary.findings
+        );
     }
 }
