@@ -520,26 +520,32 @@ async fn record(
             Accepted::New(id) | Accepted::Duplicate(id) => id,
         });
     }
-    for sign_in in &nothing {
-        audit::record_in(
-            &mut tx,
-            state.db.now_ms(),
-            audit::Entry {
-                actor: Channel::Signin.as_str(),
-                role: None,
-                action: "restore.signin_ignored",
-                account_id: None,
-                product: Some(sign_in.product.as_str()),
-                details: json!({
+    // Sign-ins that ask for nothing are audited, each with why.
+    let ignored = nothing
+        .iter()
+        .map(|sign_in| {
+            (
+                sign_in,
+                None,
+                json!({
                     "reason": "nothing to restore: reseat removed no access of this user",
                     "email": sign_in.email,
                     "delivery": sign_in.source,
                 }),
-            },
-        )
-        .await?;
-    }
-    for (sign_in, account, request) in &asked {
+            )
+        })
+        .chain(asked.iter().map(|(sign_in, account, request)| {
+            (
+                sign_in,
+                Some(account.as_str()),
+                json!({
+                    "reason": "a sign-in asked for this access already since it was removed",
+                    "request_id": request,
+                    "delivery": sign_in.source,
+                }),
+            )
+        }));
+    for (sign_in, account, details) in ignored {
         audit::record_in(
             &mut tx,
             state.db.now_ms(),
@@ -547,13 +553,9 @@ async fn record(
                 actor: Channel::Signin.as_str(),
                 role: None,
                 action: "restore.signin_ignored",
-                account_id: Some(account),
+                account_id: account,
                 product: Some(sign_in.product.as_str()),
-                details: json!({
-                    "reason": "a sign-in asked for this access already since it was removed",
-                    "request_id": request,
-                    "delivery": sign_in.source,
-                }),
+                details,
             },
         )
         .await?;

@@ -832,35 +832,8 @@ async fn a_group_granting_jira_on_two_sites_removes_nobody_through_it() {
         let backend = db.backend_name();
         let sims = org().await;
         // Idle in Jira on both sites: each site alone would remove them.
-        let want_acme = expected_on(&sims[0], SITES[0].2, SITES[0].3);
-        let want_eu = expected_on(&sims[1], SITES[1].2, SITES[1].3);
-        let jira = |account: &str| (account.to_owned(), "jira-software".to_owned());
-        let idle: Vec<String> = sims[0]
-            .state()
-            .ground_truth()
-            .with_category(Product::JiraSoftware, Category::Inactive)
-            .map(|u| u.account_id.clone())
-            .filter(|a| {
-                want_acme.get(&jira(a)).map(String::as_str) == Some("remove")
-                    && want_eu.get(&jira(a)).map(String::as_str) == Some("remove")
-            })
-            .take(3)
-            .collect();
-        assert_eq!(idle.len(), 3);
-        sims[0]
-            .state()
-            .create_group("all-engineering", &[Product::JiraSoftware])
-            .unwrap();
-        for account in &idle {
-            sims[0]
-                .state()
-                .add_member("all-engineering", account)
-                .unwrap();
-        }
-        sims[1]
-            .state()
-            .share_group(sims[0].state(), "all-engineering", &[Product::JiraSoftware])
-            .unwrap();
+        let idle = idle_in_jira(&sims, &[0, 1], 3);
+        shared_group(&sims[0], &sims[1], "all-engineering", &idle);
 
         let config = org_config(&sims, &db, Mode::Live);
         let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
@@ -930,36 +903,10 @@ async fn a_group_that_also_grants_on_a_site_reseat_does_not_manage_removes_nobod
     for db in TestDb::all().await {
         let backend = db.backend_name();
         let sims = org().await;
-        let want = expected_on(&sims[0], SITES[0].2, SITES[0].3);
-        let idle: Vec<String> = sims[0]
-            .state()
-            .ground_truth()
-            .with_category(Product::JiraSoftware, Category::Inactive)
-            .map(|u| u.account_id.clone())
-            .filter(|a| {
-                want.get(&(a.clone(), "jira-software".to_owned()))
-                    .map(String::as_str)
-                    == Some("remove")
-            })
-            .take(2)
-            .collect();
-        assert_eq!(idle.len(), 2);
+        let idle = idle_in_jira(&sims, &[0], 2);
         // The group is made on acme-eu, which this install does not manage, and grants Jira
         // on acme as well.
-        sims[1]
-            .state()
-            .create_group("eu-engineering", &[Product::JiraSoftware])
-            .unwrap();
-        for account in &idle {
-            sims[1]
-                .state()
-                .add_member("eu-engineering", account)
-                .unwrap();
-        }
-        sims[0]
-            .state()
-            .share_group(sims[1].state(), "eu-engineering", &[Product::JiraSoftware])
-            .unwrap();
+        shared_group(&sims[1], &sims[0], "eu-engineering", &idle);
         let state = crate::sweep::state_for(&sims[0], &db, Mode::Live).await;
         assert!(!state.is_multi_site());
         let planned = reseat::sweep::plan(&state, &[Source::Api], Utc::now(), &hidden())
@@ -1023,4 +970,41 @@ async fn a_group_that_also_grants_on_a_site_reseat_does_not_manage_removes_nobod
             planned.summary.findings
         );
     }
+}
+
+/// `n` accounts idle in Jira whom each of the sites `on` alone would remove.
+fn idle_in_jira(sims: &[SimHandle], on: &[usize], n: usize) -> Vec<String> {
+    let wants: Vec<_> = on
+        .iter()
+        .map(|&i| expected_on(&sims[i], SITES[i].2, SITES[i].3))
+        .collect();
+    let idle: Vec<String> = sims[on[0]]
+        .state()
+        .ground_truth()
+        .with_category(Product::JiraSoftware, Category::Inactive)
+        .map(|u| u.account_id.clone())
+        .filter(|a| {
+            let key = (a.clone(), "jira-software".to_owned());
+            wants
+                .iter()
+                .all(|want| want.get(&key).map(String::as_str) == Some("remove"))
+        })
+        .take(n)
+        .collect();
+    assert_eq!(idle.len(), n, "enough idle Jira users");
+    idle
+}
+
+/// A group made on `home` with `members`, granting Jira there and, as the same org group,
+/// on `also`.
+fn shared_group(home: &SimHandle, also: &SimHandle, name: &str, members: &[String]) {
+    home.state()
+        .create_group(name, &[Product::JiraSoftware])
+        .unwrap();
+    for account in members {
+        home.state().add_member(name, account).unwrap();
+    }
+    also.state()
+        .share_group(home.state(), name, &[Product::JiraSoftware])
+        .unwrap();
 }
