@@ -204,6 +204,11 @@ impl Env {
     }
 
     fn portal_request(&self, reporter: &str) -> String {
+        self.portal_request_saying(reporter, None)
+    }
+
+    /// A portal request for Jira Software, with `why` in its "Why do you need it?" field.
+    fn portal_request_saying(&self, reporter: &str, why: Option<&str>) -> String {
         self.sim
             .state()
             .create_request(SimRequest {
@@ -212,7 +217,7 @@ impl Env {
                 summary: None,
                 description: None,
                 product: Some(Product::JiraSoftware),
-                justification: None,
+                justification: why.map(str::to_owned),
             })
             .unwrap()
             .key
@@ -2593,25 +2598,11 @@ async fn a_jsm_field_and_the_link_page_carry_a_justification_a_rule_can_require(
         for account in [&with_field, &without_field, &by_link] {
             env.remove_like_a_sweep(account).await;
         }
-        let ask = |reporter: &str, why: Option<&str>| {
-            env.sim
-                .state()
-                .create_request(SimRequest {
-                    reporter: reporter.into(),
-                    request_type_id: None,
-                    summary: None,
-                    description: None,
-                    product: Some(Product::JiraSoftware),
-                    justification: why.map(str::to_owned),
-                })
-                .unwrap()
-                .key
-        };
-        let given = ask(
+        let given = env.portal_request_saying(
             &with_field,
             Some("  Release <b>week</b>: I review SUP tickets "),
         );
-        let missing = ask(&without_field, None);
+        let missing = env.portal_request(&without_field);
         let (_, accepted) = env.jsm(&given).await;
         let given_id = accepted["requestId"].as_str().unwrap().to_string();
         let (_, accepted) = env.jsm(&missing).await;

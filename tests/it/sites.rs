@@ -231,17 +231,7 @@ async fn one_sweep_plans_and_applies_three_sites_with_one_org_listing() {
         for sim in &sims {
             sim.state().clear_log();
         }
-        let options = ApplyOptions {
-            confirmed: true,
-            ..ApplyOptions::default()
-        };
-        let outcomes = reseat::sweep::plan_and_apply_sites(
-            &state.each_site(),
-            &[Source::Api],
-            &hidden(),
-            &options,
-        )
-        .await;
+        let outcomes = sweep_every_site(&state).await;
         // Together, the listing is read once: two sites' worth of listing pages fewer.
         let together = sims[0].state().calls("POST", search);
         assert_eq!(
@@ -664,18 +654,7 @@ async fn chat_and_sign_in_requests_go_to_the_sites_that_removed_the_access() {
                 Some(Utc::now()),
             )
             .unwrap();
-        let options = ApplyOptions {
-            confirmed: true,
-            ..ApplyOptions::default()
-        };
-        for (site, outcome) in reseat::sweep::plan_and_apply_sites(
-            &state.each_site(),
-            &[Source::Api],
-            &hidden(),
-            &options,
-        )
-        .await
-        {
+        for (site, outcome) in sweep_every_site(&state).await {
             outcome.unwrap_or_else(|e| panic!("{site}: {e}"));
         }
         let on = |sim: &SimHandle, account: &str| {
@@ -838,17 +817,7 @@ async fn a_group_granting_jira_on_two_sites_removes_nobody_through_it() {
         let config = org_config(&sims, &db, Mode::Live);
         let app = crate::support::spawn_configured(db, config, axum::Router::new()).await;
         let state = app.state.clone();
-        let options = ApplyOptions {
-            confirmed: true,
-            ..ApplyOptions::default()
-        };
-        let outcomes = reseat::sweep::plan_and_apply_sites(
-            &state.each_site(),
-            &[Source::Api],
-            &hidden(),
-            &options,
-        )
-        .await;
+        let outcomes = sweep_every_site(&state).await;
         for ((site, outcome), (sim, other)) in outcomes
             .into_iter()
             .take(2)
@@ -1007,4 +976,16 @@ fn shared_group(home: &SimHandle, also: &SimHandle, name: &str, members: &[Strin
     also.state()
         .share_group(home.state(), name, &[Product::JiraSoftware])
         .unwrap();
+}
+
+/// What `reseat sweep --yes` does: every site planned from the admin API and applied.
+async fn sweep_every_site(
+    state: &reseat::app::AppState,
+) -> Vec<reseat::sweep::SiteOutcome<(reseat::sweep::Planned, reseat::sweep::ApplyReport)>> {
+    let options = ApplyOptions {
+        confirmed: true,
+        ..ApplyOptions::default()
+    };
+    reseat::sweep::plan_and_apply_sites(&state.each_site(), &[Source::Api], &hidden(), &options)
+        .await
 }
